@@ -1,0 +1,89 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// AckTimeout bounds the wait for JetStream's ack when the caller's context has no deadline.
+const AckTimeout = 2 * time.Second
+
+// Publisher publishes one component's events. It is safe for concurrent use.
+type Publisher struct {
+	js       jetstream.JetStream
+	source   string
+	instance string
+	seq      atomic.Uint64
+}
+
+// NewPublisher publishes as source (the component's role) from one process,
+// named instance.
+func NewPublisher(nc *nats.Conn, source, instance string) (*Publisher, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &Publisher{js: js, source: source, instance: instance}, nil
+}
+
+// Publish stamps ev (id, time, source, instance, seq) and waits until
+// MOAT_AUDIT has it. An error means the event is not on record: the caller
+// must not go on as if it were (fail closed).
+func (p *Publisher) Publish(ctx context.Context, ev *wire.AuditEvent) error {
+	if ev.ID == "" {
+		ev.ID = wire.NewID()
+	}
+	if ev.TS.IsZero() {
+		ev.TS = time.Now().UTC()
+	}
+	ev.Source, ev.Instance = p.source, p.instance
+	ev.Seq = p.seq.Add(1)
+	body, err := wire.Encode(wire.Msgpack, ev)
+	if err != nil {
+		return fmt.Errorf("encode audit event: %w", err)
+	}
+	msg := nats.NewMsg(wire.AuditSubject(p.source, ev.Kind))
+	msg.Data = body
+	msg.Header.Set(wire.HeaderMsgID, ev.ID)
+	msg.Header.Set(wire.HeaderContentType, wire.ContentMsgpack)
+	msg.Header.Set(wire.HeaderKind, ev.Kind)
+	if ev.Verdict != "" {
+		msg.Header.Set(wire.HeaderVerdict, ev.Verdict)
+	}
+	if ev.RequestID != "" {
+		msg.Header.Set(wire.HeaderRequestID, ev.RequestID)
+	}
+	if ev.SessionID != "" {
+		msg.Header.Set(wire.HeaderSessionID, ev.SessionID)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, AckTimeout)
+		defer cancel()
+	}
+	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(wire.AuditStream)); err != nil {
+		return unrecorded(err)
+	}
+	return nil
+}
+
+// unrecorded turns a failed publish into a 503 that says what to do.
+func unrecorded(err error) error {
+	switch {
+	case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
+		return wire.Errorf(wire.CodeUnavailable, "audit stream %s is not answering, so nothing can be recorded: check busd", wire.AuditStream)
+	case strings.Contains(err.Error(), "maximum bytes") || strings.Contains(err.Error(), "maximum messages"):
+		return wire.Errorf(wire.CodeUnavailable, "audit stream %s is full, so nothing can be recorded: start auditd to drain it", wire.AuditStream)
+	case errors.Is(err, context.DeadlineExceeded):
+		return wire.Errorf(wire.CodeUnavailable, "audit stream %s did not acknowledge in time: check busd", wire.AuditStream)
+	}
+	return wire.Errorf(wire.CodeUnavailable, "audit event not recorded: %v", err)
+}

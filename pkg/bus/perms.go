@@ -1,0 +1,126 @@
+package bus
+
+import (
+	"time"
+
+	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// InboxPrefix is the private reply prefix of a role. Each component receives
+// replies only under its own prefix, so no other key can read its answers.
+func InboxPrefix(role string) string { return "_INBOX_" + role }
+
+// responseWindow bounds how long a responder may take to answer one request.
+// It must outlast the longest run plus an approval wait.
+const responseWindow = 2 * time.Hour
+
+// The client-facing request subjects: what an agent's key may publish.
+var clientRequests = []string{
+	wire.SubjectResolve, wire.SubjectProfileList, wire.SubjectCheck, wire.SubjectRun,
+	wire.SubjectAuditQuery, wire.SubjectAuditVerify, wire.SubjectAuditStats,
+}
+
+// Service discovery: anyone may ping; only a service may answer under its name.
+var discovery = []string{"$SRV.PING", "$SRV.PING.>", "$SRV.INFO", "$SRV.INFO.>", "$SRV.STATS", "$SRV.STATS.>"}
+
+// streamInfo lets a role read the audit stream's state (moat status, benchd).
+const streamInfo = "$JS.API.STREAM.INFO." + wire.AuditStream
+
+// Permissions returns the least-privilege permissions of role, or nil for admin
+// (everything). The table is the security boundary between components:
+//
+//   - only profiled answers moat.profile.>, only policyd moat.policy.>, only
+//     sandboxd moat.sandbox.>, only auditd moat.audit.{query,verify,stats};
+//   - only daemons publish audit events, each under its own source;
+//   - only auditd reads the MOAT_AUDIT stream through a consumer;
+//   - only approver (and admin) answer approvals, so an agent cannot approve itself;
+//   - each daemon receives replies only on its own inbox prefix.
+func Permissions(role string) *server.Permissions {
+	switch role {
+	case home.RoleAdmin:
+		return nil
+	case home.RoleClient:
+		return &server.Permissions{
+			Publish: &server.SubjectPermission{
+				Allow: concat(clientRequests, discovery, []string{streamInfo}),
+				Deny:  []string{wire.SubjectAuditEvents + ".>", wire.SubjectApprovalAns + ".>"},
+			},
+			Subscribe: &server.SubjectPermission{
+				Allow: []string{InboxPrefix(role) + ".>", "_INBOX.>", wire.SubjectRunOutput + ".*.out", wire.SubjectAuditCkpt},
+			},
+		}
+	case home.RoleApprover:
+		return &server.Permissions{
+			Publish: &server.SubjectPermission{
+				Allow: concat(clientRequests, discovery, []string{wire.SubjectApprovalAns + ".>", "moat.policy.approvals"}),
+				Deny:  []string{wire.SubjectAuditEvents + ".>"},
+			},
+			Subscribe: &server.SubjectPermission{
+				Allow: []string{InboxPrefix(role) + ".>", "_INBOX.>", wire.SubjectApprovalAsk + ".>"},
+			},
+		}
+	case home.RoleBenchd:
+		return &server.Permissions{
+			Publish: &server.SubjectPermission{
+				Allow: concat(clientRequests, discovery, []string{streamInfo, wire.SubjectApprovalAns + ".>", wire.AuditSubject(role, ">")}),
+			},
+			Subscribe: &server.SubjectPermission{
+				Allow: []string{InboxPrefix(role) + ".>", wire.SubjectApprovalAsk + ".>", wire.SubjectRunOutput + ".*.out", wire.SubjectAuditCkpt},
+			},
+		}
+	}
+	p := daemon(role)
+	switch role {
+	case home.RoleProfiled:
+		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.profile.>")
+	case home.RolePolicyd:
+		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.policy.>", wire.SubjectApprovalAns+".>")
+		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectApprovalAsk+".>")
+	case home.RoleSandboxd:
+		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.sandbox.>")
+		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck, wire.SubjectRunOutput+".*.out")
+	case home.RoleAuditd:
+		p.Subscribe.Allow = append(p.Subscribe.Allow, wire.SubjectAuditQuery, wire.SubjectAuditVerify, wire.SubjectAuditStats)
+		const js = "$JS.API."
+		p.Publish.Allow = append(p.Publish.Allow,
+			js+"INFO", streamInfo,
+			js+"CONSUMER.INFO."+wire.AuditStream+".>",
+			js+"CONSUMER.CREATE."+wire.AuditStream+".>",
+			js+"CONSUMER.DURABLE.CREATE."+wire.AuditStream+".>",
+			js+"CONSUMER.MSG.NEXT."+wire.AuditStream+".>",
+			"$JS.ACK."+wire.AuditStream+".>",
+			wire.SubjectAuditCkpt)
+	default:
+		// An unknown role gets nothing: it may connect but neither publish nor subscribe.
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Deny: []string{">"}},
+			Subscribe: &server.SubjectPermission{Deny: []string{">"}},
+		}
+	}
+	return p
+}
+
+// daemon is what every service shares: answer requests it received, answer
+// discovery under its own name, receive replies on its own inbox, and publish
+// audit events under its own source.
+func daemon(role string) *server.Permissions {
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{
+			Allow: []string{wire.AuditSubject(role, ">")},
+		},
+		Subscribe: &server.SubjectPermission{
+			Allow: []string{InboxPrefix(role) + ".>", "$SRV.*", "$SRV.*." + role, "$SRV.*." + role + ".*"},
+		},
+		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: responseWindow},
+	}
+}
+
+func concat(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}

@@ -1,0 +1,142 @@
+// Package cli is the moat command line: the client of the stack for people and
+// scripts. Every command prints for people by default and JSON with --json.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/moatsec/moat/pkg/client"
+	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// Exit codes shared by the commands.
+const (
+	ExitOK       = 0
+	ExitError    = 1
+	ExitUsage    = 2
+	ExitDegraded = 3 // status: something is missing
+)
+
+// cmd is one subcommand.
+type cmd struct {
+	summary string
+	run     func(ctx context.Context, e *env, args []string) int
+}
+
+var commands = map[string]cmd{
+	"init":     {"create MOAT_HOME: keys for every component, audit keys, rules dir", runInit},
+	"profiles": {"list the profiles profiled offers", runProfiles},
+	"resolve":  {"show the concrete policy a profile gives a workspace", runResolve},
+	"status":   {"show which services are up, how many copies, and what is missing", runStatus},
+}
+
+// env is what every command gets.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+// Main runs the moat command line and returns its exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		e.usage()
+		if len(args) == 0 {
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "moat: unknown command %q\n", args[0])
+		e.usage()
+		return ExitUsage
+	}
+	return c.run(ctx, e, args[1:])
+}
+
+func (e *env) usage() {
+	fmt.Fprintln(e.stderr, "usage: moat COMMAND [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(e.stderr, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(e.stderr, "\nrun `moat COMMAND -h` for a command's flags")
+}
+
+// flags makes a command's flag set with --json and, for commands that talk
+// to the bus, the shared connection flags.
+func (e *env) flags(name string, bus bool) (*flag.FlagSet, *bool, func(home.Home) client.Options) {
+	fs := flag.NewFlagSet("moat "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	js := fs.Bool("json", false, "print JSON for programs")
+	var opts func(home.Home) client.Options
+	if bus {
+		opts = client.Flags(fs, home.RoleClient)
+	}
+	return fs, js, opts
+}
+
+// dial connects with the options the flags gave.
+func (e *env) dial(ctx context.Context, opts func(home.Home) client.Options) (*client.Client, bool) {
+	h, err := home.FromEnv()
+	if err != nil {
+		e.fail(err)
+		return nil, false
+	}
+	c, err := client.Dial(ctx, opts(h))
+	if err != nil {
+		e.fail(err)
+		return nil, false
+	}
+	return c, true
+}
+
+// fail prints err for a person and returns the generic error code.
+func (e *env) fail(err error) int {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		fmt.Fprintf(e.stderr, "moat: %s (%d)\n", we.Message, we.Code)
+	} else {
+		fmt.Fprintf(e.stderr, "moat: %v\n", err)
+	}
+	return ExitError
+}
+
+func (e *env) json(v any) int {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return e.fail(err)
+	}
+	return ExitOK
+}
+
+// parse parses args and reports usage errors with code 2.
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK, false
+		}
+		return ExitUsage, false
+	}
+	return 0, true
+}
+
+func join(l []string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return strings.Join(l, " ")
+}

@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+func runProfiles(ctx context.Context, e *env, args []string) int {
+	fs, js, opts := e.flags("profiles", true)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	c, ok := e.dial(ctx, opts)
+	if !ok {
+		return ExitError
+	}
+	defer c.Close()
+	l, err := c.Profiles(ctx)
+	if err != nil {
+		return e.fail(err)
+	}
+	if *js {
+		return e.json(l)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROFILE\tWRITE\tNETWORK\tENABLED\tALIASES\tDESCRIPTION")
+	for _, p := range l.Profiles {
+		name := p.Name
+		if name == l.Default {
+			name += " (default)"
+		}
+		enabled := "yes"
+		if !p.Enabled {
+			enabled = "no"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, p.Write, p.Network, enabled, join(p.Aliases), p.Description)
+	}
+	tw.Flush()
+	return ExitOK
+}
+
+func runResolve(ctx context.Context, e *env, args []string) int {
+	fs, js, opts := e.flags("resolve", true)
+	name := fs.String("profile", "", "profile name or alias (default offline)")
+	ws := fs.String("workspace", "", "workspace directory (default the current directory)")
+	cwd := fs.String("cwd", "", "working directory inside the workspace (default the workspace)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	workspace, err := absOrCwd(*ws)
+	if err != nil {
+		return e.fail(err)
+	}
+	c, ok := e.dial(ctx, opts)
+	if !ok {
+		return ExitError
+	}
+	defer c.Close()
+	p, err := c.Resolve(ctx, &wire.ResolveRequest{Profile: *name, Workspace: workspace, Cwd: absIfSet(*cwd)})
+	if err != nil {
+		return e.fail(err)
+	}
+	if *js {
+		return e.json(p)
+	}
+	printProfile(e, p)
+	return ExitOK
+}
+
+func printProfile(e *env, p *wire.Profile) {
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "profile\t%s (base %s, from %s)\n", p.Name, p.Base, p.Source)
+	fmt.Fprintf(tw, "workspace\t%s\n", p.Workspace)
+	fmt.Fprintf(tw, "cwd\t%s\n", p.Cwd)
+	fmt.Fprintf(tw, "write\t%s\n", orNothing(p.FS.Write, "nothing but a private /tmp"))
+	fmt.Fprintf(tw, "write deny\t%s\n", orNothing(p.FS.WriteDeny, "-"))
+	fmt.Fprintf(tw, "read deny\t%s\n", orNothing(p.FS.ReadDeny, "-"))
+	net := p.Net.Mode
+	if p.Net.Mode == wire.NetAllowlist {
+		net += ": " + strings.Join(p.Net.Allow, ", ")
+	}
+	fmt.Fprintf(tw, "network\t%s\n", net)
+	l := p.Limits
+	fmt.Fprintf(tw, "limits\ttimeout %s, memory %s, pids %d, cpu %s, output %s, file %s\n",
+		time.Duration(l.TimeoutMS)*time.Millisecond, bytes(l.MemoryBytes), l.Pids,
+		time.Duration(l.CPUMS)*time.Millisecond, bytes(l.OutputBytes), bytes(l.FileBytes))
+	set := make([]string, 0, len(p.Env.Set))
+	for k, v := range p.Env.Set {
+		set = append(set, k+"="+v)
+	}
+	fmt.Fprintf(tw, "env\tpass %s; set %s\n", join(p.Env.Pass), join(set))
+	if len(p.NarrowedBy) > 0 {
+		fmt.Fprintf(tw, "narrowed by\t%s\n", strings.Join(p.NarrowedBy, ", "))
+	}
+	tw.Flush()
+}
+
+func orNothing(l []string, none string) string {
+	if len(l) == 0 {
+		return none
+	}
+	return strings.Join(l, "\n\t")
+}
+
+func bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// absOrCwd makes dir absolute, defaulting to the current directory.
+func absOrCwd(dir string) (string, error) {
+	if dir == "" {
+		return os.Getwd()
+	}
+	return filepath.Abs(dir)
+}
+
+func absIfSet(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return dir
+	}
+	return abs
+}

@@ -1,0 +1,107 @@
+package profile
+
+import (
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// Built-in profile names.
+const (
+	Offline        = "offline"
+	NetReadonly    = "net-readonly"
+	WorkspaceWrite = "workspace-write"
+	WorkspaceNet   = "workspace-net"
+	Trusted        = "trusted"
+	Default        = Offline // what an empty name means: fail safe
+)
+
+// Aliases maps other names (Codex's among them) to built-ins.
+var Aliases = map[string]string{
+	"read-only":          Offline,
+	"readonly":           Offline,
+	"danger-full-access": Trusted,
+	"full-access":        Trusted,
+	"net-read-only":      NetReadonly,
+	"read-net":           NetReadonly,
+	"workspace":          WorkspaceWrite,
+}
+
+// writeScope is what a profile may write before extra roots are added.
+type writeScope int
+
+const (
+	writeNothing writeScope = iota
+	writeWorkspace
+	writeEverything
+)
+
+// Spec is a profile before resolution: paths may start with ~ and the
+// workspace is not known yet.
+type Spec struct {
+	Name        string
+	Base        string // the built-in it extends (itself for a built-in)
+	Description string
+	Source      string
+	scope       writeScope
+	Write       []string // extra write roots
+	ReadDeny    []string
+	WriteDeny   []string
+	Net         wire.Net
+	Limits      wire.Limits
+	Env         wire.Env
+}
+
+// DefaultLimits bound every built-in but trusted's timeout.
+var DefaultLimits = wire.Limits{
+	TimeoutMS:   (2 * time.Minute).Milliseconds(),
+	MemoryBytes: 2 << 30,
+	Pids:        512,
+	CPUMS:       (5 * time.Minute).Milliseconds(),
+	OutputBytes: 1 << 20,
+	FileBytes:   1 << 30,
+}
+
+// DefaultEnv is the environment allowlist: nothing that carries credentials.
+var DefaultEnv = wire.Env{
+	Pass: []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TZ", "LANG", "LANGUAGE",
+		"LC_ALL", "LC_CTYPE", "LC_MESSAGES", "COLUMNS", "LINES", "NO_COLOR"},
+	Set: map[string]string{"TMPDIR": "/tmp"},
+}
+
+// DefaultReadDeny lists what no sandboxed command may read: credentials of
+// the usual tools in every relevant home, and the system's secrets. Globs are
+// expanded at resolution.
+var DefaultReadDeny = []string{
+	"~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh", "~/.config/hub", "~/.netrc",
+	"~/.docker/config.json", "~/.kube", "~/.config/gcloud", "~/.azure", "~/.git-credentials",
+	"~/.npmrc", "~/.pypirc", "~/.cargo/credentials", "~/.cargo/credentials.toml",
+	"~/.password-store", "~/.local/share/keyrings", "~/.vault-token",
+	"~/.terraform.d/credentials.tfrc.json", "~/.gem/credentials",
+	"/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d", "/etc/ssh/ssh_host_*_key",
+}
+
+// Protected lists the paths inside a writable workspace that let a command
+// escalate (hooks and configs that other tools execute), relative to the workspace.
+var Protected = []string{".git/hooks", ".git/config", ".moat", ".moat-profile", ".codex", ".vscode", ".idea", ".envrc"}
+
+func builtins() map[string]*Spec {
+	mk := func(name, desc string, scope writeScope, net string) *Spec {
+		s := &Spec{Name: name, Base: name, Description: desc, Source: "builtin", scope: scope,
+			ReadDeny: DefaultReadDeny, Net: wire.Net{Mode: net}, Limits: DefaultLimits, Env: DefaultEnv}
+		return s
+	}
+	trusted := mk(Trusted, "everything, with network; for admin work, off unless profiled runs with --allow-trusted, always audited", writeEverything, wire.NetFull)
+	trusted.ReadDeny = nil // only moat's own secrets stay hidden (added at resolution)
+	trusted.Limits.TimeoutMS = (10 * time.Minute).Milliseconds()
+	return map[string]*Spec{
+		Offline:        mk(Offline, "read the code, write nothing but a private /tmp, no network", writeNothing, wire.NetNone),
+		NetReadonly:    mk(NetReadonly, "read and fetch: no writes but a private /tmp, full network", writeNothing, wire.NetFull),
+		WorkspaceWrite: mk(WorkspaceWrite, "everyday development: write the workspace and a private /tmp, no network", writeWorkspace, wire.NetNone),
+		WorkspaceNet:   mk(WorkspaceNet, "installs and full-stack work: write the workspace, full network", writeWorkspace, wire.NetFull),
+		Trusted:        trusted,
+	}
+}
+
+// BuiltinNames in the order they are listed.
+var BuiltinNames = []string{Offline, NetReadonly, WorkspaceWrite, WorkspaceNet, Trusted}

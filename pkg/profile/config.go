@@ -1,0 +1,205 @@
+package profile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// fileConfig is MOAT_HOME/profiles.toml.
+//
+//	read_deny = ["/srv/secrets"]        # added to every profile but trusted
+//
+//	[profiles.ci]
+//	extends = "workspace-net"
+//	description = "CI jobs"
+//	write = ["~/.cache/go-build"]       # extra write roots
+//	read_deny = ["~/.config/ci"]
+//	write_deny = ["/srv/ci/config"]
+//	net = "allowlist"                   # none, full or allowlist
+//	net_allow = ["proxy.golang.org:443"]
+//	env_pass = ["GOFLAGS"]
+//	env_set = { GOTOOLCHAIN = "local" }
+//	[profiles.ci.limits]
+//	timeout = "10m"
+//	memory = "4GiB"
+type fileConfig struct {
+	ReadDeny []string              `toml:"read_deny"`
+	Profiles map[string]customTOML `toml:"profiles"`
+}
+
+type customTOML struct {
+	Extends     string            `toml:"extends"`
+	Description string            `toml:"description"`
+	Write       []string          `toml:"write"`
+	ReadDeny    []string          `toml:"read_deny"`
+	WriteDeny   []string          `toml:"write_deny"`
+	Net         string            `toml:"net"`
+	NetAllow    []string          `toml:"net_allow"`
+	EnvPass     []string          `toml:"env_pass"`
+	EnvSet      map[string]string `toml:"env_set"`
+	Limits      limitsTOML        `toml:"limits"`
+}
+
+var customName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+// Catalog is the set of profiles a resolver knows: built-ins, aliases and
+// custom profiles, plus read-deny paths added to every profile but trusted.
+type Catalog struct {
+	specs    map[string]*Spec
+	names    []string // listing order: built-ins, then custom sorted
+	readDeny []string
+}
+
+// LoadCatalog reads the built-ins and, when path exists, the custom profiles
+// in it. Any mistake in the file is an error naming the file and what to fix:
+// profiled does not start on a half-understood configuration.
+func LoadCatalog(path string) (*Catalog, error) {
+	c := &Catalog{specs: builtins(), names: slices.Clone(BuiltinNames)}
+	if path == "" {
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var fc fileConfig
+	md, err := toml.Decode(string(data), &fc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("%s: unknown setting %q; see docs/profiles.md for the keys a custom profile takes", path, und[0].String())
+	}
+	if err := checkPaths(fc.ReadDeny); err != nil {
+		return nil, fmt.Errorf("%s: read_deny: %w", path, err)
+	}
+	c.readDeny = fc.ReadDeny
+	names := make([]string, 0, len(fc.Profiles))
+	for name := range fc.Profiles {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		spec, err := c.custom(name, fc.Profiles[name], path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: profile %q: %w", path, name, err)
+		}
+		c.specs[name] = spec
+		c.names = append(c.names, name)
+	}
+	return c, nil
+}
+
+func (c *Catalog) custom(name string, t customTOML, path string) (*Spec, error) {
+	if !customName.MatchString(name) {
+		return nil, errors.New("a name is lowercase letters, digits and dashes, starting with a letter")
+	}
+	if _, taken := c.specs[name]; taken || Aliases[name] != "" {
+		return nil, errors.New("the name is a built-in profile or alias; pick another")
+	}
+	baseName := canonical(t.Extends)
+	base, ok := c.specs[baseName]
+	if !ok || base.Source != "builtin" {
+		return nil, fmt.Errorf("extends = %q: a custom profile extends one of %s", t.Extends, strings.Join(BuiltinNames, ", "))
+	}
+	for key, list := range map[string][]string{"write": t.Write, "read_deny": t.ReadDeny, "write_deny": t.WriteDeny} {
+		if err := checkPaths(list); err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	s := *base
+	s.Name, s.Base, s.Source = name, base.Name, path
+	if t.Description != "" {
+		s.Description = t.Description
+	} else {
+		s.Description = "custom, extends " + base.Name
+	}
+	s.Write = concat(base.Write, t.Write)
+	s.ReadDeny = concat(base.ReadDeny, t.ReadDeny)
+	s.WriteDeny = concat(base.WriteDeny, t.WriteDeny)
+	switch t.Net {
+	case "":
+		if len(t.NetAllow) > 0 {
+			s.Net = wire.Net{Mode: wire.NetAllowlist, Allow: t.NetAllow}
+		}
+	case wire.NetNone, wire.NetFull:
+		if len(t.NetAllow) > 0 {
+			return nil, fmt.Errorf("net = %q takes no net_allow; use net = \"allowlist\"", t.Net)
+		}
+		s.Net = wire.Net{Mode: t.Net}
+	case wire.NetAllowlist:
+		if len(t.NetAllow) == 0 {
+			return nil, errors.New("net = \"allowlist\" needs net_allow entries such as \"proxy.golang.org:443\"")
+		}
+		s.Net = wire.Net{Mode: wire.NetAllowlist, Allow: t.NetAllow}
+	default:
+		return nil, fmt.Errorf("net = %q: want none, full or allowlist", t.Net)
+	}
+	if err := checkHosts(s.Net.Allow); err != nil {
+		return nil, err
+	}
+	s.Limits = t.Limits.apply(base.Limits, false)
+	s.Env = wire.Env{Pass: concat(base.Env.Pass, t.EnvPass), Set: map[string]string{}}
+	for k, v := range base.Env.Set {
+		s.Env.Set[k] = v
+	}
+	for k, v := range t.EnvSet {
+		if strings.HasPrefix(k, "MOAT_") || strings.HasPrefix(k, "NATS_") {
+			return nil, fmt.Errorf("env_set %s: moat's own variables never reach a sandbox", k)
+		}
+		s.Env.Set[k] = v
+	}
+	return &s, nil
+}
+
+// checkPaths accepts absolute paths and ~/ paths, without NUL bytes.
+func checkPaths(paths []string) error {
+	for _, p := range paths {
+		if strings.ContainsRune(p, 0) {
+			return fmt.Errorf("path %q contains a NUL byte", p)
+		}
+		if !strings.HasPrefix(p, "/") && p != "~" && !strings.HasPrefix(p, "~/") {
+			return fmt.Errorf("path %q must be absolute or start with ~/", p)
+		}
+	}
+	return nil
+}
+
+var hostPort = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:.]+\](:[0-9]{1,5})?$`)
+
+func checkHosts(hosts []string) error {
+	for _, h := range hosts {
+		if !hostPort.MatchString(h) {
+			return fmt.Errorf("net_allow %q: want host, host:port, *.domain or [v6]:port", h)
+		}
+	}
+	return nil
+}
+
+func concat(a, b []string) []string {
+	out := make([]string, 0, len(a)+len(b))
+	return append(append(out, a...), b...)
+}
+
+// canonical maps an alias to its built-in and "" to the default.
+func canonical(name string) string {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return Default
+	}
+	if b, ok := Aliases[name]; ok {
+		return b
+	}
+	return name
+}

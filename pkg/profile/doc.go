@@ -1,0 +1,20 @@
+// Package profile turns an intent — a profile name, a workspace and a working
+// directory — into a concrete [wire.Profile]: absolute write roots, the paths a
+// command may not read or change, its network and its limits. It is profiled's
+// logic, with no bus in it.
+//
+// Five built-ins (offline, net-readonly, workspace-write, workspace-net,
+// trusted) take Codex-style aliases; MOAT_HOME/profiles.toml adds custom
+// profiles that extend a built-in. A .moat-profile file found walking up from
+// the workspace can only narrow the result: the resolved profile is the meet of
+// what was asked and what each file allows (see [Meet]).
+//
+// Invariants of a resolved profile:
+//   - every path is absolute and clean; the workspace and cwd have no symlinks
+//     in them and cwd lies inside the workspace;
+//   - MOAT_HOME is never readable nor writable, whatever the profile;
+//   - protected paths inside a writable workspace (.git/hooks, .git/config,
+//     .moat/, .codex/, .vscode/, .envrc, .moat-profile) are write-denied even
+//     when they do not exist yet;
+//   - every limit is set (no zero means unlimited).
+package profile

@@ -1,0 +1,168 @@
+package profile
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/BurntSushi/toml"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// DirFile is the per-directory file that narrows a profile.
+const DirFile = ".moat-profile"
+
+// dirTOML is what a .moat-profile may say. Every key narrows:
+//
+//	profile = "workspace-write"   # the most this directory allows (a ceiling)
+//	read_deny = ["secrets"]       # relative to the file's directory, absolute, or ~/
+//	write_deny = ["vendor"]
+//	net_allow = ["proxy.golang.org:443"]  # full network becomes this allowlist
+//	[limits]                      # caps: only lower values take effect
+//	timeout = "1m"
+type dirTOML struct {
+	Profile   string     `toml:"profile"`
+	ReadDeny  []string   `toml:"read_deny"`
+	WriteDeny []string   `toml:"write_deny"`
+	NetAllow  []string   `toml:"net_allow"`
+	Limits    limitsTOML `toml:"limits"`
+}
+
+// narrow applies every .moat-profile from the workspace up to the root.
+func (r *Resolver) narrow(cat *Catalog, p *wire.Profile, homes []string) (*wire.Profile, error) {
+	for dir := p.Workspace; ; dir = filepath.Dir(dir) {
+		path := filepath.Join(dir, DirFile)
+		data, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			if p, err = r.applyDirFile(cat, p, path, data, homes); err != nil {
+				return nil, err
+			}
+		case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		default:
+			// A file we cannot read may narrow: refuse rather than guess.
+			return nil, wire.Errorf(wire.CodeDenied, "cannot read %s (%v), so the profile cannot be narrowed as it asks: fix its permissions", path, unwrapPath(err))
+		}
+		if dir == "/" {
+			return p, nil
+		}
+	}
+}
+
+func (r *Resolver) applyDirFile(cat *Catalog, p *wire.Profile, path string, data []byte, homes []string) (*wire.Profile, error) {
+	var d dirTOML
+	md, err := toml.Decode(string(data), &d)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeBadRequest, "%s: %v: fix or remove the file", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, wire.Errorf(wire.CodeDenied, "%s tries to widen the profile: %q is not something a %s may set; it may only narrow, with profile, read_deny, write_deny, net_allow and [limits]", path, und[0].String(), DirFile)
+	}
+	dir := filepath.Dir(path)
+	if d.Profile != "" {
+		spec, ok := cat.specs[canonical(d.Profile)]
+		if !ok {
+			return nil, wire.Errorf(wire.CodeBadRequest, "%s: profile = %q is unknown: use one of %s", path, d.Profile, strings.Join(cat.names, ", "))
+		}
+		p = Meet(p, r.build(cat, spec, p.Workspace, p.Cwd, homes))
+	}
+	extra := func(key string, list []string) ([]string, error) {
+		var out []string
+		for _, e := range list {
+			if strings.ContainsRune(e, 0) || e == "" {
+				return nil, wire.Errorf(wire.CodeBadRequest, "%s: %s entry %q is not a path", path, key, e)
+			}
+			if !filepath.IsAbs(e) && e != "~" && !strings.HasPrefix(e, "~/") {
+				e = filepath.Join(dir, e)
+			}
+			out = append(out, e)
+		}
+		return expand(out, homes), nil
+	}
+	rd, err := extra("read_deny", d.ReadDeny)
+	if err != nil {
+		return nil, err
+	}
+	wd, err := extra("write_deny", d.WriteDeny)
+	if err != nil {
+		return nil, err
+	}
+	p.FS.ReadDeny = tidy(append(p.FS.ReadDeny, rd...))
+	p.FS.WriteDeny = tidy(append(p.FS.WriteDeny, wd...))
+	if len(d.NetAllow) > 0 {
+		if err := checkHosts(d.NetAllow); err != nil {
+			return nil, wire.Errorf(wire.CodeBadRequest, "%s: %v", path, err)
+		}
+		p.Net = meetNet(p.Net, wire.Net{Mode: wire.NetAllowlist, Allow: d.NetAllow})
+	}
+	p.Limits = d.Limits.apply(p.Limits, true)
+	p.NarrowedBy = append(p.NarrowedBy, path)
+	return p, nil
+}
+
+// Meet is the greatest profile both a and b allow: writes only where both
+// write, every denied path of either, the smaller network, the lower limits,
+// only the variables both pass. It keeps a's name, source and fixed variables.
+func Meet(a, b *wire.Profile) *wire.Profile {
+	m := *a
+	var write []string
+	for _, x := range a.FS.Write {
+		for _, y := range b.FS.Write {
+			switch {
+			case within(x, y):
+				write = append(write, x)
+			case within(y, x):
+				write = append(write, y)
+			}
+		}
+	}
+	m.FS = wire.FS{
+		Write:     tidy(write),
+		ReadDeny:  tidy(concat(a.FS.ReadDeny, b.FS.ReadDeny)),
+		WriteDeny: tidy(concat(a.FS.WriteDeny, b.FS.WriteDeny)),
+	}
+	m.Net = meetNet(a.Net, b.Net)
+	m.Limits = wire.Limits{
+		TimeoutMS:   min(a.Limits.TimeoutMS, b.Limits.TimeoutMS),
+		MemoryBytes: min(a.Limits.MemoryBytes, b.Limits.MemoryBytes),
+		Pids:        min(a.Limits.Pids, b.Limits.Pids),
+		CPUMS:       min(a.Limits.CPUMS, b.Limits.CPUMS),
+		OutputBytes: min(a.Limits.OutputBytes, b.Limits.OutputBytes),
+		FileBytes:   min(a.Limits.FileBytes, b.Limits.FileBytes),
+	}
+	var pass []string
+	for _, v := range a.Env.Pass {
+		if slices.Contains(b.Env.Pass, v) {
+			pass = append(pass, v)
+		}
+	}
+	m.Env = wire.Env{Pass: pass, Set: cloneMap(a.Env.Set)}
+	return &m
+}
+
+// meetNet orders none < allowlist < full; two allowlists meet in their common entries.
+func meetNet(a, b wire.Net) wire.Net {
+	switch {
+	case a.Mode == wire.NetNone || b.Mode == wire.NetNone:
+		return wire.Net{Mode: wire.NetNone}
+	case a.Mode == wire.NetFull && b.Mode == wire.NetFull:
+		return wire.Net{Mode: wire.NetFull}
+	case a.Mode == wire.NetFull:
+		return wire.Net{Mode: wire.NetAllowlist, Allow: tidy(b.Allow)}
+	case b.Mode == wire.NetFull:
+		return wire.Net{Mode: wire.NetAllowlist, Allow: tidy(a.Allow)}
+	}
+	var both []string
+	for _, x := range a.Allow {
+		if slices.Contains(b.Allow, x) {
+			both = append(both, x)
+		}
+	}
+	if len(both) == 0 {
+		return wire.Net{Mode: wire.NetNone}
+	}
+	return wire.Net{Mode: wire.NetAllowlist, Allow: tidy(both)}
+}

@@ -1,0 +1,252 @@
+package profile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// Options configure a Resolver.
+type Options struct {
+	MoatHome     string // absolute; always read- and write-denied
+	ProfilesFile string // custom profiles; may not exist
+	AllowTrusted bool   // trusted (and profiles extending it) resolve only when set
+}
+
+// Resolver resolves requests against a catalog it can reload. It is safe for
+// concurrent use; a reload swaps the catalog atomically between requests.
+type Resolver struct {
+	opts    Options
+	catalog atomic.Pointer[Catalog]
+	homes   sync.Map // uid (uint32) → home directory
+}
+
+// NewResolver loads the catalog; a broken profiles file is an error.
+func NewResolver(opts Options) (*Resolver, error) {
+	if !filepath.IsAbs(opts.MoatHome) {
+		return nil, fmt.Errorf("MOAT_HOME %q must be absolute", opts.MoatHome)
+	}
+	r := &Resolver{opts: opts}
+	if err := r.Reload(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Reload rereads the profiles file. On error the old catalog stays in force.
+func (r *Resolver) Reload() error {
+	c, err := LoadCatalog(r.opts.ProfilesFile)
+	if err != nil {
+		return err
+	}
+	r.catalog.Store(c)
+	return nil
+}
+
+// Resolve turns req into a concrete profile. Errors are *wire.Error: 404 for an
+// unknown profile, 403 for a disabled one or a .moat-profile that tries to
+// widen, 400 for bad paths.
+func (r *Resolver) Resolve(req *wire.ResolveRequest) (*wire.Profile, error) {
+	cat := r.catalog.Load()
+	name := canonical(req.Profile)
+	spec, ok := cat.specs[name]
+	if !ok {
+		return nil, wire.Errorf(wire.CodeNotFound, "unknown profile %q: valid profiles are %s (aliases: %s)",
+			req.Profile, strings.Join(cat.names, ", "), strings.Join(aliasNames(), ", "))
+	}
+	if spec.Base == Trusted && !r.opts.AllowTrusted {
+		return nil, wire.Errorf(wire.CodeDenied, "profile %q is disabled: it allows everything, so profiled must be started with --allow-trusted to offer it", spec.Name)
+	}
+	ws, cwd, err := r.paths(req.Workspace, req.Cwd)
+	if err != nil {
+		return nil, err
+	}
+	homes := r.homesFor(ws)
+	if slices.Contains(homes, ws) {
+		return nil, wire.Errorf(wire.CodeBadRequest, "workspace %s is a home directory, whose dotfiles other programs run: pass a project directory inside it", ws)
+	}
+	p := r.build(cat, spec, ws, cwd, homes)
+	for _, d := range p.FS.ReadDeny {
+		if within(ws, d) {
+			return nil, wire.Errorf(wire.CodeDenied, "workspace %s lies inside %s, which no sandbox may read: pick another workspace", ws, d)
+		}
+	}
+	return r.narrow(cat, p, homes)
+}
+
+// build makes spec concrete for one workspace.
+func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []string) *wire.Profile {
+	p := &wire.Profile{Name: spec.Name, Base: spec.Base, Description: spec.Description,
+		Workspace: ws, Cwd: cwd, Source: spec.Source, Limits: spec.Limits,
+		Net: wire.Net{Mode: spec.Net.Mode, Allow: slices.Clone(spec.Net.Allow)},
+		Env: wire.Env{Pass: slices.Clone(spec.Env.Pass), Set: cloneMap(spec.Env.Set)}}
+	var write, readDeny, writeDeny []string
+	switch spec.scope {
+	case writeWorkspace:
+		write = append(write, ws)
+		for _, rel := range Protected {
+			writeDeny = append(writeDeny, filepath.Join(ws, rel))
+		}
+	case writeEverything:
+		write = append(write, "/")
+	}
+	write = append(write, expand(spec.Write, homes)...)
+	if spec.Base == Trusted {
+		// trusted drops the filesystem restrictions but moat's own secrets:
+		// a trusted command must not be able to speak for moat on the bus.
+		readDeny = []string{filepath.Join(r.opts.MoatHome, "creds"), filepath.Join(r.opts.MoatHome, "keys")}
+	} else {
+		readDeny = append(expand(spec.ReadDeny, homes), expand(cat.readDeny, homes)...)
+		readDeny = append(readDeny, r.opts.MoatHome)
+	}
+	writeDeny = append(writeDeny, expand(spec.WriteDeny, homes)...)
+	writeDeny = append(writeDeny, r.opts.MoatHome) // the audit trail stays out of reach
+	p.FS = wire.FS{Write: tidy(write), ReadDeny: tidy(readDeny), WriteDeny: tidy(writeDeny)}
+	return p
+}
+
+// systemDirs may not be a workspace: a writable workspace there would be a
+// writable system.
+var systemDirs = []string{"/", "/bin", "/boot", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/opt",
+	"/root", "/run", "/sbin", "/srv", "/usr", "/var", "/home", "/tmp", "/mnt", "/media"}
+
+// paths checks and canonicalizes the workspace and cwd.
+func (r *Resolver) paths(ws, cwd string) (string, string, error) {
+	ws, err := existingDir("workspace", ws)
+	if err != nil {
+		return "", "", err
+	}
+	if slices.Contains(systemDirs, ws) || within(ws, "/proc") || within(ws, "/sys") || within(ws, "/dev") {
+		return "", "", wire.Errorf(wire.CodeBadRequest, "workspace %s is a system directory: pass the project directory instead", ws)
+	}
+	if within(ws, r.opts.MoatHome) {
+		return "", "", wire.Errorf(wire.CodeBadRequest, "workspace %s is inside MOAT_HOME (%s): pass a project directory", ws, r.opts.MoatHome)
+	}
+	if cwd == "" {
+		return ws, ws, nil
+	}
+	cwd, err = existingDir("cwd", cwd)
+	if err != nil {
+		return "", "", err
+	}
+	if !within(cwd, ws) {
+		return "", "", wire.Errorf(wire.CodeBadRequest, "cwd %s is outside the workspace %s: pass a cwd inside it", cwd, ws)
+	}
+	return ws, cwd, nil
+}
+
+// existingDir checks that p is an absolute path of an existing directory and
+// returns it with symlinks resolved.
+func existingDir(what, p string) (string, error) {
+	switch {
+	case p == "":
+		return "", wire.Errorf(wire.CodeBadRequest, "%s is required: pass an absolute path", what)
+	case strings.ContainsRune(p, 0):
+		return "", wire.Errorf(wire.CodeBadRequest, "%s contains a NUL byte", what)
+	case !filepath.IsAbs(p):
+		return "", wire.Errorf(wire.CodeBadRequest, "%s %q is relative: pass an absolute path", what, p)
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", wire.Errorf(wire.CodeBadRequest, "%s %s does not exist", what, p)
+	}
+	if err != nil {
+		return "", wire.Errorf(wire.CodeBadRequest, "%s %s: %v", what, p, unwrapPath(err))
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", wire.Errorf(wire.CodeBadRequest, "%s %s: %v", what, p, unwrapPath(err))
+	}
+	if !fi.IsDir() {
+		return "", wire.Errorf(wire.CodeBadRequest, "%s %s is not a directory", what, p)
+	}
+	return real, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// homesFor lists the home directories whose secrets a command in ws must not
+// read: the workspace owner's (the command runs as that user) and profiled's own.
+func (r *Resolver) homesFor(ws string) []string {
+	var homes []string
+	if uid, ok := ownerUID(ws); ok {
+		if h, ok := r.homes.Load(uid); ok {
+			homes = append(homes, h.(string))
+		} else if h := homeOf(uid); h != "" {
+			r.homes.Store(uid, h)
+			homes = append(homes, h)
+		}
+	}
+	if h := os.Getenv("HOME"); h != "" && filepath.IsAbs(h) && !slices.Contains(homes, filepath.Clean(h)) {
+		homes = append(homes, filepath.Clean(h))
+	}
+	return homes
+}
+
+// expand makes paths concrete: ~ becomes each home, globs their matches.
+func expand(paths []string, homes []string) []string {
+	var out []string
+	for _, p := range paths {
+		var cands []string
+		if p == "~" || strings.HasPrefix(p, "~/") {
+			for _, h := range homes {
+				cands = append(cands, filepath.Join(h, strings.TrimPrefix(p, "~")))
+			}
+		} else {
+			cands = []string{filepath.Clean(p)}
+		}
+		for _, c := range cands {
+			if strings.ContainsAny(c, "*?[") {
+				m, _ := filepath.Glob(c)
+				out = append(out, m...)
+				continue
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// within reports whether p is root or lies under it.
+func within(p, root string) bool {
+	return p == root || root == "/" || strings.HasPrefix(p, root+"/")
+}
+
+// tidy sorts and de-duplicates, and never returns nil (lists encode as []).
+func tidy(l []string) []string {
+	out := make([]string, 0, len(l))
+	out = append(out, l...)
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func aliasNames() []string {
+	names := make([]string, 0, len(Aliases))
+	for a, b := range Aliases {
+		names = append(names, a+"→"+b)
+	}
+	sort.Strings(names)
+	return names
+}

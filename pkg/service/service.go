@@ -1,0 +1,194 @@
+// Package service runs a moat daemon's endpoints on nats.go/micro, so `nats
+// service list|info|stats|ping` inspects every daemon, and adds what every
+// daemon needs the same way: bodies decoded by the wire codec (JSON in, JSON
+// out), errors as Nats-Service-Error headers with stable codes, and requests
+// answered concurrently with a bound.
+//
+// micro calls a handler one message at a time per subscription, so each request
+// is handed to its own goroutine and answered from there. When MaxInflight
+// requests are already running, the next is answered 503 at once instead of
+// queueing behind them.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// Config describes a daemon's service.
+type Config struct {
+	Name        string
+	Version     string // semver
+	Description string
+	MaxInflight int // default 1024
+	Logger      *slog.Logger
+}
+
+// Handler answers one request: a value to encode, or an error (a *wire.Error
+// keeps its code; anything else is a 500).
+type Handler func(ctx context.Context, req *Request) (any, error)
+
+// Request is one decoded-on-demand request.
+type Request struct {
+	Subject   string
+	Format    wire.Format
+	Data      []byte
+	RequestID string // Moat-Request-Id header, may be empty
+	SessionID string // Moat-Session-Id header, may be empty
+}
+
+// Decode reads the body into v (strict; 400/413 on bad input).
+func (r *Request) Decode(v any) error { return wire.Decode(r.Format, r.Data, v) }
+
+// Service is a running micro service.
+type Service struct {
+	nc   *nats.Conn
+	svc  micro.Service
+	cfg  Config
+	log  *slog.Logger
+	sem  chan struct{}
+	wg   sync.WaitGroup
+	done atomic.Uint64
+	errs sync.Map // code (int) → *atomic.Uint64
+}
+
+// New registers the service on nc. Set nc's handlers before calling it: micro
+// wraps them.
+func New(nc *nats.Conn, cfg Config) (*Service, error) {
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Service{nc: nc, cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxInflight)}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:         cfg.Name,
+		Version:      cfg.Version,
+		Description:  cfg.Description,
+		QueueGroup:   wire.DefaultQueueGroup,
+		StatsHandler: func(*micro.Endpoint) any { return s.stats() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register service %s: %w", cfg.Name, err)
+	}
+	s.svc = svc
+	return s, nil
+}
+
+// ID is this instance's id, as `nats service info` shows it.
+func (s *Service) ID() string { return s.svc.Info().ID }
+
+// Handle serves subject with h under the endpoint name.
+func (s *Service) Handle(name, subject string, h Handler) error {
+	return s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
+		micro.WithEndpointSubject(subject))
+}
+
+// Stop unsubscribes (no new requests) and waits for those in flight.
+func (s *Service) Stop() error {
+	err := s.svc.Stop()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Service) dispatch(r micro.Request, h Handler) {
+	hdr := nats.Header(r.Headers())
+	req := &Request{
+		Subject:   r.Subject(),
+		Format:    wire.DetectFormat(hdr.Get(wire.HeaderContentType), r.Data()),
+		Data:      r.Data(),
+		RequestID: hdr.Get(wire.HeaderRequestID),
+		SessionID: hdr.Get(wire.HeaderSessionID),
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		s.reply(r.Reply(), req, nil, wire.Errorf(wire.CodeUnavailable,
+			"%s is busy with %d requests: retry, or start another copy", s.cfg.Name, s.cfg.MaxInflight))
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.sem }()
+		v, err := s.run(h, req)
+		s.reply(r.Reply(), req, v, err)
+	}()
+}
+
+func (s *Service) run(h Handler, req *Request) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handler panic", "subject", req.Subject, "panic", p, "stack", string(debug.Stack()))
+			v, err = nil, wire.Errorf(wire.CodeInternal, "internal error in %s: the failure is logged", s.cfg.Name)
+		}
+	}()
+	return h(context.Background(), req)
+}
+
+// reply answers on the request's reply subject directly (not through micro's
+// Request, whose error bookkeeping is not safe from another goroutine).
+func (s *Service) reply(to string, req *Request, v any, err error) {
+	s.done.Add(1)
+	if to == "" {
+		return
+	}
+	msg := nats.NewMsg(to)
+	msg.Header.Set(wire.HeaderContentType, req.Format.ContentType())
+	if req.RequestID != "" {
+		msg.Header.Set(wire.HeaderRequestID, req.RequestID)
+	}
+	if err == nil {
+		body, encErr := wire.Encode(req.Format, v)
+		if encErr != nil {
+			err = fmt.Errorf("encode reply: %w", encErr)
+		} else {
+			msg.Data = body
+		}
+	}
+	if err != nil {
+		var we *wire.Error
+		if !errors.As(err, &we) {
+			s.log.Error("request failed", "subject", req.Subject, "request_id", req.RequestID, "err", err)
+			we = &wire.Error{Code: wire.CodeOf(err), Message: err.Error()}
+		}
+		s.countError(we.Code)
+		msg.Header.Set(wire.HeaderErrorCode, strconv.Itoa(we.Code))
+		msg.Header.Set(wire.HeaderError, we.Message)
+		msg.Data, _ = wire.Encode(req.Format, wire.ErrorBody{Error: we})
+	}
+	if perr := s.nc.PublishMsg(msg); perr != nil {
+		s.log.Warn("reply failed", "subject", req.Subject, "err", perr)
+	}
+}
+
+func (s *Service) countError(code int) {
+	c, _ := s.errs.LoadOrStore(code, new(atomic.Uint64))
+	c.(*atomic.Uint64).Add(1)
+}
+
+// stats is the data `nats service stats` shows for each endpoint.
+func (s *Service) stats() map[string]any {
+	errs := map[string]uint64{}
+	s.errs.Range(func(k, v any) bool {
+		errs[strconv.Itoa(k.(int))] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return map[string]any{
+		"answered":     s.done.Load(),
+		"in_flight":    len(s.sem),
+		"max_inflight": s.cfg.MaxInflight,
+		"errors":       errs,
+	}
+}

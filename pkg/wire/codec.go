@@ -1,0 +1,115 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// MaxRequestBytes bounds every request body a service accepts. The bus allows
+// larger messages (run results carry output); requests are refused with 413 first.
+const MaxRequestBytes = 512 << 10
+
+// Format is a body encoding.
+type Format uint8
+
+const (
+	Msgpack Format = iota
+	JSON
+)
+
+// ContentType is the Content-Type header value for f.
+func (f Format) ContentType() string {
+	if f == JSON {
+		return ContentJSON
+	}
+	return ContentMsgpack
+}
+
+func (f Format) String() string {
+	if f == JSON {
+		return "json"
+	}
+	return "msgpack"
+}
+
+// DetectFormat says how a body is encoded: JSON when the content type says so,
+// the body starts with '{' (after white space) or is empty (a hand-typed
+// `nats req SUBJ ”`), msgpack otherwise.
+func DetectFormat(contentType string, body []byte) Format {
+	if contentType == ContentJSON {
+		return JSON
+	}
+	if contentType == ContentMsgpack {
+		return Msgpack
+	}
+	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] == '{' {
+		return JSON
+	}
+	return Msgpack
+}
+
+// Decode reads body into v strictly: unknown fields, trailing data and
+// malformed input are 400 errors naming the problem; bodies over
+// MaxRequestBytes are 413.
+func Decode(f Format, body []byte, v any) error {
+	if len(body) > MaxRequestBytes {
+		return Errorf(CodeTooLarge, "request body is %d bytes; the limit is %d: send less (large inputs belong in files in the workspace)", len(body), MaxRequestBytes)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return Errorf(CodeBadRequest, "empty request body: send a %s object", f)
+	}
+	if err := decode(f, body, v); err != nil {
+		return Errorf(CodeBadRequest, "malformed %s body: %v", f, err)
+	}
+	return nil
+}
+
+func decode(f Format, body []byte, v any) error {
+	if f == JSON {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			return err
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return fmt.Errorf("unexpected data after the object")
+		}
+		return nil
+	}
+	dec := msgpackDecoders.Get().(*msgpack.Decoder)
+	defer msgpackDecoders.Put(dec)
+	r := bytes.NewReader(body)
+	dec.Reset(r)
+	dec.SetCustomStructTag("json")
+	dec.DisallowUnknownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if r.Len() != 0 {
+		return fmt.Errorf("%d unexpected bytes after the object", r.Len())
+	}
+	return nil
+}
+
+var msgpackDecoders = sync.Pool{New: func() any { return msgpack.NewDecoder(nil) }}
+
+// Encode writes v in format f.
+func Encode(f Format, v any) ([]byte, error) {
+	if f == JSON {
+		return json.Marshal(v)
+	}
+	var buf bytes.Buffer
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	enc.SetCustomStructTag("json")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,183 @@
+package wire
+
+import "time"
+
+// Net modes of a profile.
+const (
+	NetNone      = "none"
+	NetFull      = "full"
+	NetAllowlist = "allowlist"
+)
+
+// Verdicts of a policy decision, from most to least permissive.
+const (
+	VerdictAllow  = "allow"
+	VerdictPrompt = "prompt"
+	VerdictDeny   = "deny"
+)
+
+// Approval modes of a check request.
+const (
+	ApprovalNever     = "never"
+	ApprovalOnRequest = "on-request"
+)
+
+// ResolveRequest asks profiled to turn an intent into a concrete Profile.
+type ResolveRequest struct {
+	Profile   string `json:"profile"`
+	Workspace string `json:"workspace"`
+	Cwd       string `json:"cwd,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Profile is a resolved, concrete policy: every path absolute and cleaned,
+// every limit set. It is what policyd judges against and sandboxd enforces.
+type Profile struct {
+	Name        string   `json:"name"`
+	Base        string   `json:"base"` // the built-in it derives from
+	Description string   `json:"description,omitempty"`
+	Workspace   string   `json:"workspace"`
+	Cwd         string   `json:"cwd"`
+	FS          FS       `json:"fs"`
+	Net         Net      `json:"net"`
+	Limits      Limits   `json:"limits"`
+	Env         Env      `json:"env"`
+	Source      string   `json:"source"`                // "builtin" or the file that defined it
+	NarrowedBy  []string `json:"narrowed_by,omitempty"` // .moat-profile files that narrowed it
+}
+
+// FS says where a command may write and what it may not see or change.
+// WriteDeny wins over Write; ReadDeny hides a path entirely.
+type FS struct {
+	Write     []string `json:"write"`
+	ReadDeny  []string `json:"read_deny"`
+	WriteDeny []string `json:"write_deny"`
+}
+
+// Net is the network a command gets: none, full, or an allowlist of
+// "host[:port]" entries.
+type Net struct {
+	Mode  string   `json:"mode"`
+	Allow []string `json:"allow,omitempty"`
+}
+
+// Limits bound a run. Zero never means unlimited in a resolved profile.
+type Limits struct {
+	TimeoutMS   int64 `json:"timeout_ms"`
+	MemoryBytes int64 `json:"memory_bytes"`
+	Pids        int64 `json:"pids"`
+	CPUMS       int64 `json:"cpu_ms"`
+	OutputBytes int64 `json:"output_bytes"`
+	FileBytes   int64 `json:"file_bytes"`
+}
+
+// Timeout is Limits.TimeoutMS as a duration.
+func (l Limits) Timeout() time.Duration { return time.Duration(l.TimeoutMS) * time.Millisecond }
+
+// Env is the environment a command sees: the named variables passed through
+// from the request, plus fixed ones.
+type Env struct {
+	Pass []string          `json:"pass"`
+	Set  map[string]string `json:"set,omitempty"`
+}
+
+// ProfileList answers moat.profile.list.
+type ProfileList struct {
+	Default  string        `json:"default"`
+	Profiles []ProfileInfo `json:"profiles"`
+}
+
+// ProfileInfo describes one profile a client may ask for.
+type ProfileInfo struct {
+	Name        string   `json:"name"`
+	Base        string   `json:"base"`
+	Description string   `json:"description"`
+	Aliases     []string `json:"aliases,omitempty"`
+	Write       string   `json:"write"`   // human summary: nothing, workspace, everything, workspace+extra
+	Network     string   `json:"network"` // none, full, allowlist
+	Enabled     bool     `json:"enabled"`
+	Source      string   `json:"source"`
+}
+
+// Reason explains one part of a decision.
+type Reason struct {
+	Rule    string `json:"rule"`
+	Message string `json:"message"`
+	Source  string `json:"source,omitempty"` // file:line for rules from files
+}
+
+// Decision is policyd's answer for one command.
+type Decision struct {
+	Verdict   string   `json:"verdict"`
+	Reasons   []Reason `json:"reasons"`
+	DecidedBy string   `json:"decided_by"`
+	ElapsedUS int64    `json:"elapsed_us"`
+}
+
+// RunRequest asks sandboxd to resolve, check and run one command.
+type RunRequest struct {
+	RequestID string            `json:"request_id,omitempty"`
+	SessionID string            `json:"session_id,omitempty"`
+	Profile   string            `json:"profile"`
+	Workspace string            `json:"workspace"`
+	Cwd       string            `json:"cwd,omitempty"`
+	Argv      []string          `json:"argv"`
+	Env       map[string]string `json:"env,omitempty"`
+	Stdin     []byte            `json:"stdin,omitempty"`
+	TimeoutMS int64             `json:"timeout_ms,omitempty"`
+	Stream    bool              `json:"stream,omitempty"`
+}
+
+// Usage is what a run consumed.
+type Usage struct {
+	MaxRSSBytes int64 `json:"max_rss_bytes"`
+	UserUS      int64 `json:"user_us"`
+	SysUS       int64 `json:"sys_us"`
+}
+
+// RunResult is sandboxd's answer for one run.
+type RunResult struct {
+	RequestID       string    `json:"request_id"`
+	Decision        *Decision `json:"decision,omitempty"`
+	ExitCode        int       `json:"exit_code"`
+	Signal          string    `json:"signal,omitempty"`
+	TimedOut        bool      `json:"timed_out"`
+	Stdout          []byte    `json:"stdout"`
+	Stderr          []byte    `json:"stderr"`
+	StdoutTruncated bool      `json:"stdout_truncated"`
+	StderrTruncated bool      `json:"stderr_truncated"`
+	DurationUS      int64     `json:"duration_us"`
+	Usage           Usage     `json:"usage"`
+	Isolation       []string  `json:"isolation"`
+}
+
+// AuditEvent is one record of the audit trail. ID sorts by time (UUIDv7);
+// Seq counts from 1 per source instance (one process), so gaps are visible.
+type AuditEvent struct {
+	ID         string         `json:"id"`
+	TS         time.Time      `json:"ts"`
+	Source     string         `json:"source"`   // the component: profiled, policyd, ...
+	Instance   string         `json:"instance"` // the process; Seq counts per instance
+	Seq        uint64         `json:"seq"`
+	Kind       string         `json:"kind"`
+	SessionID  string         `json:"session_id,omitempty"`
+	RequestID  string         `json:"request_id,omitempty"`
+	Profile    string         `json:"profile,omitempty"`
+	Argv       []string       `json:"argv,omitempty"`
+	Cwd        string         `json:"cwd,omitempty"`
+	Verdict    string         `json:"verdict,omitempty"`
+	Reasons    []Reason       `json:"reasons,omitempty"`
+	ExitCode   *int           `json:"exit_code,omitempty"`
+	DurationUS int64          `json:"duration_us,omitempty"`
+	User       string         `json:"user,omitempty"`
+	Detail     map[string]any `json:"detail,omitempty"`
+}
+
+// PingReply is one instance's answer to $SRV.PING, as nats.go/micro sends it.
+type PingReply struct {
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	Version string `json:"version"`
+	Type    string `json:"type"`
+}

@@ -1,0 +1,69 @@
+package wire
+
+import "github.com/google/uuid"
+
+// Subjects of the v1 contract (DESIGN.md, Wire).
+const (
+	SubjectResolve     = "moat.profile.resolve"
+	SubjectProfileList = "moat.profile.list"
+	SubjectCheck       = "moat.policy.check"
+	SubjectApprovalAsk = "moat.approval.ask"    // + ".<id>"
+	SubjectApprovalAns = "moat.approval.answer" // + ".<id>"
+	SubjectRun         = "moat.sandbox.run"
+	SubjectRunOutput   = "moat.run" // + ".<request_id>.out"
+	SubjectAuditQuery  = "moat.audit.query"
+	SubjectAuditVerify = "moat.audit.verify"
+	SubjectAuditStats  = "moat.audit.stats"
+	SubjectAuditCkpt   = "moat.audit.checkpoint"
+	SubjectAuditEvents = "moat.audit.evt" // + ".<source>.<kind>"
+	AuditStream        = "MOAT_AUDIT"
+	DefaultQueueGroup  = "q"
+	DefaultBusURL      = "nats://127.0.0.1:4222"
+	DefaultListen      = "127.0.0.1:4222"
+)
+
+// Service names as registered with nats.go/micro.
+const (
+	ServiceProfiled = "profiled"
+	ServicePolicyd  = "policyd"
+	ServiceSandboxd = "sandboxd"
+	ServiceAuditd   = "auditd"
+)
+
+// Services lists every daemon that answers on the bus, in pipeline order.
+var Services = []string{ServiceProfiled, ServicePolicyd, ServiceSandboxd, ServiceAuditd}
+
+// AuditSubject is the subject an audit event of kind (e.g. "profile.resolved")
+// from source is published on. Dots in kind stay: moat.audit.evt.profiled.profile.resolved.
+func AuditSubject(source, kind string) string {
+	return SubjectAuditEvents + "." + source + "." + kind
+}
+
+// ApprovalAskSubject and ApprovalAnswerSubject name one approval's subjects.
+func ApprovalAskSubject(id string) string    { return SubjectApprovalAsk + "." + id }
+func ApprovalAnswerSubject(id string) string { return SubjectApprovalAns + "." + id }
+
+// RunOutputSubject is where live output of a run is streamed when asked.
+func RunOutputSubject(requestID string) string { return SubjectRunOutput + "." + requestID + ".out" }
+
+// Headers on every request and event.
+const (
+	HeaderRequestID   = "Moat-Request-Id"
+	HeaderSessionID   = "Moat-Session-Id"
+	HeaderKind        = "Moat-Kind"
+	HeaderVerdict     = "Moat-Verdict"
+	HeaderContentType = "Content-Type"
+	HeaderMsgID       = "Nats-Msg-Id"
+	HeaderErrorCode   = "Nats-Service-Error-Code"
+	HeaderError       = "Nats-Service-Error"
+)
+
+// Content types.
+const (
+	ContentMsgpack = "application/msgpack"
+	ContentJSON    = "application/json"
+)
+
+// NewID returns a fresh id that sorts by time (UUIDv7), for requests, sessions
+// and audit events.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
