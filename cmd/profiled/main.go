@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	o := opts(h)
-	o.Wait = client.DaemonWait
+	o.Wait, o.Logger = client.DaemonWait, log
 	c, err := client.Dial(ctx, o)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,6 +32,9 @@ type Options struct {
 	Wait time.Duration
 	// Timeout is the default deadline of a call whose context has none.
 	Timeout time.Duration
+	// Logger, when set, hears the connection's async errors (a permissions
+	// violation, a slow consumer); they also stay on the connection for LastError.
+	Logger *slog.Logger
 }
 
 // DefaultTimeout bounds a call when neither its context nor Options set one.
@@ -76,7 +80,16 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		role = strings.TrimSuffix(filepath.Base(o.Creds), ".nk")
 	}
 	opts := []nats.Option{auth, nats.Name(o.Name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100 * time.Millisecond), nats.Timeout(2 * time.Second)}
+		nats.ReconnectWait(100 * time.Millisecond), nats.Timeout(2 * time.Second),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if o.Logger != nil {
+				subject := ""
+				if sub != nil {
+					subject = sub.Subject
+				}
+				o.Logger.Warn("bus error", "subject", subject, "err", err)
+			}
+		})}
 	if slices.Contains(home.Roles, role) {
 		opts = append(opts, nats.CustomInboxPrefix(bus.InboxPrefix(role)))
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/moatsec/moat/pkg/wire"
@@ -56,6 +58,26 @@ type Catalog struct {
 	specs    map[string]*Spec
 	names    []string // listing order: built-ins, then custom sorted
 	readDeny []string
+	// expanded caches each (profile, homes) read-deny list, the bulk of a
+	// resolution's work; entries age out with the glob cache.
+	expanded sync.Map // string → expansion
+}
+
+type expansion struct {
+	list []string // sorted, never modified
+	at   time.Time
+}
+
+// readDenyFor returns the cached read-deny list of spec for homes, computing
+// it with make when absent or stale. Callers must not modify the result.
+func (c *Catalog) readDenyFor(spec *Spec, homes []string, make func() []string) []string {
+	key := spec.Name + "\x00" + strings.Join(homes, "\x00")
+	if e, ok := c.expanded.Load(key); ok && time.Since(e.(expansion).at) < globTTL {
+		return e.(expansion).list
+	}
+	l := make()
+	c.expanded.Store(key, expansion{list: l, at: time.Now()})
+	return l
 }
 
 // LoadCatalog reads the built-ins and, when path exists, the custom profiles

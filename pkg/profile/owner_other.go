@@ -2,5 +2,7 @@
 
 package profile
 
-func ownerUID(string) (uint32, bool) { return 0, false }
-func homeOf(uint32) string           { return "" }
+import "os"
+
+func ownerUID(os.FileInfo) (uint32, bool) { return 0, false }
+func homeOf(uint32) string                { return "" }

@@ -9,9 +9,8 @@ import (
 	"syscall"
 )
 
-func ownerUID(path string) (uint32, bool) {
-	fi, err := os.Stat(path)
-	if err != nil {
+func ownerUID(fi os.FileInfo) (uint32, bool) {
+	if fi == nil {
 		return 0, false
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
 )
@@ -65,11 +66,11 @@ func (r *Resolver) Resolve(req *wire.ResolveRequest) (*wire.Profile, error) {
 	if spec.Base == Trusted && !r.opts.AllowTrusted {
 		return nil, wire.Errorf(wire.CodeDenied, "profile %q is disabled: it allows everything, so profiled must be started with --allow-trusted to offer it", spec.Name)
 	}
-	ws, cwd, err := r.paths(req.Workspace, req.Cwd)
+	ws, cwd, wsInfo, err := r.paths(req.Workspace, req.Cwd)
 	if err != nil {
 		return nil, err
 	}
-	homes := r.homesFor(ws)
+	homes := r.homesFor(wsInfo)
 	if slices.Contains(homes, ws) {
 		return nil, wire.Errorf(wire.CodeBadRequest, "workspace %s is a home directory, whose dotfiles other programs run: pass a project directory inside it", ws)
 	}
@@ -99,17 +100,18 @@ func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []strin
 		write = append(write, "/")
 	}
 	write = append(write, expand(spec.Write, homes)...)
-	if spec.Base == Trusted {
-		// trusted drops the filesystem restrictions but moat's own secrets:
-		// a trusted command must not be able to speak for moat on the bus.
-		readDeny = []string{filepath.Join(r.opts.MoatHome, "creds"), filepath.Join(r.opts.MoatHome, "keys")}
-	} else {
-		readDeny = append(expand(spec.ReadDeny, homes), expand(cat.readDeny, homes)...)
-		readDeny = append(readDeny, r.opts.MoatHome)
-	}
+	readDeny = cat.readDenyFor(spec, homes, func() []string {
+		if spec.Base == Trusted {
+			// trusted drops the filesystem restrictions but moat's own secrets:
+			// a trusted command must not be able to speak for moat on the bus.
+			return tidy([]string{filepath.Join(r.opts.MoatHome, "creds"), filepath.Join(r.opts.MoatHome, "keys")})
+		}
+		l := append(expand(spec.ReadDeny, homes), expand(cat.readDeny, homes)...)
+		return tidy(append(l, r.opts.MoatHome))
+	})
 	writeDeny = append(writeDeny, expand(spec.WriteDeny, homes)...)
 	writeDeny = append(writeDeny, r.opts.MoatHome) // the audit trail stays out of reach
-	p.FS = wire.FS{Write: tidy(write), ReadDeny: tidy(readDeny), WriteDeny: tidy(writeDeny)}
+	p.FS = wire.FS{Write: tidy(write), ReadDeny: slices.Clone(readDeny), WriteDeny: tidy(writeDeny)}
 	return p
 }
 
@@ -118,57 +120,84 @@ func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []strin
 var systemDirs = []string{"/", "/bin", "/boot", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/opt",
 	"/root", "/run", "/sbin", "/srv", "/usr", "/var", "/home", "/tmp", "/mnt", "/media"}
 
-// paths checks and canonicalizes the workspace and cwd.
-func (r *Resolver) paths(ws, cwd string) (string, string, error) {
-	ws, err := existingDir("workspace", ws)
+// paths checks and canonicalizes the workspace and cwd, and returns the
+// workspace's file info.
+func (r *Resolver) paths(wsIn, cwd string) (string, string, os.FileInfo, error) {
+	ws, wsInfo, err := existingDir("workspace", wsIn)
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	if slices.Contains(systemDirs, ws) || within(ws, "/proc") || within(ws, "/sys") || within(ws, "/dev") {
-		return "", "", wire.Errorf(wire.CodeBadRequest, "workspace %s is a system directory: pass the project directory instead", ws)
+		return "", "", nil, wire.Errorf(wire.CodeBadRequest, "workspace %s is a system directory: pass the project directory instead", ws)
 	}
 	if within(ws, r.opts.MoatHome) {
-		return "", "", wire.Errorf(wire.CodeBadRequest, "workspace %s is inside MOAT_HOME (%s): pass a project directory", ws, r.opts.MoatHome)
+		return "", "", nil, wire.Errorf(wire.CodeBadRequest, "workspace %s is inside MOAT_HOME (%s): pass a project directory", ws, r.opts.MoatHome)
 	}
 	if cwd == "" {
-		return ws, ws, nil
+		return ws, ws, wsInfo, nil
 	}
-	cwd, err = existingDir("cwd", cwd)
+	if sub, ok := below(ws, wsIn, cwd); ok {
+		return ws, sub, wsInfo, nil
+	}
+	cwd, _, err = existingDir("cwd", cwd)
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	if !within(cwd, ws) {
-		return "", "", wire.Errorf(wire.CodeBadRequest, "cwd %s is outside the workspace %s: pass a cwd inside it", cwd, ws)
+		return "", "", nil, wire.Errorf(wire.CodeBadRequest, "cwd %s is outside the workspace %s: pass a cwd inside it", cwd, ws)
 	}
-	return ws, cwd, nil
+	return ws, cwd, wsInfo, nil
+}
+
+// below is the fast path for a cwd given under the workspace as it was
+// asked (wsIn): it resolves only the components below the workspace, and
+// gives up (ok false) on anything but plain directories, leaving the general
+// path to decide.
+func below(ws, wsIn, cwd string) (string, bool) {
+	rest, ok := strings.CutPrefix(filepath.Clean(cwd), filepath.Clean(wsIn)+"/")
+	if !ok || !filepath.IsAbs(cwd) || strings.ContainsRune(cwd, 0) {
+		return "", false
+	}
+	p := ws
+	for _, c := range strings.Split(rest, "/") {
+		if c == ".." || c == "." || c == "" {
+			return "", false
+		}
+		p += "/" + c
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.IsDir() {
+			return "", false
+		}
+	}
+	return p, true
 }
 
 // existingDir checks that p is an absolute path of an existing directory and
-// returns it with symlinks resolved.
-func existingDir(what, p string) (string, error) {
+// returns it with symlinks resolved, and its file info.
+func existingDir(what, p string) (string, os.FileInfo, error) {
 	switch {
 	case p == "":
-		return "", wire.Errorf(wire.CodeBadRequest, "%s is required: pass an absolute path", what)
+		return "", nil, wire.Errorf(wire.CodeBadRequest, "%s is required: pass an absolute path", what)
 	case strings.ContainsRune(p, 0):
-		return "", wire.Errorf(wire.CodeBadRequest, "%s contains a NUL byte", what)
+		return "", nil, wire.Errorf(wire.CodeBadRequest, "%s contains a NUL byte", what)
 	case !filepath.IsAbs(p):
-		return "", wire.Errorf(wire.CodeBadRequest, "%s %q is relative: pass an absolute path", what, p)
+		return "", nil, wire.Errorf(wire.CodeBadRequest, "%s %q is relative: pass an absolute path", what, p)
 	}
 	real, err := filepath.EvalSymlinks(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", wire.Errorf(wire.CodeBadRequest, "%s %s does not exist", what, p)
+		return "", nil, wire.Errorf(wire.CodeBadRequest, "%s %s does not exist", what, p)
 	}
 	if err != nil {
-		return "", wire.Errorf(wire.CodeBadRequest, "%s %s: %v", what, p, unwrapPath(err))
+		return "", nil, wire.Errorf(wire.CodeBadRequest, "%s %s: %v", what, p, unwrapPath(err))
 	}
 	fi, err := os.Stat(real)
 	if err != nil {
-		return "", wire.Errorf(wire.CodeBadRequest, "%s %s: %v", what, p, unwrapPath(err))
+		return "", nil, wire.Errorf(wire.CodeBadRequest, "%s %s: %v", what, p, unwrapPath(err))
 	}
 	if !fi.IsDir() {
-		return "", wire.Errorf(wire.CodeBadRequest, "%s %s is not a directory", what, p)
+		return "", nil, wire.Errorf(wire.CodeBadRequest, "%s %s is not a directory", what, p)
 	}
-	return real, nil
+	return real, fi, nil
 }
 
 func unwrapPath(err error) error {
@@ -181,7 +210,7 @@ func unwrapPath(err error) error {
 
 // homesFor lists the home directories whose secrets a command in ws must not
 // read: the workspace owner's (the command runs as that user) and profiled's own.
-func (r *Resolver) homesFor(ws string) []string {
+func (r *Resolver) homesFor(ws os.FileInfo) []string {
 	var homes []string
 	if uid, ok := ownerUID(ws); ok {
 		if h, ok := r.homes.Load(uid); ok {
@@ -195,6 +224,34 @@ func (r *Resolver) homesFor(ws string) []string {
 		homes = append(homes, filepath.Clean(h))
 	}
 	return homes
+}
+
+// globCache keeps a glob's matches for globTTL: read-deny globs name system
+// files (ssh host keys) that appear rarely, and matching them on every
+// request costs a directory read.
+type globCache struct {
+	mu sync.Mutex
+	m  map[string]globEntry
+}
+
+type globEntry struct {
+	matches []string
+	at      time.Time
+}
+
+const globTTL = 2 * time.Second
+
+var globs = &globCache{m: map[string]globEntry{}}
+
+func (g *globCache) match(pattern string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e, ok := g.m[pattern]; ok && time.Since(e.at) < globTTL {
+		return e.matches
+	}
+	m, _ := filepath.Glob(pattern)
+	g.m[pattern] = globEntry{matches: m, at: time.Now()}
+	return m
 }
 
 // expand makes paths concrete: ~ becomes each home, globs their matches.
@@ -211,8 +268,7 @@ func expand(paths []string, homes []string) []string {
 		}
 		for _, c := range cands {
 			if strings.ContainsAny(c, "*?[") {
-				m, _ := filepath.Glob(c)
-				out = append(out, m...)
+				out = append(out, globs.match(c)...)
 				continue
 			}
 			out = append(out, c)

@@ -16,7 +16,7 @@ type fixture struct {
 	moatHome, ws string
 }
 
-func newFixture(t *testing.T) fixture {
+func newFixture(t testing.TB) fixture {
 	t.Helper()
 	root, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
@@ -31,7 +31,7 @@ func newFixture(t *testing.T) fixture {
 	return f
 }
 
-func (f fixture) resolver(t *testing.T, trusted bool, profilesTOML string) *Resolver {
+func (f fixture) resolver(t testing.TB, trusted bool, profilesTOML string) *Resolver {
 	t.Helper()
 	opts := Options{MoatHome: f.moatHome, AllowTrusted: trusted}
 	if profilesTOML != "" {
@@ -45,7 +45,7 @@ func (f fixture) resolver(t *testing.T, trusted bool, profilesTOML string) *Reso
 	return r
 }
 
-func write(t *testing.T, path, data string) {
+func write(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)

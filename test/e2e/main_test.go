@@ -1,0 +1,216 @@
+//go:build linux
+
+// Package e2e runs moat's real binaries end to end: busd and the daemons as
+// child processes on random ports, the moat CLI, the real nats CLI and the
+// real foreman running the repository's Procfile.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	binDir   string // the freshly built binaries
+	repoRoot string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(setup(m))
+}
+
+func setup(m *testing.M) int {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	repoRoot = root
+	dir, err := os.MkdirTemp("", "moat-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+// tool finds an external program the tests need; its absence is a failure
+// with the command that installs it, never a skip.
+func tool(t testing.TB, name, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed: %s (.ci/run does this)", name, install)
+	}
+	return p
+}
+
+func natsCLI(t testing.TB) string {
+	return tool(t, "nats", "go install github.com/nats-io/natscli/nats@v0.5.0")
+}
+
+// env is a MOAT_HOME made by the real `moat init`, plus a workspace.
+type env struct {
+	home string
+	ws   string
+	vars []string
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{home: filepath.Join(dir, "moat"), ws: filepath.Join(dir, "ws")}
+	if err := os.MkdirAll(e.ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.vars = append(os.Environ(), "MOAT_HOME="+e.home)
+	if out, err := e.cmd("moat", "init").CombinedOutput(); err != nil {
+		t.Fatalf("moat init: %v\n%s", err, out)
+	}
+	return e
+}
+
+func (e *env) cmd(bin string, args ...string) *exec.Cmd {
+	path := bin
+	if !filepath.IsAbs(bin) {
+		path = filepath.Join(binDir, bin)
+	}
+	c := exec.Command(path, args...)
+	c.Env = e.vars
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return c
+}
+
+func (e *env) setBus(url string) { e.vars = append(e.vars, "MOAT_BUS="+url) }
+
+// proc is a running child whose output is kept for failure messages.
+type proc struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  strings.Builder
+	done chan struct{}
+	err  error
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// start runs c until the test ends; the whole process group is killed then.
+func start(t testing.TB, c *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: c, done: make(chan struct{})}
+	c.Stdout, c.Stderr = p, p
+	if err := c.Start(); err != nil {
+		t.Fatalf("start %s: %v", c.Path, err)
+	}
+	go func() { p.err = c.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", filepath.Base(c.Path), p.output())
+		}
+	})
+	return p
+}
+
+// startBus runs busd on a random port and returns its URL (busd prints it).
+func startBus(t testing.TB, e *env) (*proc, string) {
+	t.Helper()
+	c := e.cmd("busd", "--listen", "127.0.0.1:0")
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: c, done: make(chan struct{})}
+	c.Stderr = p
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "nats://") {
+				urls <- sc.Text()
+			}
+			p.Write([]byte(sc.Text() + "\n"))
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	go func() { p.err = c.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	})
+	select {
+	case u := <-urls:
+		e.setBus(u)
+		return p, u
+	case <-p.done:
+		t.Fatalf("busd exited: %v\n%s", p.err, p.output())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("busd printed no URL\n%s", p.output())
+	}
+	return nil, ""
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// eventually retries f until it succeeds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, what string, f func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	var err error
+	for {
+		if err = f(); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v", what, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
