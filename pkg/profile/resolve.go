@@ -27,7 +27,34 @@ type Options struct {
 type Resolver struct {
 	opts    Options
 	catalog atomic.Pointer[Catalog]
-	homes   sync.Map // uid (uint32) → home directory
+}
+
+// homes caches uid → home directory; reading /etc/passwd per request is costly.
+var homes sync.Map
+
+// OwnerHome is the home directory of the user who owns dir, the user a
+// sandboxed command in dir runs as; empty when unknown.
+func OwnerHome(dir string) string {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return ""
+	}
+	return ownerHome(fi)
+}
+
+func ownerHome(fi os.FileInfo) string {
+	uid, ok := ownerUID(fi)
+	if !ok {
+		return ""
+	}
+	if h, ok := homes.Load(uid); ok {
+		return h.(string)
+	}
+	h := homeOf(uid)
+	if h != "" {
+		homes.Store(uid, h)
+	}
+	return h
 }
 
 // NewResolver loads the catalog; a broken profiles file is an error.
@@ -212,13 +239,8 @@ func unwrapPath(err error) error {
 // read: the workspace owner's (the command runs as that user) and profiled's own.
 func (r *Resolver) homesFor(ws os.FileInfo) []string {
 	var homes []string
-	if uid, ok := ownerUID(ws); ok {
-		if h, ok := r.homes.Load(uid); ok {
-			homes = append(homes, h.(string))
-		} else if h := homeOf(uid); h != "" {
-			r.homes.Store(uid, h)
-			homes = append(homes, h)
-		}
+	if h := ownerHome(ws); h != "" {
+		homes = append(homes, h)
 	}
 	if h := os.Getenv("HOME"); h != "" && filepath.IsAbs(h) && !slices.Contains(homes, filepath.Clean(h)) {
 		homes = append(homes, filepath.Clean(h))

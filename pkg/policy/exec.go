@@ -1,0 +1,266 @@
+package policy
+
+import (
+	"slices"
+	"strings"
+)
+
+var shells = []string{"bash", "sh", "zsh", "dash", "ksh", "mksh", "ash", "yash", "posh", "rbash", "fish", "csh", "tcsh"}
+
+// inlineFlags maps interpreters to the short options that take inline code.
+var inlineFlags = map[string]string{
+	"perl": "eE", "ruby": "e", "node": "ep", "nodejs": "ep", "php": "r", "lua": "e", "luajit": "e",
+	"Rscript": "e", "osascript": "e", "bun": "e", "tclsh": "", "jshell": "", "irb": "", "pwsh": "c", "powershell": "c",
+}
+
+// inlineLong are long options that take inline code.
+var inlineLong = []string{"eval", "print", "command", "exec"}
+
+// shellCmd judges a shell: the -c script is parsed and judged; a script file
+// runs confined; a here-doc on stdin is parsed too.
+func shellCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	i, dashC := 1, false
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a.dyn {
+			break
+		}
+		s := a.s
+		if s == "--" || s == "-" {
+			i++
+			break
+		}
+		if strings.HasPrefix(s, "--") {
+			if s == "--rcfile" || s == "--init-file" {
+				i++
+			}
+			continue
+		}
+		if len(s) > 1 && (s[0] == '-' || s[0] == '+') {
+			if strings.ContainsAny(s[1:], "oO") {
+				i++
+			}
+			if s[0] == '-' && strings.ContainsRune(s[1:], 'c') {
+				dashC = true
+			}
+			continue
+		}
+		break
+	}
+	switch {
+	case dashC && i < len(args):
+		if name == "fish" || name == "csh" || name == "tcsh" {
+			j.add(prompt, "shell.dynamic-script", "", "%s scripts are not bash: what %s -c runs cannot be judged", name, name)
+			return
+		}
+		j.scriptArg(args[i], dir)
+	case dashC:
+		j.add(allow, "safe.read-only", "", "%s -c without a script does nothing", name)
+	case i < len(args) && args[i].fetches:
+		j.add(deny, "exec.remote-code", "", "%s runs a script downloaded at run time (%s)", name, short(args[i].s))
+	case i < len(args) && args[i].dyn:
+		j.add(prompt, "shell.dynamic-script", "", "%s runs a script only known at run time (%s)", name, short(args[i].s))
+	case i < len(args):
+		j.add(allow, "default.sandboxed", "", "%s runs the script file %s, confined by profile %s", name, args[i].s, j.in.Profile.Name)
+	case in.present:
+		j.fromStdin(name, in, dir, true)
+	default:
+		j.add(allow, "default.sandboxed", "", "an interactive %s, confined by profile %s", name, j.in.Profile.Name)
+	}
+}
+
+// executesStdin reports whether a command runs what it reads on stdin as code.
+func executesStdin(name string, args []arg) bool {
+	for _, s := range shells {
+		if s == name {
+			rest := skipOptions(args, "oO", "rcfile", "init-file")
+			return !hasFlag(args, "c") && (len(rest) == 0 || rest[0].s == "-" || hasFlag(args, "s"))
+		}
+	}
+	if pythonName.MatchString(name) || inlineFlags[name] != "" || name == "perl" {
+		rest := skipOptions(args, "WXmQ")
+		if inlineFlags[name] != "" && hasFlag(args, inlineFlags[name], inlineLong...) {
+			return false
+		}
+		if pythonName.MatchString(name) && hasFlag(args, "cm") {
+			return false
+		}
+		return len(rest) == 0 || rest[0].s == "-"
+	}
+	return false
+}
+
+// interpCmd judges python, perl, node, ruby, …: inline code is a prompt.
+func interpCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	flags := inlineFlags[name]
+	if pythonName.MatchString(name) {
+		flags = "c"
+		if m, ok := optionValue(args, 'm', ""); ok && (m.s == "pip" || m.s == "ensurepip") {
+			pkgCmd(j, "pip", append([]arg{{s: "pip"}}, after(args, m)...), dir, in)
+			return
+		}
+	}
+	code := ""
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a.dyn || a.s == "--" || a.s == "-" || !strings.HasPrefix(a.s, "-") {
+			break
+		}
+		if strings.HasPrefix(a.s, "--") {
+			long, _, _ := strings.Cut(a.s[2:], "=")
+			if slices.Contains(inlineLong, long) {
+				code = a.s
+				break
+			}
+			continue
+		}
+		cluster := a.s[1:]
+		if flags != "" && strings.ContainsAny(cluster, flags) {
+			code = a.s
+			break
+		}
+		if strings.ContainsRune(cluster, 'm') && pythonName.MatchString(name) {
+			break // -m module: the rest is the module's
+		}
+		if last := cluster[len(cluster)-1]; strings.ContainsRune("WXIx", rune(last)) && pythonName.MatchString(name) {
+			i++
+		}
+	}
+	if code != "" {
+		text := ""
+		if v, ok := optionValue(args, rune(code[len(code)-1]), ""); ok {
+			text = v.s
+		}
+		j.add(prompt, "exec.inline-code", "", "%s %s runs inline code a person should read first: %s", name, code, short(text))
+		return
+	}
+	if in.present && executesStdin(name, args) {
+		j.fromStdin(name, in, dir, false)
+		return
+	}
+	j.add(allow, "default.sandboxed", "", "%s runs a program file, confined by profile %s", name, j.in.Profile.Name)
+}
+
+func denoCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	ops := operands(args, "")
+	if len(ops) > 0 && ops[0].s == "eval" {
+		j.add(prompt, "exec.inline-code", "", "deno eval runs inline code a person should read first")
+		return
+	}
+	netCmd(j, name, args, dir, in)
+}
+
+// awkCmd: an awk program is inline code, but only system(), pipes and file
+// output escape it.
+func awkCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	prog := ""
+	if f, ok := optionValue(args, 'f', "file"); ok {
+		j.add(allow, "default.sandboxed", "", "%s runs the program file %s, confined by profile %s", name, f.s, j.in.Profile.Name)
+		return
+	}
+	ops := operands(args, "vFf", "assign", "field-separator")
+	if len(ops) > 0 {
+		if ops[0].dyn {
+			j.add(prompt, "exec.inline-code", "", "%s runs a program only known at run time", name)
+			return
+		}
+		prog = ops[0].s
+	}
+	if strings.Contains(prog, "system") || strings.Contains(prog, "|") || strings.Contains(prog, ">") {
+		j.add(prompt, "exec.inline-code", "", "%s program runs commands or writes files: %s", name, short(prog))
+		return
+	}
+	j.add(allow, "safe.read-only", "", "%s only reads and prints", name)
+}
+
+// evalCmd parses its words joined as a script.
+func evalCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	if len(args) < 2 {
+		j.add(allow, "safe.read-only", "", "eval without words does nothing")
+		return
+	}
+	rest := args[1:]
+	j.scriptArg(arg{s: words(rest), dyn: anyDyn(rest), fetches: anyFetch(rest)}, dir)
+}
+
+func sourceCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	if len(args) < 2 {
+		return
+	}
+	f := args[1]
+	switch {
+	case f.fetches:
+		j.add(deny, "exec.remote-code", "", "%s runs a script downloaded at run time", name)
+	case f.dyn || f.s == "/dev/stdin" || f.s == "-":
+		j.add(prompt, "shell.dynamic-script", "", "%s runs a script only known at run time", name)
+	default:
+		j.add(allow, "default.sandboxed", "", "%s runs the script file %s, confined by profile %s", name, f.s, j.in.Profile.Name)
+	}
+}
+
+// findCmd: find reads, unless it runs commands (-exec, judged as commands) or
+// deletes or writes files.
+func findCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	var starts []arg
+	i := 1
+	for ; i < len(args); i++ {
+		s := args[i].s
+		if !args[i].dyn && (strings.HasPrefix(s, "-") || s == "(" || s == "!") {
+			break
+		}
+		starts = append(starts, args[i])
+	}
+	if len(starts) == 0 {
+		starts = []arg{{s: "."}}
+	}
+	acted := false
+	for ; i < len(args); i++ {
+		switch args[i].s {
+		case "-exec", "-execdir", "-ok", "-okdir":
+			acted = true
+			var cmd []arg
+			for i++; i < len(args) && args[i].s != ";" && args[i].s != "+"; i++ {
+				a := args[i]
+				if !a.dyn && strings.Contains(a.s, "{}") {
+					a = arg{s: a.s, dyn: true}
+				}
+				cmd = append(cmd, a)
+			}
+			j.command(cmd, dir, stdin{})
+		case "-delete":
+			acted = true
+			for _, s := range starts {
+				if j.rootish(s, dir) {
+					j.add(deny, "destructive.rm-root", "", "find %s -delete deletes a whole system, home or workspace tree", s.s)
+				}
+			}
+			j.writes("find -delete", starts, dir)
+		case "-fprint", "-fprint0", "-fprintf", "-fls":
+			acted = true
+			if i+1 < len(args) {
+				j.write("find "+args[i].s, args[i+1], dir)
+			}
+		}
+	}
+	if !acted {
+		j.add(allow, "safe.read-only", "", "find only reads")
+	}
+}
+
+func after(args []arg, a arg) []arg {
+	for i := range args {
+		if args[i] == a && i+1 < len(args) {
+			return args[i+1:]
+		}
+	}
+	return nil
+}
+
+func anyFetch(args []arg) bool {
+	for _, a := range args {
+		if a.fetches {
+			return true
+		}
+	}
+	return false
+}

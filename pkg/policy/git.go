@@ -1,0 +1,173 @@
+package policy
+
+import "strings"
+
+var gitReadOnly = map[string]bool{
+	"status": true, "log": true, "diff": true, "show": true, "rev-parse": true, "ls-files": true, "blame": true,
+	"grep": true, "describe": true, "shortlog": true, "cat-file": true, "ls-tree": true, "show-ref": true,
+	"for-each-ref": true, "whatchanged": true, "count-objects": true, "version": true, "help": true,
+	"rev-list": true, "name-rev": true, "merge-base": true, "diff-tree": true, "diff-files": true,
+	"diff-index": true, "check-ignore": true, "check-attr": true, "var": true, "verify-commit": true,
+}
+
+var gitRemote = map[string]bool{
+	"clone": true, "fetch": true, "pull": true, "push": true, "ls-remote": true, "send-email": true,
+	"request-pull": true, "svn": true, "p4": true,
+}
+
+// gitCmd judges git: reading is safe, remote operations need network,
+// changing the repository needs a writable workspace, and the config file is
+// protected.
+func gitCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	// global options before the subcommand
+	i := 1
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a.dyn {
+			break
+		}
+		switch {
+		case a.s == "-C":
+			if i+1 < len(args) {
+				if args[i+1].dyn {
+					j.add(prompt, "fs.write-unknown", "", "git -C %s runs in a directory only known at run time", args[i+1].s)
+					return
+				}
+				dir = j.abs(args[i+1].s, dir)
+			}
+			i++
+		case a.s == "-c" || a.s == "--git-dir" || a.s == "--work-tree" || a.s == "--namespace" || a.s == "--exec-path":
+			if a.s == "-c" && i+1 < len(args) && gitConfigExecutes(args[i+1].s) {
+				j.add(prompt, "exec.inline-code", "", "git -c %s makes git run a command", args[i+1].s)
+			}
+			i++
+		case strings.HasPrefix(a.s, "-"):
+		default:
+			goto sub
+		}
+	}
+sub:
+	if i >= len(args) {
+		j.add(allow, "safe.read-only", "", "git without a subcommand prints help")
+		return
+	}
+	if args[i].dyn {
+		j.add(prompt, "shell.dynamic-command", "", "the git subcommand %s is only known at run time", args[i].s)
+		return
+	}
+	subArgs := args[i:]
+	sub := subArgs[0].s
+	switch {
+	case sub == "remote" && len(subArgs) > 1 && subArgs[1].s == "update":
+		j.network("git remote update", nil)
+		j.gitWrites(sub, dir)
+	case gitReadOnly[sub]:
+		j.add(allow, "safe.read-only", "", "git %s only reads", sub)
+	case sub == "branch" || sub == "tag" || sub == "remote" || (sub == "stash" && len(subArgs) > 1 && subArgs[1].s == "list"):
+		if len(operands(subArgs, "")) == 0 || sub == "stash" || hasFlag(subArgs, "l", "list") || (sub == "remote" && hasFlag(subArgs, "v", "verbose")) {
+			j.add(allow, "safe.read-only", "", "git %s lists", sub)
+			return
+		}
+		j.gitWrites(sub, dir)
+	case sub == "config":
+		if hasFlag(subArgs, "l", "get", "get-all", "get-regexp", "list", "show-origin", "name-only") {
+			j.add(allow, "safe.read-only", "", "git config only reads")
+			return
+		}
+		switch {
+		case hasFlag(subArgs, "", "global"):
+			j.write("git config --global", arg{s: "~/.gitconfig"}, dir)
+		case hasFlag(subArgs, "", "system"):
+			j.write("git config --system", arg{s: "/etc/gitconfig"}, dir)
+		default:
+			j.write("git config", arg{s: ".git/config"}, j.gitTop(dir))
+		}
+	case sub == "submodule":
+		ops := operands(subArgs, "b", "branch", "name", "reference", "depth")
+		if len(ops) > 0 && (ops[0].s == "update" || ops[0].s == "add" || ops[0].s == "sync") {
+			j.network("git submodule "+ops[0].s, nil)
+		}
+		j.gitWrites(sub, dir)
+	case gitRemote[sub]:
+		ops := operands(subArgs, "objc", "origin", "branch", "depth", "jobs", "config", "upload-pack", "template", "reference", "separate-git-dir", "filter")
+		if sub == "clone" && len(ops) > 0 && !ops[0].dyn && isLocalRepo(ops[0].s) {
+			target := arg{s: baseName(strings.TrimSuffix(ops[0].s, ".git"))}
+			if len(ops) > 1 {
+				target = ops[1]
+			}
+			j.write("git clone", target, dir)
+			return
+		}
+		var hs []string
+		if len(ops) > 0 && !ops[0].dyn && sub == "clone" {
+			if h := repoHost(ops[0].s); h != "" {
+				hs = []string{h}
+			}
+		}
+		j.network("git "+sub, hs)
+		switch sub {
+		case "clone":
+			target := arg{s: dir}
+			if len(ops) > 1 {
+				target = ops[1]
+			}
+			j.write("git clone", target, dir)
+		case "fetch", "pull":
+			j.gitWrites(sub, dir)
+		}
+	default:
+		j.gitWrites(sub, dir)
+	}
+}
+
+// gitWrites judges a subcommand that changes the repository: its .git and
+// work tree must be writable.
+func (j *judge) gitWrites(sub string, dir string) {
+	top := j.gitTop(dir)
+	j.write("git "+sub, arg{s: top + "/.git/objects"}, dir)
+}
+
+// gitTop is the repository's top directory: the nearest ancestor of dir
+// inside the workspace that has .git, else dir.
+func (j *judge) gitTop(dir string) string {
+	for d := dir; within(d, j.in.Workspace); d = parent(d) {
+		if exists(d + "/.git") {
+			return d
+		}
+		if d == "/" {
+			break
+		}
+	}
+	return dir
+}
+
+func gitConfigExecutes(kv string) bool {
+	k := strings.ToLower(strings.SplitN(kv, "=", 2)[0])
+	for _, s := range []string{"core.sshcommand", "core.pager", "core.editor", "core.fsmonitor", "core.hookspath",
+		"alias.", "credential.helper", "diff.external", "sequence.editor", "gpg.program", "protocol.ext.allow"} {
+		if strings.HasPrefix(k, s) {
+			return true
+		}
+	}
+	return strings.HasSuffix(k, ".command") || strings.HasSuffix(k, ".textconv")
+}
+
+func isLocalRepo(s string) bool {
+	return !strings.Contains(s, "://") && !(strings.Contains(s, ":") && !strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "."))
+}
+
+func repoHost(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		rest := s[i+3:]
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			rest = rest[at+1:]
+		}
+		h, _, _ := strings.Cut(rest, "/")
+		return h
+	}
+	if at := strings.IndexByte(s, '@'); at >= 0 {
+		s = s[at+1:]
+	}
+	h, _, _ := strings.Cut(s, ":")
+	return h
+}

@@ -1,0 +1,154 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// SubjectApprovals asks every policyd instance for the approvals it waits on.
+const SubjectApprovals = "moat.policy.approvals"
+
+// CheckRequest asks policyd for a decision on one command.
+type CheckRequest struct {
+	RequestID string     `json:"request_id,omitempty"`
+	SessionID string     `json:"session_id,omitempty"`
+	Argv      []string   `json:"argv"`
+	Cwd       string     `json:"cwd,omitempty"`
+	Workspace string     `json:"workspace,omitempty"`
+	Profile   ProfileRef `json:"profile"`
+	// Approval is what a prompt becomes: "never" denies it at once,
+	// "on-request" asks a person and waits; empty reports the prompt as is
+	// (a dry run, as `moat check` does).
+	Approval string `json:"approval,omitempty"`
+	// ApprovalTimeoutMS shortens policyd's approval timeout for this request.
+	ApprovalTimeoutMS int64 `json:"approval_timeout_ms,omitempty"`
+}
+
+// ProfileRef is a profile given by name (resolved by policyd through
+// profiled) or already resolved. It encodes as a string or an object.
+type ProfileRef struct {
+	Name     string
+	Resolved *Profile
+}
+
+// RefName refers to a profile by name.
+func RefName(name string) ProfileRef { return ProfileRef{Name: name} }
+
+// RefResolved refers to an already resolved profile.
+func RefResolved(p *Profile) ProfileRef { return ProfileRef{Resolved: p} }
+
+func (r ProfileRef) MarshalJSON() ([]byte, error) {
+	if r.Resolved != nil {
+		return json.Marshal(r.Resolved)
+	}
+	return json.Marshal(r.Name)
+}
+
+func (r *ProfileRef) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*r = ProfileRef{}
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		*r = ProfileRef{}
+		return json.Unmarshal(b, &r.Name)
+	case len(b) > 0 && b[0] == '{':
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		var p Profile
+		if err := dec.Decode(&p); err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		*r = ProfileRef{Resolved: &p}
+		return nil
+	}
+	return fmt.Errorf("profile must be a name or a resolved profile object")
+}
+
+func (r ProfileRef) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if r.Resolved != nil {
+		return enc.Encode(r.Resolved)
+	}
+	return enc.EncodeString(r.Name)
+}
+
+func (r *ProfileRef) DecodeMsgpack(dec *msgpack.Decoder) error {
+	c, err := dec.PeekCode()
+	if err != nil {
+		return err
+	}
+	*r = ProfileRef{}
+	switch {
+	case c == msgpcode.Nil:
+		return dec.DecodeNil()
+	case msgpcode.IsString(c):
+		r.Name, err = dec.DecodeString()
+		return err
+	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+		var p Profile
+		if err := dec.Decode(&p); err != nil {
+			return err
+		}
+		r.Resolved = &p
+		return nil
+	}
+	return fmt.Errorf("profile must be a name or a resolved profile map")
+}
+
+// ApprovalAsk is the question policyd publishes on moat.approval.ask.<id>.
+type ApprovalAsk struct {
+	ID        string    `json:"id"`
+	RequestID string    `json:"request_id,omitempty"`
+	SessionID string    `json:"session_id,omitempty"`
+	Argv      []string  `json:"argv"`
+	Cwd       string    `json:"cwd"`
+	Workspace string    `json:"workspace"`
+	Profile   string    `json:"profile"`
+	Reasons   []Reason  `json:"reasons"`
+	AskedBy   string    `json:"asked_by"` // the policyd instance waiting
+	AskedAt   time.Time `json:"asked_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ApprovalAnswer is a person's answer on moat.approval.answer.<id>.
+type ApprovalAnswer struct {
+	ID      string `json:"id"`
+	Verdict string `json:"verdict"` // allow or deny
+	By      string `json:"by,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// ApprovalAck is policyd's reply to an answer.
+type ApprovalAck struct {
+	ID      string `json:"id"`
+	Verdict string `json:"verdict"`
+}
+
+// ApprovalList is one policyd instance's pending questions.
+type ApprovalList struct {
+	Instance string        `json:"instance"`
+	Pending  []ApprovalAsk `json:"pending"`
+}
+
+// HeaderApprovalID and HeaderApprovalExpires mark policyd's interim reply to a
+// check that waits for a person: the caller stretches its deadline to the expiry.
+const (
+	HeaderApprovalID      = "Moat-Approval-Id"
+	HeaderApprovalExpires = "Moat-Approval-Expires"
+)
+
+// Reason rule ids that several parts produce.
+const (
+	ReasonApprovalTimeout   = "approval-timeout"
+	ReasonApprovalNever     = "approval-never"
+	ReasonPolicyTimeout     = "policy-timeout"
+	ReasonPolicyUnavailable = "policy-unavailable"
+	ReasonPolicyError       = "policy-error"
+	ReasonAuditUnavailable  = "audit-unavailable"
+)
