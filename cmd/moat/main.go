@@ -1,4 +1,5 @@
-// Command moat is the client of the moat stack: init, profiles, resolve, status.
+// Command moat is the client of the moat stack: init, profiles, resolve,
+// check, approvals, approve, deny, status.
 package main
 
 import (

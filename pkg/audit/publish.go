@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,22 +23,75 @@ type Publisher struct {
 	source   string
 	instance string
 	seq      atomic.Uint64
+	lost     atomic.Uint64 // asynchronous publishes JetStream did not ack
+	log      *slog.Logger
 }
+
+// MaxPending bounds asynchronous publishes awaiting their ack; past it
+// PublishAsync waits (back-pressure) up to AckTimeout, then fails.
+const MaxPending = 4096
 
 // NewPublisher publishes as source (the component's role) from one process,
 // named instance.
 func NewPublisher(nc *nats.Conn, source, instance string) (*Publisher, error) {
-	js, err := jetstream.New(nc)
+	p := &Publisher{source: source, instance: instance, log: slog.Default()}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(MaxPending),
+		jetstream.WithPublishAsyncTimeout(AckTimeout),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			p.lost.Add(1)
+			p.log.Error("audit event not acked", "subject", m.Subject, "id", m.Header.Get(wire.HeaderMsgID), "err", err)
+		}))
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{js: js, source: source, instance: instance}, nil
+	p.js = js
+	return p, nil
 }
+
+// SetLogger sets where unacked asynchronous events are reported.
+func (p *Publisher) SetLogger(l *slog.Logger) { p.log = l }
+
+// Lost counts asynchronous events JetStream did not ack.
+func (p *Publisher) Lost() uint64 { return p.lost.Load() }
 
 // Publish stamps ev (id, time, source, instance, seq) and waits until
 // MOAT_AUDIT has it. An error means the event is not on record: the caller
 // must not go on as if it were (fail closed).
 func (p *Publisher) Publish(ctx context.Context, ev *wire.AuditEvent) error {
+	msg, err := p.message(ev)
+	if err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, AckTimeout)
+		defer cancel()
+	}
+	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(wire.AuditStream)); err != nil {
+		return unrecorded(err)
+	}
+	return nil
+}
+
+// PublishAsync stamps ev and sends it without waiting for the ack, for
+// records of things that act on nothing by themselves (a policy check: the
+// run that follows is recorded synchronously by sandboxd). An ack that does
+// not come is logged and counted in Lost; an error here means the event was
+// not even sent.
+func (p *Publisher) PublishAsync(ev *wire.AuditEvent) error {
+	msg, err := p.message(ev)
+	if err != nil {
+		return err
+	}
+	if _, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(wire.AuditStream)); err != nil {
+		return unrecorded(err)
+	}
+	return nil
+}
+
+// message stamps ev and builds its message.
+func (p *Publisher) message(ev *wire.AuditEvent) (*nats.Msg, error) {
 	if ev.ID == "" {
 		ev.ID = wire.NewID()
 	}
@@ -48,7 +102,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *wire.AuditEvent) error {
 	ev.Seq = p.seq.Add(1)
 	body, err := wire.Encode(wire.Msgpack, ev)
 	if err != nil {
-		return fmt.Errorf("encode audit event: %w", err)
+		return nil, fmt.Errorf("encode audit event: %w", err)
 	}
 	msg := nats.NewMsg(wire.AuditSubject(p.source, ev.Kind))
 	msg.Data = body
@@ -64,15 +118,7 @@ func (p *Publisher) Publish(ctx context.Context, ev *wire.AuditEvent) error {
 	if ev.SessionID != "" {
 		msg.Header.Set(wire.HeaderSessionID, ev.SessionID)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, AckTimeout)
-		defer cancel()
-	}
-	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(wire.AuditStream)); err != nil {
-		return unrecorded(err)
-	}
-	return nil
+	return msg, nil
 }
 
 // unrecorded turns a failed publish into a 503 that says what to do.

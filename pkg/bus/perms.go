@@ -54,7 +54,7 @@ func Permissions(role string) *server.Permissions {
 	case home.RoleApprover:
 		return &server.Permissions{
 			Publish: &server.SubjectPermission{
-				Allow: concat(clientRequests, discovery, []string{wire.SubjectApprovalAns + ".>", "moat.policy.approvals"}),
+				Allow: concat(clientRequests, discovery, []string{wire.SubjectApprovalAns + ".>", wire.SubjectApprovals}),
 				Deny:  []string{wire.SubjectAuditEvents + ".>"},
 			},
 			Subscribe: &server.SubjectPermission{
@@ -64,7 +64,7 @@ func Permissions(role string) *server.Permissions {
 	case home.RoleBenchd:
 		return &server.Permissions{
 			Publish: &server.SubjectPermission{
-				Allow: concat(clientRequests, discovery, []string{streamInfo, wire.SubjectApprovalAns + ".>", wire.AuditSubject(role, ">")}),
+				Allow: concat(clientRequests, discovery, []string{streamInfo, wire.SubjectApprovalAns + ".>", wire.SubjectApprovals, wire.AuditSubject(role, ">")}),
 			},
 			Subscribe: &server.SubjectPermission{
 				Allow: []string{InboxPrefix(role) + ".>", wire.SubjectApprovalAsk + ".>", wire.SubjectRunOutput + ".*.out", wire.SubjectAuditCkpt},
@@ -78,6 +78,8 @@ func Permissions(role string) *server.Permissions {
 	case home.RolePolicyd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.policy.>", wire.SubjectApprovalAns+".>")
 		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectApprovalAsk+".>")
+		// An interim "a person is being asked" message, then the decision.
+		p.Response.MaxMsgs = 2
 	case home.RoleSandboxd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.sandbox.>")
 		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck, wire.SubjectRunOutput+".*.out")

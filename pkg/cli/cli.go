@@ -32,11 +32,23 @@ type cmd struct {
 }
 
 var commands = map[string]cmd{
-	"init":     {"create MOAT_HOME: keys for every component, audit keys, rules dir", runInit},
-	"profiles": {"list the profiles profiled offers", runProfiles},
-	"resolve":  {"show the concrete policy a profile gives a workspace", runResolve},
-	"status":   {"show which services are up, how many copies, and what is missing", runStatus},
+	"init":      {"create MOAT_HOME: keys for every component, audit keys, rules dir", runInit},
+	"profiles":  {"list the profiles profiled offers", runProfiles},
+	"resolve":   {"show the concrete policy a profile gives a workspace", runResolve},
+	"status":    {"show which services are up, how many copies, and what is missing", runStatus},
+	"check":     {"ask policyd whether a command may run, and why (exit 0 allow, 77 deny, 78 prompt)", runCheck},
+	"approvals": {"list the commands waiting for a person's approval (approver key)", runApprovals},
+	"approve":   {"approve a waiting command: moat approve ID", runApprove},
+	"deny":      {"refuse a waiting command: moat deny ID", runDeny},
 }
+
+// Shorthands for the flag helpers.
+type (
+	flagSet  = flag.FlagSet
+	optsFunc = func(home.Home) client.Options
+)
+
+var clientFlags = client.Flags
 
 // env is what every command gets.
 type env struct {
@@ -77,11 +89,11 @@ func (e *env) usage() {
 
 // flags makes a command's flag set with --json and, for commands that talk
 // to the bus, the shared connection flags.
-func (e *env) flags(name string, bus bool) (*flag.FlagSet, *bool, func(home.Home) client.Options) {
+func (e *env) flags(name string, bus bool) (*flag.FlagSet, *bool, optsFunc) {
 	fs := flag.NewFlagSet("moat "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	js := fs.Bool("json", false, "print JSON for programs")
-	var opts func(home.Home) client.Options
+	var opts optsFunc
 	if bus {
 		opts = client.Flags(fs, home.RoleClient)
 	}
@@ -89,7 +101,7 @@ func (e *env) flags(name string, bus bool) (*flag.FlagSet, *bool, func(home.Home
 }
 
 // dial connects with the options the flags gave.
-func (e *env) dial(ctx context.Context, opts func(home.Home) client.Options) (*client.Client, bool) {
+func (e *env) dial(ctx context.Context, opts optsFunc) (*client.Client, bool) {
 	h, err := home.FromEnv()
 	if err != nil {
 		e.fail(err)

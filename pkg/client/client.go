@@ -67,6 +67,7 @@ func (o Options) Fill(h home.Home) Options {
 type Client struct {
 	nc      *nats.Conn
 	timeout time.Duration
+	mux     mux
 }
 
 // Dial connects with the key in o.Creds. Call o.Fill first for defaults.
@@ -115,6 +116,15 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// FromConn wraps a connection a daemon already has, for calling other
+// services with timeout as the default deadline.
+func FromConn(nc *nats.Conn, timeout time.Duration) *Client {
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	return &Client{nc: nc, timeout: timeout}
 }
 
 // Conn is the underlying NATS connection.

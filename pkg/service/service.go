@@ -45,7 +45,31 @@ type Request struct {
 	Data      []byte
 	RequestID string // Moat-Request-Id header, may be empty
 	SessionID string // Moat-Session-Id header, may be empty
+	reply     string
+	nc        *nats.Conn
+	hdr       nats.Header
 }
+
+// Interim sends a header-only message to the requester before the answer
+// (policyd uses it to say a person is being asked, so the caller waits
+// longer). Send it only to requesters that asked for it: a plain request
+// takes the first message as the answer.
+func (r *Request) Interim(hdr map[string]string) error {
+	if r.reply == "" {
+		return nil
+	}
+	msg := nats.NewMsg(r.reply)
+	for k, v := range hdr {
+		msg.Header.Set(k, v)
+	}
+	if r.RequestID != "" {
+		msg.Header.Set(wire.HeaderRequestID, r.RequestID)
+	}
+	return r.nc.PublishMsg(msg)
+}
+
+// Header returns a request header.
+func (r *Request) Header(key string) string { return r.hdr.Get(key) }
 
 // Decode reads the body into v (strict; 400/413 on bad input).
 func (r *Request) Decode(v any) error { return wire.Decode(r.Format, r.Data, v) }
@@ -89,10 +113,18 @@ func New(nc *nats.Conn, cfg Config) (*Service, error) {
 // ID is this instance's id, as `nats service info` shows it.
 func (s *Service) ID() string { return s.svc.Info().ID }
 
-// Handle serves subject with h under the endpoint name.
+// Handle serves subject with h under the endpoint name, in the queue group:
+// one copy of the service answers each request.
 func (s *Service) Handle(name, subject string, h Handler) error {
 	return s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
 		micro.WithEndpointSubject(subject))
+}
+
+// HandleAll serves subject with h outside the queue group: every copy
+// answers, and the caller gathers the answers.
+func (s *Service) HandleAll(name, subject string, h Handler) error {
+	return s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
+		micro.WithEndpointSubject(subject), micro.WithEndpointQueueGroupDisabled())
 }
 
 // Stop unsubscribes (no new requests) and waits for those in flight.
@@ -110,6 +142,9 @@ func (s *Service) dispatch(r micro.Request, h Handler) {
 		Data:      r.Data(),
 		RequestID: hdr.Get(wire.HeaderRequestID),
 		SessionID: hdr.Get(wire.HeaderSessionID),
+		reply:     r.Reply(),
+		nc:        s.nc,
+		hdr:       hdr,
 	}
 	select {
 	case s.sem <- struct{}{}:

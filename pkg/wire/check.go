@@ -138,9 +138,11 @@ type ApprovalList struct {
 
 // HeaderApprovalID and HeaderApprovalExpires mark policyd's interim reply to a
 // check that waits for a person: the caller stretches its deadline to the expiry.
+// A caller that can wait sets HeaderAcceptInterim on its request.
 const (
 	HeaderApprovalID      = "Moat-Approval-Id"
 	HeaderApprovalExpires = "Moat-Approval-Expires"
+	HeaderAcceptInterim   = "Moat-Accept-Interim"
 )
 
 // Reason rule ids that several parts produce.

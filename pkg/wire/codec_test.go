@@ -26,6 +26,10 @@ func sampleMessages() []any {
 		&RunRequest{RequestID: "r", Profile: "offline", Workspace: "/w", Argv: []string{"ls", "-la"}, Env: map[string]string{"X": "1"}, Stdin: []byte{0, 1, 2}, TimeoutMS: 5, Stream: true},
 		&RunResult{RequestID: "r", Decision: &Decision{Verdict: VerdictAllow, Reasons: []Reason{}}, ExitCode: 1, Signal: "SIGKILL", TimedOut: true,
 			Stdout: []byte("out"), Stderr: []byte("err"), StdoutTruncated: true, DurationUS: 7, Usage: Usage{MaxRSSBytes: 1, UserUS: 2, SysUS: 3}, Isolation: []string{"landlock"}},
+		&CheckRequest{RequestID: "r", Argv: []string{"ls"}, Cwd: "/w", Workspace: "/w", Profile: RefName("offline"), Approval: ApprovalOnRequest, ApprovalTimeoutMS: 5},
+		&CheckRequest{Argv: []string{"ls"}, Profile: RefResolved(&Profile{Name: "offline", FS: FS{Write: []string{}, ReadDeny: []string{"/x"}, WriteDeny: []string{}}, Env: Env{Pass: []string{}}})},
+		&ApprovalAsk{ID: "a", Argv: []string{"x"}, Reasons: []Reason{{Rule: "r", Message: "m"}}, AskedAt: time.Unix(1, 0).UTC(), ExpiresAt: time.Unix(2, 0).UTC()},
+		&ApprovalAnswer{ID: "a", Verdict: VerdictAllow, By: "alice", Reason: "ok"},
 		&AuditEvent{ID: "0190", TS: time.Unix(1700000000, 123456789).UTC(), Source: "profiled", Seq: 9, Kind: "profile.resolved",
 			Argv: []string{"a"}, ExitCode: &code, Reasons: []Reason{{Rule: "x", Message: "y", Source: "f:1"}}},
 	}
@@ -47,8 +51,11 @@ func TestRoundTrip(t *testing.T) {
 				if err := Decode(f, body, got); err != nil {
 					t.Fatalf("decode: %v", err)
 				}
-				if ev, ok := got.(*AuditEvent); ok {
-					ev.TS = ev.TS.UTC() // msgpack decodes times in the local zone
+				switch v := got.(type) { // msgpack decodes times in the local zone
+				case *AuditEvent:
+					v.TS = v.TS.UTC()
+				case *ApprovalAsk:
+					v.AskedAt, v.ExpiresAt = v.AskedAt.UTC(), v.ExpiresAt.UTC()
 				}
 				if !reflect.DeepEqual(got, msg) {
 					t.Fatalf("round trip:\n got %#v\nwant %#v", got, msg)
@@ -71,6 +78,21 @@ func TestSnakeCaseInBothEncodings(t *testing.T) {
 	}
 	if _, ok := raw["session_id"]; !ok {
 		t.Fatalf("msgpack keys = %v, want session_id", raw)
+	}
+}
+
+func TestProfileRefForms(t *testing.T) {
+	var r CheckRequest
+	if err := Decode(JSON, []byte(`{"argv":["ls"],"profile":"workspace"}`), &r); err != nil || r.Profile.Name != "workspace" || r.Profile.Resolved != nil {
+		t.Fatalf("name form: %+v %v", r.Profile, err)
+	}
+	if err := Decode(JSON, []byte(`{"argv":["ls"],"profile":{"name":"offline","net":{"mode":"none"}}}`), &r); err != nil || r.Profile.Resolved == nil || r.Profile.Resolved.Net.Mode != "none" {
+		t.Fatalf("object form: %+v %v", r.Profile, err)
+	}
+	for _, bad := range []string{`{"argv":["ls"],"profile":7}`, `{"argv":["ls"],"profile":{"nmae":"x"}}`, `{"argv":["ls"],"profile":[1]}`} {
+		if err := Decode(JSON, []byte(bad), &r); CodeOf(err) != CodeBadRequest {
+			t.Errorf("%s: err %v, want 400", bad, err)
+		}
 	}
 }
 
@@ -155,7 +177,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("\xdf\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		format := DetectFormat("", body)
-		for _, target := range []any{&ResolveRequest{}, &RunRequest{}, &AuditEvent{}, &Profile{}} {
+		for _, target := range []any{&ResolveRequest{}, &RunRequest{}, &AuditEvent{}, &Profile{}, &CheckRequest{}} {
 			if err := Decode(format, body, target); err != nil {
 				var we *Error
 				if !errors.As(err, &we) || (we.Code != CodeBadRequest && we.Code != CodeTooLarge) {

@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// Exit codes of moat check (and moat run on denial).
+const (
+	ExitDenied = 77
+	ExitPrompt = 78
+)
+
+func runCheck(ctx context.Context, e *env, args []string) int {
+	fs, js, opts := e.flags("check", true)
+	name := fs.String("profile", "", "profile name or alias (default offline)")
+	ws := fs.String("workspace", "", "workspace directory (default the current directory)")
+	cwd := fs.String("cwd", "", "working directory inside the workspace (default the current directory when inside it)")
+	approval := fs.String("approval", "", "what a prompt becomes: never (deny), on-request (ask a person and wait); default report it")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		fmt.Fprintln(e.stderr, "moat check: give the command after --, e.g. moat check -- curl https://example.com")
+		return ExitUsage
+	}
+	workspace, dir, err := workdirs(*ws, *cwd)
+	if err != nil {
+		return e.fail(err)
+	}
+	c, ok := e.dial(ctx, opts)
+	if !ok {
+		return ExitError
+	}
+	defer c.Close()
+	d := c.Check(ctx, &wire.CheckRequest{Argv: argv, Workspace: workspace, Cwd: dir, Profile: wire.RefName(*name), Approval: *approval})
+	if *js {
+		e.json(d)
+	} else {
+		printDecision(e, argv, d)
+	}
+	return verdictExit(d.Verdict)
+}
+
+func verdictExit(v string) int {
+	switch v {
+	case wire.VerdictAllow:
+		return ExitOK
+	case wire.VerdictPrompt:
+		return ExitPrompt
+	}
+	return ExitDenied
+}
+
+func printDecision(e *env, argv []string, d wire.Decision) {
+	fmt.Fprintf(e.stdout, "%s  %s\n", strings.ToUpper(d.Verdict), strings.Join(argv, " "))
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	for _, r := range d.Reasons {
+		src := ""
+		if r.Source != "" {
+			src = "  (" + r.Source + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s%s\n", r.Rule, r.Message, src)
+	}
+	tw.Flush()
+	if d.DecidedBy != "" {
+		fmt.Fprintf(e.stdout, "decided by policyd %s in %s\n", d.DecidedBy, time.Duration(d.ElapsedUS)*time.Microsecond)
+	}
+}
+
+// workdirs makes the workspace and cwd absolute: the workspace defaults to
+// the current directory, the cwd to the current directory when it lies
+// inside the workspace.
+func workdirs(ws, cwd string) (string, string, error) {
+	workspace, err := absOrCwd(ws)
+	if err != nil {
+		return "", "", err
+	}
+	if cwd != "" {
+		return workspace, absIfSet(cwd), nil
+	}
+	here, err := os.Getwd()
+	if err == nil && (here == workspace || strings.HasPrefix(here, workspace+"/")) {
+		return workspace, here, nil
+	}
+	return workspace, "", nil
+}
+
+func runApprovals(ctx context.Context, e *env, args []string) int {
+	fs, js, opts := e.approverFlags("approvals")
+	wait := fs.Duration("wait", 300*time.Millisecond, "how long to gather answers from every policyd")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	c, ok := e.dial(ctx, opts)
+	if !ok {
+		return ExitError
+	}
+	defer c.Close()
+	l, err := c.Approvals(ctx, *wait)
+	if err != nil {
+		return e.fail(err)
+	}
+	if *js {
+		if l == nil {
+			l = []wire.ApprovalAsk{}
+		}
+		return e.json(l)
+	}
+	if len(l) == 0 {
+		fmt.Fprintln(e.stdout, "nothing waits for approval")
+		return ExitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tEXPIRES IN\tPROFILE\tCOMMAND\tWHY")
+	for _, a := range l {
+		why := ""
+		if len(a.Reasons) > 0 {
+			why = a.Reasons[0].Message
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.ID, time.Until(a.ExpiresAt).Round(time.Second), a.Profile, strings.Join(a.Argv, " "), why)
+	}
+	tw.Flush()
+	fmt.Fprintln(e.stdout, "\nanswer with: moat approve ID  or  moat deny ID")
+	return ExitOK
+}
+
+func runApprove(ctx context.Context, e *env, args []string) int {
+	return answer(ctx, e, "approve", wire.VerdictAllow, args)
+}
+func runDeny(ctx context.Context, e *env, args []string) int {
+	return answer(ctx, e, "deny", wire.VerdictDeny, args)
+}
+
+func answer(ctx context.Context, e *env, cmd, verdict string, args []string) int {
+	fs, js, opts := e.approverFlags(cmd)
+	reason := fs.String("reason", "", "why, for the record")
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		args = append(append([]string{}, args[1:]...), args[0]) // moat approve ID --reason …
+	}
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(e.stderr, "moat %s: give one approval id (moat approvals lists them)\n", cmd)
+		return ExitUsage
+	}
+	c, ok := e.dial(ctx, opts)
+	if !ok {
+		return ExitError
+	}
+	defer c.Close()
+	by := "unknown"
+	if u, err := user.Current(); err == nil {
+		by = u.Username
+	}
+	ack, err := c.Answer(ctx, &wire.ApprovalAnswer{ID: fs.Arg(0), Verdict: verdict, By: by, Reason: *reason})
+	if err != nil {
+		return e.fail(err)
+	}
+	if *js {
+		return e.json(ack)
+	}
+	fmt.Fprintf(e.stdout, "approval %s: %s\n", ack.ID, map[string]string{wire.VerdictAllow: "granted", wire.VerdictDeny: "refused"}[ack.Verdict])
+	return ExitOK
+}
+
+// approverFlags are the flags of commands that answer prompts: they use the
+// approver key, never the client key an agent holds.
+func (e *env) approverFlags(name string) (*flagSet, *bool, optsFunc) {
+	fs, js, _ := e.flags(name, false)
+	return fs, js, clientFlags(fs, home.RoleApprover)
+}

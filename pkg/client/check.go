@@ -1,0 +1,156 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go"
+)
+
+// ApprovalGrace is how much longer than an approval's expiry the caller waits
+// for policyd's answer before denying on its own.
+const ApprovalGrace = 5 * time.Second
+
+// Check asks policyd for a decision. It is the only way moat's parts ask, and
+// it fails closed: when policyd is absent, slow or answers garbage, the
+// decision is a deny whose reason says which (policy-unavailable,
+// policy-timeout, policy-error). The deadline is the context's, else the
+// client's timeout; while policyd waits for a person to answer a prompt, it
+// stretches to the approval's expiry plus ApprovalGrace.
+func (c *Client) Check(ctx context.Context, req *wire.CheckRequest) wire.Decision {
+	if req.RequestID == "" {
+		req.RequestID = wire.NewID()
+	}
+	body, err := wire.Encode(wire.Msgpack, req)
+	if err != nil {
+		return denied(wire.ReasonPolicyError, "cannot encode the request: %v", err)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(c.timeout)
+	}
+	reply, msgs, done, err := c.replies()
+	if err != nil {
+		return denied(wire.ReasonPolicyUnavailable, "cannot wait for policyd's answer: %v", err)
+	}
+	defer done()
+	msg := nats.NewMsg(wire.SubjectCheck)
+	msg.Reply, msg.Data = reply, body
+	msg.Header.Set(wire.HeaderContentType, wire.ContentMsgpack)
+	msg.Header.Set(wire.HeaderRequestID, req.RequestID)
+	msg.Header.Set(wire.HeaderAcceptInterim, "1")
+	if req.SessionID != "" {
+		msg.Header.Set(wire.HeaderSessionID, req.SessionID)
+	}
+	if err := c.nc.PublishMsg(msg); err != nil {
+		return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)
+	}
+	for {
+		timer := time.NewTimer(time.Until(deadline))
+		var m *nats.Msg
+		select {
+		case m = <-msgs:
+			timer.Stop()
+		case <-timer.C:
+			return denied(wire.ReasonPolicyTimeout, "no decision from policyd in time (deadline %s)", deadline.Format(time.RFC3339Nano))
+		case <-ctx.Done():
+			timer.Stop()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return denied(wire.ReasonPolicyTimeout, "no decision from policyd before the caller's deadline")
+			}
+			return denied(wire.ReasonPolicyUnavailable, "waiting for policyd: %v", ctx.Err())
+		}
+		if m.Header.Get("Status") == "503" {
+			return denied(wire.ReasonPolicyUnavailable, "no policyd is running: start it (moat status shows what is missing)")
+		}
+		if id := m.Header.Get(wire.HeaderApprovalID); id != "" && len(m.Data) == 0 && m.Header.Get(wire.HeaderErrorCode) == "" {
+			if exp, err := time.Parse(time.RFC3339Nano, m.Header.Get(wire.HeaderApprovalExpires)); err == nil {
+				deadline = exp.Add(ApprovalGrace)
+			}
+			continue
+		}
+		return decisionOf(m)
+	}
+}
+
+func decisionOf(m *nats.Msg) wire.Decision {
+	if code := m.Header.Get(wire.HeaderErrorCode); code != "" {
+		reason := wire.ReasonPolicyError
+		switch wire.ParseCode(code) {
+		case wire.CodeUnavailable:
+			reason = wire.ReasonPolicyUnavailable
+		case wire.CodeTimeout:
+			reason = wire.ReasonPolicyTimeout
+		}
+		return denied(reason, "%s", m.Header.Get(wire.HeaderError))
+	}
+	var d wire.Decision
+	if err := wire.Decode(wire.DetectFormat(m.Header.Get(wire.HeaderContentType), m.Data), m.Data, &d); err != nil {
+		return denied(wire.ReasonPolicyUnavailable, "policyd answered garbage: %v", err)
+	}
+	switch d.Verdict {
+	case wire.VerdictAllow, wire.VerdictPrompt, wire.VerdictDeny:
+	default:
+		return denied(wire.ReasonPolicyUnavailable, "policyd answered an unknown verdict %q", d.Verdict)
+	}
+	if len(d.Reasons) == 0 {
+		return denied(wire.ReasonPolicyUnavailable, "policyd answered %s without a reason", d.Verdict)
+	}
+	return d
+}
+
+func denied(rule, format string, args ...any) wire.Decision {
+	return wire.Decision{Verdict: wire.VerdictDeny, Reasons: []wire.Reason{{Rule: rule, Message: fmt.Sprintf(format, args...)}}}
+}
+
+// Approvals gathers the questions every policyd instance waits on.
+func (c *Client) Approvals(ctx context.Context, wait time.Duration) ([]wire.ApprovalAsk, error) {
+	inbox := c.nc.NewRespInbox()
+	ch := make(chan *nats.Msg, 64)
+	sub, err := c.nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	msg := nats.NewMsg(wire.SubjectApprovals)
+	msg.Reply, msg.Data = inbox, []byte{0x80} // an empty msgpack map
+	msg.Header.Set(wire.HeaderContentType, wire.ContentMsgpack)
+	if err := c.nc.PublishMsg(msg); err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	var out []wire.ApprovalAsk
+	for {
+		select {
+		case m := <-ch:
+			if m.Header.Get("Status") == "503" {
+				return nil, wire.Errorf(wire.CodeUnavailable, "no policyd is running")
+			}
+			var l wire.ApprovalList
+			if wire.Decode(wire.DetectFormat(m.Header.Get(wire.HeaderContentType), m.Data), m.Data, &l) == nil {
+				out = append(out, l.Pending...)
+			}
+		case <-timer.C:
+			return out, nil
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+}
+
+// Answer answers approval id with verdict (allow or deny).
+func (c *Client) Answer(ctx context.Context, a *wire.ApprovalAnswer) (*wire.ApprovalAck, error) {
+	var ack wire.ApprovalAck
+	err := c.Call(ctx, wire.ApprovalAnswerSubject(a.ID), "", "", a, &ack)
+	if wire.CodeOf(err) == wire.CodeUnavailable {
+		return nil, wire.Errorf(wire.CodeNotFound, "nothing waits for approval %s: it was answered, timed out, or never existed", a.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ack, nil
+}

@@ -1,0 +1,224 @@
+// Package policyd is the policyd daemon: the micro service that answers
+// moat.policy.check with a [policy.Engine] decision, asks a person when a
+// prompt may be approved, and records every decision in the audit stream
+// before it answers.
+//
+// Invariants:
+//   - every decision is sent to the audit stream before it is answered; its
+//     ack is awaited asynchronously (a check runs nothing — sandboxd records
+//     the run itself and waits for that ack); if the event cannot be sent,
+//     the answer is a deny (audit-unavailable);
+//   - evaluation has a deadline: past it the answer is a deny (policy-timeout);
+//   - a prompt waits for a person at most the approval timeout, in its own
+//     goroutine, never holding up other checks.
+package policyd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/client"
+	"github.com/moatsec/moat/pkg/policy"
+	"github.com/moatsec/moat/pkg/service"
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go"
+)
+
+// Version is policyd's service version.
+const Version = "0.1.0"
+
+// Defaults for Config.
+const (
+	DefaultApprovalTimeout = 60 * time.Second
+	DefaultDeadline        = 2 * time.Second
+)
+
+// Config configures the daemon.
+type Config struct {
+	Engine          *policy.Engine
+	ApprovalTimeout time.Duration // how long a prompt waits for a person
+	Deadline        time.Duration // evaluation, profile resolution included
+	Logger          *slog.Logger
+}
+
+// Daemon serves policy checks on the bus.
+type Daemon struct {
+	cfg      Config
+	nc       *nats.Conn
+	svc      *service.Service
+	audit    *audit.Publisher
+	profiles *client.Client
+	log      *slog.Logger
+	mu       sync.Mutex
+	pending  map[string]*wire.ApprovalAsk // approval id → question, while it waits
+	// noWorkspace is an empty directory standing in for the workspace of a
+	// check that names none.
+	noWorkspace string
+}
+
+// Start registers the service on nc.
+func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
+	if cfg.ApprovalTimeout <= 0 {
+		cfg.ApprovalTimeout = DefaultApprovalTimeout
+	}
+	if cfg.Deadline <= 0 {
+		cfg.Deadline = DefaultDeadline
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	d := &Daemon{cfg: cfg, nc: nc, log: cfg.Logger, pending: map[string]*wire.ApprovalAsk{},
+		profiles: client.FromConn(nc, cfg.Deadline)}
+	var err error
+	if d.noWorkspace, err = os.MkdirTemp("", "moat-policyd-no-workspace-"); err != nil {
+		return nil, fmt.Errorf("make the stand-in workspace: %w", err)
+	}
+	svc, err := service.New(nc, service.Config{
+		Name: wire.ServicePolicyd, Version: Version, Logger: cfg.Logger,
+		Description: "decides allow, prompt or deny for each command, and explains why",
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.svc = svc
+	if d.audit, err = audit.NewPublisher(nc, wire.ServicePolicyd, svc.ID()); err == nil {
+		d.audit.SetLogger(cfg.Logger)
+		if err = svc.Handle("check", wire.SubjectCheck, d.check); err == nil {
+			err = svc.HandleAll("approvals", wire.SubjectApprovals, d.approvals)
+		}
+	}
+	if err != nil {
+		svc.Stop()
+		return nil, err
+	}
+	return d, nil
+}
+
+// ID is this instance's service id.
+func (d *Daemon) ID() string { return d.svc.ID() }
+
+// Stop stops taking requests and waits for those in flight.
+func (d *Daemon) Stop() error {
+	err := d.svc.Stop()
+	os.Remove(d.noWorkspace)
+	return err
+}
+
+func (d *Daemon) check(ctx context.Context, req *service.Request) (any, error) {
+	start := time.Now()
+	var cr wire.CheckRequest
+	if err := req.Decode(&cr); err != nil {
+		return nil, err
+	}
+	if cr.RequestID == "" {
+		cr.RequestID = req.RequestID
+	}
+	if cr.SessionID == "" {
+		cr.SessionID = req.SessionID
+	}
+	switch cr.Approval {
+	case "", wire.ApprovalNever, wire.ApprovalOnRequest:
+	default:
+		return nil, wire.Errorf(wire.CodeBadRequest, "approval %q: want %q, %q or empty (report a prompt as is)", cr.Approval, wire.ApprovalNever, wire.ApprovalOnRequest)
+	}
+	dctx, cancel := context.WithTimeout(ctx, d.cfg.Deadline)
+	defer cancel()
+	prof := cr.Profile.Resolved
+	if prof == nil {
+		if cr.Workspace == "" {
+			// A hand-typed check names no workspace: judge it as if in an
+			// empty one (relative paths then point nowhere that matters).
+			cr.Workspace, cr.Cwd = d.noWorkspace, ""
+		}
+		p, err := d.profiles.Resolve(dctx, &wire.ResolveRequest{Profile: cr.Profile.Name, Workspace: cr.Workspace,
+			Cwd: cr.Cwd, SessionID: cr.SessionID, RequestID: cr.RequestID})
+		if err != nil {
+			return nil, err
+		}
+		prof = p
+	}
+	in := &policy.Input{Argv: cr.Argv, Cwd: cr.Cwd, Workspace: cr.Workspace, Profile: prof}
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	dec := d.evaluate(dctx, in)
+	if dec.Verdict == wire.VerdictPrompt {
+		switch cr.Approval {
+		case wire.ApprovalNever:
+			dec = withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonApprovalNever,
+				Message: "the command needs a person's approval and the caller allows none"}, dec)
+		case wire.ApprovalOnRequest:
+			dec = d.ask(req, &cr, prof, dec)
+		}
+	}
+	dec.DecidedBy = d.svc.ID()
+	dec.ElapsedUS = time.Since(start).Microseconds()
+	ev := &wire.AuditEvent{Kind: "policy.decision", SessionID: cr.SessionID, RequestID: cr.RequestID,
+		Profile: prof.Name, Argv: cr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,
+		DurationUS: dec.ElapsedUS, Detail: map[string]any{"rules": ruleIDs(dec.Reasons), "workspace": prof.Workspace}}
+	// Asynchronous: a check runs nothing by itself, and the run that may
+	// follow is recorded by sandboxd, which waits for its own ack.
+	if err := d.audit.PublishAsync(ev); err != nil {
+		d.log.Error("decision not recorded; answering deny", "request_id", cr.RequestID, "err", err)
+		return withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonAuditUnavailable,
+			Message: "the decision could not be recorded (" + err.Error() + "), so nothing may run"}, dec), nil
+	}
+	return dec, nil
+}
+
+// evaluate runs the engine under the deadline. Evaluation is bounded work,
+// but a pathological script must not hold an answer past the deadline.
+func (d *Daemon) evaluate(ctx context.Context, in *policy.Input) wire.Decision {
+	type result struct {
+		dec wire.Decision
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		dec, err := d.cfg.Engine.Decide(in)
+		ch <- result{dec, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return deny(wire.ReasonPolicyError, "evaluation failed: "+r.err.Error())
+		}
+		return r.dec
+	case <-ctx.Done():
+		return deny(wire.ReasonPolicyTimeout, "evaluation did not finish within "+d.cfg.Deadline.String())
+	}
+}
+
+func (d *Daemon) approvals(ctx context.Context, req *service.Request) (any, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := wire.ApprovalList{Instance: d.svc.ID(), Pending: []wire.ApprovalAsk{}}
+	for _, a := range d.pending {
+		l.Pending = append(l.Pending, *a)
+	}
+	return l, nil
+}
+
+func deny(rule, msg string) wire.Decision {
+	return wire.Decision{Verdict: wire.VerdictDeny, Reasons: []wire.Reason{{Rule: rule, Message: msg}}}
+}
+
+// withFirst sets the verdict and puts r before the existing reasons.
+func withFirst(verdict string, r wire.Reason, d wire.Decision) wire.Decision {
+	d.Verdict = verdict
+	d.Reasons = append([]wire.Reason{r}, d.Reasons...)
+	return d
+}
+
+func ruleIDs(rs []wire.Reason) []string {
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.Rule)
+	}
+	return out
+}
