@@ -116,15 +116,24 @@ func (s *Service) ID() string { return s.svc.Info().ID }
 // Handle serves subject with h under the endpoint name, in the queue group:
 // one copy of the service answers each request.
 func (s *Service) Handle(name, subject string, h Handler) error {
-	return s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
-		micro.WithEndpointSubject(subject))
+	return s.added(s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
+		micro.WithEndpointSubject(subject)))
 }
 
 // HandleAll serves subject with h outside the queue group: every copy
 // answers, and the caller gathers the answers.
 func (s *Service) HandleAll(name, subject string, h Handler) error {
-	return s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
-		micro.WithEndpointSubject(subject), micro.WithEndpointQueueGroupDisabled())
+	return s.added(s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
+		micro.WithEndpointSubject(subject), micro.WithEndpointQueueGroupDisabled()))
+}
+
+// added makes sure the bus has the endpoint's subscription before the
+// daemon says it is ready: a request sent right after would find nobody.
+func (s *Service) added(err error) error {
+	if err != nil {
+		return err
+	}
+	return s.nc.Flush()
 }
 
 // Stop unsubscribes (no new requests) and waits for those in flight.
