@@ -1,0 +1,286 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+const cgroupRoot = "/sys/fs/cgroup"
+
+// cgroup is one run's control group: memory, pids and CPU accounting, on
+// cgroup v2 when the unified hierarchy has those controllers, else on v1
+// (one directory per controller). Each run's group is created under
+// sandboxd's own, so limits on sandboxd bound its runs too.
+type cgroup struct {
+	v2     bool
+	dirs   []string // every directory to join, kill and remove
+	mem    string   // where memory files live
+	cpu    string   // where CPU accounting lives
+	limits wire.Limits
+}
+
+func newCgroup(l wire.Limits) (*cgroup, error) {
+	id := make([]byte, 8)
+	rand.Read(id)
+	name := "run-" + hex.EncodeToString(id)
+	if unifiedHas("memory", "pids") {
+		return newCgroupV2(name, l)
+	}
+	return newCgroupV1(name, l)
+}
+
+func newCgroupV1(name string, l wire.Limits) (*cgroup, error) {
+	c := &cgroup{limits: l}
+	for _, ctrl := range []string{"memory", "pids", "cpuacct"} {
+		base, err := ownV1Path(ctrl)
+		if err != nil {
+			return nil, err
+		}
+		dir := filepath.Join(base, "moat", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			c.remove()
+			return nil, fmt.Errorf("create %s: %w (sandboxd needs root or a delegated cgroup)", dir, err)
+		}
+		c.dirs = append(c.dirs, dir)
+		switch ctrl {
+		case "memory":
+			c.mem = dir
+			if err := writeFile(dir, "memory.limit_in_bytes", l.MemoryBytes); err != nil {
+				c.remove()
+				return nil, err
+			}
+			if _, err := os.Stat(filepath.Join(dir, "memory.memsw.limit_in_bytes")); err == nil {
+				if err := writeFile(dir, "memory.memsw.limit_in_bytes", l.MemoryBytes); err != nil {
+					c.remove()
+					return nil, err
+				}
+			}
+		case "pids":
+			if err := writeFile(dir, "pids.max", l.Pids); err != nil {
+				c.remove()
+				return nil, err
+			}
+		case "cpuacct":
+			c.cpu = dir
+		}
+	}
+	return c, nil
+}
+
+func newCgroupV2(name string, l wire.Limits) (*cgroup, error) {
+	base, err := ownV2Path()
+	if err != nil {
+		return nil, err
+	}
+	parent := filepath.Join(base, "moat")
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w (sandboxd needs root or a delegated cgroup)", parent, err)
+	}
+	os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0o644)
+	dir := filepath.Join(parent, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	c := &cgroup{v2: true, dirs: []string{dir}, mem: dir, cpu: dir, limits: l}
+	for file, v := range map[string]int64{"memory.max": l.MemoryBytes, "memory.swap.max": 0, "pids.max": l.Pids} {
+		if err := writeFile(dir, file, v); err != nil && file != "memory.swap.max" {
+			c.remove()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func writeFile(dir, file string, v int64) error {
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(strconv.FormatInt(v, 10)), 0o644); err != nil {
+		return fmt.Errorf("set %s: %w", filepath.Join(dir, file), err)
+	}
+	return nil
+}
+
+// add moves pid into every directory of the group.
+func (c *cgroup) add(pid int) error {
+	for _, d := range c.dirs {
+		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			return fmt.Errorf("join %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// killAll kills every process left in the group until it is empty.
+func (c *cgroup) killAll() {
+	if c.v2 {
+		os.WriteFile(filepath.Join(c.dirs[0], "cgroup.kill"), []byte("1"), 0o644)
+	}
+	for round := 0; round < 50; round++ {
+		left := 0
+		for _, d := range c.dirs {
+			for _, pid := range procs(d) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				left++
+			}
+		}
+		if left == 0 {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// remove kills what is left and deletes the group.
+func (c *cgroup) remove() {
+	c.killAll()
+	for _, d := range c.dirs {
+		for i := 0; i < 100; i++ {
+			if err := os.Remove(d); err == nil || errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+func procs(dir string) []int {
+	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(data)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// cpuUsed is the CPU time the whole group has used.
+func (c *cgroup) cpuUsed() time.Duration {
+	if c.v2 {
+		if v, ok := keyed(filepath.Join(c.cpu, "cpu.stat"), "usage_usec"); ok {
+			return time.Duration(v) * time.Microsecond
+		}
+		return 0
+	}
+	data, err := os.ReadFile(filepath.Join(c.cpu, "cpuacct.usage"))
+	if err != nil {
+		return 0
+	}
+	ns, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	return time.Duration(ns)
+}
+
+// oomKilled reports whether the kernel killed a process of the group for
+// exceeding its memory limit.
+func (c *cgroup) oomKilled() bool {
+	file := "memory.oom_control"
+	if c.v2 {
+		file = "memory.events"
+	}
+	v, _ := keyed(filepath.Join(c.mem, file), "oom_kill")
+	return v > 0
+}
+
+func (c *cgroup) describe() []string {
+	v := "cgroup:v1"
+	if c.v2 {
+		v = "cgroup:v2"
+	}
+	return []string{fmt.Sprintf("%s memory=%d pids=%d cpu=%dms", v, c.limits.MemoryBytes, c.limits.Pids, c.limits.CPUMS)}
+}
+
+// keyed reads "key value" lines.
+func keyed(path, key string) (int64, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && k == key {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// ownV1Path is the mounted directory of sandboxd's own v1 group for ctrl.
+func ownV1Path(ctrl string) (string, error) {
+	mount := ""
+	for _, cand := range []string{ctrl, "cpu,cpuacct", "cpuacct,cpu"} {
+		if ctrl != "cpuacct" && cand != ctrl {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(cgroupRoot, cand)); err == nil && fi.IsDir() {
+			mount = filepath.Join(cgroupRoot, cand)
+			break
+		}
+	}
+	if mount == "" {
+		return "", fmt.Errorf("the %s cgroup controller is not mounted under %s", ctrl, cgroupRoot)
+	}
+	rel := ""
+	if data, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			parts := strings.SplitN(line, ":", 3)
+			if len(parts) == 3 {
+				for _, c := range strings.Split(parts[1], ",") {
+					if c == ctrl {
+						rel = parts[2]
+					}
+				}
+			}
+		}
+	}
+	return filepath.Join(mount, rel), nil
+}
+
+func ownV2Path() (string, error) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rel, ok := strings.CutPrefix(line, "0::"); ok {
+			return filepath.Join(cgroupRoot, rel), nil
+		}
+	}
+	return "", errors.New("no cgroup v2 membership in /proc/self/cgroup")
+}
+
+// unifiedHas reports whether the v2 hierarchy mounted at cgroupRoot offers
+// the controllers (a v1 machine's empty /sys/fs/cgroup/unified does not count).
+func unifiedHas(ctrls ...string) bool {
+	data, err := os.ReadFile(filepath.Join(cgroupRoot, "cgroup.controllers"))
+	if err != nil {
+		return false
+	}
+	have := strings.Fields(string(data))
+	for _, c := range ctrls {
+		found := false
+		for _, h := range have {
+			found = found || h == c
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}

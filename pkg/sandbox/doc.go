@@ -1,0 +1,27 @@
+// Package sandbox runs one command under a resolved profile with the
+// operating system's isolation, and is what actually holds: the policy layer
+// explains and filters, the sandbox enforces.
+//
+// On Linux, [Run] re-executes the current binary as an init helper (see
+// [Init]) in fresh mount, pid, ipc and uts namespaces — and a network
+// namespace when the profile has no network, a user namespace when not run
+// as root — inside a cgroup with the profile's memory, pids and CPU limits.
+// Before it executes the command the helper, in this order:
+//
+//  1. builds the mount namespace: everything read-only, the writable roots
+//     writable again, protected paths read-only (placeholders for the ones
+//     that do not exist yet), read-denied paths hidden, a private
+//     size-limited /tmp, a fresh /proc and a minimal /dev;
+//  2. sets rlimits, then drops to the workspace owner with no capability at
+//     all (every set empty, securebits locked so execve cannot hand any back);
+//  3. sets no_new_privs, enforces Landlock at a pinned ABI (refusing to run
+//     when the kernel lacks it) and loads the seccomp filter last.
+//
+// Every step that fails stops the run with a message naming it: nothing runs
+// with less isolation than its profile asks. sandboxd's death kills the
+// helper, and the helper is the namespace's init: when it goes, every process
+// of the run goes with it.
+//
+// macOS runs a generated Seatbelt profile through /usr/bin/sandbox-exec;
+// other systems refuse every profile but trusted.
+package sandbox

@@ -1,0 +1,36 @@
+package sandbox
+
+import "github.com/moatsec/moat/pkg/wire"
+
+// initArg0 is argv[0] of the re-executed helper: how [Init] recognises it.
+const initArg0 = "moat-sandbox-init"
+
+// helperConfig is what the parent hands the helper on fd 3.
+type helperConfig struct {
+	Argv     []string      `json:"argv"`
+	Env      []string      `json:"env"`
+	Dir      string        `json:"dir"`
+	Profile  *wire.Profile `json:"profile"`
+	UID      int           `json:"uid"`
+	GID      int           `json:"gid"`
+	NoNet    bool          `json:"no_net"`
+	UserNS   bool          `json:"user_ns"`
+	Trusted  bool          `json:"trusted"`
+	TmpBytes int64         `json:"tmp_bytes"`
+	// Placeholders are protected paths the parent created, empty, so they can
+	// be mounted read-only: they did not exist and must not be created.
+	Placeholders []string `json:"placeholders"`
+}
+
+// helperStatus is what the helper reports on fd 4 just before it executes
+// the command (or instead, when a step failed).
+type helperStatus struct {
+	Isolation []string `json:"isolation,omitempty"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// Fixed file descriptors of the helper.
+const (
+	configFD = 3
+	statusFD = 4
+)

@@ -1,0 +1,188 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Init turns this process into the sandbox helper when it was started as one
+// and never returns then; otherwise it returns at once. Every binary that
+// calls Run (and every test binary that does) must call Init first thing in
+// main or TestMain.
+func Init() {
+	if len(os.Args) == 0 || os.Args[0] != initArg0 {
+		return
+	}
+	// Credentials, securebits and the seccomp filter that execve passes on
+	// are those of the calling thread: stay on one.
+	runtime.LockOSThread()
+	status := os.NewFile(statusFD, "status")
+	unix.CloseOnExec(statusFD)
+	code, err := helper(status)
+	if err != nil {
+		json.NewEncoder(status).Encode(helperStatus{Error: err.Error()})
+	}
+	os.Exit(code)
+}
+
+// helper builds the sandbox around itself and executes the command. It
+// returns only when something failed: 125 with an error for the parent, or
+// 126/127 for a command that could not be executed.
+func helper(status *os.File) (int, error) {
+	cfgFile := os.NewFile(configFD, "config")
+	var cfg helperConfig
+	if err := json.NewDecoder(cfgFile).Decode(&cfg); err != nil {
+		return 125, fmt.Errorf("read the sandbox configuration: %v", err)
+	}
+	cfgFile.Close()
+	var applied []string
+	ns := "namespaces:mnt,pid,ipc,uts"
+	if cfg.NoNet {
+		ns += ",net"
+	}
+	if cfg.UserNS {
+		ns += ",user"
+	}
+	applied = append(applied, ns)
+	if err := unix.Sethostname([]byte("moat")); err != nil {
+		return 125, fmt.Errorf("uts namespace: %v", err)
+	}
+	m, err := buildMounts(&cfg)
+	if err != nil {
+		return 125, err
+	}
+	applied = append(applied, m...)
+	if cfg.NoNet {
+		if err := loopbackUp(); err != nil {
+			return 125, fmt.Errorf("network namespace: %v", err)
+		}
+	}
+	if err := setRlimits(&cfg); err != nil {
+		return 125, err
+	}
+	applied = append(applied, "rlimits:fsize,cpu,core")
+	// Look the program up as the sandbox sees it, before privileges go.
+	path, lookErr := lookPath(cfg.Argv[0], cfg.Env, cfg.Dir)
+	if err := os.Chdir(cfg.Dir); err != nil {
+		return 125, fmt.Errorf("working directory %s: %v", cfg.Dir, err)
+	}
+	if err := dropPrivileges(cfg.UID, cfg.GID); err != nil {
+		return 125, err
+	}
+	applied = append(applied, fmt.Sprintf("uid:%d", cfg.UID), "caps:none")
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return 125, fmt.Errorf("no_new_privs: %v", err)
+	}
+	applied = append(applied, "no_new_privs")
+	ll, err := restrictLandlock(&cfg)
+	if err != nil {
+		return 125, err
+	}
+	applied = append(applied, ll)
+	// Nothing this process did not open itself reaches the command.
+	if err := unix.CloseRange(statusFD+1, ^uint(0), 0); err != nil {
+		return 125, fmt.Errorf("close inherited descriptors: %v", err)
+	}
+	applied = append(applied, "fds:closed")
+	filter, err := seccompProgram(cfg.NoNet)
+	if err != nil {
+		return 125, fmt.Errorf("seccomp: %v", err)
+	}
+	applied = append(applied, "seccomp")
+	if err := json.NewEncoder(status).Encode(helperStatus{Isolation: applied}); err != nil {
+		return 125, fmt.Errorf("report to sandboxd: %v", err)
+	}
+	// From here on, failures are the command's, not the sandbox's.
+	if lookErr != nil {
+		fmt.Fprintf(os.Stderr, "moat: %s: command not found\n", cfg.Argv[0])
+		return ExitNotFound, nil
+	}
+	if err := loadSeccomp(filter); err != nil {
+		fmt.Fprintf(os.Stderr, "moat: seccomp: %v\n", err)
+		return 125, nil
+	}
+	err = unix.Exec(path, cfg.Argv, cfg.Env)
+	fmt.Fprintf(os.Stderr, "moat: %s: %v\n", cfg.Argv[0], err)
+	if err == unix.ENOENT {
+		return ExitNotFound, nil
+	}
+	return ExitCannotExec, nil
+}
+
+// lookPath finds argv0 in the sandbox's PATH (relative names from dir).
+func lookPath(argv0 string, env []string, dir string) (string, error) {
+	if strings.Contains(argv0, "/") {
+		if !filepath.IsAbs(argv0) {
+			argv0 = filepath.Join(dir, argv0)
+		}
+		return argv0, nil
+	}
+	pathVar := DefaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathVar = v
+		}
+	}
+	for _, d := range filepath.SplitList(pathVar) {
+		if d == "" {
+			d = "."
+		}
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(dir, d)
+		}
+		p := filepath.Join(d, argv0)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
+
+func setRlimits(cfg *helperConfig) error {
+	l := cfg.Profile.Limits
+	cpuSec := uint64((l.CPUMS + 999) / 1000)
+	for _, r := range []struct {
+		res       int
+		cur, max  uint64
+		what      string
+	}{
+		{unix.RLIMIT_FSIZE, uint64(l.FileBytes), uint64(l.FileBytes), "file size"},
+		{unix.RLIMIT_CPU, cpuSec, cpuSec + 1, "cpu time"},
+		{unix.RLIMIT_CORE, 0, 0, "core dumps"},
+	} {
+		if err := unix.Setrlimit(r.res, &unix.Rlimit{Cur: r.cur, Max: r.max}); err != nil {
+			return fmt.Errorf("rlimit %s: %v", r.what, err)
+		}
+	}
+	return nil
+}
+
+// loopbackUp brings lo up in the fresh network namespace, so a command can
+// talk to itself on 127.0.0.1 (TCP is still refused by seccomp and Landlock
+// in an offline profile; this serves unix-socket-free local tooling).
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+

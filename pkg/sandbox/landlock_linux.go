@@ -1,0 +1,79 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/landlock-lsm/go-landlock/landlock"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// landlockABI is the Landlock ABI moat pins: v6 scopes abstract unix sockets
+// and signals to the sandbox (so a command can neither reach a host
+// process's abstract socket nor signal sandboxd), v4 restricts TCP, v3
+// truncation. A kernel without it refuses the run; it is never best effort.
+var landlockABI = landlock.V6
+
+// restrictLandlock lets the command read and execute everything (what must
+// not be read is hidden by the mount namespace), write only its writable
+// roots, the private /tmp and /dev, and, without full network, connect only
+// to allowed TCP ports.
+func restrictLandlock(cfg *helperConfig) (string, error) {
+	conf := landlockABI
+	var rules []landlock.Rule
+	p := cfg.Profile
+	if cfg.Trusted {
+		// trusted keeps only the scoping: no reaching out of the sandbox by
+		// signal or abstract socket.
+		conf.HandledAccessFS, conf.HandledAccessNet = 0, 0
+	} else {
+		rules = append(rules, landlock.RODirs("/"))
+		var rw []string
+		for _, r := range append([]string{"/tmp", "/dev"}, p.FS.Write...) {
+			if _, err := os.Stat(r); err == nil {
+				rw = append(rw, r)
+			}
+		}
+		rules = append(rules, landlock.RWDirs(rw...).WithRefer().WithIoctlDev())
+	}
+	what := fmt.Sprintf("landlock:v6 write=%d roots", len(p.FS.Write))
+	switch p.Net.Mode {
+	case wire.NetFull:
+		conf.HandledAccessNet = 0
+	case wire.NetAllowlist:
+		ports := allowedPorts(p.Net.Allow)
+		for _, port := range ports {
+			rules = append(rules, landlock.ConnectTCP(port))
+		}
+		what += fmt.Sprintf(" tcp-connect=%v", ports)
+	default:
+		what += " tcp=none"
+	}
+	if err := conf.Restrict(rules...); err != nil {
+		return "", fmt.Errorf("landlock (ABI v6 or later is required; this kernel must support it): %v", err)
+	}
+	return what + " scoped=signals,abstract-unix", nil
+}
+
+// allowedPorts are the TCP ports an allowlist names (443 when none).
+func allowedPorts(allow []string) []uint16 {
+	seen := map[uint16]bool{}
+	var out []uint16
+	for _, e := range allow {
+		port := uint16(443)
+		if _, p, err := net.SplitHostPort(e); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+				port = uint16(n)
+			}
+		}
+		if !seen[port] {
+			seen[port] = true
+			out = append(out, port)
+		}
+	}
+	return out
+}

@@ -1,0 +1,224 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// devices are the host device nodes a sandbox's /dev offers.
+var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// buildMounts shapes the helper's private mount namespace (see the package
+// doc for the order and why). It returns the mechanisms applied.
+func buildMounts(cfg *helperConfig) ([]string, error) {
+	p := cfg.Profile
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return nil, fmt.Errorf("mount namespace: make / private: %v", err)
+	}
+	// Paths under /tmp that must stay visible once /tmp is private, and the
+	// host's device nodes, are held open before anything covers them.
+	keep := underTmp(p.Workspace, cfg.Dir, p.FS.Write)
+	keepFDs := map[string]int{}
+	for _, path := range keep {
+		fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // not there: nothing to keep
+		}
+		keepFDs[path] = fd
+	}
+	devFDs := map[string]int{}
+	for _, d := range devices {
+		fd, err := unix.Open("/dev/"+d, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("minimal /dev: %s: %v", d, err)
+		}
+		devFDs[d] = fd
+	}
+	var applied []string
+	if !cfg.Trusted {
+		if err := setattr("/", unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID, 0); err != nil {
+			return nil, fmt.Errorf("make the filesystem read-only (needs mount_setattr, Linux 5.12): %v", err)
+		}
+		applied = append(applied, "fs:read-only")
+	}
+	if err := privateTmp(cfg, keepFDs); err != nil {
+		return nil, err
+	}
+	applied = append(applied, fmt.Sprintf("tmpfs:/tmp size=%d", cfg.TmpBytes))
+	if err := minimalDev(devFDs); err != nil {
+		return nil, err
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY, ""); err != nil {
+		return nil, fmt.Errorf("fresh /proc: %v", err)
+	}
+	applied = append(applied, "dev:minimal", "proc:fresh,read-only")
+	if !cfg.Trusted {
+		n, err := writableRoots(p.FS.Write)
+		if err != nil {
+			return nil, err
+		}
+		applied = append(applied, fmt.Sprintf("writable:%d roots", n))
+	}
+	ro, err := readOnly(p.FS.WriteDeny, cfg.Placeholders)
+	if err != nil {
+		return nil, err
+	}
+	hidden, err := hide(p.FS.ReadDeny)
+	if err != nil {
+		return nil, err
+	}
+	return append(applied, fmt.Sprintf("protected:%d paths", ro), fmt.Sprintf("hidden:%d paths", hidden)), nil
+}
+
+func setattr(path string, flags uint, set, clr uint64) error {
+	return unix.MountSetattr(unix.AT_FDCWD, path, flags, &unix.MountAttr{Attr_set: set, Attr_clr: clr})
+}
+
+// underTmp lists the paths under /tmp that the command must still see.
+func underTmp(ws, dir string, write []string) []string {
+	var out []string
+	for _, p := range append([]string{ws, dir}, write...) {
+		if p != "/tmp" && strings.HasPrefix(p, "/tmp/") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// privateTmp mounts a fresh size-limited tmpfs on /tmp and binds back the
+// paths under it that the command must see (a workspace in /tmp).
+func privateTmp(cfg *helperConfig, keep map[string]int) error {
+	opts := fmt.Sprintf("size=%d,mode=1777", max(cfg.TmpBytes, 1<<20))
+	if err := unix.Mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("private /tmp: %v", err)
+	}
+	for path, fd := range keep {
+		if err := os.MkdirAll(path, 0o755); err != nil {
+			return fmt.Errorf("private /tmp: keep %s: %v", path, err)
+		}
+		src := fmt.Sprintf("/proc/self/fd/%d", fd)
+		if err := unix.Mount(src, path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("private /tmp: keep %s: %v", path, err)
+		}
+		// Read-only unless it is a writable root (made writable later).
+		if !cfg.Trusted {
+			if err := setattr(path, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+				return fmt.Errorf("private /tmp: keep %s read-only: %v", path, err)
+			}
+		}
+		unix.Close(fd)
+	}
+	return nil
+}
+
+// minimalDev replaces /dev with a tmpfs holding only harmless nodes.
+func minimalDev(fds map[string]int) error {
+	if err := unix.Mount("tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,mode=755"); err != nil {
+		return fmt.Errorf("minimal /dev: %v", err)
+	}
+	for name, fd := range fds {
+		dst := "/dev/" + name
+		if err := os.WriteFile(dst, nil, 0o666); err != nil {
+			return fmt.Errorf("minimal /dev: %s: %v", name, err)
+		}
+		if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", fd), dst, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("minimal /dev: %s: %v", name, err)
+		}
+		setattr(dst, 0, 0, unix.MOUNT_ATTR_RDONLY)
+		unix.Close(fd)
+	}
+	for link, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
+		if err := os.Symlink(target, "/dev/"+link); err != nil {
+			return fmt.Errorf("minimal /dev: %s: %v", link, err)
+		}
+	}
+	if err := os.Mkdir("/dev/shm", 0o1777); err != nil {
+		return fmt.Errorf("minimal /dev: shm: %v", err)
+	}
+	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=64m,mode=1777"); err != nil {
+		return fmt.Errorf("minimal /dev: shm: %v", err)
+	}
+	return nil
+}
+
+// writableRoots makes each existing write root writable again.
+func writableRoots(roots []string) (int, error) {
+	n := 0
+	for _, r := range roots {
+		if r == "/" {
+			continue
+		}
+		if _, err := os.Stat(r); err != nil {
+			continue
+		}
+		if !strings.HasPrefix(r, "/tmp/") {
+			if err := unix.Mount(r, r, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+				return 0, fmt.Errorf("writable root %s: %v", r, err)
+			}
+		}
+		if err := setattr(r, unix.AT_RECURSIVE, 0, unix.MOUNT_ATTR_RDONLY); err != nil {
+			return 0, fmt.Errorf("writable root %s: %v", r, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// readOnly binds each existing protected path onto itself read-only.
+// Placeholders (created empty by sandboxd) count as existing.
+func readOnly(paths, placeholders []string) (int, error) {
+	n := 0
+	for _, p := range append(append([]string{}, paths...), placeholders...) {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			continue
+		}
+		if err := unix.Mount(real, real, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return 0, fmt.Errorf("protect %s: %v", p, err)
+		}
+		if err := setattr(real, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+			return 0, fmt.Errorf("protect %s: %v", p, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// hide covers each existing read-denied path: an empty read-only tmpfs over
+// a directory, /dev/null over a file.
+func hide(paths []string) (int, error) {
+	n := 0
+	for _, p := range paths {
+		real, err := filepath.EvalSymlinks(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("hide %s: %v", p, err)
+		}
+		fi, err := os.Stat(real)
+		if err != nil {
+			return 0, fmt.Errorf("hide %s: %v", p, err)
+		}
+		if fi.IsDir() {
+			err = unix.Mount("tmpfs", real, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4k,mode=000")
+		} else {
+			err = unix.Mount("/dev/null", real, "", unix.MS_BIND, "")
+			if err == nil {
+				err = setattr(real, 0, unix.MOUNT_ATTR_RDONLY, 0)
+			}
+		}
+		if err != nil {
+			return 0, fmt.Errorf("hide %s: %v", p, err)
+		}
+		n++
+	}
+	return n, nil
+}

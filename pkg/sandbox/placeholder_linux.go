@@ -1,0 +1,106 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moatsec/moat/pkg/wire"
+	"golang.org/x/sys/unix"
+)
+
+// A protected path that does not exist yet (.envrc, .git/hooks, .vscode/)
+// cannot be mounted read-only, and the command could create it — a hook git
+// later runs outside any sandbox. So sandboxd creates it as an empty
+// directory for the run (invisible to git, and no file can be written where
+// a directory stands), the helper mounts it read-only, and sandboxd removes
+// it afterwards.
+//
+// Runs in the same workspace may overlap, and removing a directory another
+// run has mounted would lift that run's protection, so each run holds a
+// shared flock on the placeholder while it runs, and a placeholder is
+// removed only by whoever can take it exclusively.
+
+// placeholders creates the missing protected paths inside writable roots.
+func placeholders(p *wire.Profile) ([]string, error) {
+	var made []string
+	for _, path := range p.FS.WriteDeny {
+		if !insideAny(path, p.FS.Write) || path == p.Workspace {
+			continue
+		}
+		if _, err := os.Lstat(path); err == nil {
+			continue
+		}
+		// Create the first missing component: protecting it protects
+		// everything below (.git for .git/hooks when there is no .git).
+		top := path
+		for parent := filepath.Dir(top); parent != top; parent = filepath.Dir(top) {
+			if _, err := os.Lstat(parent); err == nil {
+				break
+			}
+			top = parent
+		}
+		if !insideAny(top, p.FS.Write) {
+			continue
+		}
+		ph, err := lockPlaceholder(top)
+		if err != nil {
+			return made, err
+		}
+		held.add(ph)
+		made = append(made, top)
+	}
+	return made, nil
+}
+
+// lockPlaceholder creates dir if needed and holds a shared lock on it,
+// retrying if another run removed it in between.
+func lockPlaceholder(dir string) (placeholder, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		if err := os.Mkdir(dir, 0o555); err != nil && !errors.Is(err, os.ErrExist) {
+			return placeholder{}, fmt.Errorf("placeholder %s: %v", dir, err)
+		}
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		if err := unix.Flock(fd, unix.LOCK_SH); err != nil {
+			unix.Close(fd)
+			return placeholder{}, fmt.Errorf("placeholder %s: %v", dir, err)
+		}
+		var a, b unix.Stat_t
+		if unix.Fstat(fd, &a) == nil && unix.Lstat(dir, &b) == nil && a.Ino == b.Ino && a.Dev == b.Dev {
+			return placeholder{path: dir, fd: fd}, nil
+		}
+		unix.Close(fd) // removed under us: try again
+	}
+	return placeholder{}, fmt.Errorf("placeholder %s keeps disappearing", dir)
+}
+
+// removePlaceholders releases this run's placeholders and removes those no
+// other run holds.
+func removePlaceholders(paths []string) {
+	for i := len(paths) - 1; i >= 0; i-- {
+		ph, ok := held.take(paths[i])
+		if !ok {
+			continue
+		}
+		if unix.Flock(ph.fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			unix.Rmdir(ph.path) // fails harmlessly if something was put in it
+		}
+		unix.Close(ph.fd)
+	}
+}
+
+func insideAny(p string, roots []string) bool {
+	for _, r := range roots {
+		if p == r || r == "/" || strings.HasPrefix(p, r+"/") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,217 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+	"golang.org/x/sys/unix"
+)
+
+// Run runs spec under its profile and waits for it. An error wrapping
+// ErrRefused means the command never started; otherwise the Result says how
+// it ended (its exit code, a signal, a timeout, a limit it hit).
+func Run(ctx context.Context, spec *Spec) (*Result, error) {
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	if err := Check(spec.Profile); err != nil {
+		return nil, err
+	}
+	uid, gid, home, name, err := owner(spec.Profile.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &helperConfig{
+		Argv: spec.Argv, Dir: spec.Dir, Profile: spec.Profile, UID: uid, GID: gid,
+		Env:     Environ(spec.Profile, spec.Env, home, name),
+		NoNet:   spec.Profile.Net.Mode == wire.NetNone,
+		UserNS:  os.Geteuid() != 0,
+		Trusted: spec.trusted(),
+		TmpBytes: min(spec.Profile.Limits.FileBytes, spec.Profile.Limits.MemoryBytes),
+	}
+	start := time.Now()
+	cg, err := newCgroup(spec.Profile.Limits)
+	if err != nil {
+		return nil, refuse("cgroup: %v", err)
+	}
+	defer cg.remove()
+	if !cfg.Trusted {
+		cfg.Placeholders, err = placeholders(spec.Profile)
+		defer removePlaceholders(cfg.Placeholders)
+		if err != nil {
+			return nil, refuse("protected paths: %v", err)
+		}
+	}
+	res, err := launch(ctx, spec, cfg, cg)
+	if err != nil {
+		return nil, err
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// owner is the user a command runs as: the workspace's owner when sandboxd
+// is root, sandboxd's own user otherwise.
+func owner(ws string) (uid, gid int, home, name string, err error) {
+	uid, gid = os.Geteuid(), os.Getegid()
+	if uid == 0 {
+		var st unix.Stat_t
+		if err := unix.Stat(ws, &st); err != nil {
+			return 0, 0, "", "", refuse("workspace %s: %v", ws, err)
+		}
+		uid, gid = int(st.Uid), int(st.Gid)
+	}
+	name, home = strconv.Itoa(uid), "/"
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		name, home = u.Username, u.HomeDir
+	}
+	return uid, gid, home, name, nil
+}
+
+// launch starts the helper in its namespaces and cgroup, hands it the
+// configuration, and supervises the run.
+func launch(ctx context.Context, spec *Spec, cfg *helperConfig, cg *cgroup) (*Result, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, refuse("pipe: %v", err)
+	}
+	defer cfgW.Close()
+	statR, statW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return nil, refuse("pipe: %v", err)
+	}
+	defer statR.Close()
+	limits := spec.Profile.Limits
+	stdout := &capped{max: int(limits.OutputBytes), live: spec.Stdout}
+	stderr := &capped{max: int(limits.OutputBytes), live: spec.Stderr}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{initArg0}
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{cfgR, statW}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if len(spec.Stdin) > 0 {
+		cmd.Stdin = bytes.NewReader(spec.Stdin)
+	}
+	cmd.SysProcAttr = sysProcAttr(cfg)
+	// Pdeathsig fires when the thread that forked exits: keep it to this
+	// goroutine's thread while starting (Go parks, never ends, such threads).
+	runtime.LockOSThread()
+	err = cmd.Start()
+	runtime.UnlockOSThread()
+	cfgR.Close()
+	statW.Close()
+	if err != nil {
+		return nil, refuse("start the sandbox helper: %v", err)
+	}
+	fail := func(err error) (*Result, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, err
+	}
+	if err := cg.add(cmd.Process.Pid); err != nil {
+		return fail(refuse("cgroup: %v", err))
+	}
+	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
+		return fail(refuse("hand the helper its configuration: %v", err))
+	}
+	cfgW.Close()
+	var st helperStatus
+	raw, _ := io.ReadAll(statR) // EOF: the command was executed (or the helper died)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return fail(refuse("garbled helper status %q", raw))
+		}
+	}
+	if st.Error != "" {
+		return fail(refuse("%s", st.Error))
+	}
+	if st.Isolation == nil {
+		cmd.Wait()
+		return nil, refuse("the sandbox helper died before running the command (%v)", cmd.ProcessState)
+	}
+
+	res := &Result{Isolation: append(st.Isolation, cg.describe()...)}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	timer := time.NewTimer(spec.timeout())
+	defer timer.Stop()
+	cpuTick := time.NewTicker(100 * time.Millisecond)
+	defer cpuTick.Stop()
+	var waitErr error
+wait:
+	for {
+		select {
+		case waitErr = <-done:
+			break wait
+		case <-timer.C:
+			res.TimedOut = true
+			cmd.Process.Kill() // the namespace's init: the whole tree goes with it
+			cg.killAll()
+		case <-ctx.Done():
+			cmd.Process.Kill()
+			cg.killAll()
+		case <-cpuTick.C:
+			if cg.cpuUsed() > time.Duration(spec.Profile.Limits.CPUMS)*time.Millisecond {
+				res.CPUExceeded = true
+				cmd.Process.Kill()
+				cg.killAll()
+			}
+		}
+	}
+	cg.killAll() // nothing outlives the run
+	var exitErr *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &exitErr) {
+		return nil, fmt.Errorf("wait for the command: %w", waitErr)
+	}
+	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Signaled():
+		res.Signal = unix.SignalName(ws.Signal())
+		res.ExitCode = 128 + int(ws.Signal())
+	default:
+		res.ExitCode = ws.ExitStatus()
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.Usage = wire.Usage{MaxRSSBytes: ru.Maxrss * 1024, UserUS: ru.Utime.Nano() / 1000, SysUS: ru.Stime.Nano() / 1000}
+	}
+	if cpu := cg.cpuUsed(); cpu > 0 {
+		res.Usage.UserUS = max(res.Usage.UserUS, cpu.Microseconds()-res.Usage.SysUS)
+	}
+	res.OOMKilled = cg.oomKilled()
+	res.Stdout, res.StdoutTruncated = stdout.result()
+	res.Stderr, res.StderrTruncated = stderr.result()
+	return res, nil
+}
+
+// sysProcAttr puts the helper in its namespaces; it dies with sandboxd.
+func sysProcAttr(cfg *helperConfig) *syscall.SysProcAttr {
+	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS)
+	if cfg.NoNet {
+		flags |= unix.CLONE_NEWNET
+	}
+	attr := &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
+	if os.Geteuid() != 0 {
+		attr.Cloneflags |= unix.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: cfg.UID, HostID: os.Geteuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: cfg.GID, HostID: os.Getegid(), Size: 1}}
+		attr.GidMappingsEnableSetgroups = false
+	}
+	return attr
+}
+

@@ -1,0 +1,88 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// Spec is one command to run.
+type Spec struct {
+	Argv    []string
+	Profile *wire.Profile     // resolved: paths absolute, limits set
+	Dir     string            // working directory; default the profile's cwd
+	Env     map[string]string // the request's variables, filtered by [Environ]
+	Stdin   []byte
+	Timeout time.Duration // lowers the profile's timeout when set
+	// Stdout and Stderr, when set, also receive the output live (up to the caps).
+	Stdout, Stderr io.Writer
+}
+
+// Result is what happened.
+type Result struct {
+	ExitCode        int
+	Signal          string
+	TimedOut        bool
+	OOMKilled       bool
+	CPUExceeded     bool
+	Stdout, Stderr  []byte
+	StdoutTruncated bool
+	StderrTruncated bool
+	Duration        time.Duration
+	Usage           wire.Usage
+	Isolation       []string // mechanisms applied, for the record
+}
+
+// Exit codes the sandbox itself gives a command that could not run.
+const (
+	ExitNotFound   = 127
+	ExitCannotExec = 126
+)
+
+// ErrRefused wraps every refusal to run: a missing kernel feature, a setup
+// step that failed, a bad spec. The command did not start.
+var ErrRefused = errors.New("sandbox refused to run the command")
+
+func refuse(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, args...))
+}
+
+func (s *Spec) validate() error {
+	switch {
+	case len(s.Argv) == 0 || s.Argv[0] == "":
+		return refuse("no command to run")
+	case s.Profile == nil:
+		return refuse("no profile")
+	case s.Profile.Limits.TimeoutMS <= 0 || s.Profile.Limits.MemoryBytes <= 0 || s.Profile.Limits.Pids <= 0 || s.Profile.Limits.OutputBytes <= 0:
+		return refuse("profile %s has unset limits: resolve it through profiled", s.Profile.Name)
+	}
+	for _, a := range s.Argv {
+		for i := 0; i < len(a); i++ {
+			if a[i] == 0 {
+				return refuse("an argument contains a NUL byte")
+			}
+		}
+	}
+	if s.Dir == "" {
+		s.Dir = s.Profile.Cwd
+	}
+	if s.Dir == "" {
+		s.Dir = s.Profile.Workspace
+	}
+	return nil
+}
+
+// timeout is the effective wall-clock limit.
+func (s *Spec) timeout() time.Duration {
+	t := s.Profile.Limits.Timeout()
+	if s.Timeout > 0 && s.Timeout < t {
+		t = s.Timeout
+	}
+	return t
+}
+
+// trusted reports whether the profile drops filesystem and network restrictions.
+func (s *Spec) trusted() bool { return s.Profile.Base == "trusted" }
