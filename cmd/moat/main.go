@@ -1,5 +1,5 @@
 // Command moat is the client of the moat stack: init, profiles, resolve,
-// check, approvals, approve, deny, status.
+// check, run, approvals, approve, deny, status.
 package main
 
 import (

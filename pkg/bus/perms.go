@@ -83,6 +83,8 @@ func Permissions(role string) *server.Permissions {
 	case home.RoleSandboxd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.sandbox.>")
 		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck, wire.SubjectRunOutput+".*.out")
+		// Heartbeats while a command runs, then the result.
+		p.Response.MaxMsgs = -1
 	case home.RoleAuditd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, wire.SubjectAuditQuery, wire.SubjectAuditVerify, wire.SubjectAuditStats)
 		const js = "$JS.API."

@@ -40,6 +40,7 @@ var commands = map[string]cmd{
 	"approvals": {"list the commands waiting for a person's approval (approver key)", runApprovals},
 	"approve":   {"approve a waiting command: moat approve ID", runApprove},
 	"deny":      {"refuse a waiting command: moat deny ID", runDeny},
+	"run":       {"run a command in the sandbox: resolve, check, run, record (its status; 77 denied; 125 sandbox failure)", runRun},
 }
 
 // Shorthands for the flag helpers.
@@ -145,6 +146,8 @@ func parse(fs *flag.FlagSet, args []string) (int, bool) {
 	}
 	return 0, true
 }
+
+func readAll(r io.Reader) ([]byte, error) { return io.ReadAll(r) }
 
 func join(l []string) string {
 	if len(l) == 0 {

@@ -151,9 +151,9 @@ func setRlimits(cfg *helperConfig) error {
 	l := cfg.Profile.Limits
 	cpuSec := uint64((l.CPUMS + 999) / 1000)
 	for _, r := range []struct {
-		res       int
-		cur, max  uint64
-		what      string
+		res      int
+		cur, max uint64
+		what     string
 	}{
 		{unix.RLIMIT_FSIZE, uint64(l.FileBytes), uint64(l.FileBytes), "file size"},
 		{unix.RLIMIT_CPU, cpuSec, cpuSec + 1, "cpu time"},
@@ -185,4 +185,3 @@ func loopbackUp() error {
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
-

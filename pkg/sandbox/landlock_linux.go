@@ -4,9 +4,7 @@ package sandbox
 
 import (
 	"fmt"
-	"net"
 	"os"
-	"strconv"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	"github.com/moatsec/moat/pkg/wire"
@@ -45,7 +43,7 @@ func restrictLandlock(cfg *helperConfig) (string, error) {
 	case wire.NetFull:
 		conf.HandledAccessNet = 0
 	case wire.NetAllowlist:
-		ports := allowedPorts(p.Net.Allow)
+		ports := allowedPortsOf(p.Net.Allow)
 		for _, port := range ports {
 			rules = append(rules, landlock.ConnectTCP(port))
 		}
@@ -57,23 +55,4 @@ func restrictLandlock(cfg *helperConfig) (string, error) {
 		return "", fmt.Errorf("landlock (ABI v6 or later is required; this kernel must support it): %v", err)
 	}
 	return what + " scoped=signals,abstract-unix", nil
-}
-
-// allowedPorts are the TCP ports an allowlist names (443 when none).
-func allowedPorts(allow []string) []uint16 {
-	seen := map[uint16]bool{}
-	var out []uint16
-	for _, e := range allow {
-		port := uint16(443)
-		if _, p, err := net.SplitHostPort(e); err == nil {
-			if n, err := strconv.ParseUint(p, 10, 16); err == nil {
-				port = uint16(n)
-			}
-		}
-		if !seen[port] {
-			seen[port] = true
-			out = append(out, port)
-		}
-	}
-	return out
 }

@@ -37,10 +37,10 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 	}
 	cfg := &helperConfig{
 		Argv: spec.Argv, Dir: spec.Dir, Profile: spec.Profile, UID: uid, GID: gid,
-		Env:     Environ(spec.Profile, spec.Env, home, name),
-		NoNet:   spec.Profile.Net.Mode == wire.NetNone,
-		UserNS:  os.Geteuid() != 0,
-		Trusted: spec.trusted(),
+		Env:      Environ(spec.Profile, spec.Env, home, name),
+		NoNet:    spec.Profile.Net.Mode == wire.NetNone,
+		UserNS:   os.Geteuid() != 0,
+		Trusted:  spec.trusted(),
 		TmpBytes: min(spec.Profile.Limits.FileBytes, spec.Profile.Limits.MemoryBytes),
 	}
 	start := time.Now()
@@ -214,4 +214,3 @@ func sysProcAttr(cfg *helperConfig) *syscall.SysProcAttr {
 	}
 	return attr
 }
-

@@ -143,6 +143,8 @@ const (
 	HeaderApprovalID      = "Moat-Approval-Id"
 	HeaderApprovalExpires = "Moat-Approval-Expires"
 	HeaderAcceptInterim   = "Moat-Accept-Interim"
+	HeaderHeartbeat       = "Moat-Heartbeat" // sandboxd: still running
+	HeaderStream          = "Moat-Stream"    // live output: stdout or stderr
 )
 
 // Reason rule ids that several parts produce.

@@ -1,0 +1,64 @@
+// Command sandboxd runs approved commands under kernel isolation. As a
+// daemon it serves moat.sandbox.run; `sandboxd exec -- CMD` runs one command
+// locally, with no bus and no policy.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/moatsec/moat/pkg/client"
+	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/sandbox"
+	"github.com/moatsec/moat/pkg/sandboxd"
+)
+
+func main() {
+	sandbox.Init() // when re-executed as the sandbox helper, this never returns
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "exec" {
+		code := sandboxd.Exec(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sandboxd", flag.ContinueOnError)
+	opts := client.Flags(fs, home.RoleSandboxd)
+	maxRuns := fs.Int("max-runs", 0, "commands run at once (default 4 per CPU); past it a 503")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	h, err := home.FromEnv()
+	if err != nil {
+		return err
+	}
+	o := opts(h)
+	o.Wait, o.Logger = client.DaemonWait, log
+	c, err := client.Dial(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	d, err := sandboxd.Start(c.Conn(), sandboxd.Config{MaxRuns: *maxRuns, Logger: log})
+	if err != nil {
+		return err
+	}
+	log.Info("sandboxd ready", "id", d.ID(), "bus", o.URL, "isolation", sandbox.Mechanisms())
+	<-ctx.Done()
+	log.Info("sandboxd stopping")
+	return d.Stop()
+}

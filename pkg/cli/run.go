@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/moatsec/moat/pkg/sandbox"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// ExitSandboxFailure is moat run's status when the sandbox could not run
+// the command (or no sandboxd answered).
+const ExitSandboxFailure = 125
+
+// runPass are the caller's variables moat run sends along; sandboxd filters
+// them again by the profile and drops credentials.
+var runPass = []string{"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ", "COLUMNS", "LINES", "NO_COLOR"}
+
+func runRun(ctx context.Context, e *env, args []string) int {
+	fs, js, opts := e.flags("run", true)
+	name := fs.String("profile", "", "profile name or alias (default offline)")
+	ws := fs.String("workspace", "", "workspace directory (default the current directory)")
+	cwd := fs.String("cwd", "", "working directory inside the workspace (default the current directory when inside it)")
+	timeout := fs.Duration("timeout", 0, "lower the profile's timeout")
+	stdin := fs.Bool("stdin", false, "send this process's standard input to the command")
+	var extra envList
+	fs.Var(&extra, "env", "NAME=VALUE for the command (repeatable; credentials are dropped)")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		fmt.Fprintln(e.stderr, "moat run: give the command after --, e.g. moat run -- make test")
+		return ExitUsage
+	}
+	workspace, dir, err := workdirs(*ws, *cwd)
+	if err != nil {
+		return e.fail(err)
+	}
+	req := &wire.RunRequest{Profile: *name, Workspace: workspace, Cwd: dir, Argv: argv,
+		Env: passEnv(os.Environ()), TimeoutMS: timeout.Milliseconds(), Stream: !*js}
+	for _, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		req.Env[k] = v
+	}
+	if *stdin {
+		if req.Stdin, err = readAll(os.Stdin); err != nil {
+			return e.fail(err)
+		}
+	}
+	c, ok := e.dial(ctx, opts)
+	if !ok {
+		return ExitSandboxFailure
+	}
+	defer c.Close()
+	res, err := c.Run(ctx, req, func(stream string, data []byte) {
+		if stream == "stderr" {
+			e.stderr.Write(data)
+		} else {
+			e.stdout.Write(data)
+		}
+	})
+	if err != nil {
+		e.fail(err)
+		return ExitSandboxFailure
+	}
+	if *js {
+		e.json(res)
+	}
+	if res.Decision != nil && res.Decision.Verdict != wire.VerdictAllow {
+		if !*js {
+			fmt.Fprintf(e.stderr, "moat: not run: %s\n", res.Decision.Verdict)
+			for _, r := range res.Decision.Reasons {
+				src := ""
+				if r.Source != "" {
+					src = " (" + r.Source + ")"
+				}
+				fmt.Fprintf(e.stderr, "  %s: %s%s\n", r.Rule, r.Message, src)
+			}
+		}
+		return ExitDenied
+	}
+	if !*js {
+		switch {
+		case res.TimedOut:
+			fmt.Fprintln(e.stderr, "moat: killed at the timeout")
+		case res.Signal != "":
+			fmt.Fprintf(e.stderr, "moat: killed by %s\n", res.Signal)
+		}
+		if res.StdoutTruncated || res.StderrTruncated {
+			fmt.Fprintln(e.stderr, "moat: output truncated at the profile's limit")
+		}
+	}
+	return res.ExitCode
+}
+
+func passEnv(environ []string) map[string]string {
+	p := &wire.Profile{Env: wire.Env{Pass: runPass}}
+	return sandbox.Pass(p, environ)
+}
+
+type envList []string
+
+func (l *envList) String() string { return strings.Join(*l, ",") }
+func (l *envList) Set(v string) error {
+	if !strings.Contains(v, "=") {
+		return fmt.Errorf("want NAME=VALUE")
+	}
+	*l = append(*l, v)
+	return nil
+}

@@ -1,0 +1,208 @@
+// Package sandboxd is the sandboxd daemon: the micro service behind
+// moat.sandbox.run that orchestrates a run — resolve the profile through
+// profiled, decide through policyd, record the decision, run the command
+// under [sandbox.Run], record how it ended — and answers with the result.
+//
+// Invariants, each failing closed:
+//   - no profile from profiled: nothing runs (503);
+//   - no decision in time: a deny (pkg/client's Check never fails open);
+//   - the decision is acked by JetStream before the command starts: no ack,
+//     nothing runs (503) — nothing runs without a durable record;
+//   - at most MaxRuns commands at once; past it a clear 503;
+//   - while a run goes on, the caller hears a heartbeat every two seconds, so
+//     a sandboxd that dies is noticed, and its children die with it.
+package sandboxd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/client"
+	"github.com/moatsec/moat/pkg/sandbox"
+	"github.com/moatsec/moat/pkg/service"
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go"
+)
+
+// Version is sandboxd's service version.
+const Version = "0.1.0"
+
+// HeartbeatInterval is how often a caller hears that its run goes on.
+const HeartbeatInterval = 2 * time.Second
+
+// Config configures the daemon.
+type Config struct {
+	MaxRuns int // concurrent commands; default 4 per CPU
+	Logger  *slog.Logger
+}
+
+// Daemon serves runs on the bus.
+type Daemon struct {
+	cfg   Config
+	nc    *nats.Conn
+	svc   *service.Service
+	audit *audit.Publisher
+	bus   *client.Client
+	runs  chan struct{}
+	log   *slog.Logger
+}
+
+// Start registers the service on nc.
+func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
+	if cfg.MaxRuns <= 0 {
+		cfg.MaxRuns = 4 * runtime.NumCPU()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	d := &Daemon{cfg: cfg, nc: nc, log: cfg.Logger, runs: make(chan struct{}, cfg.MaxRuns), bus: client.FromConn(nc, 5*time.Second)}
+	svc, err := service.New(nc, service.Config{
+		Name: wire.ServiceSandboxd, Version: Version, Logger: cfg.Logger, MaxInflight: 4 * cfg.MaxRuns,
+		Description: "runs approved commands under kernel isolation",
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.svc = svc
+	if d.audit, err = audit.NewPublisher(nc, wire.ServiceSandboxd, svc.ID()); err == nil {
+		d.audit.SetLogger(cfg.Logger)
+		err = svc.Handle("run", wire.SubjectRun, d.run)
+	}
+	if err != nil {
+		svc.Stop()
+		return nil, err
+	}
+	return d, nil
+}
+
+// ID is this instance's service id.
+func (d *Daemon) ID() string { return d.svc.ID() }
+
+// Stop stops taking runs and waits for those going on.
+func (d *Daemon) Stop() error { return d.svc.Stop() }
+
+func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
+	var rr wire.RunRequest
+	if err := req.Decode(&rr); err != nil {
+		return nil, err
+	}
+	if rr.RequestID == "" {
+		rr.RequestID = req.RequestID
+	}
+	if rr.RequestID == "" {
+		rr.RequestID = wire.NewID()
+	}
+	if rr.SessionID == "" {
+		rr.SessionID = req.SessionID
+	}
+	if len(rr.Argv) == 0 {
+		return nil, wire.Errorf(wire.CodeBadRequest, "argv is empty: pass the command as a list of words")
+	}
+	select {
+	case d.runs <- struct{}{}:
+		defer func() { <-d.runs }()
+	default:
+		return nil, wire.Errorf(wire.CodeUnavailable, "sandboxd is running %d commands, its limit: retry, or start another copy", d.cfg.MaxRuns)
+	}
+	stop := d.heartbeat(req)
+	defer stop()
+
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	prof, err := d.bus.Resolve(rctx, &wire.ResolveRequest{Profile: rr.Profile, Workspace: rr.Workspace, Cwd: rr.Cwd,
+		SessionID: rr.SessionID, RequestID: rr.RequestID})
+	cancel()
+	if err != nil {
+		if wire.CodeOf(err) >= 500 || wire.CodeOf(err) == wire.CodeTimeout {
+			return nil, wire.Errorf(wire.CodeUnavailable, "cannot resolve the profile (%v): nothing ran", err)
+		}
+		return nil, err
+	}
+	dec := d.bus.Check(ctx, &wire.CheckRequest{RequestID: rr.RequestID, SessionID: rr.SessionID, Argv: rr.Argv,
+		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: wire.RefResolved(prof), Approval: wire.ApprovalOnRequest})
+	ev := &wire.AuditEvent{Kind: "run.decision", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,
+		Detail: map[string]any{"workspace": prof.Workspace, "decided_by": dec.DecidedBy}}
+	if err := d.audit.Publish(ctx, ev); err != nil {
+		return nil, wire.Errorf(wire.CodeUnavailable, "the decision could not be recorded (%v): nothing runs without a durable record", err)
+	}
+	if dec.Verdict != wire.VerdictAllow {
+		return &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: 77}, nil
+	}
+
+	spec := &sandbox.Spec{Argv: rr.Argv, Profile: prof, Dir: prof.Cwd, Env: rr.Env, Stdin: rr.Stdin,
+		Timeout: time.Duration(rr.TimeoutMS) * time.Millisecond}
+	if rr.Stream {
+		spec.Stdout = &streamWriter{nc: d.nc, subject: wire.RunOutputSubject(rr.RequestID), stream: "stdout"}
+		spec.Stderr = &streamWriter{nc: d.nc, subject: wire.RunOutputSubject(rr.RequestID), stream: "stderr"}
+	}
+	res, err := sandbox.Run(ctx, spec)
+	if err != nil {
+		d.record(&wire.AuditEvent{Kind: "run.failed", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}})
+		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
+	}
+	out := &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: res.ExitCode, Signal: res.Signal,
+		TimedOut: res.TimedOut, Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated,
+		StderrTruncated: res.StderrTruncated, DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation}
+	code := res.ExitCode
+	d.record(&wire.AuditEvent{Kind: "run.exit", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, ExitCode: &code, DurationUS: out.DurationUS,
+		Detail: map[string]any{"signal": res.Signal, "timed_out": res.TimedOut, "oom_killed": res.OOMKilled,
+			"cpu_exceeded": res.CPUExceeded, "max_rss_bytes": res.Usage.MaxRSSBytes, "user_us": res.Usage.UserUS,
+			"sys_us": res.Usage.SysUS, "stdout_bytes": len(res.Stdout), "stderr_bytes": len(res.Stderr),
+			"stdout_truncated": res.StdoutTruncated, "stderr_truncated": res.StderrTruncated, "isolation": res.Isolation}})
+	return out, nil
+}
+
+// record publishes an event about something that already happened and
+// waits for the ack; a failure is logged, loudly, since it cannot be undone.
+func (d *Daemon) record(ev *wire.AuditEvent) {
+	if err := d.audit.Publish(context.Background(), ev); err != nil {
+		d.log.Error("AUDIT GAP: event not recorded", "kind", ev.Kind, "request_id", ev.RequestID, "err", err)
+	}
+}
+
+// heartbeat tells the caller, every HeartbeatInterval, that the run goes on.
+func (d *Daemon) heartbeat(req *service.Request) (stop func()) {
+	if req.Header(wire.HeaderAcceptInterim) == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(HeartbeatInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				req.Interim(map[string]string{wire.HeaderHeartbeat: "1"})
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// streamWriter publishes live output on moat.run.<id>.out.
+type streamWriter struct {
+	nc      *nats.Conn
+	subject string
+	stream  string
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	for off := 0; off < len(p); off += 32 << 10 {
+		end := min(off+32<<10, len(p))
+		m := nats.NewMsg(w.subject)
+		m.Header.Set(wire.HeaderStream, w.stream)
+		m.Data = append([]byte(nil), p[off:end]...)
+		if err := w.nc.PublishMsg(m); err != nil {
+			return off, fmt.Errorf("stream output: %w", err)
+		}
+	}
+	return len(p), nil
+}
