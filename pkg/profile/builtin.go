@@ -79,6 +79,9 @@ var DefaultReadDeny = []string{
 	"~/.password-store", "~/.local/share/keyrings", "~/.vault-token",
 	"~/.terraform.d/credentials.tfrc.json", "~/.gem/credentials",
 	"/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d", "/etc/ssh/ssh_host_*_key",
+	// Sockets of daemons that run as root: reaching one is root on the host.
+	"/var/run/docker.sock", "/run/docker.sock", "/run/containerd", "/run/podman", "/var/run/libvirt",
+	"/run/snapd.socket", "/run/user/*/docker.sock", "/run/user/*/podman",
 }
 
 // Protected lists the paths inside a writable workspace that let a command

@@ -66,6 +66,10 @@ func buildMounts(cfg *helperConfig) ([]string, error) {
 		}
 		applied = append(applied, fmt.Sprintf("writable:%d roots", n))
 	}
+	pinned, err := pinAncestors(p.FS.WriteDeny, p.FS.Write)
+	if err != nil {
+		return nil, err
+	}
 	ro, err := readOnly(p.FS.WriteDeny, cfg.Placeholders)
 	if err != nil {
 		return nil, err
@@ -74,7 +78,7 @@ func buildMounts(cfg *helperConfig) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(applied, fmt.Sprintf("protected:%d paths", ro), fmt.Sprintf("hidden:%d paths", hidden)), nil
+	return append(applied, fmt.Sprintf("protected:%d paths (%d parents pinned)", ro, pinned), fmt.Sprintf("hidden:%d paths", hidden)), nil
 }
 
 func setattr(path string, flags uint, set, clr uint64) error {
@@ -169,6 +173,35 @@ func writableRoots(roots []string) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// pinAncestors binds, onto themselves and still writable, the directories
+// between a writable root and a protected path inside it (.git for
+// .git/hooks): a mount point cannot be renamed or removed, so the command
+// cannot move the protected path's parent away and put a writable copy in
+// its place.
+func pinAncestors(protected, roots []string) (int, error) {
+	seen := map[string]bool{}
+	for _, p := range protected {
+		for _, r := range roots {
+			if r == "/" || !strings.HasPrefix(p, r+"/") {
+				continue
+			}
+			for d := filepath.Dir(p); d != r && strings.HasPrefix(d, r+"/"); d = filepath.Dir(d) {
+				if seen[d] {
+					continue
+				}
+				if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+					continue
+				}
+				if err := unix.Mount(d, d, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+					return 0, fmt.Errorf("pin %s: %v", d, err)
+				}
+				seen[d] = true
+			}
+		}
+	}
+	return len(seen), nil
 }
 
 // readOnly binds each existing protected path onto itself read-only.
