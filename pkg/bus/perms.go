@@ -8,9 +8,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// InboxPrefix is the private reply prefix of a role. Each component receives
-// replies only under its own prefix, so no other key can read its answers.
-func InboxPrefix(role string) string { return "_INBOX_" + role }
+// InboxPrefix is the private reply prefix of a role (see wire.InboxPrefix).
+var InboxPrefix = wire.InboxPrefix
 
 // responseWindow bounds how long a responder may take to answer one request.
 // It must outlast the longest run plus an approval wait.

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/moatsec/moat/pkg/bus"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
@@ -92,7 +91,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 			}
 		})}
 	if slices.Contains(home.Roles, role) {
-		opts = append(opts, nats.CustomInboxPrefix(bus.InboxPrefix(role)))
+		opts = append(opts, nats.CustomInboxPrefix(wire.InboxPrefix(role)))
 	}
 	deadline := time.Now().Add(o.Wait)
 	for {

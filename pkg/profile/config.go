@@ -50,7 +50,7 @@ type customTOML struct {
 	Limits      limitsTOML        `toml:"limits"`
 }
 
-var customName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+var customName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`) })
 
 // Catalog is the set of profiles a resolver knows: built-ins, aliases and
 // custom profiles, plus read-deny paths added to every profile but trusted.
@@ -124,7 +124,7 @@ func LoadCatalog(path string) (*Catalog, error) {
 }
 
 func (c *Catalog) custom(name string, t customTOML, path string) (*Spec, error) {
-	if !customName.MatchString(name) {
+	if !customName().MatchString(name) {
 		return nil, errors.New("a name is lowercase letters, digits and dashes, starting with a letter")
 	}
 	if _, taken := c.specs[name]; taken || Aliases[name] != "" {
@@ -198,11 +198,13 @@ func checkPaths(paths []string) error {
 	return nil
 }
 
-var hostPort = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:.]+\](:[0-9]{1,5})?$`)
+var hostPort = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:.]+\](:[0-9]{1,5})?$`)
+})
 
 func checkHosts(hosts []string) error {
 	for _, h := range hosts {
-		if !hostPort.MatchString(h) {
+		if !hostPort().MatchString(h) {
 			return fmt.Errorf("net_allow %q: want host, host:port, *.domain or [v6]:port", h)
 		}
 	}

@@ -111,14 +111,25 @@ func writeFile(dir, file string, v int64) error {
 	return nil
 }
 
-// add moves pid into every directory of the group.
-func (c *cgroup) add(pid int) error {
-	for _, d := range c.dirs {
-		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
-			return fmt.Errorf("join %s: %w", d, err)
-		}
+// tasks lists the v1 files the helper joins its own thread through (nil on
+// v2, where the helper is cloned straight into the group).
+func (c *cgroup) tasks() []string {
+	if c.v2 {
+		return nil
 	}
-	return nil
+	out := make([]string, len(c.dirs))
+	for i, d := range c.dirs {
+		out[i] = filepath.Join(d, "tasks")
+	}
+	return out
+}
+
+// fd opens the v2 group for CLONE_INTO_CGROUP; -1 on v1.
+func (c *cgroup) fd() (int, error) {
+	if !c.v2 {
+		return -1, nil
+	}
+	return syscall.Open(c.dirs[0], syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 }
 
 // killAll kills every process left in the group until it is empty.

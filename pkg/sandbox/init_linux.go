@@ -53,6 +53,11 @@ func helper(status *os.File) (int, error) {
 		ns += ",user"
 	}
 	applied = append(applied, ns)
+	for _, f := range cfg.CgroupTasks {
+		if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
+			return 125, fmt.Errorf("join cgroup %s: %v", filepath.Dir(f), err)
+		}
+	}
 	if err := unix.Sethostname([]byte("moat")); err != nil {
 		return 125, fmt.Errorf("uts namespace: %v", err)
 	}

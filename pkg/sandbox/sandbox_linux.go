@@ -109,6 +109,15 @@ func launch(ctx context.Context, spec *Spec, cfg *helperConfig, cg *cgroup) (*Re
 		cmd.Stdin = bytes.NewReader(spec.Stdin)
 	}
 	cmd.SysProcAttr = sysProcAttr(cfg)
+	cgfd, err := cg.fd()
+	if err != nil {
+		return nil, refuse("cgroup: %v", err)
+	}
+	if cgfd >= 0 {
+		defer syscall.Close(cgfd)
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgfd
+	}
+	cfg.CgroupTasks = cg.tasks()
 	// Pdeathsig fires when the thread that forked exits: keep it to this
 	// goroutine's thread while starting (Go parks, never ends, such threads).
 	runtime.LockOSThread()
@@ -123,9 +132,6 @@ func launch(ctx context.Context, spec *Spec, cfg *helperConfig, cg *cgroup) (*Re
 		cmd.Process.Kill()
 		cmd.Wait()
 		return nil, err
-	}
-	if err := cg.add(cmd.Process.Pid); err != nil {
-		return fail(refuse("cgroup: %v", err))
 	}
 	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
 		return fail(refuse("hand the helper its configuration: %v", err))

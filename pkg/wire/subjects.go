@@ -64,6 +64,11 @@ const (
 	ContentJSON    = "application/json"
 )
 
+// InboxPrefix is the private reply prefix of a role. Each component receives
+// replies only under its own prefix, and busd lets no other key subscribe
+// there, so no other key can read its answers.
+func InboxPrefix(role string) string { return "_INBOX_" + role }
+
 // NewID returns a fresh id that sorts by time (UUIDv7), for requests, sessions
 // and audit events.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }

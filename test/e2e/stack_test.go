@@ -22,8 +22,14 @@ import (
 // dialWait connects as client, waiting for a bus that is starting.
 func dialWait(t testing.TB, e *env, url string) *client.Client {
 	t.Helper()
+	return dialAs(t, e, url, home.RoleClient)
+}
+
+// dialAs connects with role's key, waiting for a bus that is starting.
+func dialAs(t testing.TB, e *env, url, role string) *client.Client {
+	t.Helper()
 	h, _ := home.New(e.home)
-	o := client.Options{URL: url, Role: home.RoleClient, Wait: 15 * time.Second}.Fill(h)
+	o := client.Options{URL: url, Role: role, Wait: 15 * time.Second}.Fill(h)
 	c, err := client.Dial(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

@@ -364,13 +364,13 @@ var attacks = []attack{
 	}},
 	{"keyctl, bpf, io_uring, perf_event_open, userfaultfd", confined, func(t *testing.T, w *world, p string) {
 		for _, call := range [][]string{
-			{"250", "0", "0", "0", "0"},       // keyctl
-			{"248", "0", "0", "0", "0"},       // add_key
-			{"321", "0", "0", "0"},            // bpf
-			{"425", "1", "0"},                 // io_uring_setup
+			{"250", "0", "0", "0", "0"},        // keyctl
+			{"248", "0", "0", "0", "0"},        // add_key
+			{"321", "0", "0", "0"},             // bpf
+			{"425", "1", "0"},                  // io_uring_setup
 			{"298", "0", "0", "-1", "-1", "0"}, // perf_event_open
-			{"323", "0"},                      // userfaultfd
-			{"304", "0", "0", "0"},            // open_by_handle_at
+			{"323", "0"},                       // userfaultfd
+			{"304", "0", "0", "0"},             // open_by_handle_at
 		} {
 			nr, _ := strconv.Atoi(call[0])
 			wantEPERM(t, w.run(t, p, errnoOf(nr, call[1:]...)))

@@ -81,6 +81,23 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
+	return makeWorld(t, base)
+}
+
+// reset lays the same world out again at the same paths.
+func (w *world) reset(t *testing.T) *world {
+	t.Helper()
+	if err := os.RemoveAll(w.base); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(w.base, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return makeWorld(t, w.base)
+}
+
+func makeWorld(t *testing.T, base string) *world {
+	t.Helper()
 	w := &world{base: base, ws: filepath.Join(base, "ws"), outside: filepath.Join(base, "outside"),
 		home: filepath.Join(base, "home"), moatHome: filepath.Join(base, "moat")}
 	w.canary = filepath.Join(w.outside, "canary.txt")
@@ -199,4 +216,3 @@ func alive(marker string) bool {
 	}
 	return false
 }
-
