@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/moatsec/moat/pkg/audit"
 	"io"
 	"log/slog"
 	"os"
@@ -66,7 +67,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	d, err := policyd.Start(c.Conn(), policyd.Config{Engine: engine, ApprovalTimeout: *approval, Deadline: *deadline, Logger: log})
+	san, err := audit.LoadSanitizer(h.HMACKey())
+	if err != nil {
+		return err
+	}
+	d, err := policyd.Start(c.Conn(), policyd.Config{Engine: engine, ApprovalTimeout: *approval, Deadline: *deadline, Logger: log, Sanitizer: san})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/moatsec/moat/pkg/audit"
 	"io"
 	"log/slog"
 	"os"
@@ -54,7 +55,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	d, err := profiled.Start(c.Conn(), r, log)
+	san, err := audit.LoadSanitizer(h.HMACKey())
+	if err != nil {
+		return err
+	}
+	d, err := profiled.Start(c.Conn(), r, log, san)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/moatsec/moat/pkg/audit"
 	"io"
 	"log/slog"
 	"os"
@@ -53,7 +54,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	d, err := sandboxd.Start(c.Conn(), sandboxd.Config{MaxRuns: *maxRuns, Logger: log})
+	san, err := audit.LoadSanitizer(h.HMACKey())
+	if err != nil {
+		return err
+	}
+	d, err := sandboxd.Start(c.Conn(), sandboxd.Config{MaxRuns: *maxRuns, Logger: log, Sanitizer: san})
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,12 @@ type Publisher struct {
 	seq      atomic.Uint64
 	lost     atomic.Uint64 // asynchronous publishes JetStream did not ack
 	log      *slog.Logger
+	san      *Sanitizer
 }
+
+// SetSanitizer makes the publisher sanitize every event before it leaves
+// the process (daemons load it with LoadSanitizer from MOAT_HOME/keys).
+func (p *Publisher) SetSanitizer(s *Sanitizer) { p.san = s }
 
 // MaxPending bounds asynchronous publishes awaiting their ack; past it
 // PublishAsync waits (back-pressure) up to AckTimeout, then fails.
@@ -100,6 +105,9 @@ func (p *Publisher) message(ev *wire.AuditEvent) (*nats.Msg, error) {
 	}
 	ev.Source, ev.Instance = p.source, p.instance
 	ev.Seq = p.seq.Add(1)
+	if p.san != nil {
+		p.san.Event(ev)
+	}
 	body, err := wire.Encode(wire.Msgpack, ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode audit event: %w", err)

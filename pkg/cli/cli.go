@@ -40,6 +40,7 @@ var commands = map[string]cmd{
 	"approvals": {"list the commands waiting for a person's approval (approver key)", runApprovals},
 	"approve":   {"approve a waiting command: moat approve ID", runApprove},
 	"deny":      {"refuse a waiting command: moat deny ID", runDeny},
+	"audit":     {"query, tail -f, verify, stats, export the audit trail; hash a user name", runAudit},
 	"run":       {"run a command in the sandbox: resolve, check, run, record (its status; 77 denied; 125 sandbox failure)", runRun},
 }
 

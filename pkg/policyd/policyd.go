@@ -41,8 +41,9 @@ const (
 // Config configures the daemon.
 type Config struct {
 	Engine          *policy.Engine
-	ApprovalTimeout time.Duration // how long a prompt waits for a person
-	Deadline        time.Duration // evaluation, profile resolution included
+	ApprovalTimeout time.Duration    // how long a prompt waits for a person
+	Deadline        time.Duration    // evaluation, profile resolution included
+	Sanitizer       *audit.Sanitizer // sanitizes events before they leave the process
 	Logger          *slog.Logger
 }
 
@@ -88,6 +89,7 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 	d.svc = svc
 	if d.audit, err = audit.NewPublisher(nc, wire.ServicePolicyd, svc.ID()); err == nil {
 		d.audit.SetLogger(cfg.Logger)
+		d.audit.SetSanitizer(cfg.Sanitizer)
 		if err = svc.Handle("check", wire.SubjectCheck, d.check); err == nil {
 			err = svc.HandleAll("approvals", wire.SubjectApprovals, d.approvals)
 		}

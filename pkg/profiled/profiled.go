@@ -26,7 +26,8 @@ type Daemon struct {
 }
 
 // Start registers the service on nc.
-func Start(nc *nats.Conn, r *profile.Resolver, log *slog.Logger) (*Daemon, error) {
+// san, when set, sanitizes every event before it leaves the process.
+func Start(nc *nats.Conn, r *profile.Resolver, log *slog.Logger, san *audit.Sanitizer) (*Daemon, error) {
 	d := &Daemon{resolver: r, log: log}
 	svc, err := service.New(nc, service.Config{
 		Name: wire.ServiceProfiled, Version: Version, Logger: log,
@@ -40,6 +41,7 @@ func Start(nc *nats.Conn, r *profile.Resolver, log *slog.Logger) (*Daemon, error
 		svc.Stop()
 		return nil, err
 	}
+	d.audit.SetSanitizer(san)
 	if err := svc.Handle("resolve", wire.SubjectResolve, d.resolve); err != nil {
 		svc.Stop()
 		return nil, err

@@ -25,7 +25,7 @@ func start(t testing.TB) (*bustest.Stack, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := profiled.Start(s.Conn(t, home.RoleProfiled), r, slog.New(slog.DiscardHandler))
+	d, err := profiled.Start(s.Conn(t, home.RoleProfiled), r, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

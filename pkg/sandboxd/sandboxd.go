@@ -36,8 +36,9 @@ const HeartbeatInterval = 2 * time.Second
 
 // Config configures the daemon.
 type Config struct {
-	MaxRuns int // concurrent commands; default 4 per CPU
-	Logger  *slog.Logger
+	MaxRuns   int              // concurrent commands; default 4 per CPU
+	Sanitizer *audit.Sanitizer // sanitizes events before they leave the process
+	Logger    *slog.Logger
 }
 
 // Daemon serves runs on the bus.
@@ -70,6 +71,7 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 	d.svc = svc
 	if d.audit, err = audit.NewPublisher(nc, wire.ServiceSandboxd, svc.ID()); err == nil {
 		d.audit.SetLogger(cfg.Logger)
+		d.audit.SetSanitizer(cfg.Sanitizer)
 		err = svc.Handle("run", wire.SubjectRun, d.run)
 	}
 	if err != nil {

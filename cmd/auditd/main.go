@@ -1,0 +1,99 @@
+// Command auditd keeps moat's audit store: it drains the MOAT_AUDIT stream
+// into sanitized, compressed, hash-chained, signed segments and answers
+// queries. `auditd verify|export|query --dir DIR` work on a store offline.
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/auditd"
+	"github.com/moatsec/moat/pkg/client"
+	"github.com/moatsec/moat/pkg/home"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "verify", "export", "query":
+			code := auditd.Offline(os.Args[1], os.Args[2:], os.Stdout, os.Stderr)
+			stop()
+			os.Exit(code)
+		}
+	}
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "auditd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("auditd", flag.ContinueOnError)
+	opts := client.Flags(fs, home.RoleAuditd)
+	dir := fs.String("dir", "", "store directory (default MOAT_HOME/audit)")
+	segBytes := fs.Int64("segment-bytes", 64<<20, "rotate segments past this size")
+	segAge := fs.Duration("segment-age", time.Hour, "rotate segments past this age")
+	retainBytes := fs.Int64("retain-bytes", 0, "delete the oldest segments past this total (0: keep all)")
+	retainAge := fs.Duration("retain-age", 0, "delete segments older than this (0: keep all)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	h, err := home.FromEnv()
+	if err != nil {
+		return err
+	}
+	if *dir == "" {
+		*dir = h.AuditDir()
+	}
+	san, err := audit.LoadSanitizer(h.HMACKey())
+	if err != nil {
+		return err
+	}
+	key, err := audit.LoadSigningKey(h.SigningKey())
+	if err != nil {
+		return err
+	}
+	o := opts(h)
+	o.Wait, o.Logger = client.DaemonWait, log
+	c, err := client.Dial(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	store, err := audit.OpenStore(audit.StoreOptions{Dir: *dir, SigningKey: key, SegmentBytes: *segBytes, SegmentAge: *segAge,
+		RetainBytes: *retainBytes, RetainAge: *retainAge,
+		OnCheckpoint: func(cp audit.Checkpoint) { auditd.PublishCheckpoint(c.Conn(), cp) }})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	for _, cut := range store.Cut() {
+		log.Warn("torn tail cut off at start; its events come again from the stream", "kept", cut)
+	}
+	d, err := auditd.Start(ctx, c.Conn(), auditd.Config{Store: store, Sanitizer: san, PublicKey: key.Public().(ed25519.PublicKey), Logger: log})
+	if err != nil {
+		return err
+	}
+	st := store.Stats()
+	log.Info("auditd ready", "id", d.ID(), "dir", *dir, "records", st.Records, "segments", st.Segments)
+	select {
+	case <-ctx.Done():
+		log.Info("auditd stopping")
+		return d.Stop()
+	case err := <-d.Stopped():
+		d.Stop()
+		return err
+	}
+}

@@ -1,0 +1,195 @@
+// Package auditd is the auditd daemon: it drains the MOAT_AUDIT stream into
+// the audit store and answers moat.audit.query, moat.audit.verify and
+// moat.audit.stats.
+//
+// Delivery without loss: auditd reads MOAT_AUDIT through the durable pull
+// consumer "auditd" with ack-all acknowledgements, and acks a batch (by its
+// last message) only after the store has fsynced it. Killed at any moment,
+// it loses nothing: what was not acked is delivered again, and the store
+// keeps each event id once.
+package auditd
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/service"
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Version is auditd's service version.
+const Version = "0.1.0"
+
+// Consumer is the durable consumer auditd reads MOAT_AUDIT through.
+const Consumer = "auditd"
+
+// Config configures the daemon.
+type Config struct {
+	Store     *audit.Store
+	Sanitizer *audit.Sanitizer
+	PublicKey ed25519.PublicKey // checks checkpoints in verify
+	Batch     int               // events per fetch (default 1024)
+	Logger    *slog.Logger
+}
+
+// Daemon drains the stream and serves queries.
+type Daemon struct {
+	cfg     Config
+	nc      *nats.Conn
+	cons    jetstream.Consumer
+	svc     *service.Service
+	log     *slog.Logger
+	stopped chan error
+}
+
+// Stats is moat.audit.stats's answer.
+type Stats struct {
+	audit.StoreStats
+	Lag       uint64 `json:"lag"` // events in the stream not yet stored
+	Instance  string `json:"instance"`
+	Consuming bool   `json:"consuming"`
+}
+
+// Start creates (or finds) the consumer, starts draining and serves.
+// Run's error channel reports a failure that stops the drain (a store
+// that cannot write): the daemon must exit and be restarted.
+func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cons, err := js.CreateOrUpdateConsumer(cctx, wire.AuditStream, jetstream.ConsumerConfig{
+		Durable: Consumer, AckPolicy: jetstream.AckAllPolicy, AckWait: 30 * time.Second,
+		MaxAckPending: 1 << 20, DeliverPolicy: jetstream.DeliverAllPolicy,
+		Description: "auditd: acked only once stored and fsynced",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", Consumer, wire.AuditStream, err)
+	}
+	d := &Daemon{cfg: cfg, nc: nc, cons: cons, log: cfg.Logger, stopped: make(chan error, 1)}
+	svc, err := service.New(nc, service.Config{Name: wire.ServiceAuditd, Version: Version, Logger: cfg.Logger,
+		Description: "keeps the sanitized, compressed, tamper-evident audit store"})
+	if err != nil {
+		return nil, err
+	}
+	d.svc = svc
+	for _, ep := range []struct {
+		name, subject string
+		h             service.Handler
+	}{{"query", wire.SubjectAuditQuery, d.query}, {"verify", wire.SubjectAuditVerify, d.verify}, {"stats", wire.SubjectAuditStats, d.stats}} {
+		if err := svc.Handle(ep.name, ep.subject, ep.h); err != nil {
+			svc.Stop()
+			return nil, err
+		}
+	}
+	go d.drain(ctx)
+	return d, nil
+}
+
+// ID is this instance's service id.
+func (d *Daemon) ID() string { return d.svc.ID() }
+
+// Stopped reports a failure that ended the drain.
+func (d *Daemon) Stopped() <-chan error { return d.stopped }
+
+// Stop stops serving.
+func (d *Daemon) Stop() error { return d.svc.Stop() }
+
+// drain moves batches from the stream to the store until ctx ends.
+func (d *Daemon) drain(ctx context.Context) {
+	for ctx.Err() == nil {
+		batch, err := d.cons.Fetch(d.cfg.Batch, jetstream.FetchMaxWait(250*time.Millisecond))
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn("fetch", "err", err)
+				time.Sleep(100 * time.Millisecond)
+			}
+			continue
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		evs := make([]*wire.AuditEvent, 0, len(msgs))
+		for _, m := range msgs {
+			evs = append(evs, d.event(m))
+		}
+		if _, err := d.cfg.Store.Append(evs); err != nil {
+			// Nothing of this batch is acked: it comes again after a restart.
+			d.stopped <- fmt.Errorf("store: %w", err)
+			return
+		}
+		// Ack-all: acking the last message acknowledges the whole batch,
+		// now that it is on disk.
+		if err := msgs[len(msgs)-1].Ack(); err != nil {
+			d.log.Warn("ack (the batch will come again and be de-duplicated)", "err", err)
+		}
+	}
+}
+
+// event decodes and sanitizes one message; a message that is not an event
+// is kept as an audit.malformed event rather than dropped.
+func (d *Daemon) event(m jetstream.Msg) *wire.AuditEvent {
+	var ev wire.AuditEvent
+	if err := wire.Decode(wire.DetectFormat(m.Headers().Get(wire.HeaderContentType), m.Data()), m.Data(), &ev); err != nil || ev.ID == "" {
+		id := m.Headers().Get(wire.HeaderMsgID)
+		if id == "" {
+			id = wire.NewID()
+		}
+		reason := "no event id"
+		if err != nil {
+			reason = err.Error()
+		}
+		return &wire.AuditEvent{ID: id, TS: time.Now().UTC(), Source: "auditd", Kind: "audit.malformed",
+			Detail: map[string]any{"subject": m.Subject(), "error": reason, "bytes": len(m.Data())}}
+	}
+	d.cfg.Sanitizer.Event(&ev)
+	return &ev
+}
+
+func (d *Daemon) query(ctx context.Context, req *service.Request) (any, error) {
+	var q audit.Query
+	if err := req.Decode(&q); err != nil {
+		return nil, err
+	}
+	return d.cfg.Store.Query(q)
+}
+
+func (d *Daemon) verify(ctx context.Context, req *service.Request) (any, error) {
+	return d.cfg.Store.Verify(d.cfg.PublicKey)
+}
+
+func (d *Daemon) stats(ctx context.Context, req *service.Request) (any, error) {
+	st := Stats{StoreStats: d.cfg.Store.Stats(), Instance: d.svc.ID(), Consuming: true}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if info, err := d.cons.Info(ictx); err == nil {
+		st.Lag = info.NumPending + uint64(info.NumAckPending)
+	}
+	return st, nil
+}
+
+// PublishCheckpoint sends a checkpoint on moat.audit.checkpoint, so it
+// leaves the box.
+func PublishCheckpoint(nc *nats.Conn, c audit.Checkpoint) {
+	data, _ := json.Marshal(c)
+	nc.Publish(wire.SubjectAuditCkpt, data)
+}

@@ -1,0 +1,109 @@
+package auditd
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/home"
+)
+
+// Offline runs `auditd verify|export|query --dir DIR`: the store read
+// straight from disk, with no bus. It returns the exit status (verify: 1
+// when the store does not verify).
+func Offline(cmd string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("auditd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "store directory (default MOAT_HOME/audit)")
+	var q audit.Query
+	var since, until string
+	if cmd == "query" {
+		fs.StringVar(&q.SessionID, "session", "", "session id")
+		fs.StringVar(&q.RequestID, "request", "", "request id")
+		fs.StringVar(&q.Kind, "kind", "", "event kind (run.exit, policy.decision, …)")
+		fs.StringVar(&q.Verdict, "verdict", "", "allow, prompt or deny")
+		fs.StringVar(&q.Profile, "profile", "", "profile name")
+		fs.StringVar(&q.Text, "text", "", "text in the command, cwd, reasons or details")
+		fs.StringVar(&since, "since", "", "RFC 3339 time or a duration ago (1h)")
+		fs.StringVar(&until, "until", "", "RFC 3339 time or a duration ago")
+		fs.IntVar(&q.Limit, "limit", 100, "events per page")
+		fs.Uint64Var(&q.Cursor, "cursor", 0, "continue after this seq")
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	fail := func(err error) int { fmt.Fprintf(stderr, "auditd %s: %v\n", cmd, err); return 1 }
+	h, err := home.FromEnv()
+	if err != nil {
+		return fail(err)
+	}
+	if *dir == "" {
+		*dir = h.AuditDir()
+	}
+	enc := json.NewEncoder(stdout)
+	switch cmd {
+	case "verify":
+		var pub ed25519.PublicKey
+		if key, err := audit.LoadSigningKey(h.SigningKey()); err == nil {
+			pub = key.Public().(ed25519.PublicKey)
+		} else {
+			fmt.Fprintln(stderr, "auditd verify: no signing key, checkpoint signatures not checked:", err)
+		}
+		rep, err := audit.Verify(*dir, pub)
+		if err != nil {
+			return fail(err)
+		}
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+		if !rep.OK {
+			fmt.Fprintf(stderr, "auditd verify: FAILED at %v\n", rep.Problem)
+			return 1
+		}
+		return 0
+	}
+	store, err := audit.OpenReadOnly(*dir)
+	if err != nil {
+		return fail(err)
+	}
+	if cmd == "export" {
+		if err := store.Export(stdout); err != nil {
+			return fail(err)
+		}
+		return 0
+	}
+	if q.Since, err = when(since); err != nil {
+		return fail(err)
+	}
+	if q.Until, err = when(until); err != nil {
+		return fail(err)
+	}
+	res, err := store.Query(q)
+	if err != nil {
+		return fail(err)
+	}
+	enc.SetIndent("", "  ")
+	enc.Encode(res)
+	return 0
+}
+
+// when reads "2026-11-26T10:00:00Z" or "1h" (that long ago); "" is zero.
+func when(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("time %q: want RFC 3339 or a duration such as 1h", s)
+	}
+	return t, nil
+}
+
+// When is exported for the moat CLI.
+var When = when
