@@ -49,7 +49,7 @@ type Store struct {
 	seq      uint64
 	head     []byte                 // hash of the last record
 	ids      map[string]struct{}    // stored event ids (de-duplication)
-	sources  map[string]uint64      // source/instance → last seq seen
+	sources  map[string]*source     // source/instance → seqs seen (gaps.go)
 	index    map[string][]IndexItem // segment → its records, in order
 	order    []string               // segments, oldest first
 	since    int                    // records since the last checkpoint
@@ -100,7 +100,7 @@ func OpenStore(opts StoreOptions) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit store: %w", err)
 	}
-	s := &Store{opts: opts, ids: map[string]struct{}{}, sources: map[string]uint64{}, index: map[string][]IndexItem{}, ckptAt: opts.Now()}
+	s := &Store{opts: opts, ids: map[string]struct{}{}, sources: map[string]*source{}, index: map[string][]IndexItem{}, ckptAt: opts.Now()}
 	names, err := segments(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func OpenStore(opts StoreOptions) (*Store, error) {
 // OpenReadOnly loads a store for queries and export without changing it: a
 // torn tail is skipped, not cut.
 func OpenReadOnly(dir string) (*Store, error) {
-	s := &Store{opts: StoreOptions{Dir: dir, Now: time.Now}, ids: map[string]struct{}{}, sources: map[string]uint64{},
+	s := &Store{opts: StoreOptions{Dir: dir, Now: time.Now}, ids: map[string]struct{}{}, sources: map[string]*source{},
 		index: map[string][]IndexItem{}, readOnly: true, broken: errors.New("the store is open read-only")}
 	names, err := segments(dir)
 	if err != nil {
@@ -235,14 +235,19 @@ func (s *Store) cutTail(path string, good int64) error {
 // Cut lists the torn tails cut off at open (kept aside).
 func (s *Store) Cut() []string { return s.cut }
 
+// remember takes a stored event into memory (at load).
 func (s *Store) remember(seg string, off int64, seq uint64, ev *wire.AuditEvent) {
 	s.ids[ev.ID] = struct{}{}
-	if ev.Source != "" {
-		key := ev.Source + "/" + ev.Instance
-		if ev.Seq > s.sources[key] {
-			s.sources[key] = ev.Seq
-		}
+	if ev.Kind == "audit.gap" {
+		s.reported(ev)
+	} else {
+		s.see(ev)
 	}
+	s.index1(seg, off, seq, ev)
+}
+
+// index1 adds one stored event to the index.
+func (s *Store) index1(seg string, off int64, seq uint64, ev *wire.AuditEvent) {
 	// The JSON-lines size (for the compression ratio) is measured on one
 	// record in jsonSample and extrapolated: marshalling every record would
 	// cost a fifth of ingest.
@@ -360,11 +365,10 @@ func (s *Store) Append(evs []*wire.AuditEvent) (stored int, err error) {
 			continue
 		}
 		s.ids[ev.ID] = struct{}{}
-		if gap := s.gap(ev); gap != nil {
-			fresh = append(fresh, gap)
-		}
 		fresh = append(fresh, ev)
+		s.see(ev)
 	}
+	fresh = append(fresh, s.gaps()...)
 	if len(fresh) == 0 {
 		return 0, nil
 	}
@@ -410,7 +414,7 @@ func (s *Store) Append(evs []*wire.AuditEvent) (stored int, err error) {
 	}
 	s.seq, s.head = seq, head
 	for i, ev := range fresh {
-		s.remember(s.segName, off, recs[i].Seq, ev)
+		s.index1(s.segName, off, recs[i].Seq, ev)
 	}
 	if ckpt != nil {
 		s.since, s.ckptAt = 0, s.opts.Now()
@@ -419,23 +423,6 @@ func (s *Store) Append(evs []*wire.AuditEvent) (stored int, err error) {
 		}
 	}
 	return len(fresh), nil
-}
-
-// gap returns an audit.gap event when ev's source instance skipped seqs
-// since the last event of it the store holds.
-func (s *Store) gap(ev *wire.AuditEvent) *wire.AuditEvent {
-	if ev.Source == "" || ev.Seq == 0 {
-		return nil
-	}
-	key := ev.Source + "/" + ev.Instance
-	last, seen := s.sources[key]
-	if ev.Seq > last {
-		s.sources[key] = ev.Seq
-	}
-	if seen && ev.Seq > last+1 {
-		return gapEvent(ev, last+1, ev.Seq-1)
-	}
-	return nil
 }
 
 func gapEvent(ev *wire.AuditEvent, from, to uint64) *wire.AuditEvent {

@@ -129,12 +129,22 @@ func TestRotationRetentionAndGaps(t *testing.T) {
 	if len(idx) == 0 {
 		t.Fatal("sealed segments have no index")
 	}
-	// A source that skips seqs is reported.
-	gapped := events(1, 2000)
-	gapped[0].Seq = 900
-	s.Append(gapped)
+	// A source whose seqs skip is reported once it moved past the horizon;
+	// arriving out of order is not a gap.
+	late := events(3, 5000)
+	late[0].Seq, late[1].Seq, late[2].Seq = 1000, 999, 998 // out of order, but complete
+	s.Append(late)
+	skip := events(1, 6000)
+	skip[0].Seq = 1200 // 1001..1199 never come
+	s.Append(skip)
+	if r, _ := s.Query(Query{Kind: "audit.gap", Limit: 10}); len(r.Events) != 0 {
+		t.Fatalf("a gap reported before the horizon: %+v", r.Events)
+	}
+	far := events(1, 7000)
+	far[0].Seq = 1200 + GapHorizon + 10
+	s.Append(far)
 	r, _ := s.Query(Query{Kind: "audit.gap", Limit: 10})
-	if len(r.Events) != 1 || r.Events[0].Event.Detail["missing_from"] == nil {
+	if len(r.Events) != 3 || num(r.Events[0].Event.Detail["missing_from"]) != 801 || num(r.Events[1].Event.Detail["missing_from"]) != 1001 {
 		t.Fatalf("gap events %+v", r.Events)
 	}
 	s.Close()

@@ -3,8 +3,8 @@
 // moat.audit.stats.
 //
 // Delivery without loss: auditd reads MOAT_AUDIT through the durable pull
-// consumer "auditd" with ack-all acknowledgements, and acks a batch (by its
-// last message) only after the store has fsynced it. Killed at any moment,
+// consumer "auditd" with explicit acks, and acks a batch only after the store
+// has fsynced it. Killed at any moment,
 // it loses nothing: what was not acked is delivered again, and the store
 // keeps each event id once.
 package auditd
@@ -74,7 +74,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cons, err := js.CreateOrUpdateConsumer(cctx, wire.AuditStream, jetstream.ConsumerConfig{
-		Durable: Consumer, AckPolicy: jetstream.AckAllPolicy, AckWait: 30 * time.Second,
+		Durable: Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
 		MaxAckPending: 1 << 20, DeliverPolicy: jetstream.DeliverAllPolicy,
 		Description: "auditd: acked only once stored and fsynced",
 	})
@@ -137,10 +137,14 @@ func (d *Daemon) drain(ctx context.Context) {
 			d.stopped <- fmt.Errorf("store: %w", err)
 			return
 		}
-		// Ack-all: acking the last message acknowledges the whole batch,
-		// now that it is on disk.
-		if err := msgs[len(msgs)-1].Ack(); err != nil {
-			d.log.Warn("ack (the batch will come again and be de-duplicated)", "err", err)
+		// Now that the batch is on disk, ack each message (a work-queue
+		// stream takes explicit acks only). A lost ack means the event comes
+		// again and is de-duplicated.
+		for _, m := range msgs {
+			if err := m.Ack(); err != nil {
+				d.log.Warn("ack (the event will come again and be de-duplicated)", "err", err)
+				break
+			}
 		}
 	}
 }

@@ -1,0 +1,171 @@
+//go:build linux
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// TestAuditdSurvivesKills publishes 10,000 events while auditd is killed
+// with SIGKILL again and again; once it is back for good, every event id is
+// in the store exactly once and the store verifies.
+func TestAuditdSurvivesKills(t *testing.T) {
+	e := newEnv(t)
+	_, url := startBus(t, e)
+	pubConn := dialAs(t, e, url, home.RoleBenchd).Conn()
+	pub, err := audit.NewPublisher(pubConn, "benchd", "e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total, writers = 10000, 4
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < total/writers; i++ {
+				ev := &wire.AuditEvent{Kind: "bench.event", Argv: []string{"echo", "token=hunter2"}, Detail: map[string]any{"i": i}}
+				if err := pub.Publish(context.Background(), ev); err != nil {
+					t.Errorf("publish: %v", err)
+					return
+				}
+				mu.Lock()
+				ids[ev.ID] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	publishing := make(chan struct{})
+	go func() { wg.Wait(); close(publishing) }()
+
+	kills := 0
+	for {
+		p := start(t, e.cmd("auditd"))
+		time.Sleep(time.Duration(150+rand.Intn(350)) * time.Millisecond)
+		syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		kills++
+		select {
+		case <-publishing:
+		default:
+			continue
+		}
+		if kills >= 5 {
+			break
+		}
+	}
+	if len(ids) != total {
+		t.Fatalf("published %d events", len(ids))
+	}
+	final := start(t, e.cmd("auditd"))
+	c := dialWait(t, e, url)
+	eventually(t, 60*time.Second, "auditd to catch up", func() error {
+		st, err := c.AuditStats(context.Background())
+		if err != nil {
+			return err
+		}
+		if st.Lag != 0 {
+			return &lagError{st.Lag}
+		}
+		return nil
+	})
+	syscall.Kill(final.cmd.Process.Pid, syscall.SIGTERM)
+	<-final.done
+
+	out, err := e.cmd("auditd", "export").Output()
+	if err != nil {
+		t.Fatalf("auditd export: %v", err)
+	}
+	seen := map[string]int{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev wire.AuditEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Source == "benchd" {
+			seen[ev.ID]++
+			if strings.Contains(strings.Join(ev.Argv, " "), "hunter2") {
+				t.Fatalf("a secret reached the store: %v", ev.Argv)
+			}
+		}
+	}
+	for id := range ids {
+		if seen[id] != 1 {
+			t.Fatalf("event %s stored %d times (after %d kills)", id, seen[id], kills)
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("the store holds %d benchd events, want %d", len(seen), total)
+	}
+	verify := e.cmd("auditd", "verify")
+	if out, err := verify.CombinedOutput(); err != nil || !strings.Contains(string(out), `"ok": true`) {
+		t.Fatalf("auditd verify: %v\n%s", err, out)
+	}
+	t.Logf("%d events, %d kills of auditd", total, kills)
+}
+
+type lagError struct{ n uint64 }
+
+func (e *lagError) Error() string { return fmt.Sprintf("%d events not yet stored", e.n) }
+
+// TestAuditCLI drives the audit trail of a real run through moat audit.
+func TestAuditCLI(t *testing.T) {
+	e := newEnv(t)
+	_, url := startBus(t, e)
+	start(t, e.cmd("profiled"))
+	start(t, e.cmd("auditd"))
+	c := dialWait(t, e, url)
+	waitService(t, c, "auditd", 1)
+	for i := 0; i < 5; i++ {
+		if out, err := e.cmd("moat", "resolve", "--workspace", e.ws, "--profile", "workspace-write").CombinedOutput(); err != nil {
+			t.Fatalf("resolve: %v\n%s", err, out)
+		}
+	}
+	moat := func(args ...string) string {
+		out, err := e.cmd("moat", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("moat %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	eventually(t, 10*time.Second, "events stored", func() error {
+		out, _ := e.cmd("moat", "audit", "query", "--kind", "profile.resolved", "--json").Output()
+		if strings.Count(string(out), "\n") < 5 {
+			return exec.ErrNotFound
+		}
+		return nil
+	})
+	if out := moat("audit", "query", "--kind", "profile.resolved"); !strings.Contains(out, "profile.resolved") || !strings.Contains(out, "SEQ") {
+		t.Fatalf("audit query:\n%s", out)
+	}
+	if out := moat("audit", "verify"); !strings.HasPrefix(out, "OK: ") {
+		t.Fatalf("audit verify:\n%s", out)
+	}
+	if out := moat("audit", "stats"); !strings.Contains(out, "smaller than JSON lines") {
+		t.Fatalf("audit stats:\n%s", out)
+	}
+	if out := moat("audit", "export"); strings.Count(out, "\n") < 5 || !strings.Contains(out, `"kind":"profile.resolved"`) {
+		t.Fatalf("audit export:\n%s", out)
+	}
+	if out := moat("audit", "hash", "alice"); !strings.HasPrefix(out, "user:") || strings.Contains(out, "alice") {
+		t.Fatalf("audit hash: %s", out)
+	}
+}
