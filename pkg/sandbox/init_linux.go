@@ -102,6 +102,11 @@ func helper(status *os.File) (int, error) {
 	if err != nil {
 		return 125, fmt.Errorf("seccomp: %v", err)
 	}
+	// The filter goes on last, and before the report: the report lists only
+	// what is in force.
+	if err := loadSeccomp(filter); err != nil {
+		return 125, fmt.Errorf("seccomp: %v", err)
+	}
 	applied = append(applied, "seccomp")
 	if err := json.NewEncoder(status).Encode(helperStatus{Isolation: applied}); err != nil {
 		return 125, fmt.Errorf("report to sandboxd: %v", err)
@@ -110,10 +115,6 @@ func helper(status *os.File) (int, error) {
 	if lookErr != nil {
 		fmt.Fprintf(os.Stderr, "moat: %s: command not found\n", cfg.Argv[0])
 		return ExitNotFound, nil
-	}
-	if err := loadSeccomp(filter); err != nil {
-		fmt.Fprintf(os.Stderr, "moat: seccomp: %v\n", err)
-		return 125, nil
 	}
 	err = unix.Exec(path, cfg.Argv, cfg.Env)
 	fmt.Fprintf(os.Stderr, "moat: %s: %v\n", cfg.Argv[0], err)
