@@ -41,7 +41,9 @@ func (r *Resolver) narrow(cat *Catalog, p *wire.Profile, homes []string) (*wire.
 			if p, err = r.applyDirFile(cat, p, path, data, homes); err != nil {
 				return nil, err
 			}
-		case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR):
+			// A directory by that name narrows nothing (sandboxd puts one
+			// there, read-only, while a run must not create the file).
 		default:
 			// A file we cannot read may narrow: refuse rather than guess.
 			return nil, wire.Errorf(wire.CodeDenied, "cannot read %s (%v), so the profile cannot be narrowed as it asks: fix its permissions", path, unwrapPath(err))

@@ -93,8 +93,10 @@ func helper(status *os.File) (int, error) {
 		return 125, err
 	}
 	applied = append(applied, ll)
-	// Nothing this process did not open itself reaches the command.
-	if err := unix.CloseRange(statusFD+1, ^uint(0), 0); err != nil {
+	// Nothing this process did not open itself reaches the command: every
+	// descriptor past the status pipe closes at execve. (Closing them now
+	// would pull the runtime's own epoll descriptor from under it.)
+	if err := unix.CloseRange(statusFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return 125, fmt.Errorf("close inherited descriptors: %v", err)
 	}
 	applied = append(applied, "fds:closed")

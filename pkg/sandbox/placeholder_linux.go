@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/moatsec/moat/pkg/wire"
 	"golang.org/x/sys/unix"
@@ -32,7 +33,17 @@ func placeholders(p *wire.Profile) ([]string, error) {
 		if !insideAny(path, p.FS.Write) || path == p.Workspace {
 			continue
 		}
-		if _, err := os.Lstat(path); err == nil {
+		if fi, err := os.Lstat(path); err == nil {
+			// Another run's placeholder: hold it too, or that run could
+			// remove it from under this one.
+			if isPlaceholder(fi) {
+				ph, err := lockPlaceholder(path)
+				if err != nil {
+					return made, err
+				}
+				held.add(ph)
+				made = append(made, path)
+			}
 			continue
 		}
 		// Create the first missing component: protecting it protects
@@ -82,7 +93,10 @@ func lockPlaceholder(dir string) (placeholder, error) {
 }
 
 // removePlaceholders releases this run's placeholders and removes those no
-// other run holds.
+// other run holds. A run may have made its placeholder inside another run's
+// (.git/config inside .git): when the outer one's run ends first it cannot
+// go, so whoever empties it removes it — a placeholder is recognised as an
+// empty directory of mode 0555, which no real .git or .vscode is.
 func removePlaceholders(paths []string) {
 	for i := len(paths) - 1; i >= 0; i-- {
 		ph, ok := held.take(paths[i])
@@ -90,10 +104,41 @@ func removePlaceholders(paths []string) {
 			continue
 		}
 		if unix.Flock(ph.fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
-			unix.Rmdir(ph.path) // fails harmlessly if something was put in it
+			if unix.Rmdir(ph.path) == nil {
+				removeEmptyParents(filepath.Dir(ph.path))
+			}
 		}
 		unix.Close(ph.fd)
 	}
+}
+
+// removeEmptyParents removes dir and its parents while they are empty,
+// unheld placeholders.
+func removeEmptyParents(dir string) {
+	for {
+		var st unix.Stat_t
+		if unix.Lstat(dir, &st) != nil || st.Mode&0o7777 != 0o555 || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return
+		}
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return
+		}
+		removed := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil && unix.Rmdir(dir) == nil
+		unix.Close(fd)
+		if !removed {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// isPlaceholder recognises a placeholder: an empty directory of mode 0555.
+func isPlaceholder(fi os.FileInfo) bool {
+	if !fi.IsDir() || fi.Mode().Perm() != 0o555 {
+		return false
+	}
+	return fi.Sys().(*syscall.Stat_t).Nlink == 2
 }
 
 func insideAny(p string, roots []string) bool {

@@ -14,6 +14,7 @@ import (
 	"os/user"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -149,7 +150,8 @@ func launch(ctx context.Context, spec *Spec, cfg *helperConfig, cg *cgroup) (*Re
 	}
 	if st.Isolation == nil {
 		cmd.Wait()
-		return nil, refuse("the sandbox helper died before running the command (%v)", cmd.ProcessState)
+		errOut, _ := stderr.result()
+		return nil, refuse("the sandbox helper died before running the command (%v): %s", cmd.ProcessState, lastLines(errOut, 5))
 	}
 
 	res := &Result{Isolation: append(st.Isolation, cg.describe()...)}
@@ -219,4 +221,13 @@ func sysProcAttr(cfg *helperConfig) *syscall.SysProcAttr {
 		attr.GidMappingsEnableSetgroups = false
 	}
 	return attr
+}
+
+// lastLines is the end of b, for a message.
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
 }

@@ -1,0 +1,60 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/moatsec/moat/pkg/profile"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// TestConcurrentRuns runs commands side by side in one workspace, as
+// sandboxd does under load: each must run, isolated, and leave nothing.
+func TestConcurrentRuns(t *testing.T) {
+	base, err := os.MkdirTemp("/var/tmp", "moat-sandbox-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	ws := filepath.Join(base, "ws")
+	os.MkdirAll(ws, 0o755)
+	r, err := profile.NewResolver(profile.Options{MoatHome: filepath.Join(base, "moat")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 48; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			name := []string{"offline", "workspace-write"}[i%2]
+			p, err := r.Resolve(&wire.ResolveRequest{Profile: name, Workspace: ws})
+			if err != nil {
+				errs <- err
+				return
+			}
+			res, err := Run(context.Background(), &Spec{Argv: []string{"/bin/true"}, Profile: p})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if res.ExitCode != 0 {
+				errs <- &wire.Error{Code: 500, Message: string(res.Stderr)}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if entries, _ := os.ReadDir(ws); len(entries) != 0 {
+		t.Errorf("placeholders left behind: %v", entries)
+	}
+}
