@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sandboxd", flag.ContinueOnError)
 	opts := client.Flags(fs, home.RoleSandboxd)
 	maxRuns := fs.Int("max-runs", 0, "commands run at once (default 4 per CPU); past it a 503")
+	warm := fs.Int("pool", 2, "sandbox helpers kept started ahead of requests, per kind (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,6 +59,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sandbox.EnablePool(*warm)
 	d, err := sandboxd.Start(c.Conn(), sandboxd.Config{MaxRuns: *maxRuns, Logger: log, Sanitizer: san})
 	if err != nil {
 		return err

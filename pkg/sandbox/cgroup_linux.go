@@ -111,25 +111,19 @@ func writeFile(dir, file string, v int64) error {
 	return nil
 }
 
-// tasks lists the v1 files the helper joins its own thread through (nil on
-// v2, where the helper is cloned straight into the group).
-func (c *cgroup) tasks() []string {
+// joinFiles are the files the helper writes "0" to, to join the group
+// itself: v1 "tasks" (its own thread: no global lock, no RCU grace period),
+// v2 "cgroup.procs".
+func (c *cgroup) joinFiles() []string {
+	name := "tasks"
 	if c.v2 {
-		return nil
+		name = "cgroup.procs"
 	}
 	out := make([]string, len(c.dirs))
 	for i, d := range c.dirs {
-		out[i] = filepath.Join(d, "tasks")
+		out[i] = filepath.Join(d, name)
 	}
 	return out
-}
-
-// fd opens the v2 group for CLONE_INTO_CGROUP; -1 on v1.
-func (c *cgroup) fd() (int, error) {
-	if !c.v2 {
-		return -1, nil
-	}
-	return syscall.Open(c.dirs[0], syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 }
 
 // killAll kills every process left in the group until it is empty.

@@ -20,10 +20,9 @@ type helperConfig struct {
 	// Placeholders are protected paths the parent created, empty, so they can
 	// be mounted read-only: they did not exist and must not be created.
 	Placeholders []string `json:"placeholders"`
-	// CgroupTasks are the cgroup v1 "tasks" files the helper writes "0" to:
-	// moving its own thread (the one that executes the command) skips the
-	// global lock a whole-process move takes, which costs a RCU grace period
-	// (10-17 ms measured here).
+	// CgroupTasks are the files the helper writes "0" to, joining the run's
+	// cgroup itself (see cgroup.joinFiles): a helper started ahead of the
+	// run cannot be cloned into a group that did not exist yet.
 	CgroupTasks []string `json:"cgroup_tasks,omitempty"`
 }
 

@@ -3,16 +3,12 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/user"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -86,77 +82,34 @@ func owner(ws string) (uid, gid int, home, name string, err error) {
 // launch starts the helper in its namespaces and cgroup, hands it the
 // configuration, and supervises the run.
 func launch(ctx context.Context, spec *Spec, cfg *helperConfig, cg *cgroup) (*Result, error) {
-	cfgR, cfgW, err := os.Pipe()
+	cfg.CgroupTasks = cg.joinFiles()
+	h, pooled, err := take(cfg.NoNet)
 	if err != nil {
-		return nil, refuse("pipe: %v", err)
+		return nil, err
 	}
-	defer cfgW.Close()
-	statR, statW, err := os.Pipe()
+	st, err := h.begin(cfg)
+	if err != nil && pooled {
+		// It may have died while waiting in the pool: a fresh one, once (a
+		// refusal that is the run's own comes again and stands).
+		h.close()
+		if h, err = spawn(cfg.NoNet); err != nil {
+			return nil, err
+		}
+		st, err = h.begin(cfg)
+	}
+	defer h.close()
 	if err != nil {
-		cfgR.Close()
-		return nil, refuse("pipe: %v", err)
+		return nil, err
 	}
-	defer statR.Close()
 	limits := spec.Profile.Limits
 	stdout := &capped{max: int(limits.OutputBytes), live: spec.Stdout}
 	stderr := &capped{max: int(limits.OutputBytes), live: spec.Stderr}
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{initArg0}
-	cmd.Env = []string{}
-	cmd.Dir = "/"
-	cmd.ExtraFiles = []*os.File{cfgR, statW}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if len(spec.Stdin) > 0 {
-		cmd.Stdin = bytes.NewReader(spec.Stdin)
-	}
-	cmd.SysProcAttr = sysProcAttr(cfg)
-	cgfd, err := cg.fd()
-	if err != nil {
-		return nil, refuse("cgroup: %v", err)
-	}
-	if cgfd >= 0 {
-		defer syscall.Close(cgfd)
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgfd
-	}
-	cfg.CgroupTasks = cg.tasks()
-	// Pdeathsig fires when the thread that forked exits: keep it to this
-	// goroutine's thread while starting (Go parks, never ends, such threads).
-	runtime.LockOSThread()
-	err = cmd.Start()
-	runtime.UnlockOSThread()
-	cfgR.Close()
-	statW.Close()
-	if err != nil {
-		return nil, refuse("start the sandbox helper: %v", err)
-	}
-	fail := func(err error) (*Result, error) {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, err
-	}
-	if err := json.NewEncoder(cfgW).Encode(cfg); err != nil {
-		return fail(refuse("hand the helper its configuration: %v", err))
-	}
-	cfgW.Close()
-	var st helperStatus
-	raw, _ := io.ReadAll(statR) // EOF: the command was executed (or the helper died)
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return fail(refuse("garbled helper status %q", raw))
-		}
-	}
-	if st.Error != "" {
-		return fail(refuse("%s", st.Error))
-	}
-	if st.Isolation == nil {
-		cmd.Wait()
-		errOut, _ := stderr.result()
-		return nil, refuse("the sandbox helper died before running the command (%v): %s", cmd.ProcessState, lastLines(errOut, 5))
-	}
+	waitOutput := h.attach(spec.Stdin, stdout, stderr)
+	cmd := h.cmd
 
 	res := &Result{Isolation: append(st.Isolation, cg.describe()...)}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- h.wait() }()
 	timer := time.NewTimer(spec.timeout())
 	defer timer.Stop()
 	cpuTick := time.NewTicker(100 * time.Millisecond)
@@ -183,6 +136,7 @@ wait:
 		}
 	}
 	cg.killAll() // nothing outlives the run
+	waitOutput()
 	var exitErr *exec.ExitError
 	if waitErr != nil && !errors.As(waitErr, &exitErr) {
 		return nil, fmt.Errorf("wait for the command: %w", waitErr)
@@ -208,16 +162,18 @@ wait:
 }
 
 // sysProcAttr puts the helper in its namespaces; it dies with sandboxd.
-func sysProcAttr(cfg *helperConfig) *syscall.SysProcAttr {
+// Without root, a user namespace maps sandboxd's own ids (the command runs
+// as sandboxd's user then, which owner() also says).
+func sysProcAttr(noNet bool) *syscall.SysProcAttr {
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS)
-	if cfg.NoNet {
+	if noNet {
 		flags |= unix.CLONE_NEWNET
 	}
 	attr := &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
-	if os.Geteuid() != 0 {
+	if uid := os.Geteuid(); uid != 0 {
 		attr.Cloneflags |= unix.CLONE_NEWUSER
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: cfg.UID, HostID: os.Geteuid(), Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: cfg.GID, HostID: os.Getegid(), Size: 1}}
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: os.Getegid(), HostID: os.Getegid(), Size: 1}}
 		attr.GidMappingsEnableSetgroups = false
 	}
 	return attr

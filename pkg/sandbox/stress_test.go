@@ -13,6 +13,39 @@ import (
 	"github.com/moatsec/moat/pkg/wire"
 )
 
+// TestPool: runs take helpers started ahead; one that died while idle is
+// replaced, not used.
+func TestPool(t *testing.T) {
+	EnablePool(1)
+	defer EnablePool(0)
+	base, err := os.MkdirTemp("/var/tmp", "moat-sandbox-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	r, _ := profile.NewResolver(profile.Options{MoatHome: filepath.Join(base, "moat")})
+	p, err := r.Resolve(&wire.ResolveRequest{Profile: "offline", Workspace: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if i == 3 { // kill whatever waits in the pool
+			pool.mu.Lock()
+			for _, h := range pool.idle[true] {
+				h.cmd.Process.Kill()
+			}
+			pool.mu.Unlock()
+		}
+		res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", "echo $$; cat"}, Profile: p, Stdin: []byte("in\n")})
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if res.ExitCode != 0 || string(res.Stdout) != "1\nin\n" {
+			t.Fatalf("run %d: exit %d, out %q, err %q", i, res.ExitCode, res.Stdout, res.Stderr)
+		}
+	}
+}
+
 // TestConcurrentRuns runs commands side by side in one workspace, as
 // sandboxd does under load: each must run, isolated, and leave nothing.
 func TestConcurrentRuns(t *testing.T) {

@@ -1,0 +1,226 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+)
+
+// helper is a started sandbox helper: in its namespaces, waiting for its
+// configuration on cfg. Its standard streams are pipes the run attaches to.
+type helperProc struct {
+	cmd    *exec.Cmd
+	cfg    *os.File // write the configuration, then close
+	status *os.File // read the report until EOF
+	stdin  *os.File
+	stdout *os.File
+	stderr *os.File
+	noNet  bool
+	exited chan struct{} // closed once the helper has exited and been reaped
+	err    error         // cmd.Wait's error, once exited is closed
+}
+
+// spawn starts a helper in fresh namespaces (with a network namespace when
+// noNet). It does nothing until it reads its configuration.
+func spawn(noNet bool) (*helperProc, error) {
+	h := &helperProc{noNet: noNet}
+	var child []*os.File // the ends the helper keeps
+	pipe := func(parentReads bool) (*os.File, error) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		if parentReads {
+			child = append(child, w)
+			return r, nil
+		}
+		child = append(child, r)
+		return w, nil
+	}
+	var err error
+	if h.cfg, err = pipe(false); err == nil {
+		if h.status, err = pipe(true); err == nil {
+			if h.stdin, err = pipe(false); err == nil {
+				if h.stdout, err = pipe(true); err == nil {
+					h.stderr, err = pipe(true)
+				}
+			}
+		}
+	}
+	defer func() {
+		for _, f := range child {
+			f.Close()
+		}
+	}()
+	if err != nil {
+		h.close()
+		return nil, refuse("pipes for the sandbox helper: %v", err)
+	}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args, cmd.Env, cmd.Dir = []string{initArg0}, []string{}, "/"
+	// child: cfg read end, status write end, stdin read end, stdout and stderr write ends.
+	cmd.ExtraFiles = []*os.File{child[0], child[1]}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = child[2], child[3], child[4]
+	cmd.SysProcAttr = sysProcAttr(noNet)
+	// Pdeathsig fires when the thread that forked exits: keep it to this
+	// goroutine's thread while starting (Go parks, never ends, such threads).
+	runtime.LockOSThread()
+	err = cmd.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
+		h.close()
+		return nil, refuse("start the sandbox helper: %v", err)
+	}
+	h.cmd = cmd
+	h.exited = make(chan struct{})
+	go func() { h.err = cmd.Wait(); close(h.exited) }()
+	return h, nil
+}
+
+// wait waits for the helper to exit and returns cmd.Wait's error.
+func (h *helperProc) wait() error {
+	<-h.exited
+	return h.err
+}
+
+func (h *helperProc) close() {
+	for _, f := range []*os.File{h.cfg, h.status, h.stdin, h.stdout, h.stderr} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// kill ends a helper that will not be used.
+func (h *helperProc) kill() {
+	h.cmd.Process.Kill()
+	h.wait()
+	h.close()
+}
+
+// pool keeps helpers started ahead of requests — the namespaces made, the
+// Go runtime of the helper up — so a run pays only for its own setup. Each
+// helper serves one run. Off unless EnablePool is called (sandboxd does;
+// one-shot `sandboxd exec` does not).
+var pool struct {
+	mu   sync.Mutex
+	size int
+	idle map[bool][]*helperProc // by noNet
+}
+
+// EnablePool keeps n idle helpers of each kind (with and without a network
+// namespace) ready.
+func EnablePool(n int) {
+	pool.mu.Lock()
+	pool.size = n
+	if pool.idle == nil {
+		pool.idle = map[bool][]*helperProc{}
+	}
+	pool.mu.Unlock()
+	for _, noNet := range []bool{true, false} {
+		go refill(noNet)
+	}
+}
+
+// take returns a ready helper (pooled true), or spawns one when the pool is
+// empty or off.
+func take(noNet bool) (h *helperProc, pooled bool, err error) {
+	pool.mu.Lock()
+	if l := pool.idle[noNet]; len(l) > 0 {
+		h, pool.idle[noNet] = l[len(l)-1], l[:len(l)-1]
+	}
+	size := pool.size
+	pool.mu.Unlock()
+	if size > 0 {
+		go refill(noNet)
+	}
+	if h != nil && h.alive() {
+		return h, true, nil
+	}
+	if h != nil {
+		h.kill()
+	}
+	h, err = spawn(noNet)
+	return h, false, err
+}
+
+// begin hands the helper its configuration and reads its report: the
+// mechanisms in force when it executed the command, or why it could not.
+// On error the helper is gone.
+func (h *helperProc) begin(cfg *helperConfig) (helperStatus, error) {
+	var st helperStatus
+	fail := func(err error) (helperStatus, error) {
+		h.cmd.Process.Kill()
+		h.wait()
+		return st, err
+	}
+	if err := json.NewEncoder(h.cfg).Encode(cfg); err != nil {
+		return fail(refuse("hand the helper its configuration: %v", err))
+	}
+	h.cfg.Close()
+	raw, _ := io.ReadAll(h.status) // EOF: the command was executed (or the helper died)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return fail(refuse("garbled helper status %q", raw))
+		}
+	}
+	if st.Error != "" {
+		return fail(refuse("%s", st.Error))
+	}
+	if st.Isolation == nil {
+		h.wait()
+		errOut, _ := io.ReadAll(io.LimitReader(h.stderr, 4096))
+		return st, refuse("the sandbox helper died before running the command (%v): %s", h.cmd.ProcessState, lastLines(errOut, 5))
+	}
+	return st, nil
+}
+
+// refill tops the pool up.
+func refill(noNet bool) {
+	for {
+		pool.mu.Lock()
+		short := pool.size - len(pool.idle[noNet])
+		pool.mu.Unlock()
+		if short <= 0 {
+			return
+		}
+		h, err := spawn(noNet)
+		if err != nil {
+			return // runs spawn their own; the next take tries again
+		}
+		pool.mu.Lock()
+		pool.idle[noNet] = append(pool.idle[noNet], h)
+		pool.mu.Unlock()
+	}
+}
+
+// alive reports whether an idle helper is still there to take a run.
+func (h *helperProc) alive() bool {
+	select {
+	case <-h.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// attach copies the helper's output into the run's buffers; wait ends when
+// every writer (the command and whatever it left) has closed them.
+func (h *helperProc) attach(stdin []byte, stdout, stderr io.Writer) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); io.Copy(stdout, h.stdout) }()
+	go func() { defer wg.Done(); io.Copy(stderr, h.stderr) }()
+	go func() {
+		if len(stdin) > 0 {
+			h.stdin.Write(stdin)
+		}
+		h.stdin.Close()
+	}()
+	return wg.Wait
+}
