@@ -132,7 +132,8 @@ func EnablePool(n int) {
 func take(noNet bool) (h *helperProc, pooled bool, err error) {
 	pool.mu.Lock()
 	if l := pool.idle[noNet]; len(l) > 0 {
-		h, pool.idle[noNet] = l[len(l)-1], l[:len(l)-1]
+		// The oldest first: it has had the longest to get ready.
+		h, pool.idle[noNet] = l[0], l[1:]
 	}
 	size := pool.size
 	pool.mu.Unlock()

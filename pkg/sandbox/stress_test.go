@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moatsec/moat/pkg/profile"
 	"github.com/moatsec/moat/pkg/wire"
@@ -89,5 +90,31 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(ws); len(entries) != 0 {
 		t.Errorf("placeholders left behind: %v", entries)
+	}
+}
+
+// BenchmarkRun measures Run of /bin/true under offline, with helpers
+// started ahead (pool) and without, side by side.
+func BenchmarkRun(b *testing.B) {
+	base, err := os.MkdirTemp("/var/tmp", "moat-sandbox-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	r, _ := profile.NewResolver(profile.Options{MoatHome: filepath.Join(base, "moat")})
+	p, _ := r.Resolve(&wire.ResolveRequest{Profile: "offline", Workspace: base})
+	for _, n := range []int{0, 2} {
+		b.Run(map[int]string{0: "cold", 2: "pooled"}[n], func(b *testing.B) {
+			EnablePool(n)
+			defer EnablePool(0)
+			for i := 0; i < b.N; i++ {
+				if _, err := Run(context.Background(), &Spec{Argv: []string{"/bin/true"}, Profile: p}); err != nil {
+					b.Fatal(err)
+				}
+				if n > 0 {
+					time.Sleep(5 * time.Millisecond) // let the pool refill, as between requests
+				}
+			}
+		})
 	}
 }
