@@ -80,7 +80,7 @@ func (s *Stack) command(name string, args ...string) *exec.Cmd {
 	if s.URL != "" {
 		cmd.Env = append(cmd.Env, "MOAT_BUS="+s.URL)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = procAttr()
 	return cmd
 }
 

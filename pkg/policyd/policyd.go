@@ -117,12 +117,7 @@ func (d *Daemon) check(ctx context.Context, req *service.Request) (any, error) {
 	if err := req.Decode(&cr); err != nil {
 		return nil, err
 	}
-	if cr.RequestID == "" {
-		cr.RequestID = req.RequestID
-	}
-	if cr.SessionID == "" {
-		cr.SessionID = req.SessionID
-	}
+	req.FillIDs(&cr.RequestID, &cr.SessionID)
 	switch cr.Approval {
 	case "", wire.ApprovalNever, wire.ApprovalOnRequest:
 	default:

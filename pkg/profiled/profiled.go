@@ -64,12 +64,7 @@ func (d *Daemon) resolve(ctx context.Context, req *service.Request) (any, error)
 	if err := req.Decode(&rr); err != nil {
 		return nil, err
 	}
-	if rr.RequestID == "" {
-		rr.RequestID = req.RequestID
-	}
-	if rr.SessionID == "" {
-		rr.SessionID = req.SessionID
-	}
+	req.FillIDs(&rr.RequestID, &rr.SessionID)
 	p, err := d.resolver.Resolve(&rr)
 	ev := &wire.AuditEvent{Kind: "profile.resolved", SessionID: rr.SessionID, RequestID: rr.RequestID,
 		Profile: rr.Profile, Cwd: rr.Cwd, Detail: map[string]any{"workspace": rr.Workspace}}

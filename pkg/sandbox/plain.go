@@ -16,6 +16,9 @@ import (
 // Init does nothing outside Linux: there is no re-executed helper.
 func Init() {}
 
+// EnablePool does nothing outside Linux: there are no helpers to keep.
+func EnablePool(int) {}
+
 // runWrapped runs the command, prefixed by wrapper (sandbox-exec on macOS,
 // nothing for trusted elsewhere), with the timeout, output caps and a
 // reduced environment; the whole process group is killed at the timeout.

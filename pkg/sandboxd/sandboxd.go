@@ -92,14 +92,9 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	if err := req.Decode(&rr); err != nil {
 		return nil, err
 	}
-	if rr.RequestID == "" {
-		rr.RequestID = req.RequestID
-	}
+	req.FillIDs(&rr.RequestID, &rr.SessionID)
 	if rr.RequestID == "" {
 		rr.RequestID = wire.NewID()
-	}
-	if rr.SessionID == "" {
-		rr.SessionID = req.SessionID
 	}
 	if len(rr.Argv) == 0 {
 		return nil, wire.Errorf(wire.CodeBadRequest, "argv is empty: pass the command as a list of words")

@@ -68,6 +68,17 @@ func (r *Request) Interim(hdr map[string]string) error {
 	return r.nc.PublishMsg(msg)
 }
 
+// FillIDs sets the body's request and session ids from the headers where
+// the body left them empty.
+func (r *Request) FillIDs(requestID, sessionID *string) {
+	if *requestID == "" {
+		*requestID = r.RequestID
+	}
+	if *sessionID == "" {
+		*sessionID = r.SessionID
+	}
+}
+
 // Header returns a request header.
 func (r *Request) Header(key string) string { return r.hdr.Get(key) }
 
