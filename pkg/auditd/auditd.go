@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -71,15 +72,30 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// busd creates the stream just after it starts to accept connections:
+	// an auditd started beside it (foreman) waits for it.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cons, err := js.CreateOrUpdateConsumer(cctx, wire.AuditStream, jetstream.ConsumerConfig{
-		Durable: Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-		MaxAckPending: 1 << 20, DeliverPolicy: jetstream.DeliverAllPolicy,
-		Description: "auditd: acked only once stored and fsynced",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s on %s: %w", Consumer, wire.AuditStream, err)
+	var cons jetstream.Consumer
+	for {
+		cons, err = js.CreateOrUpdateConsumer(cctx, wire.AuditStream, jetstream.ConsumerConfig{
+			Durable: Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+			MaxAckPending: 1 << 20, DeliverPolicy: jetstream.DeliverAllPolicy,
+			Description: "auditd: acked only once stored and fsynced",
+		})
+		if err == nil {
+			break
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) && cctx.Err() != nil {
+			return nil, fmt.Errorf("stream %s not found after 30s: start busd (it creates the stream) and point auditd at it: %w", wire.AuditStream, err)
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) || cctx.Err() != nil {
+			return nil, fmt.Errorf("consumer %s on %s: %w", Consumer, wire.AuditStream, err)
+		}
+		select {
+		case <-cctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	d := &Daemon{cfg: cfg, nc: nc, cons: cons, log: cfg.Logger, stopped: make(chan error, 1)}
 	svc, err := service.New(nc, service.Config{Name: wire.ServiceAuditd, Version: Version, Logger: cfg.Logger,
