@@ -74,6 +74,14 @@ func TestScenarios(t *testing.T) {
 	if seen["agents"] != 4 || seen["scaling"] != 6 || seen["coldstart"] != len(Daemons)+1 {
 		t.Errorf("series per scenario: %v", seen)
 	}
+	if len(r.Goals) != len(Daemons)+6 {
+		t.Errorf("%d goals judged, want one per daemon and 6 more: %+v", len(r.Goals), r.Goals)
+	}
+	for _, g := range r.Goals {
+		if g.Met == (g.Off != "") {
+			t.Errorf("goal %q: met %v but off %q", g.Name, g.Met, g.Off)
+		}
+	}
 	if len(r.Daemons) < 5 {
 		t.Errorf("daemon stats: %+v", r.Daemons)
 	}
@@ -97,7 +105,7 @@ func TestScenarios(t *testing.T) {
 	}
 	var table strings.Builder
 	r.Table(&table)
-	if !strings.Contains(table.String(), "P99.9 MS") {
+	if !strings.Contains(table.String(), "P99.9 MS") || !strings.Contains(table.String(), "GOALS") {
 		t.Errorf("table:\n%s", table.String())
 	}
 }

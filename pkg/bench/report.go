@@ -22,6 +22,7 @@ type Report struct {
 	Command  string     `json:"command"`
 	Machine  Machine    `json:"machine"`
 	Results  []Result   `json:"results"`
+	Goals    []Goal     `json:"goals"`
 	Daemons  []ProcStat `json:"daemons"`
 	Problems []string   `json:"problems,omitempty"`
 }
@@ -71,6 +72,9 @@ func (r *Report) Table(w io.Writer) {
 			parts = append(parts, fmt.Sprintf("%s=%.4g", k, x.Extra[k]))
 		}
 		fmt.Fprintf(w, "  %s / %s: %s %s\n", x.Scenario, x.Name, strings.Join(parts, " "), x.Note)
+	}
+	if len(r.Goals) > 0 {
+		fmt.Fprintf(w, "\nGOALS\n%s", goalLines(r.Goals))
 	}
 	if len(r.Daemons) > 0 {
 		fmt.Fprintln(w, "\nDAEMON      PID     RSS MiB  CPU s")

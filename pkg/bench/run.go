@@ -29,6 +29,7 @@ func Run(ctx context.Context, s *Stack, ws string, names []string, opts Options,
 			r.Problems = append(r.Problems, fmt.Sprintf("%s: %v", name, err))
 		}
 	}
+	r.Goals = Goals(r.Results)
 	r.Daemons = s.ProcStats()
 	r.Seconds = time.Since(r.Started).Seconds()
 	return r

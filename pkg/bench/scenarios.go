@@ -101,12 +101,19 @@ func coldstart(ctx context.Context, e *Env) ([]Result, error) {
 		e.progress("coldstart " + name)
 		rec := NewRecorder(name)
 		for i := 0; i < max(e.Opts.Count/10, 3); i++ {
+			// The instances already running are listed before the clock
+			// starts: the new one is the first id not among them.
+			before := map[string]bool{}
+			ids, _ := pingAll(c.Conn(), name, 30*time.Millisecond)
+			for _, id := range ids {
+				before[id] = true
+			}
 			t0 := time.Now()
 			cmd, err := e.Stack.StartDaemon(name)
 			if err != nil {
 				return nil, err
 			}
-			err = pingUntil(ctx, c.Conn(), name, cmd.Process.Pid, 10*time.Second)
+			err = pingUntil(ctx, c.Conn(), name, before, cmd.Process.Pid, 10*time.Second)
 			rec.Observe(time.Since(t0), err)
 			e.Stack.SetCopies(ctx, name, 1)
 		}
@@ -129,13 +136,8 @@ func coldstart(ctx context.Context, e *Env) ([]Result, error) {
 }
 
 // pingUntil waits until the instance started as pid answers $SRV.PING:
-// a new instance is the one not seen before it started.
-func pingUntil(ctx context.Context, nc *nats.Conn, name string, pid int, within time.Duration) error {
-	before := map[string]bool{}
-	msgs, _ := pingAll(nc, name, 30*time.Millisecond)
-	for _, id := range msgs {
-		before[id] = true
-	}
+// the new instance is the one whose id is not in before.
+func pingUntil(ctx context.Context, nc *nats.Conn, name string, before map[string]bool, pid int, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		ids, _ := pingAll(nc, name, 2*time.Millisecond)
