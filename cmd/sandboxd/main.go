@@ -7,13 +7,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/moatsec/moat/pkg/audit"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/moatsec/moat/pkg/audit"
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/sandbox"
@@ -59,11 +59,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sandbox.EnablePool(*warm)
 	d, err := sandboxd.Start(c.Conn(), sandboxd.Config{MaxRuns: *maxRuns, Logger: log, Sanitizer: san})
 	if err != nil {
 		return err
 	}
+	// Filled once the service answers: the helpers' start does not delay
+	// readiness, and a run before the pool is full spawns its own helper.
+	sandbox.EnablePool(*warm)
 	log.Info("sandboxd ready", "id", d.ID(), "bus", o.URL, "isolation", sandbox.Mechanisms())
 	<-ctx.Done()
 	log.Info("sandboxd stopping")
