@@ -161,7 +161,7 @@ func (s *Stack) WaitFor(ctx context.Context, copies map[string]int, within time.
 	defer c.Close()
 	deadline := time.Now().Add(within)
 	for {
-		st, err := c.Status(ctx, 150*time.Millisecond)
+		st, err := c.Status(ctx, 25*time.Millisecond) // short: it polls until all answer
 		if err == nil {
 			got := map[string]int{}
 			for _, sv := range st.Services {
