@@ -86,14 +86,12 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 		if err == nil {
 			break
 		}
-		if errors.Is(err, jetstream.ErrStreamNotFound) && cctx.Err() != nil {
-			return nil, fmt.Errorf("stream %s not found after 30s: start busd (it creates the stream) and point auditd at it: %w", wire.AuditStream, err)
-		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) || cctx.Err() != nil {
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, fmt.Errorf("consumer %s on %s: %w", Consumer, wire.AuditStream, err)
 		}
 		select {
 		case <-cctx.Done():
+			return nil, fmt.Errorf("stream %s not found after 30s: start busd (it creates the stream) and point auditd at it", wire.AuditStream)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
