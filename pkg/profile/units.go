@@ -2,10 +2,11 @@ package profile
 
 import (
 	"fmt"
-	"github.com/moatsec/moat/pkg/wire"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
 )
 
 // size is a byte count written as 1073741824, "512MiB", "1GiB", "100M" or "64k".
