@@ -73,7 +73,7 @@ type Client struct {
 func Dial(ctx context.Context, o Options) (*Client, error) {
 	auth, err := nats.NkeyOptionFromSeed(o.Creds)
 	if err != nil {
-		return nil, fmt.Errorf("read key %s: %w; run `moat init` or pass --creds", o.Creds, err)
+		return nil, fmt.Errorf("read key %s: %w; if your stack runs with another MOAT_HOME, export MOAT_HOME=<that directory>; otherwise run `moat init` (or pass --creds)", o.Creds, err)
 	}
 	role := o.Role
 	if role == "" {

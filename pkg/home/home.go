@@ -12,10 +12,17 @@
 //
 // Nothing under MOAT_HOME is readable from inside a sandbox: profiled puts the
 // whole directory on every profile's read-deny list.
+//
+// Where MOAT_HOME is: the MOAT_HOME variable when set, otherwise one
+// well-known place per user, $XDG_STATE_HOME/moat or ~/.local/state/moat
+// ([DefaultDir]). It never depends on the current directory, so moat finds
+// its keys wherever it runs. A system stack sets MOAT_HOME=/var/lib/moat.
 package home
 
 import (
+	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 )
 
@@ -41,8 +48,23 @@ const (
 	EnvCreds = "MOAT_CREDS"
 )
 
-// DefaultDir is MOAT_HOME for the local stack.
-const DefaultDir = ".moat"
+// DefaultDir is MOAT_HOME when the variable is unset: $XDG_STATE_HOME/moat
+// when XDG_STATE_HOME is an absolute path, else ~/.local/state/moat of the
+// user running the process.
+func DefaultDir() (string, error) {
+	if x := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "moat"), nil
+	}
+	dir, err := os.UserHomeDir()
+	if err != nil || dir == "" {
+		u, uerr := user.Current()
+		if uerr != nil || u.HomeDir == "" {
+			return "", fmt.Errorf("no home directory to keep moat's state in (%v): set MOAT_HOME", err)
+		}
+		dir = u.HomeDir
+	}
+	return filepath.Join(dir, ".local", "state", "moat"), nil
+}
 
 // Home is a MOAT_HOME directory. Its zero value is not useful; use [FromEnv] or [New].
 type Home struct {
@@ -58,11 +80,15 @@ func New(dir string) (Home, error) {
 	return Home{Dir: abs}, nil
 }
 
-// FromEnv returns the Home named by MOAT_HOME, or ./.moat.
+// FromEnv returns the Home named by MOAT_HOME, or the per-user [DefaultDir].
 func FromEnv() (Home, error) {
 	dir := os.Getenv(EnvHome)
 	if dir == "" {
-		dir = DefaultDir
+		d, err := DefaultDir()
+		if err != nil {
+			return Home{}, err
+		}
+		dir = d
 	}
 	return New(dir)
 }

@@ -65,3 +65,30 @@ func TestPublicKeysFailsClosed(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestDefaultDirIsPerUserNotCwd(t *testing.T) {
+	base := t.TempDir()
+	t.Setenv(EnvHome, "")
+	t.Setenv("HOME", filepath.Join(base, "alice"))
+	t.Setenv("XDG_STATE_HOME", "")
+	want := filepath.Join(base, "alice", ".local", "state", "moat")
+	for _, cwd := range []string{base, os.TempDir(), "/"} {
+		t.Chdir(cwd)
+		h, err := FromEnv()
+		if err != nil || h.Dir != want {
+			t.Fatalf("from %s: home %q, %v; want %q", cwd, h.Dir, err, want)
+		}
+	}
+	t.Setenv("XDG_STATE_HOME", "relative/state") // the spec says relative values are ignored
+	if h, _ := FromEnv(); h.Dir != want {
+		t.Fatalf("relative XDG_STATE_HOME used: %q", h.Dir)
+	}
+	t.Setenv("XDG_STATE_HOME", filepath.Join(base, "state"))
+	if h, _ := FromEnv(); h.Dir != filepath.Join(base, "state", "moat") {
+		t.Fatalf("XDG_STATE_HOME ignored: %q", h.Dir)
+	}
+	t.Setenv(EnvHome, filepath.Join(base, "explicit"))
+	if h, _ := FromEnv(); h.Dir != filepath.Join(base, "explicit") {
+		t.Fatalf("MOAT_HOME ignored: %q", h.Dir)
+	}
+}
