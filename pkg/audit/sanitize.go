@@ -79,18 +79,34 @@ func (s *Sanitizer) UserToken(name string) string {
 	return "user:" + hex.EncodeToString(m.Sum(nil)[:16])
 }
 
-// Event sanitizes ev in place.
+// Event sanitizes ev. Its argv, reasons and details are replaced by
+// sanitized copies, never rewritten where they lie: a daemon builds events
+// from the very slices and maps it runs with, and those must stay as the
+// caller gave them.
 func (s *Sanitizer) Event(ev *wire.AuditEvent) {
 	ev.User = s.UserToken(ev.User)
-	for i, a := range ev.Argv {
-		ev.Argv[i] = s.Text(a)
+	if ev.Argv != nil {
+		argv := make([]string, len(ev.Argv))
+		for i, a := range ev.Argv {
+			argv[i] = s.Text(a)
+		}
+		ev.Argv = argv
 	}
 	ev.Cwd = s.Text(ev.Cwd)
-	for i := range ev.Reasons {
-		ev.Reasons[i].Message = s.Text(ev.Reasons[i].Message)
+	if ev.Reasons != nil {
+		reasons := make([]wire.Reason, len(ev.Reasons))
+		for i, r := range ev.Reasons {
+			r.Message = s.Text(r.Message)
+			reasons[i] = r
+		}
+		ev.Reasons = reasons
 	}
-	for k, v := range ev.Detail {
-		ev.Detail[k] = s.value(k, v)
+	if ev.Detail != nil {
+		detail := make(map[string]any, len(ev.Detail))
+		for k, v := range ev.Detail {
+			detail[k] = s.value(k, v)
+		}
+		ev.Detail = detail
 	}
 }
 

@@ -90,3 +90,30 @@ func BenchmarkSanitizeClean(b *testing.B) {
 		s.Event(&e)
 	}
 }
+
+// TestEventLeavesCallersDataAlone: a daemon hands the publisher the very
+// slices and maps it runs (argv, env, reasons, details); sanitizing must
+// rewrite copies, never them.
+func TestEventLeavesCallersDataAlone(t *testing.T) {
+	s := NewSanitizer([]byte("0123456789abcdef0123456789abcdef"), "/root")
+	argv := []string{"python3", "argv.py", "/root/x", "password=hunter2", "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"}
+	env := map[string]string{"API_TOKEN": "t0k", "HOME": "/root"}
+	nested := map[string]any{"PATH": "/root/bin"}
+	reasons := []wire.Reason{{Rule: "r", Message: "reads /root/.ssh"}}
+	detail := map[string]any{"env": env, "nested": nested, "cwd": "/root/p", "args": []string{"/root/a"}}
+	want := strings.Join(argv, "\x00")
+	ev := &wire.AuditEvent{Argv: argv, Reasons: reasons, Detail: detail}
+	s.Event(ev)
+	if got := strings.Join(argv, "\x00"); got != want {
+		t.Fatalf("the caller's argv was rewritten: %q", got)
+	}
+	if env["API_TOKEN"] != "t0k" || env["HOME"] != "/root" || nested["PATH"] != "/root/bin" {
+		t.Fatalf("the caller's env was rewritten: %v %v", env, nested)
+	}
+	if reasons[0].Message != "reads /root/.ssh" || detail["cwd"] != "/root/p" || detail["args"].([]string)[0] != "/root/a" {
+		t.Fatalf("the caller's reasons or details were rewritten: %v %v", reasons, detail)
+	}
+	if ev.Argv[2] != "~/x" || !strings.Contains(ev.Argv[3], "REDACTED") || ev.Reasons[0].Message != "reads ~/.ssh" || ev.Detail["cwd"] != "~/p" {
+		t.Fatalf("the event itself was not sanitized: %+v", ev)
+	}
+}

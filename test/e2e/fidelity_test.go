@@ -1,0 +1,99 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// TestArgvEnvStdinFidelity runs a program that prints its argv, one
+// variable of its environment and its stdin through every path a command
+// takes (moat run, sandboxd exec, the Go client) with home paths and
+// secret-shaped words, and compares the output byte for byte: the audit
+// trail sanitizes its own copies, never what runs.
+func TestArgvEnvStdinFidelity(t *testing.T) {
+	e := newEnv(t)
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := e.ws
+	script := "printf '[%s]\\n' \"$@\"; printf 'env=[%s]\\n' \"$SHOW\"; cat\n"
+	if err := os.WriteFile(filepath.Join(ws, "show.sh"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{home + "/x", "password=hunter2", "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+		"AKIAIOSFODNN7EXAMPLE", "https://bob:hunter2@example.com/r.git", "--token", "s3cr3t", "Bearer abcdef0123456789abcdef"}
+	envVal := home + "/.ssh token=t0k"
+	stdin := "stdin " + home + "/y password=hunter2\n"
+	var want strings.Builder
+	for _, a := range args {
+		want.WriteString("[" + a + "]\n")
+	}
+	want.WriteString("env=[" + envVal + "]\n" + stdin)
+
+	_, url := startBus(t, e)
+	start(t, e.cmd("profiled"))
+	start(t, e.cmd("policyd", "--approval-timeout", "2s"))
+	start(t, e.cmd("sandboxd"))
+	start(t, e.cmd("auditd"))
+	c := dialWait(t, e, url)
+	waitService(t, c, "sandboxd", 1)
+	waitService(t, c, "auditd", 1)
+
+	argv := append([]string{"sh", "show.sh"}, args...)
+	through := func(name string, cmd *exec.Cmd) {
+		t.Helper()
+		cmd.Dir = ws
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, errb.String())
+		}
+		if out.String() != want.String() {
+			t.Errorf("%s changed what the command got:\n got %q\nwant %q", name, out.String(), want.String())
+		}
+	}
+	flags := []string{"--profile", "workspace-write", "--workspace", ws, "--stdin", "--env", "SHOW=" + envVal, "--"}
+	through("moat run", e.cmd("moat", append(append([]string{"run"}, flags...), argv...)...))
+	through("sandboxd exec", e.cmd("sandboxd", append(append([]string{"exec"}, flags...), argv...)...))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req := &wire.RunRequest{Profile: "workspace-write", Workspace: ws, Cwd: ws, Argv: append([]string(nil), argv...),
+		Env: map[string]string{"SHOW": envVal}, Stdin: []byte(stdin)}
+	res, err := c.Run(ctx, req, nil)
+	if err != nil {
+		t.Fatalf("client run: %v", err)
+	}
+	if string(res.Stdout) != want.String() || res.ExitCode != 0 {
+		t.Errorf("the Go client's run changed what the command got (exit %d):\n got %q\nwant %q\n%s", res.ExitCode, res.Stdout, want.String(), res.Stderr)
+	}
+	if strings.Join(req.Argv, "\x00") != strings.Join(argv, "\x00") || req.Env["SHOW"] != envVal {
+		t.Errorf("the Go client's request was rewritten: %q %q", req.Argv, req.Env)
+	}
+
+	// The trail, on the other hand, holds the sanitized copy.
+	eventually(t, 20*time.Second, "the runs on record", func() error {
+		out, err := e.cmd("moat", "audit", "query", "--kind", "run.exit", "--json").Output()
+		if err != nil {
+			return err
+		}
+		if strings.Count(string(out), "show.sh") < 2 {
+			return exec.ErrNotFound
+		}
+		if strings.Contains(string(out), "hunter2") || strings.Contains(string(out), home+"/x") {
+			t.Fatalf("a secret or a home path reached the trail:\n%s", out)
+		}
+		return nil
+	})
+}
