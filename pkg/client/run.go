@@ -71,7 +71,7 @@ func (c *Client) Run(ctx context.Context, req *wire.RunRequest, output func(stre
 			if err := wire.Decode(wire.DetectFormat(m.Header.Get(wire.HeaderContentType), m.Data), m.Data, &res); err != nil {
 				return nil, wire.Errorf(wire.CodeInternal, "garbled answer from sandboxd: %v", err)
 			}
-			for outCh != nil && len(outCh) > 0 { // output sent before the answer
+			for len(outCh) > 0 { // output sent before the answer
 				o := <-outCh
 				output(o.Header.Get(wire.HeaderStream), o.Data)
 			}

@@ -356,9 +356,11 @@ func (j *judge) fieldsOf(a arg) []arg {
 	p := parsers.Get().(*syntax.Parser)
 	defer parsers.Put(p)
 	var ws []*syntax.Word
-	err := p.Words(strings.NewReader(a.s), func(w *syntax.Word) bool { ws = append(ws, w); return true })
-	if err != nil {
-		return []arg{{s: a.s, dyn: true}}
+	for w, err := range p.WordsSeq(strings.NewReader(a.s)) {
+		if err != nil {
+			return []arg{{s: a.s, dyn: true}}
+		}
+		ws = append(ws, w)
 	}
 	return j.argsOf(ws, j.in.Cwd)
 }

@@ -15,16 +15,6 @@ func (s severity) String() string {
 	return [...]string{wire.VerdictAllow, wire.VerdictPrompt, wire.VerdictDeny}[s]
 }
 
-func severityOf(verdict string) severity {
-	switch verdict {
-	case wire.VerdictAllow:
-		return allow
-	case wire.VerdictPrompt:
-		return prompt
-	}
-	return deny
-}
-
 // Rules lists every built-in rule id with what it means; ids are stable and
 // appear in decisions and audit events.
 var Rules = map[string]string{
