@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/audit/store"
 	"github.com/moatsec/moat/pkg/auditd"
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
@@ -61,7 +62,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	key, err := audit.LoadSigningKey(h.SigningKey())
+	key, err := store.LoadSigningKey(h.SigningKey())
 	if err != nil {
 		return err
 	}
@@ -72,22 +73,22 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	store, err := audit.OpenStore(audit.StoreOptions{Dir: *dir, SigningKey: key, SegmentBytes: *segBytes, SegmentAge: *segAge,
+	st, err := store.Open(store.Options{Dir: *dir, SigningKey: key, SegmentBytes: *segBytes, SegmentAge: *segAge,
 		RetainBytes: *retainBytes, RetainAge: *retainAge,
-		OnCheckpoint: func(cp audit.Checkpoint) { auditd.PublishCheckpoint(c.Conn(), cp) }})
+		OnCheckpoint: func(cp store.Checkpoint) { auditd.PublishCheckpoint(c.Conn(), cp) }})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	for _, cut := range store.Cut() {
+	defer st.Close()
+	for _, cut := range st.Cut() {
 		log.Warn("torn tail cut off at start; its events come again from the stream", "kept", cut)
 	}
-	d, err := auditd.Start(ctx, c.Conn(), auditd.Config{Store: store, Sanitizer: san, PublicKey: key.Public().(ed25519.PublicKey), Logger: log})
+	d, err := auditd.Start(ctx, c.Conn(), auditd.Config{Store: st, Sanitizer: san, PublicKey: key.Public().(ed25519.PublicKey), Logger: log})
 	if err != nil {
 		return err
 	}
-	st := store.Stats()
-	log.Info("auditd ready", "id", d.ID(), "dir", *dir, "records", st.Records, "segments", st.Segments)
+	stats := st.Stats()
+	log.Info("auditd ready", "id", d.ID(), "dir", *dir, "records", stats.Records, "segments", stats.Segments)
 	select {
 	case <-ctx.Done():
 		log.Info("auditd stopping")

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/audit/store"
 	"github.com/moatsec/moat/pkg/service"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
@@ -33,7 +34,7 @@ const Consumer = "auditd"
 
 // Config configures the daemon.
 type Config struct {
-	Store     *audit.Store
+	Store     *store.Store
 	Sanitizer *audit.Sanitizer
 	PublicKey ed25519.PublicKey // checks checkpoints in verify
 	Batch     int               // events per fetch (default 1024)
@@ -48,14 +49,6 @@ type Daemon struct {
 	svc     *service.Service
 	log     *slog.Logger
 	stopped chan error
-}
-
-// Stats is moat.audit.stats's answer.
-type Stats struct {
-	audit.StoreStats
-	Lag       uint64 `json:"lag"` // events in the stream not yet stored
-	Instance  string `json:"instance"`
-	Consuming bool   `json:"consuming"`
 }
 
 // Start creates (or finds) the consumer, starts draining and serves.
@@ -184,7 +177,7 @@ func (d *Daemon) event(m jetstream.Msg) *wire.AuditEvent {
 }
 
 func (d *Daemon) query(ctx context.Context, req *service.Request) (any, error) {
-	var q audit.Query
+	var q wire.AuditQuery
 	if err := req.Decode(&q); err != nil {
 		return nil, err
 	}
@@ -196,7 +189,7 @@ func (d *Daemon) verify(ctx context.Context, req *service.Request) (any, error) 
 }
 
 func (d *Daemon) stats(ctx context.Context, req *service.Request) (any, error) {
-	st := Stats{StoreStats: d.cfg.Store.Stats(), Instance: d.svc.ID(), Consuming: true}
+	st := wire.AuditStats{AuditStoreStats: d.cfg.Store.Stats(), Instance: d.svc.ID(), Consuming: true}
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if info, err := d.cons.Info(ictx); err == nil {
@@ -207,7 +200,7 @@ func (d *Daemon) stats(ctx context.Context, req *service.Request) (any, error) {
 
 // PublishCheckpoint sends a checkpoint on moat.audit.checkpoint, so it
 // leaves the box.
-func PublishCheckpoint(nc *nats.Conn, c audit.Checkpoint) {
+func PublishCheckpoint(nc *nats.Conn, c store.Checkpoint) {
 	data, _ := json.Marshal(c)
 	nc.Publish(wire.SubjectAuditCkpt, data)
 }

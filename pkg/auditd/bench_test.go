@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/audit/store"
 	"github.com/moatsec/moat/pkg/auditd"
 	"github.com/moatsec/moat/pkg/bus/bustest"
 	"github.com/moatsec/moat/pkg/home"
@@ -23,22 +24,22 @@ func BenchmarkEndToEnd(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	key, _ := audit.LoadSigningKey(s.Home.SigningKey())
-	store, err := audit.OpenStore(audit.StoreOptions{Dir: b.TempDir(), SigningKey: key})
+	key, _ := store.LoadSigningKey(s.Home.SigningKey())
+	st, err := store.Open(store.Options{Dir: b.TempDir(), SigningKey: key})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	defer st.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	d, err := auditd.Start(ctx, s.Conn(b, home.RoleAuditd), auditd.Config{Store: store, Sanitizer: san, Logger: slog.New(slog.DiscardHandler)})
+	d, err := auditd.Start(ctx, s.Conn(b, home.RoleAuditd), auditd.Config{Store: st, Sanitizer: san, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer d.Stop()
 	pub, _ := audit.NewPublisher(s.Conn(b, home.RoleBenchd), "benchd", "bench")
 	pub.SetSanitizer(san)
-	before := store.Stats().Records
+	before := st.Stats().Records
 	b.ResetTimer()
 	t0 := time.Now()
 	for i := 0; i < b.N; i++ {
@@ -48,18 +49,18 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for store.Stats().Records < before+uint64(b.N) {
+	for st.Stats().Records < before+uint64(b.N) {
 		if time.Since(t0) > 2*time.Minute {
-			b.Fatalf("stored %d of %d", store.Stats().Records-before, b.N)
+			b.Fatalf("stored %d of %d", st.Stats().Records-before, b.N)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	elapsed := time.Since(t0)
 	b.StopTimer()
-	st := store.Stats()
+	stats := st.Stats()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(st.Ratio, "json/disk")
-	b.ReportMetric(float64(st.DiskBytes)/float64(st.Records), "bytes/event")
+	b.ReportMetric(stats.Ratio, "json/disk")
+	b.ReportMetric(float64(stats.DiskBytes)/float64(stats.Records), "bytes/event")
 	if pub.Lost() != 0 {
 		b.Fatalf("%d events not acked by JetStream", pub.Lost())
 	}

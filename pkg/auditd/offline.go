@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/audit/store"
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
 )
 
 // Offline runs `auditd verify|export|query --dir DIR`: the store read
@@ -19,7 +21,7 @@ func Offline(cmd string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("auditd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "store directory (default MOAT_HOME/audit)")
-	var q audit.Query
+	var q wire.AuditQuery
 	var since, until string
 	if cmd == "query" {
 		fs.StringVar(&q.SessionID, "session", "", "session id")
@@ -48,12 +50,12 @@ func Offline(cmd string, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "verify":
 		var pub ed25519.PublicKey
-		if key, err := audit.LoadSigningKey(h.SigningKey()); err == nil {
+		if key, err := store.LoadSigningKey(h.SigningKey()); err == nil {
 			pub = key.Public().(ed25519.PublicKey)
 		} else {
 			fmt.Fprintln(stderr, "auditd verify: no signing key, checkpoint signatures not checked:", err)
 		}
-		rep, err := audit.Verify(*dir, pub)
+		rep, err := store.Verify(*dir, pub)
 		if err != nil {
 			return fail(err)
 		}
@@ -65,7 +67,7 @@ func Offline(cmd string, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	store, err := audit.OpenReadOnly(*dir)
+	store, err := store.OpenReadOnly(*dir)
 	if err != nil {
 		return fail(err)
 	}
@@ -75,10 +77,10 @@ func Offline(cmd string, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	if q.Since, err = when(since); err != nil {
+	if q.Since, err = audit.ParseTime(since, time.Now()); err != nil {
 		return fail(err)
 	}
-	if q.Until, err = when(until); err != nil {
+	if q.Until, err = audit.ParseTime(until, time.Now()); err != nil {
 		return fail(err)
 	}
 	res, err := store.Query(q)
@@ -89,21 +91,3 @@ func Offline(cmd string, args []string, stdout, stderr io.Writer) int {
 	enc.Encode(res)
 	return 0
 }
-
-// when reads "2026-11-26T10:00:00Z" or "1h" (that long ago); "" is zero.
-func when(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		return time.Now().Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("time %q: want RFC 3339 or a duration such as 1h", s)
-	}
-	return t, nil
-}
-
-// When is exported for the moat CLI.
-var When = when

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/audit/store"
 	"github.com/moatsec/moat/pkg/auditd"
 	"github.com/moatsec/moat/pkg/bus"
 	"github.com/moatsec/moat/pkg/bus/bustest"
@@ -33,17 +34,17 @@ func TestStartWaitsForStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := audit.OpenStore(audit.StoreOptions{Dir: t.TempDir()})
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	defer st.Close()
 
 	started := make(chan error, 1)
 	var d *auditd.Daemon
 	go func() {
 		var err error
-		d, err = auditd.Start(ctx, s.Conn(t, home.RoleAuditd), auditd.Config{Store: store, Sanitizer: san, Logger: slog.New(slog.DiscardHandler)})
+		d, err = auditd.Start(ctx, s.Conn(t, home.RoleAuditd), auditd.Config{Store: st, Sanitizer: san, Logger: slog.New(slog.DiscardHandler)})
 		started <- err
 	}()
 	select {
@@ -69,12 +70,12 @@ func TestStartWaitsForStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub.SetSanitizer(san)
-	before := store.Stats().Records
+	before := st.Stats().Records
 	if err := pub.PublishAsync(&wire.AuditEvent{Kind: "run.exit", RequestID: wire.NewID(), Argv: []string{"true"}}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for store.Stats().Records == before {
+	for st.Stats().Records == before {
 		if time.Now().After(deadline) {
 			t.Fatal("event published after start was never stored")
 		}

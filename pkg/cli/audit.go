@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
-	"github.com/moatsec/moat/pkg/auditd"
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
 )
 
 func runAudit(ctx context.Context, e *env, args []string) int {
@@ -36,7 +36,7 @@ func runAudit(ctx context.Context, e *env, args []string) int {
 
 func auditQuery(ctx context.Context, e *env, name string, args []string) int {
 	fs, js, opts := e.flags("audit "+name, true)
-	var q audit.Query
+	var q wire.AuditQuery
 	var since, until string
 	follow := fs.Bool("f", name == "tail", "keep printing new events")
 	fs.StringVar(&q.SessionID, "session", "", "session id")
@@ -53,10 +53,10 @@ func auditQuery(ctx context.Context, e *env, name string, args []string) int {
 		return code
 	}
 	var err error
-	if q.Since, err = auditd.When(since); err != nil {
+	if q.Since, err = audit.ParseTime(since, time.Now()); err != nil {
 		return e.fail(err)
 	}
-	if q.Until, err = auditd.When(until); err != nil {
+	if q.Until, err = audit.ParseTime(until, time.Now()); err != nil {
 		return e.fail(err)
 	}
 	c, ok := e.dial(ctx, opts)
@@ -99,7 +99,7 @@ func auditQuery(ctx context.Context, e *env, name string, args []string) int {
 	}
 }
 
-func printEvents(e *env, evs []audit.StoredEvent, header bool) {
+func printEvents(e *env, evs []wire.StoredEvent, header bool) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	if header {
 		fmt.Fprintln(tw, "SEQ\tTIME\tKIND\tVERDICT\tPROFILE\tCOMMAND\tDETAIL")
@@ -189,7 +189,7 @@ func auditExport(ctx context.Context, e *env, args []string) int {
 	}
 	defer c.Close()
 	enc := json.NewEncoder(e.stdout)
-	q := audit.Query{Limit: audit.MaxQueryLimit}
+	q := wire.AuditQuery{Limit: wire.MaxAuditPage}
 	for {
 		res, err := c.AuditQuery(ctx, &q)
 		if err != nil {

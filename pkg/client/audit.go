@@ -3,13 +3,12 @@ package client
 import (
 	"context"
 
-	"github.com/moatsec/moat/pkg/audit"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
 // AuditQuery asks auditd for a page of events.
-func (c *Client) AuditQuery(ctx context.Context, q *audit.Query) (*audit.QueryResult, error) {
-	var res audit.QueryResult
+func (c *Client) AuditQuery(ctx context.Context, q *wire.AuditQuery) (*wire.AuditPage, error) {
+	var res wire.AuditPage
 	if err := c.Call(ctx, wire.SubjectAuditQuery, "", "", q, &res); err != nil {
 		return nil, err
 	}
@@ -17,20 +16,12 @@ func (c *Client) AuditQuery(ctx context.Context, q *audit.Query) (*audit.QueryRe
 }
 
 // AuditVerify asks auditd to verify its whole store.
-func (c *Client) AuditVerify(ctx context.Context) (*audit.VerifyReport, error) {
-	var rep audit.VerifyReport
+func (c *Client) AuditVerify(ctx context.Context) (*wire.AuditVerifyReport, error) {
+	var rep wire.AuditVerifyReport
 	if err := c.Call(ctx, wire.SubjectAuditVerify, "", "", struct{}{}, &rep); err != nil {
 		return nil, err
 	}
 	return &rep, nil
-}
-
-// AuditStats is what auditd says of its store and its lag.
-type AuditStats struct {
-	audit.StoreStats
-	Lag       uint64 `json:"lag"`
-	Instance  string `json:"instance"`
-	Consuming bool   `json:"consuming"`
 }
 
 // AuditStats asks auditd for its figures.
@@ -41,3 +32,6 @@ func (c *Client) AuditStats(ctx context.Context) (*AuditStats, error) {
 	}
 	return &st, nil
 }
+
+// AuditStats is what auditd says of its store and its lag.
+type AuditStats = wire.AuditStats

@@ -1,4 +1,4 @@
-package audit
+package store
 
 import (
 	"bytes"
@@ -8,51 +8,26 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/moatsec/moat/pkg/wire"
 	"github.com/vmihailenco/msgpack/v5"
 )
-
-// VerifyReport is what Verify found.
-type VerifyReport struct {
-	OK          bool     `json:"ok"`
-	Segments    int      `json:"segments"`
-	Records     uint64   `json:"records"`
-	Checkpoints int      `json:"checkpoints"`
-	FirstSeq    uint64   `json:"first_seq"`
-	LastSeq     uint64   `json:"last_seq"`
-	Problem     *Problem `json:"problem,omitempty"`
-}
-
-// Problem names the first bad spot.
-type Problem struct {
-	Segment string `json:"segment"`
-	Offset  int64  `json:"offset"`
-	Seq     uint64 `json:"seq,omitempty"`
-	Reason  string `json:"reason"`
-}
-
-func (p *Problem) Error() string {
-	if p.Seq > 0 {
-		return fmt.Sprintf("%s offset %d record %d: %s", p.Segment, p.Offset, p.Seq, p.Reason)
-	}
-	return fmt.Sprintf("%s offset %d: %s", p.Segment, p.Offset, p.Reason)
-}
 
 // Verify checks a store directory end to end: every frame's CRC, every
 // record's place in the hash chain (a flipped byte, a removed or reordered
 // record breaks it), the chain across segments, and every checkpoint's
 // signature and agreement with the chain (pub nil skips signatures). It
 // reports the first bad spot.
-func Verify(dir string, pub ed25519.PublicKey) (*VerifyReport, error) {
+func Verify(dir string, pub ed25519.PublicKey) (*wire.AuditVerifyReport, error) {
 	names, err := segments(dir)
 	if err != nil {
 		return nil, err
 	}
-	rep := &VerifyReport{Segments: len(names)}
+	rep := &wire.AuditVerifyReport{Segments: len(names)}
 	var seq uint64
 	var head []byte
 	started := false
-	bad := func(seg string, off int64, s uint64, format string, args ...any) (*VerifyReport, error) {
-		rep.Problem = &Problem{Segment: seg, Offset: off, Seq: s, Reason: fmt.Sprintf(format, args...)}
+	bad := func(seg string, off int64, s uint64, format string, args ...any) (*wire.AuditVerifyReport, error) {
+		rep.Problem = &wire.AuditProblem{Segment: seg, Offset: off, Seq: s, Reason: fmt.Sprintf(format, args...)}
 		return rep, nil
 	}
 	for _, name := range names {
@@ -61,11 +36,11 @@ func Verify(dir string, pub ed25519.PublicKey) (*VerifyReport, error) {
 			return nil, err
 		}
 		fi, _ := f.Stat()
-		var problem *Problem
+		var problem *wire.AuditProblem
 		sawHeader := false
 		err = readFrames(f, fi.Size(), func(fr frame) error {
 			fail := func(s uint64, format string, args ...any) error {
-				problem = &Problem{Segment: name, Offset: fr.offset, Seq: s, Reason: fmt.Sprintf(format, args...)}
+				problem = &wire.AuditProblem{Segment: name, Offset: fr.offset, Seq: s, Reason: fmt.Sprintf(format, args...)}
 				return problem
 			}
 			switch fr.typ {

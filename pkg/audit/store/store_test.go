@@ -1,4 +1,4 @@
-package audit
+package store
 
 import (
 	"bytes"
@@ -32,14 +32,14 @@ func events(n int, from int) []*wire.AuditEvent {
 	return out
 }
 
-func open(t testing.TB, dir string, opts ...func(*StoreOptions)) *Store {
+func open(t testing.TB, dir string, opts ...func(*Options)) *Store {
 	t.Helper()
 	_, priv := testKey()
-	o := StoreOptions{Dir: dir, SigningKey: priv, CheckpointEvery: 50}
+	o := Options{Dir: dir, SigningKey: priv, CheckpointEvery: 50}
 	for _, f := range opts {
 		f(&o)
 	}
-	s, err := OpenStore(o)
+	s, err := Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestAppendQueryReopen(t *testing.T) {
 	if len(ckpts) == 0 || !ckpts[0].Verify(s.opts.SigningKey.Public().(ed25519.PublicKey)) {
 		t.Fatalf("checkpoints %d", len(ckpts))
 	}
-	res, err := s.Query(Query{Kind: "run.exit", SessionID: "s1", Limit: 10})
+	res, err := s.Query(wire.AuditQuery{Kind: "run.exit", SessionID: "s1", Limit: 10})
 	if err != nil || len(res.Events) != 10 || res.Next == 0 {
 		t.Fatalf("query: %v %+v", err, res)
 	}
@@ -74,7 +74,7 @@ func TestAppendQueryReopen(t *testing.T) {
 	}
 	all := 0
 	for cur := uint64(0); ; {
-		page, err := s.Query(Query{Kind: "run.exit", SessionID: "s1", Limit: 7, Cursor: cur})
+		page, err := s.Query(wire.AuditQuery{Kind: "run.exit", SessionID: "s1", Limit: 7, Cursor: cur})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func TestAppendQueryReopen(t *testing.T) {
 	if all != 50 { // 300 events, half exits, a third of those in s1
 		t.Fatalf("paged through %d events, want 50", all)
 	}
-	for q, want := range map[*Query]int{
+	for q, want := range map[*wire.AuditQuery]int{
 		{Text: "./pkg/3"}: 43, {Verdict: "deny"}: 60, {RequestID: "r10"}: 2,
 		{Since: time.Unix(1700000100, 0), Until: time.Unix(1700000110, 0)}: 10,
 	} {
@@ -115,7 +115,7 @@ func TestAppendQueryReopen(t *testing.T) {
 
 func TestRotationRetentionAndGaps(t *testing.T) {
 	dir := t.TempDir()
-	s := open(t, dir, func(o *StoreOptions) { o.SegmentBytes = 4 << 10; o.RetainBytes = 24 << 10 })
+	s := open(t, dir, func(o *Options) { o.SegmentBytes = 4 << 10; o.RetainBytes = 24 << 10 })
 	for b := 0; b < 40; b++ {
 		if _, err := s.Append(events(20, b*20)); err != nil {
 			t.Fatal(err)
@@ -137,13 +137,13 @@ func TestRotationRetentionAndGaps(t *testing.T) {
 	skip := events(1, 6000)
 	skip[0].Seq = 1200 // 1001..1199 never come
 	s.Append(skip)
-	if r, _ := s.Query(Query{Kind: "audit.gap", Limit: 10}); len(r.Events) != 0 {
+	if r, _ := s.Query(wire.AuditQuery{Kind: "audit.gap", Limit: 10}); len(r.Events) != 0 {
 		t.Fatalf("a gap reported before the horizon: %+v", r.Events)
 	}
 	far := events(1, 7000)
 	far[0].Seq = 1200 + GapHorizon + 10
 	s.Append(far)
-	r, _ := s.Query(Query{Kind: "audit.gap", Limit: 10})
+	r, _ := s.Query(wire.AuditQuery{Kind: "audit.gap", Limit: 10})
 	if len(r.Events) != 3 || num(r.Events[0].Event.Detail["missing_from"]) != 801 || num(r.Events[1].Event.Detail["missing_from"]) != 1001 {
 		t.Fatalf("gap events %+v", r.Events)
 	}
@@ -331,7 +331,7 @@ func FuzzSegmentReader(f *testing.F) {
 }
 
 func BenchmarkStoreAppend(b *testing.B) {
-	s := open(b, b.TempDir(), func(o *StoreOptions) { o.CheckpointEvery = 10000 })
+	s := open(b, b.TempDir(), func(o *Options) { o.CheckpointEvery = 10000 })
 	defer s.Close()
 	const batch = 512
 	pool := events(batch, 0)

@@ -1,4 +1,4 @@
-package audit
+package store
 
 import (
 	"bytes"
@@ -17,8 +17,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// StoreOptions configure a Store.
-type StoreOptions struct {
+// Options configure a Store.
+type Options struct {
 	Dir                string
 	SigningKey         ed25519.PrivateKey // checkpoints; nil: none
 	SegmentBytes       int64              // rotate past this (default 64 MiB)
@@ -41,7 +41,7 @@ type StoreOptions struct {
 // 1, 2, 3… without gaps across segments.
 type Store struct {
 	mu       sync.RWMutex
-	opts     StoreOptions
+	opts     Options
 	seg      *os.File
 	segName  string
 	segSize  int64
@@ -81,7 +81,7 @@ type IndexItem struct {
 // OpenStore opens (or creates) the store in opts.Dir. A torn tail on the
 // last segment is cut off and kept in Dir/broken; damage anywhere else stops
 // the store from opening, since appending to a broken chain would hide it.
-func OpenStore(opts StoreOptions) (*Store, error) {
+func Open(opts Options) (*Store, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = 64 << 20
 	}
@@ -123,7 +123,7 @@ func OpenStore(opts StoreOptions) (*Store, error) {
 // OpenReadOnly loads a store for queries and export without changing it: a
 // torn tail is skipped, not cut.
 func OpenReadOnly(dir string) (*Store, error) {
-	s := &Store{opts: StoreOptions{Dir: dir, Now: time.Now}, ids: map[string]struct{}{}, sources: map[string]*source{},
+	s := &Store{opts: Options{Dir: dir, Now: time.Now}, ids: map[string]struct{}{}, sources: map[string]*source{},
 		index: map[string][]IndexItem{}, readOnly: true, broken: errors.New("the store is open read-only")}
 	names, err := segments(dir)
 	if err != nil {
@@ -468,33 +468,21 @@ func (s *Store) Close() error {
 
 // Verify checks the whole store (see the package-level Verify) while no
 // append runs, so a block being written is not taken for a torn one.
-func (s *Store) Verify(pub ed25519.PublicKey) (*VerifyReport, error) {
+func (s *Store) Verify(pub ed25519.PublicKey) (*wire.AuditVerifyReport, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return Verify(s.opts.Dir, pub)
 }
 
-// StoreStats describe the store.
-type StoreStats struct {
-	Records    uint64  `json:"records"`
-	Segments   int     `json:"segments"`
-	DiskBytes  int64   `json:"disk_bytes"`
-	JSONBytes  int64   `json:"json_lines_bytes"`
-	Ratio      float64 `json:"ratio"` // JSON lines size / size on disk
-	LastSeq    uint64  `json:"last_seq"`
-	Head       string  `json:"head"`
-	CutOnStart int     `json:"torn_tails_cut"`
-}
-
 // Stats reports the store's size and how well it compresses.
-func (s *Store) Stats() StoreStats {
+func (s *Store) Stats() wire.AuditStoreStats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n := uint64(0)
 	for _, items := range s.index {
 		n += uint64(len(items))
 	}
-	st := StoreStats{Records: n, Segments: len(s.order), DiskBytes: s.diskBytes(), JSONBytes: s.jsonLen, LastSeq: s.seq,
+	st := wire.AuditStoreStats{Records: n, Segments: len(s.order), DiskBytes: s.diskBytes(), JSONBytes: s.jsonLen, LastSeq: s.seq,
 		Head: fmt.Sprintf("%x", s.head), CutOnStart: len(s.cut)}
 	if st.DiskBytes > 0 {
 		st.Ratio = float64(st.JSONBytes) / float64(st.DiskBytes)

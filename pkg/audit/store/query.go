@@ -1,47 +1,16 @@
-package audit
+package store
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Query filters the store; empty fields match everything.
-type Query struct {
-	SessionID string    `json:"session_id,omitempty"`
-	RequestID string    `json:"request_id,omitempty"`
-	Kind      string    `json:"kind,omitempty"`
-	Verdict   string    `json:"verdict,omitempty"`
-	Profile   string    `json:"profile,omitempty"`
-	Source    string    `json:"source,omitempty"`
-	Since     time.Time `json:"since,omitempty"`
-	Until     time.Time `json:"until,omitempty"`
-	Text      string    `json:"text,omitempty"` // in argv, cwd, reasons or details
-	Limit     int       `json:"limit,omitempty"`
-	Cursor    uint64    `json:"cursor,omitempty"` // records after this seq
-}
-
-// QueryResult is one page; Next is the cursor of the next page (0: none).
-type QueryResult struct {
-	Events []StoredEvent `json:"events"`
-	Next   uint64        `json:"next_cursor,omitempty"`
-}
-
-// StoredEvent is an event with its place in the store.
-type StoredEvent struct {
-	Seq   uint64          `json:"seq"`
-	Event wire.AuditEvent `json:"event"`
-}
-
-// MaxQueryLimit bounds one page.
-const MaxQueryLimit = 1000
-
-func (q *Query) matches(it *IndexItem) bool {
+func matches(q *wire.AuditQuery, it *IndexItem) bool {
 	return (q.SessionID == "" || it.Session == q.SessionID) && (q.RequestID == "" || it.Request == q.RequestID) &&
 		(q.Kind == "" || it.Kind == q.Kind) && (q.Verdict == "" || it.Verdict == q.Verdict) &&
 		(q.Profile == "" || it.Profile == q.Profile) && (q.Source == "" || it.Source == q.Source) &&
@@ -49,14 +18,14 @@ func (q *Query) matches(it *IndexItem) bool {
 }
 
 // Query returns the events matching q, oldest first, a page at a time.
-func (s *Store) Query(q Query) (*QueryResult, error) {
+func (s *Store) Query(q wire.AuditQuery) (*wire.AuditPage, error) {
 	if q.Limit <= 0 {
 		q.Limit = 100
 	}
-	q.Limit = min(q.Limit, MaxQueryLimit)
+	q.Limit = min(q.Limit, wire.MaxAuditPage)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	res := &QueryResult{Events: []StoredEvent{}}
+	res := &wire.AuditPage{Events: []wire.StoredEvent{}}
 	for _, seg := range s.order {
 		items := s.index[seg]
 		if len(items) == 0 || items[len(items)-1].Seq <= q.Cursor {
@@ -65,7 +34,7 @@ func (s *Store) Query(q Query) (*QueryResult, error) {
 		blocks := map[int64][]Record{}
 		for i := range items {
 			it := &items[i]
-			if it.Seq <= q.Cursor || !q.matches(it) {
+			if it.Seq <= q.Cursor || !matches(&q, it) {
 				continue
 			}
 			if len(res.Events) == q.Limit {
@@ -89,7 +58,7 @@ func (s *Store) Query(q Query) (*QueryResult, error) {
 					return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 				}
 				if q.Text == "" || containsText(&ev, q.Text) {
-					res.Events = append(res.Events, StoredEvent{Seq: r.Seq, Event: ev})
+					res.Events = append(res.Events, wire.StoredEvent{Seq: r.Seq, Event: ev})
 				}
 			}
 		}
