@@ -10,6 +10,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/audit"
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/truncate"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -117,12 +118,7 @@ func printEvents(e *env, evs []wire.StoredEvent, header bool) {
 	tw.Flush()
 }
 
-func short(s string) string {
-	if len(s) > 60 {
-		return s[:57] + "..."
-	}
-	return s
-}
+func short(s string) string { return truncate.String(s, 60) }
 
 func auditVerify(ctx context.Context, e *env, args []string) int {
 	fs, js, opts := e.flags("audit verify", true)

@@ -8,7 +8,7 @@ import (
 	"github.com/moatsec/moat/pkg/home"
 )
 
-// Flags registers the flags every binary shares (--bus, --creds, --timeout) on
+// Flags registers the flags every bus client shares (--bus, --creds, --call-timeout) on
 // fs and returns a function that yields the filled Options after parsing.
 func Flags(fs *flag.FlagSet, role string) func(h home.Home) Options {
 	var o Options

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/moatsec/moat/pkg/truncate"
 	"mvdan.cc/sh/v3/expand"
 	"mvdan.cc/sh/v3/syntax"
 )
@@ -446,9 +447,4 @@ func echoText(name string, args []arg) (string, bool) {
 	return words(ops), true
 }
 
-func short(s string) string {
-	if len(s) > 80 {
-		return s[:77] + "..."
-	}
-	return s
-}
+func short(s string) string { return truncate.String(s, 80) }

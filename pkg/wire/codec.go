@@ -39,7 +39,7 @@ func (f Format) String() string {
 
 // DetectFormat says how a body is encoded: JSON when the content type says so,
 // the body starts with '{' (after white space) or is empty (a hand-typed
-// `nats req SUBJ ”`), msgpack otherwise.
+// `nats req SUBJ ""`), msgpack otherwise.
 func DetectFormat(contentType string, body []byte) Format {
 	if contentType == ContentJSON {
 		return JSON

@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-// Error codes, HTTP-like (DESIGN.md, Wire).
+// Error codes, HTTP-like; docs/bus.md lists when each is answered.
 const (
 	CodeBadRequest  = 400
 	CodeDenied      = 403

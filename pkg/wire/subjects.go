@@ -2,7 +2,7 @@ package wire
 
 import "github.com/google/uuid"
 
-// Subjects of the v1 contract (DESIGN.md, Wire).
+// Subjects of the v1 contract; docs/bus.md describes each.
 const (
 	SubjectResolve     = "moat.profile.resolve"
 	SubjectProfileList = "moat.profile.list"

@@ -67,7 +67,7 @@ func TestPolicyStack(t *testing.T) {
 		t.Fatalf("moat check --json: %v\n%s", err, out)
 	}
 
-	// By hand, as DESIGN.md shows it.
+	// By hand, as docs/policy.md shows it.
 	creds := filepath.Join(e.home, "creds", "client.nk")
 	raw := run(t, exec.Command(nats, "--server", url, "--nkey", creds, "req", wire.SubjectCheck, `{"argv":["curl","x"],"profile":"offline"}`, "--raw"))
 	if err := json.Unmarshal([]byte(raw), &d); err != nil || d.Verdict != "deny" || d.Reasons[0].Rule != "net.client" {
