@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
-	"github.com/moatsec/moat/pkg/sandbox"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -96,9 +96,16 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	return res.ExitCode
 }
 
+// passEnv picks the runPass variables out of environ. sandboxd filters again
+// by the profile; this only keeps the rest of the caller's environment home.
 func passEnv(environ []string) map[string]string {
-	p := &wire.Profile{Env: wire.Env{Pass: runPass}}
-	return sandbox.Pass(p, environ)
+	out := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && slices.Contains(runPass, k) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 type envList []string
