@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -76,14 +77,23 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	st, err := store.Open(store.Options{Dir: *dir, SigningKey: key, SegmentBytes: *segBytes, SegmentAge: *segAge,
 		RetainBytes: *retainBytes, RetainAge: *retainAge,
 		OnCheckpoint: func(cp store.Checkpoint) { auditd.PublishCheckpoint(c.Conn(), cp) }})
+	var dmg *store.DamageError
+	readOnly := errors.As(err, &dmg)
+	if readOnly {
+		// Nothing is repaired by deletion: the store stays as found, events
+		// wait in the stream, and queries are served from what can be read.
+		log.Error("audit store damaged: not storing events until a person repairs it; serving queries read-only",
+			"segment", dmg.Segment, "offset", dmg.Offset, "reason", dmg.Reason, "investigate", "auditd verify --dir "+*dir)
+		st, err = store.OpenReadOnly(*dir)
+	}
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	for _, cut := range st.Cut() {
-		log.Warn("torn tail cut off at start; its events come again from the stream", "kept", cut)
+		log.Warn("incomplete final frame cut off at start (never acked: its events come again from the stream); the cut is on record as "+store.KindTailCut, "kept", cut)
 	}
-	d, err := auditd.Start(ctx, c.Conn(), auditd.Config{Store: st, Sanitizer: san, PublicKey: key.Public().(ed25519.PublicKey), Logger: log})
+	d, err := auditd.Start(ctx, c.Conn(), auditd.Config{Store: st, Sanitizer: san, PublicKey: key.Public().(ed25519.PublicKey), Logger: log, ReadOnly: readOnly})
 	if err != nil {
 		return err
 	}

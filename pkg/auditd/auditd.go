@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
@@ -39,16 +40,22 @@ type Config struct {
 	PublicKey ed25519.PublicKey // checks checkpoints in verify
 	Batch     int               // events per fetch (default 1024)
 	Logger    *slog.Logger
+	// ReadOnly serves query, verify and stats from a store that could not
+	// open for writing (damage a person must repair): nothing is drained,
+	// so events wait in the stream.
+	ReadOnly bool
 }
 
 // Daemon drains the stream and serves queries.
 type Daemon struct {
 	cfg     Config
 	nc      *nats.Conn
-	cons    jetstream.Consumer
+	cons    jetstream.Consumer // nil when read-only
 	svc     *service.Service
 	log     *slog.Logger
 	stopped chan error
+	cancel  context.CancelFunc // ends the drain
+	wg      sync.WaitGroup     // the drain
 }
 
 // Start creates (or finds) the consumer, starts draining and serves.
@@ -61,31 +68,11 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	// busd creates the stream just after it starts to accept connections:
-	// an auditd started beside it (foreman) waits for it.
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	var cons jetstream.Consumer
-	for {
-		cons, err = js.CreateOrUpdateConsumer(cctx, wire.AuditStream, jetstream.ConsumerConfig{
-			Durable: Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-			MaxAckPending: 1 << 20, DeliverPolicy: jetstream.DeliverAllPolicy,
-			Description: "auditd: acked only once stored and fsynced",
-		})
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, fmt.Errorf("consumer %s on %s: %w", Consumer, wire.AuditStream, err)
-		}
-		select {
-		case <-cctx.Done():
-			return nil, fmt.Errorf("stream %s not found after 30s: start busd (it creates the stream) and point auditd at it", wire.AuditStream)
-		case <-time.After(100 * time.Millisecond):
+	if !cfg.ReadOnly {
+		var err error
+		if cons, err = consumer(ctx, nc); err != nil {
+			return nil, err
 		}
 	}
 	d := &Daemon{cfg: cfg, nc: nc, cons: cons, log: cfg.Logger, stopped: make(chan error, 1)}
@@ -104,8 +91,48 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	go d.drain(ctx)
+	if !cfg.ReadOnly {
+		dctx, cancel := context.WithCancel(ctx)
+		d.cancel = cancel
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.drain(dctx)
+		}()
+	}
 	return d, nil
+}
+
+// consumer creates (or finds) auditd's durable consumer on MOAT_AUDIT.
+func consumer(ctx context.Context, nc *nats.Conn) (jetstream.Consumer, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	var cons jetstream.Consumer
+	// busd creates the stream just after it starts to accept connections:
+	// an auditd started beside it (foreman) waits for it.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		cons, err = js.CreateOrUpdateConsumer(cctx, wire.AuditStream, jetstream.ConsumerConfig{
+			Durable: Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+			MaxAckPending: 1 << 20, DeliverPolicy: jetstream.DeliverAllPolicy,
+			Description: "auditd: acked only once stored and fsynced",
+		})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("consumer %s on %s: %w", Consumer, wire.AuditStream, err)
+		}
+		select {
+		case <-cctx.Done():
+			return nil, fmt.Errorf("stream %s not found after 30s: start busd (it creates the stream) and point auditd at it", wire.AuditStream)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return cons, nil
 }
 
 // ID is this instance's service id.
@@ -114,8 +141,15 @@ func (d *Daemon) ID() string { return d.svc.ID() }
 // Stopped reports a failure that ended the drain.
 func (d *Daemon) Stopped() <-chan error { return d.stopped }
 
-// Stop stops serving.
-func (d *Daemon) Stop() error { return d.svc.Stop() }
+// Stop ends the drain, waits for it (a batch being stored is finished and
+// acked), then stops serving: the store may be closed once Stop returns.
+func (d *Daemon) Stop() error {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	return d.svc.Stop()
+}
 
 // drain moves batches from the stream to the store until ctx ends.
 func (d *Daemon) drain(ctx context.Context) {
@@ -189,7 +223,13 @@ func (d *Daemon) verify(ctx context.Context, req *service.Request) (any, error) 
 }
 
 func (d *Daemon) stats(ctx context.Context, req *service.Request) (any, error) {
-	st := wire.AuditStats{AuditStoreStats: d.cfg.Store.Stats(), Instance: d.svc.ID(), Consuming: true}
+	st := wire.AuditStats{AuditStoreStats: d.cfg.Store.Stats(), Instance: d.svc.ID(), Consuming: d.cons != nil}
+	if dmg := d.cfg.Store.Damage(); dmg != nil {
+		st.Problem = dmg.Error()
+	}
+	if d.cons == nil {
+		return st, nil
+	}
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if info, err := d.cons.Info(ictx); err == nil {

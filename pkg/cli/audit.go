@@ -166,6 +166,10 @@ func auditStats(ctx context.Context, e *env, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "records  %d in %d segments, %s on disk (%.1fx smaller than JSON lines)\nlag      %d events in the stream not yet stored\nhead     %s (seq %d)\n",
 		st.Records, st.Segments, bytes(st.DiskBytes), st.Ratio, st.Lag, st.Head, st.LastSeq)
+	if st.Problem != "" {
+		fmt.Fprintf(e.stdout, "READ-ONLY %s\n", st.Problem)
+		return ExitError
+	}
 	return ExitOK
 }
 

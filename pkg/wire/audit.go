@@ -88,4 +88,5 @@ type AuditStats struct {
 	Lag       uint64 `json:"lag"`
 	Instance  string `json:"instance"`
 	Consuming bool   `json:"consuming"`
+	Problem   string `json:"problem,omitempty"` // damage that keeps the store read-only
 }

@@ -58,6 +58,7 @@ type Store struct {
 	cut      []string
 	broken   error
 	readOnly bool
+	damage   *DamageError // read-only: the first bad spot skipped
 }
 
 // jsonSample is one record in how many whose JSON size is measured.
@@ -78,9 +79,13 @@ type IndexItem struct {
 	JSONLen int32  `msgpack:"j"`
 }
 
-// OpenStore opens (or creates) the store in opts.Dir. A torn tail on the
-// last segment is cut off and kept in Dir/broken; damage anywhere else stops
-// the store from opening, since appending to a broken chain would hide it.
+// Open opens (or creates) the store in opts.Dir. Damage is never repaired
+// by deletion: the one thing cut is an incomplete final frame on the last
+// segment (a write that never finished, so none of its records was acked),
+// kept in Dir/broken and put on record in the chain (an audit.tail_cut
+// event, signed by the checkpoint that follows it). Any other damage stops
+// the store from opening with a [*DamageError] naming the segment and the
+// offset, since appending to a broken chain would hide it.
 func Open(opts Options) (*Store, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = 64 << 20
@@ -105,9 +110,14 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	var cuts []*wire.AuditEvent
 	for i, name := range names {
-		if err := s.load(name, i == len(names)-1); err != nil {
+		cut, err := s.load(name, i == len(names)-1)
+		if err != nil {
 			return nil, err
+		}
+		if cut != nil {
+			cuts = append(cuts, cut)
 		}
 	}
 	if len(names) == 0 {
@@ -117,11 +127,19 @@ func Open(opts Options) (*Store, error) {
 	} else if err := s.reopen(names[len(names)-1]); err != nil {
 		return nil, err
 	}
+	if len(cuts) > 0 {
+		// The cut goes on record at once, and a checkpoint signs it.
+		s.since = s.opts.CheckpointEvery
+		if _, err := s.Append(cuts); err != nil {
+			return nil, fmt.Errorf("record the torn tail cut at open: %w", err)
+		}
+	}
 	return s, nil
 }
 
-// OpenReadOnly loads a store for queries and export without changing it: a
-// torn tail is skipped, not cut.
+// OpenReadOnly loads a store for queries and export without changing it.
+// Damage does not stop it: every frame that can be read is served, a
+// damaged one is skipped, and [Store.Damage] names the first bad spot.
 func OpenReadOnly(dir string) (*Store, error) {
 	s := &Store{opts: Options{Dir: dir, Now: time.Now}, ids: map[string]struct{}{}, sources: map[string]*source{},
 		index: map[string][]IndexItem{}, readOnly: true, broken: errors.New("the store is open read-only")}
@@ -130,7 +148,7 @@ func OpenReadOnly(dir string) (*Store, error) {
 		return nil, err
 	}
 	for i, name := range names {
-		if err := s.load(name, i == len(names)-1); err != nil {
+		if _, err := s.load(name, i == len(names)-1); err != nil {
 			return nil, err
 		}
 	}
@@ -150,90 +168,87 @@ func segments(dir string) ([]string, error) {
 	return out, nil
 }
 
-// load reads a segment into memory (chain state, ids, index).
-func (s *Store) load(name string, last bool) error {
+// load reads a segment into memory (chain state, ids, index). On the last
+// segment of a writable store, an incomplete final frame is cut and the
+// event that records the cut returned; read-only, damaged frames are
+// skipped and noted.
+func (s *Store) load(name string, last bool) (*wire.AuditEvent, error) {
 	path := filepath.Join(s.opts.Dir, name)
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.order = append(s.order, name)
 	good := int64(0)
-	err = readFrames(f, fi.Size(), func(fr frame) error {
-		switch fr.typ {
-		case frameHeader:
-			var h segmentHeader
-			if err := msgpack.Unmarshal(fr.payload, &h); err != nil {
-				return fmt.Errorf("offset %d: segment header: %w", fr.offset, err)
+	for from := int64(0); ; {
+		err = readFramesFrom(f, from, fi.Size(), func(fr frame) error {
+			if err := s.loadFrame(name, fr); err != nil {
+				return &frameError{off: fr.offset, msg: err.Error(), next: fr.offset + frameOverhead + int64(len(fr.payload))}
 			}
-			if s.seq == 0 && len(s.head) == 0 { // the oldest retained segment
-				s.seq, s.head = h.FirstSeq-1, h.PrevHash
-			}
-			s.segAt = time.Unix(0, h.Created)
-		case frameBlock:
-			recs, err := decodeBlock(fr.payload)
-			if err != nil {
-				return fmt.Errorf("offset %d: %w", fr.offset, err)
-			}
-			for _, r := range recs {
-				if r.Seq != s.seq+1 {
-					return fmt.Errorf("offset %d: record %d follows %d", fr.offset, r.Seq, s.seq)
-				}
-				s.seq, s.head = r.Seq, r.Hash
-				var ev wire.AuditEvent
-				if err := msgpack.Unmarshal(r.Event, &ev); err != nil {
-					return fmt.Errorf("offset %d: record %d: %w", fr.offset, r.Seq, err)
-				}
-				s.remember(name, fr.offset, r.Seq, &ev)
-			}
-			s.since += len(recs)
-		case frameCheckpoint:
-			s.since = 0
+			good = fr.offset + frameOverhead + int64(len(fr.payload))
+			return nil
+		})
+		if err == nil {
+			return nil, nil
 		}
-		good = fr.offset + frameOverhead + int64(len(fr.payload))
-		return nil
-	})
-	if err == nil {
-		return nil
+		var fe *frameError
+		if !errors.As(err, &fe) {
+			return nil, fmt.Errorf("audit segment %s: %w", path, err)
+		}
+		if s.readOnly {
+			s.noteDamage(name, fe)
+			if fe.next == 0 {
+				return nil, nil
+			}
+			from = fe.next
+			continue
+		}
+		if last && fe.incomplete && fe.off == good && !validFrameIn(f, fe.off+1, fi.Size()) {
+			return s.cutTail(path, good)
+		}
+		return nil, &DamageError{Dir: s.opts.Dir, Segment: name, Offset: fe.off, Reason: fe.msg}
 	}
-	if !last || !errors.Is(err, errTorn) {
-		return fmt.Errorf("audit segment %s: %w; run `auditd verify --dir %s` and move the damaged segment aside", path, err, s.opts.Dir)
-	}
-	if s.readOnly {
-		return nil
-	}
-	return s.cutTail(path, good)
 }
 
-// cutTail keeps the bytes past good in Dir/broken and truncates the segment
-// there: they were never acked upstream, so JetStream delivers them again.
-func (s *Store) cutTail(path string, good int64) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
+// loadFrame takes one good frame into memory.
+func (s *Store) loadFrame(name string, fr frame) error {
+	switch fr.typ {
+	case frameHeader:
+		var h segmentHeader
+		if err := msgpack.Unmarshal(fr.payload, &h); err != nil {
+			return fmt.Errorf("segment header: %w", err)
+		}
+		if s.seq == 0 && len(s.head) == 0 { // the oldest retained segment
+			s.seq, s.head = h.FirstSeq-1, h.PrevHash
+		}
+		s.segAt = time.Unix(0, h.Created)
+	case frameBlock:
+		recs, err := decodeBlock(fr.payload)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if r.Seq != s.seq+1 && !(s.readOnly && r.Seq > s.seq) {
+				return fmt.Errorf("record %d follows %d", r.Seq, s.seq)
+			}
+			s.seq, s.head = r.Seq, r.Hash
+			var ev wire.AuditEvent
+			if err := msgpack.Unmarshal(r.Event, &ev); err != nil {
+				return fmt.Errorf("record %d: %w", r.Seq, err)
+			}
+			s.remember(name, fr.offset, r.Seq, &ev)
+		}
+		s.since += len(recs)
+	case frameCheckpoint:
+		s.since = 0
 	}
-	broken := filepath.Join(s.opts.Dir, "broken")
-	if err := os.MkdirAll(broken, 0o700); err != nil {
-		return err
-	}
-	aside := filepath.Join(broken, fmt.Sprintf("%s.%d.broken", filepath.Base(path), s.opts.Now().UnixNano()))
-	if err := os.WriteFile(aside, data[good:], 0o600); err != nil {
-		return err
-	}
-	if err := os.Truncate(path, good); err != nil {
-		return err
-	}
-	s.cut = append(s.cut, aside)
 	return nil
 }
-
-// Cut lists the torn tails cut off at open (kept aside).
-func (s *Store) Cut() []string { return s.cut }
 
 // remember takes a stored event into memory (at load).
 func (s *Store) remember(seg string, off int64, seq uint64, ev *wire.AuditEvent) {

@@ -154,32 +154,6 @@ func TestRotationRetentionAndGaps(t *testing.T) {
 	}
 }
 
-func TestTornTail(t *testing.T) {
-	dir := t.TempDir()
-	s := open(t, dir)
-	s.Append(events(10, 0))
-	s.Close()
-	seg := filepath.Join(dir, "seg-00000001.log")
-	f, _ := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
-	f.Write([]byte("B\x00\x00\x01\x00garbage-half-written"))
-	f.Close()
-	s2 := open(t, dir)
-	if len(s2.Cut()) != 1 || s2.Stats().Records != 10 {
-		t.Fatalf("cut %v, records %d", s2.Cut(), s2.Stats().Records)
-	}
-	kept, _ := os.ReadFile(s2.Cut()[0])
-	if !strings.Contains(string(kept), "garbage-half-written") {
-		t.Fatal("the cut bytes were not kept aside")
-	}
-	// Redelivery refills what was lost; duplicates are skipped.
-	if n, err := s2.Append(events(15, 0)); err != nil || n != 5 {
-		t.Fatalf("redelivery: %d %v", n, err)
-	}
-	s2.Close()
-	if rep, _ := Verify(dir, nil); !rep.OK || rep.Records != 15 {
-		t.Fatalf("verify %+v", rep)
-	}
-}
 
 // TestVerifyFindsTampering: a flipped byte, a truncation, a removed record
 // and a forged checkpoint are each found and named.
