@@ -154,7 +154,6 @@ func TestRotationRetentionAndGaps(t *testing.T) {
 	}
 }
 
-
 // TestVerifyFindsTampering: a flipped byte, a truncation, a removed record
 // and a forged checkpoint are each found and named.
 func TestVerifyFindsTampering(t *testing.T) {
