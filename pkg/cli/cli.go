@@ -41,6 +41,7 @@ var commands = map[string]cmd{
 	"approve":   {"approve a waiting command: moat approve ID", runApprove},
 	"deny":      {"refuse a waiting command: moat deny ID", runDeny},
 	"audit":     {"query, tail -f, verify, stats, export the audit trail; hash a user name", runAudit},
+	"rules":     {"check a command against rules files as `codex execpolicy check` does: moat rules check FILE… -- ARGV", runRules},
 	"run":       {"run a command in the sandbox: resolve, check, run, record (its status; 77 denied; 125 sandbox failure)", runRun},
 }
 

@@ -33,7 +33,7 @@ func New(opts Options) *Engine {
 		opts.Unknown = wire.VerdictAllow
 	}
 	e := &Engine{opts: opts}
-	e.rules.Store(&Ruleset{byFirst: map[string][]*prefixRule{}})
+	e.rules.Store(emptyRuleset())
 	return e
 }
 

@@ -119,6 +119,7 @@ func (j *judge) downloadTargets(name string, args []arg, dir string) {
 
 // network judges contacting hosts (nil: unknown hosts) under the profile.
 func (j *judge) network(what string, hosts []string) {
+	j.networkRules(what, hosts)
 	n := j.in.Profile.Net
 	switch n.Mode {
 	case wire.NetFull:

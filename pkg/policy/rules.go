@@ -3,14 +3,12 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
-
-	"go.starlark.net/starlark"
-	"go.starlark.net/syntax"
-	"mvdan.cc/sh/v3/shell"
 )
 
 // Limits on rules files: a hostile or broken file must not hang policyd.
@@ -19,12 +17,16 @@ const (
 	maxRulesSteps     = 5_000_000
 )
 
-// Ruleset is a set of prefix rules loaded from files, indexed by the first
-// token of their pattern. It is immutable once loaded.
+// Ruleset is what rules files in Codex's execpolicy format declare:
+// prefix rules indexed by the first token of their pattern, host_executable
+// path lists and network rules. It is immutable once loaded.
 type Ruleset struct {
-	byFirst map[string][]*prefixRule
-	files   []string
-	count   int
+	byFirst  map[string][]*prefixRule
+	hostExec map[string][]string // host_executable: name → absolute paths ("~/" kept)
+	network  []NetworkRule
+	notices  []string
+	files    []string
+	count    int
 }
 
 type prefixRule struct {
@@ -34,17 +36,65 @@ type prefixRule struct {
 	source        string // file:line
 }
 
+// NetworkRule is one network_rule(host, protocol, decision, justification).
+// moat keeps them for the network allowlist; today an allow grants nothing
+// and a prompt or forbidden applies to the hosts a command names (see
+// docs/policy.md).
+type NetworkRule struct {
+	Host          string `json:"host"`     // normalized: lowercase, no port, no trailing dot
+	Protocol      string `json:"protocol"` // http, https, socks5_tcp, socks5_udp
+	Decision      string `json:"decision"` // allow, prompt, forbidden
+	Justification string `json:"justification,omitempty"`
+	Source        string `json:"source"` // file:line
+}
+
+func emptyRuleset() *Ruleset {
+	return &Ruleset{byFirst: map[string][]*prefixRule{}, hostExec: map[string][]string{}}
+}
+
 // Files are the files the ruleset came from.
 func (rs *Ruleset) Files() []string { return rs.files }
 
-// Len is how many rules it holds.
+// Len is how many prefix rules it holds.
 func (rs *Ruleset) Len() int { return rs.count }
 
-// LoadRules reads every *.rules file in the given files and directories (a
-// missing directory is empty). Any error — a syntax error, a bad argument, an
-// example that does not behave — names the file and line; nothing is loaded.
+// NetworkRules are the network_rule entries, in file order.
+func (rs *Ruleset) NetworkRules() []NetworkRule { return rs.network }
+
+// HostExecutables are the host_executable entries: a name and the absolute
+// paths (possibly "~/…") its basename rules are limited to.
+func (rs *Ruleset) HostExecutables() map[string][]string { return rs.hostExec }
+
+// Notices name, with file:line, each part of the files that moat uses only
+// in part. Loading went on because ignoring that part is stricter than
+// honouring it, or because the part is applied as far as moat can.
+func (rs *Ruleset) Notices() []string { return rs.notices }
+
+// LoadRules reads the given files and every *.rules file in the given
+// directories (a missing path is empty), in order. Any error — a syntax
+// error, a bad argument, an example that does not behave — names the file
+// and line, and nothing is loaded: a caller keeps the rules it had.
 func LoadRules(paths ...string) (*Ruleset, error) {
-	rs := &Ruleset{byFirst: map[string][]*prefixRule{}}
+	files, err := rulesFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	rs := emptyRuleset()
+	for _, f := range files {
+		data, err := readLimited(f)
+		if err != nil {
+			return nil, err
+		}
+		if err := rs.parseFile(f, data); err != nil {
+			return nil, err
+		}
+		rs.files = append(rs.files, f)
+	}
+	return rs, nil
+}
+
+// rulesFiles expands directories into their *.rules files, sorted.
+func rulesFiles(paths []string) ([]string, error) {
 	var files []string
 	for _, p := range paths {
 		fi, err := os.Stat(p)
@@ -65,21 +115,7 @@ func LoadRules(paths ...string) (*Ruleset, error) {
 		sort.Strings(matches)
 		files = append(files, matches...)
 	}
-	for _, f := range files {
-		data, err := readLimited(f)
-		if err != nil {
-			return nil, err
-		}
-		rules, err := ParseRules(f, data)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rules {
-			rs.add(r)
-		}
-		rs.files = append(rs.files, f)
-	}
-	return rs, nil
+	return files, nil
 }
 
 func readLimited(path string) ([]byte, error) {
@@ -88,7 +124,7 @@ func readLimited(path string) ([]byte, error) {
 		return nil, err
 	}
 	if fi.Size() > maxRulesFileBytes {
-		return nil, fmt.Errorf("%s: %d bytes is over the %d-byte limit for a rules file", path, fi.Size(), maxRulesFileBytes)
+		return nil, fmt.Errorf("%s: %d bytes is over the %d-byte limit for a rules file; split it", path, fi.Size(), maxRulesFileBytes)
 	}
 	return os.ReadFile(path)
 }
@@ -100,194 +136,36 @@ func (rs *Ruleset) add(r *prefixRule) {
 	rs.count++
 }
 
-// ruleError is a load error at a position in a rules file.
-type ruleError struct {
-	pos syntax.Position
-	msg string
-}
-
-func (e *ruleError) Error() string {
-	return fmt.Sprintf("%s:%d: %s", e.pos.Filename(), e.pos.Line, e.msg)
-}
-
-// ParseRules runs one rules file in Codex's execpolicy format: Starlark whose
-// prefix_rule(pattern, decision, justification, match, not_match) calls
-// declare rules. Examples in match and not_match are checked here.
-func ParseRules(name string, src []byte) ([]*prefixRule, error) {
-	var rules []*prefixRule
-	thread := &starlark.Thread{
-		Name:  name,
-		Print: func(*starlark.Thread, string) {},
-		Load: func(*starlark.Thread, string) (starlark.StringDict, error) {
-			return nil, errors.New("load() is not available in rules files")
-		},
+// hostAllows reports whether the absolute program path may stand for name
+// under host_executable: yes when no entry names it, else when listed.
+func (rs *Ruleset) hostAllows(name, program, home string) bool {
+	paths, ok := rs.hostExec[name]
+	if !ok {
+		return true
 	}
-	thread.SetMaxExecutionSteps(maxRulesSteps)
-	builtin := starlark.NewBuiltin("prefix_rule", func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		pos := th.CallFrame(1).Pos
-		r, err := newPrefixRule(args, kwargs)
-		if err != nil {
-			return nil, &ruleError{pos: pos, msg: err.Error()}
+	program = filepath.Clean(program)
+	for _, p := range paths {
+		if strings.HasPrefix(p, "~/") {
+			if home == "" {
+				continue
+			}
+			p = filepath.Join(home, p[2:])
 		}
-		r.source = fmt.Sprintf("%s:%d", name, pos.Line)
-		rules = append(rules, r)
-		return starlark.None, nil
-	})
-	_, err := starlark.ExecFileOptions(&syntax.FileOptions{}, thread, name, src, starlark.StringDict{"prefix_rule": builtin})
-	if err != nil {
-		var re *ruleError
-		var ee *starlark.EvalError
-		switch {
-		case errors.As(err, &re):
-			return nil, re
-		case errors.As(err, &ee):
-			if len(ee.CallStack) > 0 {
-				pos := ee.CallStack.At(0).Pos
-				return nil, fmt.Errorf("%s:%d: %s", name, pos.Line, ee.Msg)
-			}
-			return nil, fmt.Errorf("%s: %s", name, ee.Msg)
-		}
-		return nil, err // syntax errors carry file:line:col already
-	}
-	return rules, nil
-}
-
-func newPrefixRule(args starlark.Tuple, kwargs []starlark.Tuple) (*prefixRule, error) {
-	if len(args) > 0 {
-		return nil, errors.New("prefix_rule takes keyword arguments only (pattern=…, decision=…)")
-	}
-	r := &prefixRule{decision: allow}
-	var match, notMatch *starlark.List
-	for _, kv := range kwargs {
-		key := string(kv[0].(starlark.String))
-		v := kv[1]
-		switch key {
-		case "pattern":
-			list, ok := v.(*starlark.List)
-			if !ok || list.Len() == 0 {
-				return nil, errors.New("pattern must be a non-empty list of strings or lists of strings")
-			}
-			for i := 0; i < list.Len(); i++ {
-				alts, err := alternatives(list.Index(i))
-				if err != nil {
-					return nil, fmt.Errorf("pattern[%d]: %w", i, err)
-				}
-				r.pattern = append(r.pattern, alts)
-			}
-		case "decision":
-			s, ok := v.(starlark.String)
-			if !ok {
-				return nil, errors.New("decision must be \"allow\", \"prompt\" or \"forbidden\"")
-			}
-			switch string(s) {
-			case "allow":
-				r.decision = allow
-			case "prompt":
-				r.decision = prompt
-			case "forbidden", "deny":
-				r.decision = deny
-			default:
-				return nil, fmt.Errorf("decision %q: want \"allow\", \"prompt\" or \"forbidden\"", string(s))
-			}
-		case "justification":
-			s, ok := v.(starlark.String)
-			if !ok {
-				return nil, errors.New("justification must be a string")
-			}
-			r.justification = string(s)
-		case "match", "not_match":
-			list, ok := v.(*starlark.List)
-			if !ok {
-				return nil, fmt.Errorf("%s must be a list of examples (strings or lists of strings)", key)
-			}
-			if key == "match" {
-				match = list
-			} else {
-				notMatch = list
-			}
-		default:
-			return nil, fmt.Errorf("unknown argument %q (prefix_rule takes pattern, decision, justification, match, not_match)", key)
+		if p == program {
+			return true
 		}
 	}
-	if r.pattern == nil {
-		return nil, errors.New("pattern is required")
-	}
-	if err := r.checkExamples(match, true); err != nil {
-		return nil, err
-	}
-	if err := r.checkExamples(notMatch, false); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return false
 }
 
-func alternatives(v starlark.Value) ([]string, error) {
-	switch x := v.(type) {
-	case starlark.String:
-		return []string{string(x)}, nil
-	case *starlark.List:
-		if x.Len() == 0 {
-			return nil, errors.New("an empty list of alternatives matches nothing")
-		}
-		var out []string
-		for i := 0; i < x.Len(); i++ {
-			s, ok := x.Index(i).(starlark.String)
-			if !ok {
-				return nil, errors.New("alternatives must be strings")
-			}
-			out = append(out, string(s))
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("want a string or a list of strings, not %s", v.Type())
-}
-
-func (r *prefixRule) checkExamples(list *starlark.List, want bool) error {
-	if list == nil {
-		return nil
-	}
-	for i := 0; i < list.Len(); i++ {
-		tokens, shown, err := exampleTokens(list.Index(i))
-		if err != nil {
-			return fmt.Errorf("example %d: %w", i, err)
-		}
-		if got := r.matches(statics(tokens), baseName(first(tokens))); got != want {
-			if want {
-				return fmt.Errorf("match example %s does not match pattern %s", shown, r.patternString())
-			}
-			return fmt.Errorf("not_match example %s matches pattern %s", shown, r.patternString())
-		}
-	}
-	return nil
-}
-
-func exampleTokens(v starlark.Value) ([]string, string, error) {
-	switch x := v.(type) {
-	case starlark.String:
-		tokens, err := shell.Fields(string(x), func(string) string { return "" })
-		if err != nil {
-			return nil, "", fmt.Errorf("%q does not split into words: %v", string(x), err)
-		}
-		return tokens, fmt.Sprintf("%q", string(x)), nil
-	case *starlark.List:
-		alts, err := alternatives(x)
-		return alts, x.String(), err
-	}
-	return nil, "", fmt.Errorf("an example is a string or a list of strings, not %s", v.Type())
-}
-
-func first(l []string) string {
-	if len(l) == 0 {
-		return ""
-	}
-	return l[0]
-}
-
-// matches reports whether argv starts with the pattern. argv[0] also
-// matches by its base name (/usr/bin/git is git). A token only known at run
+// matches reports whether argv starts with the pattern, as moat applies
+// rules: argv[0] matches a token exactly or, for a prompt or forbidden
+// rule, by its base name (/opt/x/git is git: a stricter rule may not be
+// dodged by a path). An allow rule takes an absolute path by base name only
+// where host_executable permits it, as Codex does. A token only known at run
 // time matches any position of a prompt or forbidden rule (it could be
 // anything) and no position of an allow rule.
-func (r *prefixRule) matches(argv []arg, name string) bool {
+func (r *prefixRule) matches(rs *Ruleset, argv []arg, name, home string) bool {
 	if len(argv) < len(r.pattern) {
 		return false
 	}
@@ -299,16 +177,15 @@ func (r *prefixRule) matches(argv []arg, name string) bool {
 			}
 			continue
 		}
-		ok := false
-		for _, alt := range alts {
-			if a.s == alt || (i == 0 && name == alt) {
-				ok = true
-				break
+		if slices.Contains(alts, a.s) {
+			continue
+		}
+		if i == 0 && slices.Contains(alts, name) {
+			if r.decision != allow || (filepath.IsAbs(a.s) && rs.hostAllows(name, a.s, home)) {
+				continue
 			}
 		}
-		if !ok {
-			return false
-		}
+		return false
 	}
 	return true
 }
@@ -335,7 +212,7 @@ func quoteAll(l []string) []string {
 
 // fileRules applies the ruleset to one command.
 func (j *judge) fileRules(args []arg, name string) {
-	if j.rs == nil {
+	if j.rs == nil || len(j.rs.byFirst) == 0 {
 		return
 	}
 	cands := j.rs.byFirst[name]
@@ -343,13 +220,57 @@ func (j *judge) fileRules(args []arg, name string) {
 		cands = append(cands[:len(cands):len(cands)], j.rs.byFirst[args[0].s]...)
 	}
 	for _, r := range cands {
-		if !r.matches(args, name) {
+		if !r.matches(j.rs, args, name, j.home) {
 			continue
 		}
 		msg := r.justification
 		if msg == "" {
-			msg = fmt.Sprintf("matches prefix_rule %s (decision %s)", r.patternString(), r.decision)
+			msg = fmt.Sprintf("matches prefix_rule %s (decision %s)", r.patternString(), codexDecision(r.decision))
 		}
 		j.add(r.decision, "file.prefix-rule", r.source, "%s", msg)
 	}
+}
+
+// networkRules applies prompt and forbidden network rules to hosts a
+// command names. Allow rules grant nothing here: the profile's network does.
+func (j *judge) networkRules(what string, hosts []string) {
+	if j.rs == nil || len(j.rs.network) == 0 {
+		return
+	}
+	for _, h := range hosts {
+		h = bareHost(h)
+		for _, nr := range j.rs.network {
+			if nr.Host != h || nr.Decision == "allow" {
+				continue
+			}
+			msg := nr.Justification
+			if msg == "" {
+				msg = fmt.Sprintf("network_rule for %s (%s) says %s", nr.Host, nr.Protocol, nr.Decision)
+			}
+			j.add(severityOfCodex(nr.Decision), "file.network-rule", nr.Source, "%s contacts %s: %s", what, h, msg)
+		}
+	}
+}
+
+// bareHost is a host without port or brackets, lowercase, without a
+// trailing dot: the form network rules are kept in.
+func bareHost(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	return strings.TrimSuffix(strings.ToLower(strings.Trim(h, "[]")), ".")
+}
+
+func codexDecision(s severity) string {
+	return [...]string{"allow", "prompt", "forbidden"}[s]
+}
+
+func severityOfCodex(d string) severity {
+	switch d {
+	case "allow":
+		return allow
+	case "prompt":
+		return prompt
+	}
+	return deny
 }

@@ -105,16 +105,16 @@ func TestRulesLoadErrors(t *testing.T) {
 	}{
 		{"prefix_rule(pattern=[\"git\"], match=[\"ls\"])\n", 1, "does not match pattern"},
 		{"\nprefix_rule(pattern=[\"git\", \"push\"], not_match=[\"git push x\"])\n", 2, "not_match example"},
-		{"prefix_rule(pattern=[])\n", 1, "non-empty"},
-		{"prefix_rule(decision=\"allow\")\n", 1, "pattern is required"},
+		{"prefix_rule(pattern=[])\n", 1, "pattern cannot be empty"},
+		{"prefix_rule(decision=\"allow\")\n", 1, "missing argument for pattern"},
 		{"prefix_rule(pattern=[\"x\"], decision=\"maybe\")\n", 1, "decision"},
-		{"prefix_rule(pattern=[\"x\"], colour=\"red\")\n", 1, "unknown argument"},
-		{"prefix_rule([\"x\"])\n", 1, "keyword arguments"},
+		{"prefix_rule(pattern=[\"x\"], colour=\"red\")\n", 1, "unexpected keyword argument"},
+		{"prefix_rule([\"x\"], \"prompt\", pattern=[\"y\"])\n", 1, "got multiple values"},
 		{"prefix_rule(pattern=[1])\n", 1, "pattern[0]"},
 		{"\n\nprefix_rule(pattern=[\"x\"]\n", 4, ""},
 		{"load(\"other.star\", \"x\")\n", 1, "load"},
-		{"host_executable(name=\"git\")\n", 1, "host_executable"},
-		{"prefix_rule(pattern=[\"x\"], match=[\"unterminated 'quote\"])\n", 1, "split into words"},
+		{"host_executable(name=\"git\")\n", 1, "missing argument for paths"},
+		{"prefix_rule(pattern=[\"x\"], match=[\"unterminated 'quote\"])\n", 1, "invalid shell syntax"},
 	}
 	for _, tt := range tests {
 		dir := t.TempDir()
@@ -163,17 +163,21 @@ func FuzzRules(f *testing.F) {
 	f.Add("prefix_rule(pattern=[\"a\", [\"b\", \"c\"]], decision=\"prompt\", match=[\"a b\"], not_match=[[\"a\"]])")
 	f.Add("x = [prefix_rule(pattern=[str(i)]) for i in range(10)]")
 	f.Add("prefix_rule(pattern=[\"\\x00\"])")
+	f.Add("for t in [\"a\", \"b\"]:\n    prefix_rule([t], \"prompt\", justification=f\"{t} is {t!r}\")\n")
+	f.Add("network_rule(host=\"[::1]:80\", protocol=\"https\", decision=\"deny\")\nhost_executable(\"git\", [\"/usr/bin/git\"])")
 	f.Fuzz(func(t *testing.T, src string) {
-		rules, err := ParseRules("fuzz.rules", []byte(src))
-		if err != nil {
+		rs := emptyRuleset()
+		if err := rs.parseFile("fuzz.rules", []byte(src)); err != nil {
 			if !strings.Contains(err.Error(), "fuzz.rules") {
 				t.Fatalf("load error does not name the file: %v", err)
 			}
 			return
 		}
-		for _, r := range rules {
-			if len(r.pattern) == 0 || r.source == "" {
-				t.Fatalf("rule without pattern or source: %+v", r)
+		for _, rules := range rs.byFirst {
+			for _, r := range rules {
+				if len(r.pattern) == 0 || r.source == "" {
+					t.Fatalf("rule without pattern or source: %+v", r)
+				}
 			}
 		}
 	})

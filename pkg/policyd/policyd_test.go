@@ -287,10 +287,11 @@ func TestPolicydVanishes(t *testing.T) {
 func TestRulesWatcher(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.rules")
-	os.WriteFile(path, []byte(`prefix_rule(pattern=["make"], decision="prompt")`), 0o644)
+	// What Codex itself writes: an approved prefix and an approved host.
+	os.WriteFile(path, []byte("prefix_rule(pattern=[\"make\"], decision=\"prompt\")\nnetwork_rule(host=\"pypi.org\", protocol=\"https\", decision=\"allow\")\n"), 0o644)
 	e := policy.New(policy.Options{})
 	w := &policyd.RulesWatcher{Engine: e, Paths: []string{dir}, PollInterval: 20 * time.Millisecond, Logger: quiet}
-	if err := w.Load(); err != nil || e.Rules().Len() != 1 {
+	if err := w.Load(); err != nil || e.Rules().Len() != 1 || len(e.Rules().NetworkRules()) != 1 {
 		t.Fatalf("load: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

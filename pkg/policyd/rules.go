@@ -38,7 +38,10 @@ func (w *RulesWatcher) Load() error {
 		return err
 	}
 	w.Engine.SetRules(rs)
-	w.Logger.Info("rules loaded", "files", len(rs.Files()), "rules", rs.Len())
+	w.Logger.Info("rules loaded", "files", len(rs.Files()), "rules", rs.Len(), "network_rules", len(rs.NetworkRules()))
+	for _, n := range rs.Notices() {
+		w.Logger.Warn("rules file used in part", "notice", n)
+	}
 	return nil
 }
 
