@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -12,10 +13,25 @@ import (
 // so its events may arrive a little out of order.
 const GapHorizon = 4096
 
-// source tracks one publishing process's seqs.
+// DefaultGapWait is how long a seq must have been missing before it is
+// reported, on top of the horizon. It outlasts auditd's ack wait (30 s)
+// several times over: after a crash, the batch auditd held unacked comes
+// again only once that wait has passed, behind everything newer, so the
+// horizon alone would report it missing for good.
+const DefaultGapWait = 2 * time.Minute
+
+// span is a run of missing seqs, first seen missing at seen.
+type span struct {
+	from, to uint64
+	seen     time.Time
+}
+
+// source tracks one publishing process's seqs: the highest seen, and the
+// runs missing below it, sorted. Runs, not single seqs, so a jump of any
+// size costs one entry.
 type source struct {
 	high  uint64
-	holes map[uint64]struct{}
+	holes []span
 	name  string
 	inst  string
 }
@@ -29,58 +45,80 @@ func (s *Store) see(ev *wire.AuditEvent) {
 	if src == nil {
 		// The first event of an instance: seqs before it may have gone
 		// before this store's oldest segment, so they are not holes.
-		s.sources[key] = &source{high: ev.Seq, holes: map[uint64]struct{}{}, name: ev.Source, inst: ev.Instance}
+		s.sources[key] = &source{high: ev.Seq, name: ev.Source, inst: ev.Instance}
 		return
 	}
-	switch {
-	case ev.Seq > src.high:
-		for q := src.high + 1; q < ev.Seq && len(src.holes) < 1<<16; q++ {
-			src.holes[q] = struct{}{}
+	if ev.Seq > src.high {
+		if ev.Seq > src.high+1 {
+			src.holes = append(src.holes, span{from: src.high + 1, to: ev.Seq - 1, seen: s.opts.Now()})
 		}
 		src.high = ev.Seq
-	default:
-		delete(src.holes, ev.Seq)
+		return
+	}
+	src.fill(ev.Seq, ev.Seq)
+}
+
+// fill removes the seqs from..to from the holes, in place: a run that
+// loses its middle splits in two.
+func (src *source) fill(from, to uint64) {
+	i := sort.Search(len(src.holes), func(i int) bool { return src.holes[i].to >= from })
+	for i < len(src.holes) && src.holes[i].from <= to {
+		h := &src.holes[i]
+		switch {
+		case h.from >= from && h.to <= to: // wholly filled
+			src.holes = slices.Delete(src.holes, i, i+1)
+		case h.from < from && h.to > to: // its middle
+			rest := span{from: to + 1, to: h.to, seen: h.seen}
+			h.to = from - 1
+			src.holes = slices.Insert(src.holes, i+1, rest)
+			return
+		case h.from < from: // its end
+			h.to = from - 1
+			i++
+		default: // its start
+			h.from = to + 1
+			return
+		}
 	}
 }
 
 // reported removes the holes a stored audit.gap event already names.
 func (s *Store) reported(ev *wire.AuditEvent) {
 	src := s.sources[str(ev.Detail["source"])+"/"+str(ev.Detail["instance"])]
-	if src == nil {
+	from, to := num(ev.Detail["missing_from"]), num(ev.Detail["missing_to"])
+	if src == nil || from == 0 || to < from {
 		return
 	}
-	from, to := num(ev.Detail["missing_from"]), num(ev.Detail["missing_to"])
-	for q := from; q <= to && to-from < 1<<20; q++ {
-		delete(src.holes, q)
-	}
+	src.fill(from, to)
 }
 
-// gaps turns holes past the horizon into audit.gap events, one per run of
-// missing seqs.
+// gaps turns holes past the horizon, missing for longer than the gap wait,
+// into audit.gap events, one per run of missing seqs.
 func (s *Store) gaps() []*wire.AuditEvent {
+	wait := s.opts.GapWait
+	if wait <= 0 {
+		wait = DefaultGapWait
+	}
+	now := s.opts.Now()
 	var out []*wire.AuditEvent
 	for _, src := range s.sources {
-		if len(src.holes) == 0 {
+		if len(src.holes) == 0 || src.high <= GapHorizon {
 			continue
 		}
-		var old []uint64
-		for q := range src.holes {
-			if q+GapHorizon < src.high {
-				old = append(old, q)
+		below := src.high - GapHorizon // seqs under it are past the horizon
+		var due [][2]uint64
+		for _, h := range src.holes {
+			if h.from >= below {
+				break
+			}
+			if now.Sub(h.seen) >= wait {
+				due = append(due, [2]uint64{h.from, min(h.to, below-1)})
 			}
 		}
-		sort.Slice(old, func(i, j int) bool { return old[i] < old[j] })
-		for i := 0; i < len(old); {
-			j := i
-			for j+1 < len(old) && old[j+1] == old[j]+1 {
-				j++
-			}
-			out = append(out, &wire.AuditEvent{ID: wire.NewID(), TS: time.Now().UTC(), Source: "auditd", Kind: "audit.gap",
-				Detail: map[string]any{"source": src.name, "instance": src.inst, "missing_from": old[i], "missing_to": old[j]}})
-			for k := i; k <= j; k++ {
-				delete(src.holes, old[k])
-			}
-			i = j + 1
+		for _, d := range due {
+			out = append(out, &wire.AuditEvent{ID: wire.NewID(), TS: now.UTC(), Source: "auditd", Kind: "audit.gap",
+				Detail: map[string]any{"source": src.name, "instance": src.inst, "missing_from": d[0], "missing_to": d[1]}})
+			src.fill(d[0], d[1])
 		}
 	}
 	return out

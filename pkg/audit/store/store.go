@@ -28,6 +28,7 @@ type Options struct {
 	CheckpointEvery    int                // records between checkpoints (default 1000)
 	CheckpointInterval time.Duration      // time between checkpoints (default 10 s)
 	OnCheckpoint       func(Checkpoint)   // told of each checkpoint written
+	GapWait            time.Duration      // how long a seq is missing before audit.gap (default DefaultGapWait)
 	Now                func() time.Time
 }
 
@@ -438,12 +439,6 @@ func (s *Store) Append(evs []*wire.AuditEvent) (stored int, err error) {
 		}
 	}
 	return len(fresh), nil
-}
-
-func gapEvent(ev *wire.AuditEvent, from, to uint64) *wire.AuditEvent {
-	return &wire.AuditEvent{ID: wire.NewID(), TS: time.Now().UTC(), Source: "auditd", Kind: "audit.gap",
-		Detail:    map[string]any{"source": ev.Source, "instance": ev.Instance, "missing_from": from, "missing_to": to},
-		SessionID: ev.SessionID}
 }
 
 func (s *Store) checkpoint(size uint64, root []byte) *Checkpoint {

@@ -115,7 +115,8 @@ func TestAppendQueryReopen(t *testing.T) {
 
 func TestRotationRetentionAndGaps(t *testing.T) {
 	dir := t.TempDir()
-	s := open(t, dir, func(o *Options) { o.SegmentBytes = 4 << 10; o.RetainBytes = 24 << 10 })
+	c := &clock{t: time.Now()}
+	s := open(t, dir, withClock(c), func(o *Options) { o.SegmentBytes = 4 << 10; o.RetainBytes = 24 << 10 })
 	for b := 0; b < 40; b++ {
 		if _, err := s.Append(events(20, b*20)); err != nil {
 			t.Fatal(err)
@@ -143,6 +144,13 @@ func TestRotationRetentionAndGaps(t *testing.T) {
 	far := events(1, 7000)
 	far[0].Seq = 1200 + GapHorizon + 10
 	s.Append(far)
+	if r, _ := s.Query(wire.AuditQuery{Kind: "audit.gap", Limit: 10}); len(r.Events) != 0 {
+		t.Fatalf("a gap reported before the redelivery wait: %+v", r.Events)
+	}
+	c.add(DefaultGapWait)
+	later := events(1, 7001)
+	later[0].Seq = far[0].Seq + 1
+	s.Append(later)
 	r, _ := s.Query(wire.AuditQuery{Kind: "audit.gap", Limit: 10})
 	if len(r.Events) != 3 || num(r.Events[0].Event.Detail["missing_from"]) != 801 || num(r.Events[1].Event.Detail["missing_from"]) != 1001 {
 		t.Fatalf("gap events %+v", r.Events)
