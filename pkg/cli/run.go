@@ -35,6 +35,10 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "moat run: give the command after --, e.g. moat run -- make test")
 		return ExitUsage
 	}
+	if err := wire.CheckArgv(argv); err != nil {
+		fmt.Fprintf(e.stderr, "moat run: %s\n", wire.Message(err))
+		return ExitUsage
+	}
 	workspace, dir, err := workdirs(*ws, *cwd)
 	if err != nil {
 		return e.fail(err)

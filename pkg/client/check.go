@@ -72,11 +72,11 @@ func (c *Client) Check(ctx context.Context, req *wire.CheckRequest) wire.Decisio
 			}
 			continue
 		}
-		return decisionOf(m)
+		return c.decisionOf(m)
 	}
 }
 
-func decisionOf(m *nats.Msg) wire.Decision {
+func (c *Client) decisionOf(m *nats.Msg) wire.Decision {
 	if code := m.Header.Get(wire.HeaderErrorCode); code != "" {
 		reason := wire.ReasonPolicyError
 		switch wire.ParseCode(code) {
@@ -88,7 +88,7 @@ func decisionOf(m *nats.Msg) wire.Decision {
 		return denied(reason, "%s", m.Header.Get(wire.HeaderError))
 	}
 	var d wire.Decision
-	if err := wire.Decode(wire.DetectFormat(m.Header.Get(wire.HeaderContentType), m.Data), m.Data, &d); err != nil {
+	if err := c.decodeReply(m, &d); err != nil {
 		return denied(wire.ReasonPolicyUnavailable, "policyd answered garbage: %v", err)
 	}
 	switch d.Verdict {
@@ -131,7 +131,7 @@ func (c *Client) Approvals(ctx context.Context, wait time.Duration) ([]wire.Appr
 				return nil, wire.Errorf(wire.CodeUnavailable, "no policyd is running")
 			}
 			var l wire.ApprovalList
-			if wire.Decode(wire.DetectFormat(m.Header.Get(wire.HeaderContentType), m.Data), m.Data, &l) == nil {
+			if c.decodeReply(m, &l) == nil {
 				out = append(out, l.Pending...)
 			}
 		case <-timer.C:

@@ -166,8 +166,15 @@ func (c *Client) Call(ctx context.Context, subject, requestID, sessionID string,
 	if code := resp.Header.Get(wire.HeaderErrorCode); code != "" {
 		return &wire.Error{Code: wire.ParseCode(code), Message: resp.Header.Get(wire.HeaderError)}
 	}
-	if err := wire.Decode(wire.DetectFormat(resp.Header.Get(wire.HeaderContentType), resp.Data), resp.Data, out); err != nil {
+	if err := c.decodeReply(resp, out); err != nil {
 		return wire.Errorf(wire.CodeInternal, "garbled answer on %s: %v", subject, err)
 	}
 	return nil
+}
+
+// decodeReply reads an answer into out. Answers are bounded by the bus's
+// max payload, not by the request limit: a service may answer more than a
+// request may carry.
+func (c *Client) decodeReply(m *nats.Msg, out any) error {
+	return wire.DecodeLimit(wire.DetectFormat(m.Header.Get(wire.HeaderContentType), m.Data), m.Data, out, int(c.nc.MaxPayload()))
 }

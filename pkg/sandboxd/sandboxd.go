@@ -96,9 +96,6 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	if rr.RequestID == "" {
 		rr.RequestID = wire.NewID()
 	}
-	if len(rr.Argv) == 0 {
-		return nil, wire.Errorf(wire.CodeBadRequest, "argv is empty: pass the command as a list of words")
-	}
 	select {
 	case d.runs <- struct{}{}:
 		defer func() { <-d.runs }()

@@ -166,6 +166,10 @@ func (s *Service) dispatch(r micro.Request, h Handler) {
 		nc:        s.nc,
 		hdr:       hdr,
 	}
+	if err := checkIDs(req); err != nil {
+		s.reply(r.Reply(), req, nil, err)
+		return
+	}
 	select {
 	case s.sem <- struct{}{}:
 	default:
@@ -182,6 +186,20 @@ func (s *Service) dispatch(r micro.Request, h Handler) {
 	}()
 }
 
+// checkIDs refuses request and session ids in headers that could not be
+// used (too long, spaces, control bytes) before any handler sees them.
+func checkIDs(req *Request) error {
+	if err := wire.CheckID("the "+wire.HeaderRequestID+" header", req.RequestID); err != nil {
+		req.RequestID = ""
+		return err
+	}
+	if err := wire.CheckID("the "+wire.HeaderSessionID+" header", req.SessionID); err != nil {
+		req.SessionID = ""
+		return err
+	}
+	return nil
+}
+
 func (s *Service) run(h Handler, req *Request) (v any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -191,6 +209,9 @@ func (s *Service) run(h Handler, req *Request) (v any, err error) {
 	}()
 	return h(context.Background(), req)
 }
+
+// replyHeadroom is what a reply's headers may take beside its body.
+const replyHeadroom = 4 << 10
 
 // reply answers on the request's reply subject directly (not through micro's
 // Request, whose error bookkeeping is not safe from another goroutine).
@@ -206,9 +227,12 @@ func (s *Service) reply(to string, req *Request, v any, err error) {
 	}
 	if err == nil {
 		body, encErr := wire.Encode(req.Format, v)
-		if encErr != nil {
+		switch max := s.nc.MaxPayload() - replyHeadroom; {
+		case encErr != nil:
 			err = fmt.Errorf("encode reply: %w", encErr)
-		} else {
+		case int64(len(body)) > max:
+			err = wire.Errorf(wire.CodeInternal, "the answer is %d bytes, over the bus's limit of %d: ask for less (a smaller page or limit)", len(body), max)
+		default:
 			msg.Data = body
 		}
 	}

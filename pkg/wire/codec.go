@@ -10,9 +10,13 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// MaxRequestBytes bounds every request body a service accepts. The bus allows
-// larger messages (run results carry output); requests are refused with 413 first.
+// MaxRequestBytes bounds every request body a service accepts; requests
+// over it are refused with 413 before they are decoded.
 const MaxRequestBytes = 512 << 10
+
+// Replies are bounded separately, by the bus: a reply may be as large as the
+// bus's max payload (the client reads it from the connection), and output
+// larger than that travels in chunks (see RunChunk).
 
 // Format is a body encoding.
 type Format uint8
@@ -53,18 +57,31 @@ func DetectFormat(contentType string, body []byte) Format {
 	return Msgpack
 }
 
-// Decode reads body into v strictly: unknown fields, trailing data and
-// malformed input are 400 errors naming the problem; bodies over
-// MaxRequestBytes are 413.
+// Decode reads a request body into v strictly: unknown fields, trailing
+// data and malformed input are 400 errors naming the problem; bodies over
+// MaxRequestBytes are 413. Every length the body declares is checked
+// against the bytes present before anything is allocated, and a message
+// with a Validate method is validated (400 naming the field).
 func Decode(f Format, body []byte, v any) error {
-	if len(body) > MaxRequestBytes {
-		return Errorf(CodeTooLarge, "request body is %d bytes; the limit is %d: send less (large inputs belong in files in the workspace)", len(body), MaxRequestBytes)
+	return DecodeLimit(f, body, v, MaxRequestBytes)
+}
+
+// DecodeLimit is Decode with a body limit of its own: clients decode
+// replies with the bus's max payload, not the request limit.
+func DecodeLimit(f Format, body []byte, v any, limit int) error {
+	if len(body) > limit {
+		return Errorf(CodeTooLarge, "body is %d bytes; the limit is %d: send less (large inputs belong in files in the workspace)", len(body), limit)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return Errorf(CodeBadRequest, "empty request body: send a %s object", f)
 	}
 	if err := decode(f, body, v); err != nil {
 		return Errorf(CodeBadRequest, "malformed %s body: %v", f, err)
+	}
+	if val, ok := v.(validator); ok {
+		if err := val.Validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -80,6 +97,9 @@ func decode(f Format, body []byte, v any) error {
 			return fmt.Errorf("unexpected data after the object")
 		}
 		return nil
+	}
+	if err := checkMsgpack(body); err != nil {
+		return err
 	}
 	dec := msgpackDecoders.Get().(*msgpack.Decoder)
 	defer msgpackDecoders.Put(dec)

@@ -54,3 +54,12 @@ func ParseCode(s string) int {
 	}
 	return c
 }
+
+// Message is err's message without its code, for people.
+func Message(err error) string {
+	var we *Error
+	if errors.As(err, &we) {
+		return we.Message
+	}
+	return err.Error()
+}
