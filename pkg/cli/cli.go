@@ -43,6 +43,8 @@ var commands = map[string]cmd{
 	"audit":     {"query, tail -f, verify, stats, export the audit trail; hash a user name", runAudit},
 	"rules":     {"check a command against rules files as `codex execpolicy check` does: moat rules check FILE… -- ARGV", runRules},
 	"run":       {"run a command in the sandbox: resolve, check, run, record (its status; 77 denied; 125 sandbox failure)", runRun},
+	"hook":      {"answer an agent's hook: moat hook claude-code (PreToolUse on Bash; --sandbox P runs it through moat run)", runHook},
+	"sh":        {"a drop-in for sh -c / bash -c: the script runs through the whole pipeline (moat sh -h)", runSh},
 }
 
 // Shorthands for the flag helpers.

@@ -70,6 +70,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.fail(err)
 		return ExitSandboxFailure
 	}
+	c.Explain(ctx, res.Refusal, checkOf(req), nil)
 	if *js {
 		e.json(res)
 	}
@@ -83,11 +84,14 @@ func runRun(ctx context.Context, e *env, args []string) int {
 				}
 				fmt.Fprintf(e.stderr, "  %s: %s%s\n", r.Rule, r.Message, src)
 			}
+			printRefusal(e.stderr, res.Refusal)
 		}
 		return ExitDenied
 	}
 	if !*js {
 		switch {
+		case res.Refusal != nil:
+			printRefusal(e.stderr, res.Refusal)
 		case res.TimedOut:
 			fmt.Fprintln(e.stderr, "moat: killed at the timeout")
 		case res.Signal != "":

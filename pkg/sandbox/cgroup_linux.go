@@ -200,6 +200,17 @@ func (c *cgroup) oomKilled() bool {
 	return v > 0
 }
 
+// pidsLimited reports whether the pids limit refused a fork in the group
+// (pids.events "max", on v1 and v2 alike).
+func (c *cgroup) pidsLimited() bool {
+	for _, d := range c.dirs {
+		if v, _ := keyed(filepath.Join(d, "pids.events"), "max"); v > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *cgroup) describe() []string {
 	v := "cgroup:v1"
 	if c.v2 {

@@ -156,6 +156,7 @@ wait:
 		res.Usage.UserUS = max(res.Usage.UserUS, cpu.Microseconds()-res.Usage.SysUS)
 	}
 	res.OOMKilled = cg.oomKilled()
+	res.PidsLimited = cg.pidsLimited()
 	res.Stdout, res.StdoutTruncated = stdout.result()
 	res.Stderr, res.StderrTruncated = stderr.result()
 	return res, nil

@@ -28,6 +28,7 @@ type Result struct {
 	TimedOut        bool
 	OOMKilled       bool
 	CPUExceeded     bool
+	PidsLimited     bool // the pids limit refused a fork (cgroup pids.events max)
 	Stdout, Stderr  []byte
 	StdoutTruncated bool
 	StderrTruncated bool
@@ -74,6 +75,10 @@ func (s *Spec) validate() error {
 	}
 	return nil
 }
+
+// EffectiveTimeout is the wall-clock limit the run gets: the profile's, or
+// the spec's when lower.
+func (s *Spec) EffectiveTimeout() time.Duration { return s.timeout() }
 
 // timeout is the effective wall-clock limit.
 func (s *Spec) timeout() time.Duration {

@@ -124,7 +124,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		return nil, wire.Errorf(wire.CodeUnavailable, "the decision could not be recorded (%v): nothing runs without a durable record", err)
 	}
 	if dec.Verdict != wire.VerdictAllow {
-		return &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: 77}, nil
+		return &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: 77, Refusal: wire.RefusalOf(rr.Argv, &dec)}, nil
 	}
 
 	spec := &sandbox.Spec{Argv: rr.Argv, Profile: prof, Dir: prof.Cwd, Env: rr.Env, Stdin: rr.Stdin,
@@ -141,15 +141,36 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	}
 	out := &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: res.ExitCode, Signal: res.Signal,
 		TimedOut: res.TimedOut, Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated,
-		StderrTruncated: res.StderrTruncated, DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation}
+		StderrTruncated: res.StderrTruncated, DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation,
+		Refusal: limitRefusal(res, spec)}
 	code := res.ExitCode
 	d.record(&wire.AuditEvent{Kind: "run.exit", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, ExitCode: &code, DurationUS: out.DurationUS,
 		Detail: map[string]any{"signal": res.Signal, "timed_out": res.TimedOut, "oom_killed": res.OOMKilled,
-			"cpu_exceeded": res.CPUExceeded, "max_rss_bytes": res.Usage.MaxRSSBytes, "user_us": res.Usage.UserUS,
+			"cpu_exceeded": res.CPUExceeded, "pids_limited": res.PidsLimited, "max_rss_bytes": res.Usage.MaxRSSBytes, "user_us": res.Usage.UserUS,
 			"sys_us": res.Usage.SysUS, "stdout_bytes": len(res.Stdout), "stderr_bytes": len(res.Stderr),
 			"stdout_truncated": res.StdoutTruncated, "stderr_truncated": res.StderrTruncated, "isolation": res.Isolation}})
 	return out, nil
+}
+
+// limitRefusal says which limit stopped a run: the timeout and the CPU
+// budget (sandboxd killed it), the OOM killer, or the pids limit (a fork
+// refused) when the command then failed.
+func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
+	l := spec.Profile.Limits
+	failed := res.ExitCode != 0 || res.Signal != ""
+	switch {
+	case res.TimedOut:
+		l.TimeoutMS = spec.EffectiveTimeout().Milliseconds()
+		return wire.LimitRefusal(wire.LayerTimeout, l)
+	case res.CPUExceeded:
+		return wire.LimitRefusal(wire.LayerCPU, l)
+	case res.OOMKilled && failed:
+		return wire.LimitRefusal(wire.LayerMemory, l)
+	case res.PidsLimited && failed:
+		return wire.LimitRefusal(wire.LayerPids, l)
+	}
+	return nil
 }
 
 // record publishes an event about something that already happened and

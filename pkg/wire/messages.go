@@ -150,6 +150,9 @@ type RunResult struct {
 	DurationUS      int64     `json:"duration_us"`
 	Usage           Usage     `json:"usage"`
 	Isolation       []string  `json:"isolation"`
+	// Refusal says why the command did not run or was stopped (a policy
+	// decision, or a limit: memory, pids, cpu, timeout); nil otherwise.
+	Refusal *Refusal `json:"refusal,omitempty"`
 }
 
 // AuditEvent is one record of the audit trail. ID sorts by time (UUIDv7);

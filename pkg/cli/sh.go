@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/moatsec/moat/pkg/sandbox"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// Environment variables moat sh reads, since a program that runs a shell
+// passes no flags of its own.
+const (
+	EnvProfile   = "MOAT_PROFILE"   // the profile (default offline)
+	EnvWorkspace = "MOAT_WORKSPACE" // the workspace (default the current directory)
+)
+
+// shStdinMax bounds the standard input moat sh forwards: the run request
+// carries it whole, and the bus carries at most 8 MiB.
+const shStdinMax = 4 << 20
+
+// shUsage is moat sh's help.
+const shUsage = `usage: moat sh [--profile P] [--workspace DIR] [--timeout D] [--json] [SHELL-OPTIONS] -c SCRIPT [NAME [ARG...]]
+       moat sh [moat flags] [SHELL-OPTIONS] [FILE [ARG...]]   (no FILE: the script is read from standard input)
+
+A drop-in for sh -c / bash -c: the script runs as bash -c SCRIPT through the
+whole pipeline (resolved, judged, confined, recorded). Standard output and
+error stay apart, the exit status is the script's (128+N for a signal),
+standard input is passed through
+(when it is not a terminal; up to 4 MiB), the working directory is the
+current one and the environment the caller's, credentials dropped.
+A refusal exits 77 and says why on standard error (--json: the whole result).
+Moat's own flags come first and use two dashes; env MOAT_PROFILE and
+MOAT_WORKSPACE stand in for --profile and --workspace.
+`
+
+func runSh(ctx context.Context, e *env, args []string) int {
+	fs, js, opts := e.flags("sh", true)
+	name := fs.String("profile", os.Getenv(EnvProfile), "profile name or alias (env MOAT_PROFILE; default offline)")
+	ws := fs.String("workspace", os.Getenv(EnvWorkspace), "workspace directory (env MOAT_WORKSPACE; default the current directory)")
+	timeout := fs.Duration("timeout", 0, "lower the profile's timeout")
+	fs.Usage = func() { fmt.Fprint(e.stderr, shUsage); fs.PrintDefaults() }
+	// Moat's flags are the leading --words; the rest is the shell's.
+	n := 0
+	for n < len(args) && strings.HasPrefix(args[n], "--") && args[n] != "--" {
+		if !strings.Contains(args[n], "=") && n+1 < len(args) && takesValue(args[n]) {
+			n++
+		}
+		n++
+	}
+	if code, ok := parse(fs, args[:n]); !ok {
+		return code
+	}
+	argv, fromStdin, err := shellArgv(args[n:])
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat sh: %v\n", err)
+		return ExitUsage
+	}
+	workspace, dir, err := workdirs(*ws, "")
+	if err != nil {
+		return e.fail(err)
+	}
+	req := &wire.RunRequest{Profile: *name, Workspace: workspace, Cwd: dir, Argv: argv,
+		Env: callerEnv(os.Environ()), TimeoutMS: timeout.Milliseconds(), Stream: !*js}
+	if req.Stdin, err = readStdin(os.Stdin, fromStdin); err != nil {
+		return e.fail(err)
+	}
+	if fromStdin {
+		req.Argv = append(req.Argv, string(req.Stdin))
+		req.Stdin = nil
+	}
+	c, ok := e.dial(ctx, opts)
+	if !ok {
+		return ExitSandboxFailure
+	}
+	defer c.Close()
+	res, err := c.Run(ctx, req, func(stream string, data []byte) {
+		if stream == "stderr" {
+			e.stderr.Write(data)
+		} else {
+			e.stdout.Write(data)
+		}
+	})
+	if err != nil {
+		e.fail(err)
+		return ExitSandboxFailure
+	}
+	c.Explain(ctx, res.Refusal, checkOf(req), nil)
+	if *js {
+		e.json(res)
+	}
+	if res.Decision != nil && res.Decision.Verdict != wire.VerdictAllow {
+		if !*js {
+			printRefusal(e.stderr, res.Refusal)
+		}
+		return ExitDenied
+	}
+	if res.Refusal != nil {
+		if !*js {
+			printRefusal(e.stderr, res.Refusal)
+		}
+		return res.ExitCode
+	}
+	return res.ExitCode
+}
+
+// takesValue reports whether a moat flag of moat sh is followed by its value.
+func takesValue(flag string) bool {
+	switch strings.TrimLeft(flag, "-") {
+	case "json", "h", "help":
+		return false
+	}
+	return true
+}
+
+// shellArgv turns sh-style arguments into the argv that runs: bash with the
+// given single-letter options, then -c SCRIPT [NAME ARG...], or a script
+// file and its arguments, or (fromStdin) -c with the script still to be read.
+func shellArgv(args []string) (argv []string, fromStdin bool, err error) {
+	argv = []string{"bash"}
+	command := false
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			i++
+			break
+		}
+		if (a == "-o" || a == "+o") && i+1 < len(args) {
+			argv = append(argv, a, args[i+1])
+			i++
+			continue
+		}
+		if len(a) < 2 || (a[0] != '-' && a[0] != '+') {
+			break
+		}
+		letters := a[1:]
+		for _, r := range letters {
+			if !strings.ContainsRune("cesuxvfnlaCbhimBHPT", r) {
+				return nil, false, fmt.Errorf("unknown shell option %q: moat sh takes -c SCRIPT, bash's single-letter options and -o NAME", a)
+			}
+		}
+		if strings.ContainsRune(letters, 'c') {
+			command = true
+			letters = strings.ReplaceAll(letters, "c", "")
+		}
+		if letters != "" {
+			argv = append(argv, a[:1]+letters)
+		}
+	}
+	rest := args[i:]
+	switch {
+	case command && len(rest) == 0:
+		return nil, false, fmt.Errorf("-c needs a script: moat sh -c 'echo hello'")
+	case command:
+		return append(append(argv, "-c"), rest...), false, nil
+	case len(rest) > 0: // a script file and its arguments
+		return append(argv, rest...), false, nil
+	}
+	return append(argv, "-c"), true, nil
+}
+
+// readStdin reads what the script gets on its standard input: nothing from a
+// terminal (unless the script itself comes from there), else all of it, bounded.
+func readStdin(f *os.File, script bool) ([]byte, error) {
+	if fi, err := f.Stat(); err != nil || (fi.Mode()&os.ModeCharDevice != 0 && !script) {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(f, shStdinMax+1))
+	if err != nil {
+		return nil, fmt.Errorf("read standard input: %w", err)
+	}
+	if len(b) > shStdinMax {
+		return nil, fmt.Errorf("standard input is over %d MiB: moat sh forwards at most that; pass a file in the workspace instead", shStdinMax>>20)
+	}
+	return b, nil
+}
+
+// callerEnv is the caller's environment without credentials (sandboxd drops
+// them again, by the same names).
+func callerEnv(environ []string) map[string]string {
+	all := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			all[k] = v
+		}
+	}
+	out := map[string]string{}
+	for _, kv := range sandbox.Environ(&wire.Profile{}, all, "", "") {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, given := all[k]; given {
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,129 @@
+package wire
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Layers that refuse a command: the policy before it runs, the kernel's
+// limits while it runs.
+const (
+	LayerPolicy  = "policy"  // policyd's decision (Rule is the rule id)
+	LayerMemory  = "memory"  // the cgroup memory limit: the OOM killer
+	LayerPids    = "pids"    // the cgroup pids limit: fork refused
+	LayerCPU     = "cpu"     // the CPU-time budget: killed
+	LayerTimeout = "timeout" // the wall-clock timeout: killed
+)
+
+// What a refusal refused.
+const (
+	RefusedCommand = "command" // the command, or a part of it (Target)
+	RefusedPath    = "path"
+	RefusedHost    = "host"
+	RefusedLimit   = "limit" // Target says which limit and its value
+)
+
+// Refusal says why moat did not run a command, or stopped it, in a form a
+// program (or a model) can act on: what was refused, by which layer, what
+// would allow it, and one plain sentence. It is the same record in moat run
+// --json, the Go client, moat mcp and moat hook claude-code.
+//
+// Policy refusals are exact: Rule is the policy rule id that decided. A run
+// the kernel stopped says which limit did it (memory, pids, cpu, timeout).
+// A file the sandbox keeps read-only or hidden, or a syscall its seccomp
+// filter refuses, fails inside the command with EROFS, EACCES or EPERM and is
+// not reported here: the kernel tells the command, not moat (docs/integrations.md).
+type Refusal struct {
+	Layer   string   `json:"layer"`
+	Rule    string   `json:"rule,omitempty"`   // policy rule id, or the cgroup counter that fired
+	Kind    string   `json:"kind"`             // command, path, host, limit
+	Target  string   `json:"target,omitempty"` // the command judged, or the limit and its value
+	Source  string   `json:"source,omitempty"` // rules file:line for a rule from a file
+	Allow   Remedy   `json:"allow"`
+	Message string   `json:"message"`           // one plain sentence
+	Reasons []Reason `json:"reasons,omitempty"` // every reason of the decision, strictest first
+}
+
+// Remedy is what would let the refused command run.
+type Remedy struct {
+	// Approval: a person may approve this exact command (the policy asked);
+	// false when the policy denies it outright.
+	Approval bool `json:"approval"`
+	// Profile is a profile whose policy allows the command, when one does;
+	// whoever starts the agent decides whether to grant it.
+	Profile string `json:"profile,omitempty"`
+	// Limit names the profile limit to raise ([limits] in profiles.toml).
+	Limit string `json:"limit,omitempty"`
+}
+
+// RefusalOf is the refusal a decision carries, or nil when it allows.
+// Profile suggestions are left to the caller (client.Explain probes them).
+func RefusalOf(argv []string, d *Decision) *Refusal {
+	if d == nil || d.Verdict == VerdictAllow {
+		return nil
+	}
+	r := &Refusal{Layer: LayerPolicy, Kind: RefusedCommand, Target: strings.Join(argv, " "), Reasons: d.Reasons}
+	if len(d.Reasons) > 0 {
+		top := d.Reasons[0]
+		r.Rule, r.Source = top.Rule, top.Source
+		switch {
+		case strings.HasPrefix(top.Rule, "fs."):
+			r.Kind = RefusedPath
+		case strings.HasPrefix(top.Rule, "net."):
+			r.Kind = RefusedHost
+		}
+	}
+	r.Allow.Approval = d.Verdict == VerdictPrompt || r.Rule == ReasonApprovalTimeout || r.Rule == ReasonApprovalNever
+	r.Message = r.sentence(d)
+	return r
+}
+
+func (r *Refusal) sentence(d *Decision) string {
+	why := "no reason was given"
+	if len(d.Reasons) > 0 {
+		why = strings.TrimSuffix(d.Reasons[0].Message, ".")
+	}
+	switch {
+	case r.Rule == ReasonPolicyUnavailable || r.Rule == ReasonPolicyTimeout || r.Rule == ReasonPolicyError:
+		return fmt.Sprintf("moat could not judge the command (%s: %s), so it did not run; this is not a network or command failure, and retrying the same command another way will not help.", r.Rule, why)
+	case d.Verdict == VerdictPrompt:
+		return fmt.Sprintf("moat's policy needs a person to approve this command (%s: %s); it did not run.", r.Rule, why)
+	case r.Allow.Approval:
+		return fmt.Sprintf("moat's policy needed a person's approval and none came (%s: %s); the command did not run.", r.Rule, why)
+	}
+	return fmt.Sprintf("moat's policy refused this command (%s: %s); it did not run, and working around the rule will be refused too.", r.Rule, why)
+}
+
+// LimitRefusal is the refusal for a run the kernel stopped at a limit of its
+// profile: layer is LayerMemory, LayerPids, LayerCPU or LayerTimeout.
+func LimitRefusal(layer string, l Limits) *Refusal {
+	r := &Refusal{Layer: layer, Kind: RefusedLimit}
+	switch layer {
+	case LayerMemory:
+		r.Rule, r.Allow.Limit = "memory.events:oom_kill", "memory"
+		r.Target = fmt.Sprintf("memory_bytes=%d", l.MemoryBytes)
+		r.Message = fmt.Sprintf("the command was killed by the kernel's OOM killer: it used more than its %d MiB memory limit; use less memory or ask for a profile with a higher memory limit.", l.MemoryBytes>>20)
+	case LayerPids:
+		r.Rule, r.Allow.Limit = "pids.events:max", "pids"
+		r.Target = fmt.Sprintf("pids=%d", l.Pids)
+		r.Message = fmt.Sprintf("the command hit its limit of %d processes and threads, so the kernel refused to start more (fork failed with EAGAIN); run fewer at once or ask for a profile with a higher pids limit.", l.Pids)
+	case LayerCPU:
+		r.Rule, r.Allow.Limit = "cpu.stat:usage_usec", "cpu"
+		r.Target = fmt.Sprintf("cpu_ms=%d", l.CPUMS)
+		r.Message = fmt.Sprintf("the command was killed after using its CPU-time budget of %s; do less work per command or ask for a profile with a higher cpu limit.", fmtMS(l.CPUMS))
+	case LayerTimeout:
+		r.Rule, r.Allow.Limit = "timeout", "timeout"
+		r.Target = fmt.Sprintf("timeout_ms=%d", l.TimeoutMS)
+		r.Message = fmt.Sprintf("the command was killed at its %s timeout; make it finish sooner, or ask for a longer timeout.", fmtMS(l.TimeoutMS))
+	default:
+		r.Message = "the command was stopped by the sandbox."
+	}
+	return r
+}
+
+func fmtMS(ms int64) string {
+	if ms%1000 == 0 {
+		return fmt.Sprintf("%ds", ms/1000)
+	}
+	return fmt.Sprintf("%dms", ms)
+}
