@@ -63,6 +63,9 @@ func RefusalOf(argv []string, d *Decision) *Refusal {
 		return nil
 	}
 	r := &Refusal{Layer: LayerPolicy, Kind: RefusedCommand, Target: strings.Join(argv, " "), Reasons: d.Reasons}
+	if len(argv) == 3 && (argv[0] == "bash" || argv[0] == "sh") && argv[1] == "-c" {
+		r.Target = argv[2] // a shell script: the script is what was judged
+	}
 	if len(d.Reasons) > 0 {
 		top := d.Reasons[0]
 		r.Rule, r.Source = top.Rule, top.Source
@@ -91,7 +94,7 @@ func (r *Refusal) sentence(d *Decision) string {
 	case r.Allow.Approval:
 		return fmt.Sprintf("moat's policy needed a person's approval and none came (%s: %s); the command did not run.", r.Rule, why)
 	}
-	return fmt.Sprintf("moat's policy refused this command (%s: %s); it did not run, and working around the rule will be refused too.", r.Rule, why)
+	return fmt.Sprintf("moat's policy refused this command (%s: %s); it did not run: this is a policy decision, not a failure of the command or the network, so do not retry it another way; ask the user if it is needed.", r.Rule, why)
 }
 
 // LimitRefusal is the refusal for a run the kernel stopped at a limit of its
