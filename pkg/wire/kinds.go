@@ -1,0 +1,24 @@
+package wire
+
+// Audit event kinds: the Kind of an AuditEvent and the last words of its
+// subject (moat.audit.evt.<source>.<kind>). Each names one thing that
+// happened; docs/audit.md says which component records it and when.
+const (
+	KindProfileResolved = "profile.resolved" // profiled resolved a profile for a workspace
+	KindPolicyDecision  = "policy.decision"  // policyd decided on a command
+	KindApprovalAsked   = "approval.asked"   // policyd asked a person
+	KindRunDecision     = "run.decision"     // sandboxd recorded the decision before a run (acked first)
+	KindRunExit         = "run.exit"         // sandboxd: how a run ended
+	KindRunFailed       = "run.failed"       // sandboxd: the sandbox could not run the command
+	KindAuditGap        = "audit.gap"        // auditd: a source's seq skipped numbers
+	KindAuditMalformed  = "audit.malformed"  // auditd: a stream message that is no event
+	KindAuditTailCut    = "audit.tail_cut"   // auditd: an unfinished final frame was cut at open
+)
+
+// Exit codes of the moat command line and of sandboxd's answers, beside the
+// command's own status.
+const (
+	ExitDenied         = 77  // policy refused (run) or denied (check)
+	ExitPrompt         = 78  // check: a person would be asked
+	ExitSandboxFailure = 125 // the sandbox could not run the command, or no sandboxd answered
+)
