@@ -107,6 +107,8 @@ func (p *Publisher) message(ev *wire.AuditEvent) (*nats.Msg, error) {
 	ev.Seq = p.seq.Add(1)
 	if p.san != nil {
 		p.san.Event(ev)
+	} else {
+		Bound(ev)
 	}
 	body, err := wire.Encode(wire.Msgpack, ev)
 	if err != nil {

@@ -79,10 +79,10 @@ func (s *Sanitizer) UserToken(name string) string {
 	return "user:" + hex.EncodeToString(m.Sum(nil)[:16])
 }
 
-// Event sanitizes ev. Its argv, reasons and details are replaced by
-// sanitized copies, never rewritten where they lie: a daemon builds events
-// from the very slices and maps it runs with, and those must stay as the
-// caller gave them.
+// Event sanitizes ev, then bounds it (see [Bound]). Its argv, reasons and
+// details are replaced by sanitized copies, never rewritten where they lie:
+// a daemon builds events from the very slices and maps it runs with, and
+// those must stay as the caller gave them.
 func (s *Sanitizer) Event(ev *wire.AuditEvent) {
 	ev.User = s.UserToken(ev.User)
 	if ev.Argv != nil {
@@ -108,6 +108,7 @@ func (s *Sanitizer) Event(ev *wire.AuditEvent) {
 		}
 		ev.Detail = detail
 	}
+	Bound(ev)
 }
 
 // value sanitizes one detail value; an environment-like map is redacted by

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -14,12 +15,27 @@ import (
 	"github.com/moatsec/moat/pkg/wire"
 )
 
+const auditUsage = `usage: moat audit SUBCOMMAND [flags]
+
+subcommands:
+  query    print stored events that match the filters (--limit in all, then a cursor to go on)
+  tail     print stored events and keep printing new ones (query -f)
+  verify   check the whole store: frames, hash chain, signed checkpoints, the anchor, open runs
+  stats    the store's size, its compression and the events not yet stored
+  export   every stored event as JSON lines, oldest first
+  hash     the token a user name has in the audit trail: moat audit hash NAME
+
+run ` + "`moat audit SUBCOMMAND -h`" + ` for a subcommand's flags`
+
 func runAudit(ctx context.Context, e *env, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(e.stderr, "usage: moat audit query|tail|verify|stats|export|hash [flags]")
+		fmt.Fprintln(e.stderr, auditUsage)
 		return ExitUsage
 	}
 	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprintln(e.stdout, auditUsage)
+		return ExitOK
 	case "query", "tail":
 		return auditQuery(ctx, e, args[0], args[1:])
 	case "verify":
@@ -48,7 +64,7 @@ func auditQuery(ctx context.Context, e *env, name string, args []string) int {
 	fs.StringVar(&q.Text, "text", "", "text in the command, cwd, reasons or details")
 	fs.StringVar(&since, "since", "", "RFC 3339 time or a duration ago (1h)")
 	fs.StringVar(&until, "until", "", "RFC 3339 time or a duration ago")
-	fs.IntVar(&q.Limit, "limit", 50, "events per page")
+	limit := fs.Int("limit", 50, "events to print in all, then the cursor to go on from (-f prints every event)")
 	fs.Uint64Var(&q.Cursor, "cursor", 0, "continue after this seq")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -65,8 +81,17 @@ func auditQuery(ctx context.Context, e *env, name string, args []string) int {
 		return ExitError
 	}
 	defer c.Close()
+	if *limit <= 0 {
+		fmt.Fprintf(e.stderr, "moat audit %s: --limit must be at least 1\n", name)
+		return ExitUsage
+	}
 	header := !*js
+	printed := 0
 	for {
+		q.Limit = min(wire.MaxAuditPage, *limit-printed)
+		if *follow {
+			q.Limit = wire.MaxAuditPage
+		}
 		res, err := c.AuditQuery(ctx, &q)
 		if err != nil {
 			return e.fail(err)
@@ -78,17 +103,19 @@ func auditQuery(ctx context.Context, e *env, name string, args []string) int {
 			}
 		} else {
 			printEvents(e, res.Events, header)
-			header = false
+			header = header && len(res.Events) == 0
 		}
+		printed += len(res.Events)
 		if len(res.Events) > 0 {
 			q.Cursor = res.Events[len(res.Events)-1].Seq
 		}
-		if res.Next != 0 {
+		more := res.Next != 0
+		if more && (printed < *limit || *follow) {
 			continue
 		}
 		if !*follow {
-			if !*js && q.Cursor != 0 {
-				fmt.Fprintf(e.stdout, "(next: --cursor %d)\n", q.Cursor)
+			if !*js && more {
+				fmt.Fprintf(e.stdout, "(more: --cursor %d)\n", q.Cursor)
 			}
 			return ExitOK
 		}
@@ -174,7 +201,10 @@ func auditStats(ctx context.Context, e *env, args []string) int {
 }
 
 func auditExport(ctx context.Context, e *env, args []string) int {
-	fs, _, opts := e.flags("audit export", true)
+	// No --json: the export is JSON lines already.
+	fs := flag.NewFlagSet("moat audit export", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	opts := clientFlags(fs, home.RoleClient)
 	format := fs.String("format", "jsonl", "jsonl (one event per line)")
 	if code, ok := parse(fs, args); !ok {
 		return code

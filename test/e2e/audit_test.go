@@ -5,6 +5,8 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand"
@@ -167,5 +169,90 @@ func TestAuditCLI(t *testing.T) {
 	}
 	if out := moat("audit", "hash", "alice"); !strings.HasPrefix(out, "user:") || strings.Contains(out, "alice") {
 		t.Fatalf("audit hash: %s", out)
+	}
+}
+
+// TestAuditLargeEvents: one run with a 200 KB argument must not make the
+// trail unreadable (issue 9: `moat audit query` and `export` answered 413
+// for everyone). The event holds the argument cut, with a marker and the
+// hash of the whole; query and export page by bytes.
+func TestAuditLargeEvents(t *testing.T) {
+	e := newEnv(t)
+	_, url := startBus(t, e)
+	start(t, e.cmd("profiled"))
+	start(t, e.cmd("policyd", "--approval-timeout", "2s"))
+	start(t, e.cmd("sandboxd"))
+	start(t, e.cmd("auditd"))
+	c := dialWait(t, e, url)
+	waitService(t, c, "sandboxd", 1)
+	waitService(t, c, "auditd", 1)
+	moat := func(args ...string) (string, string, int) {
+		cmd := e.cmd("moat", args...)
+		cmd.Dir = e.ws
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), errb.String(), code
+	}
+	// Two arguments of 100 KB: 200 KB in all (one execve string may not pass 128 KiB).
+	a, b := strings.Repeat("a", 100<<10), strings.Repeat("b", 100<<10)
+	for i := 0; i < 3; i++ {
+		if _, errOut, code := moat("run", "--profile", "workspace-write", "--", "true", a, b); code != 0 {
+			t.Fatalf("run with a 200 KB argument: exit %d\n%s", code, errOut)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		moat("run", "--profile", "workspace-write", "--", "true", fmt.Sprint(i))
+	}
+	var out string
+	eventually(t, 20*time.Second, "the runs on record", func() error {
+		o, errOut, code := moat("audit", "query", "--kind", "run.exit", "--limit", "1000", "--json")
+		if code != 0 {
+			return fmt.Errorf("moat audit query: exit %d: %s", code, errOut)
+		}
+		if n := strings.Count(o, "\n"); n < 23 {
+			return fmt.Errorf("%d run.exit events", n)
+		}
+		out = o
+		return nil
+	})
+	var big *wire.StoredEvent
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var ev wire.StoredEvent
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if len(ev.Event.Argv) > 1 && strings.HasPrefix(ev.Event.Argv[1], "aaaa") {
+			big = &ev
+		}
+	}
+	sum := sha256.Sum256([]byte(a))
+	if big == nil || len(big.Event.Argv[1]) > audit.MaxFieldBytes || !strings.Contains(big.Event.Argv[1], hex.EncodeToString(sum[:])) {
+		if big == nil {
+			t.Fatal("no run.exit event with the large argument")
+		}
+		a1 := big.Event.Argv[1]
+		t.Fatalf("the 100 KB argument is not cut with its hash: %d bytes, ends %q", len(a1), a1[max(0, len(a1)-100):])
+	}
+	export, errOut, code := moat("audit", "export")
+	if code != 0 || strings.Count(export, `"kind":"run.exit"`) < 23 {
+		t.Fatalf("moat audit export: exit %d\n%s", code, errOut)
+	}
+	// --limit is the number printed in all, then where to go on.
+	out, _, code = moat("audit", "query", "--kind", "run.exit", "--limit", "5")
+	if code != 0 || strings.Count(out, "run.exit") != 5 || !strings.Contains(out, "(more: --cursor ") {
+		t.Fatalf("moat audit query --limit 5: exit %d\n%s", code, out)
+	}
+	if out, _, code := moat("audit", "--help"); code != 0 || !strings.Contains(out, "export") {
+		t.Fatalf("moat audit --help: exit %d\n%s", code, out)
+	}
+	if _, errOut, code := moat("audit", "export", "--json"); code != 2 || !strings.Contains(errOut, "-json") {
+		t.Fatalf("moat audit export --json was accepted: exit %d\n%s", code, errOut)
 	}
 }

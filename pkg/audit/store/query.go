@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,12 +18,18 @@ func matches(q *wire.AuditQuery, it *IndexItem) bool {
 		(q.Since.IsZero() || it.TS >= q.Since.UnixNano()) && (q.Until.IsZero() || it.TS < q.Until.UnixNano())
 }
 
-// Query returns the events matching q, oldest first, a page at a time.
+// Query returns the events matching q, oldest first, a page at a time: a
+// page ends at q.Limit events or once it holds q.MaxBytes of events as
+// JSON, and holds at least one event when one matches.
 func (s *Store) Query(q wire.AuditQuery) (*wire.AuditPage, error) {
 	if q.Limit <= 0 {
 		q.Limit = 100
 	}
 	q.Limit = min(q.Limit, wire.MaxAuditPage)
+	if q.MaxBytes <= 0 || q.MaxBytes > wire.MaxAuditPageBytes {
+		q.MaxBytes = wire.MaxAuditPageBytes
+	}
+	size := 0
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	res := &wire.AuditPage{Events: []wire.StoredEvent{}}
@@ -57,9 +64,20 @@ func (s *Store) Query(q wire.AuditQuery) (*wire.AuditPage, error) {
 				if err := msgpack.Unmarshal(r.Event, &ev); err != nil {
 					return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 				}
-				if q.Text == "" || containsText(&ev, q.Text) {
-					res.Events = append(res.Events, wire.StoredEvent{Seq: r.Seq, Event: ev})
+				if q.Text != "" && !containsText(&ev, q.Text) {
+					continue
 				}
+				// The JSON size bounds the reply in either codec (msgpack is smaller).
+				j, err := json.Marshal(&ev)
+				if err != nil {
+					return nil, fmt.Errorf("record %d: %w", r.Seq, err)
+				}
+				if len(res.Events) > 0 && size+len(j) > q.MaxBytes {
+					res.Next = res.Events[len(res.Events)-1].Seq
+					return res, nil
+				}
+				size += len(j) + 32 // the seq and the wrapping
+				res.Events = append(res.Events, wire.StoredEvent{Seq: r.Seq, Event: ev})
 			}
 		}
 	}
