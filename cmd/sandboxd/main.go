@@ -22,13 +22,14 @@ import (
 
 func main() {
 	sandbox.Init() // when re-executed as the sandbox helper, this never returns
+	if len(os.Args) > 1 && os.Args[1] == "exec" {
+		// The command hears the signals and ends as it chooses.
+		sigs := make(chan os.Signal, 4)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		os.Exit(sandboxd.Exec(context.Background(), os.Args[2:], os.Stdin, os.Stdout, os.Stderr, sigs))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && os.Args[1] == "exec" {
-		code := sandboxd.Exec(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
-		stop()
-		os.Exit(code)
-	}
 	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd:", err)
 		os.Exit(1)

@@ -15,7 +15,9 @@
 //  2. sets rlimits, then drops to the workspace owner with no capability at
 //     all (every set empty, securebits locked so execve cannot hand any back);
 //  3. sets no_new_privs, enforces Landlock at a pinned ABI (refusing to run
-//     when the kernel lacks it) and loads the seccomp filter last.
+//     when the kernel lacks it) and loads the seccomp filter last;
+//  4. starts the command and stays its init: it forwards signals to it,
+//     reaps orphans, and reports the command's own status.
 //
 // Every step that fails stops the run with a message naming it: nothing runs
 // with less isolation than its profile asks. sandboxd's death kills the

@@ -26,11 +26,21 @@ type helperConfig struct {
 	CgroupTasks []string `json:"cgroup_tasks,omitempty"`
 }
 
-// helperStatus is what the helper reports on fd 4 just before it executes
-// the command (or instead, when a step failed).
+// helperStatus is what the helper reports on fd 4, one JSON value a line:
+// the isolation in force just before it starts the command (or instead an
+// error, when a step failed), then, as the command's init, how the command
+// ended.
 type helperStatus struct {
-	Isolation []string `json:"isolation,omitempty"`
-	Error     string   `json:"error,omitempty"`
+	Isolation []string     `json:"isolation,omitempty"`
+	Error     string       `json:"error,omitempty"`
+	Exit      *commandExit `json:"exit,omitempty"`
+}
+
+// commandExit is the command's own end, as its init reaped it.
+type commandExit struct {
+	Code   int        `json:"code"`             // the exit status, or 128+signal
+	Signal int        `json:"signal,omitempty"` // the signal that killed it
+	Usage  wire.Usage `json:"usage"`
 }
 
 // Fixed file descriptors of the helper.

@@ -34,9 +34,10 @@ func Init() {
 	os.Exit(code)
 }
 
-// helper builds the sandbox around itself and executes the command. It
-// returns only when something failed: 125 with an error for the parent, or
-// 126/127 for a command that could not be executed.
+// helper builds the sandbox around itself, starts the command and stays
+// its init (see supervise). It returns the helper's exit status: 125 with an
+// error for the parent when the sandbox could not be built, 126/127 for a
+// command that could not be executed, else the command's own.
 func helper(status *os.File) (int, error) {
 	cfgFile := os.NewFile(configFD, "config")
 	var cfg helperConfig
@@ -109,7 +110,7 @@ func helper(status *os.File) (int, error) {
 	if err := loadSeccomp(filter); err != nil {
 		return 125, fmt.Errorf("seccomp: %v", err)
 	}
-	applied = append(applied, "seccomp")
+	applied = append(applied, "seccomp", "init:pid1")
 	if err := json.NewEncoder(status).Encode(helperStatus{Isolation: applied}); err != nil {
 		return 125, fmt.Errorf("report to sandboxd: %v", err)
 	}
@@ -118,12 +119,7 @@ func helper(status *os.File) (int, error) {
 		fmt.Fprintf(os.Stderr, "moat: %s: command not found\n", cfg.Argv[0])
 		return ExitNotFound, nil
 	}
-	err = unix.Exec(path, cfg.Argv, cfg.Env)
-	fmt.Fprintf(os.Stderr, "moat: %s: %v\n", cfg.Argv[0], err)
-	if err == unix.ENOENT {
-		return ExitNotFound, nil
-	}
-	return ExitCannotExec, nil
+	return supervise(status, path, &cfg), nil
 }
 
 // lookPath finds argv0 in the sandbox's PATH (relative names from dir).

@@ -9,6 +9,10 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"syscall"
+
+	"github.com/moatsec/moat/pkg/wire"
+	"golang.org/x/sys/unix"
 )
 
 // helper is a started sandbox helper: in its namespaces, waiting for its
@@ -16,7 +20,8 @@ import (
 type helperProc struct {
 	cmd    *exec.Cmd
 	cfg    *os.File // write the configuration, then close
-	status *os.File // read the report until EOF
+	status *os.File // the helper's reports, one JSON value each
+	report *json.Decoder
 	stdin  *os.File
 	stdout *os.File
 	stderr *os.File
@@ -164,11 +169,9 @@ func (h *helperProc) begin(cfg *helperConfig) (helperStatus, error) {
 		return fail(refuse("hand the helper its configuration: %v", err))
 	}
 	h.cfg.Close()
-	raw, _ := io.ReadAll(h.status) // EOF: the command was executed (or the helper died)
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return fail(refuse("garbled helper status %q", raw))
-		}
+	h.report = json.NewDecoder(h.status)
+	if err := h.report.Decode(&st); err != nil && err != io.EOF { // EOF: the helper died
+		return fail(refuse("garbled helper status: %v", err))
 	}
 	if st.Error != "" {
 		return fail(refuse("%s", st.Error))
@@ -180,6 +183,31 @@ func (h *helperProc) begin(cfg *helperConfig) (helperStatus, error) {
 	}
 	return st, nil
 }
+
+// outcome is how the command ended, once the helper has exited: its init's
+// report, or, when the init itself was killed (a timeout, a limit, a
+// cancel) or the command never started, the helper's own status.
+func (h *helperProc) outcome() (code int, signal string, usage wire.Usage) {
+	var st helperStatus
+	if h.report.Decode(&st) == nil && st.Exit != nil {
+		if st.Exit.Signal != 0 {
+			signal = unix.SignalName(syscall.Signal(st.Exit.Signal))
+		}
+		return st.Exit.Code, signal, st.Exit.Usage
+	}
+	ws := h.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	code = ws.ExitStatus()
+	if ws.Signaled() {
+		signal, code = unix.SignalName(ws.Signal()), 128+int(ws.Signal())
+	}
+	if ru, ok := h.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		usage = wire.Usage{MaxRSSBytes: ru.Maxrss * 1024, UserUS: ru.Utime.Nano() / 1000, SysUS: ru.Stime.Nano() / 1000}
+	}
+	return code, signal, usage
+}
+
+// signal passes sig to the helper, which forwards it to the command.
+func (h *helperProc) signal(sig os.Signal) { h.cmd.Process.Signal(sig) }
 
 // refill tops the pool up.
 func refill(noNet bool) {

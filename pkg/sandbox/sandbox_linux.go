@@ -127,6 +127,8 @@ wait:
 		case <-ctx.Done():
 			cmd.Process.Kill()
 			cg.killAll()
+		case sig := <-spec.Signals:
+			h.signal(sig)
 		case <-cpuTick.C:
 			if cg.cpuUsed() > time.Duration(spec.Profile.Limits.CPUMS)*time.Millisecond {
 				res.CPUExceeded = true
@@ -141,17 +143,7 @@ wait:
 	if waitErr != nil && !errors.As(waitErr, &exitErr) {
 		return nil, fmt.Errorf("wait for the command: %w", waitErr)
 	}
-	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	switch {
-	case ws.Signaled():
-		res.Signal = unix.SignalName(ws.Signal())
-		res.ExitCode = 128 + int(ws.Signal())
-	default:
-		res.ExitCode = ws.ExitStatus()
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		res.Usage = wire.Usage{MaxRSSBytes: ru.Maxrss * 1024, UserUS: ru.Utime.Nano() / 1000, SysUS: ru.Stime.Nano() / 1000}
-	}
+	res.ExitCode, res.Signal, res.Usage = h.outcome()
 	if cpu := cg.cpuUsed(); cpu > 0 {
 		res.Usage.UserUS = max(res.Usage.UserUS, cpu.Microseconds()-res.Usage.SysUS)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
@@ -19,6 +20,10 @@ type Spec struct {
 	Timeout time.Duration // lowers the profile's timeout when set
 	// Stdout and Stderr, when set, also receive the output live (up to the caps).
 	Stdout, Stderr io.Writer
+	// Signals, when set, are passed on to the command's process group as
+	// they come (its init forwards SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
+	// SIGUSR2 and SIGWINCH; others are dropped).
+	Signals <-chan os.Signal
 }
 
 // Result is what happened.

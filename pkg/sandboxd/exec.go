@@ -23,8 +23,9 @@ const ExitSandboxFailure = 125
 
 // Exec is `sandboxd exec`: one command under the same isolation as a run,
 // with the profile resolved locally and no bus and no policy — the tool for
-// testing and benchmarking the sandbox alone. It returns the exit status.
-func Exec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// testing and benchmarking the sandbox alone. Signals from signals are
+// passed on to the command. It returns the exit status.
+func Exec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, signals <-chan os.Signal) int {
 	fs := flag.NewFlagSet("sandboxd exec", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	name := fs.String("profile", "", "profile name or alias (default offline)")
@@ -67,7 +68,7 @@ func Exec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return fail(err)
 	}
-	spec := &sandbox.Spec{Argv: fs.Args(), Profile: p, Env: sandbox.Pass(p, os.Environ()), Timeout: *timeout}
+	spec := &sandbox.Spec{Argv: fs.Args(), Profile: p, Env: sandbox.Pass(p, os.Environ()), Timeout: *timeout, Signals: signals}
 	for k, v := range env {
 		spec.Env[k] = v
 	}

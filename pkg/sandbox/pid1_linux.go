@@ -1,0 +1,100 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/moatsec/moat/pkg/wire"
+	"golang.org/x/sys/unix"
+)
+
+// forwarded are the signals the helper, as the run's init, passes on to the
+// command's process group: what a terminal, a supervisor or sandboxd's
+// drain sends. Every other signal from inside the namespace is dropped by
+// the kernel (an init without a handler), SIGKILL from outside ends the
+// whole run.
+var forwarded = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
+
+// supervise starts the command and stays PID 1 of the run's pid namespace,
+// as a real init: it forwards signals to the command, reaps every orphan
+// that is reparented to it, and when the command ends reports the command's
+// own status on the status pipe and exits with it (the kernel then ends
+// whatever the command left behind). The command is not PID 1, so it dies
+// of its own signals (`kill -9 $$` is 137, as outside) and its orphans do
+// not pile up as zombies.
+//
+// It runs on the thread that built the sandbox (Init locks it): the command
+// is forked from it and inherits its credentials, empty capability sets,
+// securebits, Landlock domain and seccomp filter.
+func supervise(status *os.File, path string, cfg *helperConfig) int {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	// The helper keeps the command's uid: not dumpable, its memory and
+	// /proc/1 stay out of the command's reach (execve makes the command
+	// dumpable again).
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "moat: init: not dumpable: %v\n", err)
+		return ExitCannotExec
+	}
+	pid, err := syscall.ForkExec(path, cfg.Argv, &syscall.ProcAttr{Env: cfg.Env, Files: []uintptr{0, 1, 2},
+		Sys: &syscall.SysProcAttr{Setpgid: true}})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "moat: %s: %v\n", cfg.Argv[0], err)
+		if err == syscall.ENOENT {
+			return ExitNotFound
+		}
+		return ExitCannotExec
+	}
+	os.Stdin.Close() // the command's alone: its end of the pipe closes with it
+	exited := make(chan *commandExit, 1)
+	go reap(pid, exited)
+	for {
+		select {
+		case s := <-sigs:
+			// From this thread: it is in the command's Landlock domain,
+			// which scopes signals (another thread may hold a domain of its
+			// own). Its group, as a terminal does; a command that left its
+			// group still gets it itself.
+			if unix.Kill(-pid, s.(syscall.Signal)) != nil {
+				unix.Kill(pid, s.(syscall.Signal))
+			}
+		case ex := <-exited:
+			json.NewEncoder(status).Encode(helperStatus{Exit: ex})
+			return ex.Code
+		}
+	}
+}
+
+// reap waits for every child the init has — the command and each orphan
+// the kernel hands it — and sends the command's end on exited.
+func reap(pid int, exited chan<- *commandExit) {
+	for {
+		var ws unix.WaitStatus
+		var ru unix.Rusage
+		got, err := unix.Wait4(-1, &ws, 0, &ru)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "moat: init: wait for the command: %v\n", err)
+			exited <- &commandExit{Code: ExitCannotExec}
+			return
+		}
+		if got != pid || !(ws.Exited() || ws.Signaled()) {
+			continue // an orphan reaped, or a stop
+		}
+		ex := &commandExit{Code: ws.ExitStatus(), Usage: wire.Usage{MaxRSSBytes: ru.Maxrss * 1024,
+			UserUS: ru.Utime.Nano() / 1000, SysUS: ru.Stime.Nano() / 1000}}
+		if ws.Signaled() {
+			ex.Signal = int(ws.Signal())
+			ex.Code = 128 + ex.Signal
+		}
+		exited <- ex
+		return
+	}
+}

@@ -1,0 +1,191 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/moatsec/moat/pkg/profile"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// initWorkspace resolves profile name for a fresh workspace outside /tmp.
+func initWorkspace(t *testing.T, name string) (string, *wire.Profile) {
+	t.Helper()
+	base, err := os.MkdirTemp("/var/tmp", "moat-sandbox-init-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	ws := filepath.Join(base, "ws")
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err := profile.NewResolver(profile.Options{MoatHome: filepath.Join(base, "moat")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Resolve(&wire.ResolveRequest{Profile: name, Workspace: ws})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws, p
+}
+
+// TestInitCommandStatus: the command is not its namespace's PID 1, so its
+// own signals kill it and its status is the one it has outside.
+func TestInitCommandStatus(t *testing.T) {
+	_, p := initWorkspace(t, "offline")
+	outside := exec.Command("bash", "-c", "kill -9 $$").Run()
+	var ee *exec.ExitError
+	if !errors.As(outside, &ee) {
+		t.Fatalf("bash outside the sandbox: %v", outside)
+	}
+	want := 128 + int(ee.Sys().(syscall.WaitStatus).Signal())
+	for _, tc := range []struct {
+		argv       []string
+		code       int
+		signal     string
+		stdoutWant string
+	}{
+		{[]string{"bash", "-c", "kill -9 $$"}, want, "SIGKILL", ""},
+		{[]string{"bash", "-c", "kill -TERM $$"}, 128 + 15, "SIGTERM", ""},
+		{[]string{"sh", "-c", "test $$ != 1 && exit 7"}, 7, "", ""},
+	} {
+		res, err := Run(context.Background(), &Spec{Argv: tc.argv, Profile: p})
+		if err != nil {
+			t.Fatalf("%v: %v", tc.argv, err)
+		}
+		if res.ExitCode != tc.code || res.Signal != tc.signal || (tc.stdoutWant != "" && string(res.Stdout) != tc.stdoutWant) {
+			t.Errorf("%v: exit %d signal %q stdout %q, want %d %q %q (stderr %q)", tc.argv, res.ExitCode, res.Signal,
+				res.Stdout, tc.code, tc.signal, tc.stdoutWant, res.Stderr)
+		}
+	}
+}
+
+// zombieCheck waits (bounded) until no sleep is left running, then prints
+// how many zombies the namespace holds and how many sleeps it saw.
+const zombieCheck = `
+import os, time
+def procs():
+    out = []
+    for p in os.listdir('/proc'):
+        if p.isdigit():
+            try:
+                st = open('/proc/%s/stat' % p).read()
+            except OSError:
+                continue
+            out.append((st[st.index('(')+1:st.rindex(')')], st[st.rindex(')')+2]))
+    return out
+seen = 0
+for _ in range(400):
+    ps = procs()
+    seen = max(seen, sum(1 for c, s in ps if c == 'sleep'))
+    if not any(c == 'sleep' and s != 'Z' for c, s in ps):
+        break
+    time.sleep(0.05)
+time.sleep(0.2)
+print(sum(1 for c, s in procs() if s == 'Z'), seen)
+`
+
+// TestInitReapsOrphans: orphans that end while the command runs are reaped
+// by the init, even when the command itself never waits for anything.
+func TestInitReapsOrphans(t *testing.T) {
+	_, p := initWorkspace(t, "offline")
+	script := "for i in 1 2 3 4 5; do (sleep 0.05 &); done; exec python3 -c \"$0\""
+	res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", script, zombieCheck}, Profile: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", res.ExitCode, res.Stderr)
+	}
+	f := strings.Fields(string(res.Stdout))
+	if len(f) != 2 || f[0] != "0" || f[1] == "0" {
+		t.Fatalf("zombies, sleeps seen = %q, want 0 zombies after some sleeps (stderr %q)", res.Stdout, res.Stderr)
+	}
+}
+
+// TestInitForwardsSignals: a signal for the run reaches the command, which
+// handles it and ends as it chooses; its handler's effect is on disk.
+func TestInitForwardsSignals(t *testing.T) {
+	ws, p := initWorkspace(t, "workspace-write")
+	marker := filepath.Join(ws, "marker")
+	sigs := make(chan os.Signal, 1)
+	ready := &lineWaiter{want: "ready", seen: make(chan struct{})}
+	script := `trap 'echo got-term > marker; exit 3' TERM; echo ready; while :; do sleep 0.05; done`
+	done := make(chan struct{})
+	var res *Result
+	var err error
+	go func() {
+		defer close(done)
+		res, err = Run(context.Background(), &Spec{Argv: []string{"bash", "-c", script}, Profile: p, Stdout: ready, Signals: sigs})
+	}()
+	select {
+	case <-ready.seen:
+	case <-done:
+		t.Fatalf("the command ended before it was ready: %v %+v", err, res)
+	}
+	sigs <- syscall.SIGTERM
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 3 || res.Signal != "" {
+		t.Errorf("exit %d signal %q, want 3 from the trap (stderr %q)", res.ExitCode, res.Signal, res.Stderr)
+	}
+	if b, err := os.ReadFile(marker); err != nil || string(b) != "got-term\n" {
+		t.Errorf("marker: %q %v, want the trap's line", b, err)
+	}
+}
+
+// lineWaiter closes seen once want has been written.
+type lineWaiter struct {
+	mu   sync.Mutex
+	buf  strings.Builder
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *lineWaiter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(p), nil
+}
+
+// TestInitHoldsNothing: the init that lives beside the command has no
+// capability on any of its threads, and its memory, environment and root
+// are out of the command's reach.
+func TestInitHoldsNothing(t *testing.T) {
+	_, p := initWorkspace(t, "offline")
+	script := `grep -h '^Cap\(Eff\|Prm\)' /proc/1/task/*/status | sort | uniq -c
+cat /proc/1/environ >/dev/null 2>&1 && echo environ-read
+readlink /proc/1/root >/dev/null 2>&1 && echo root-read
+exit 0`
+	res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", script}, Profile: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(res.Stdout)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %q (stderr %q), want only the capability lines, all empty", res.Stdout, res.Stderr)
+	}
+	for _, l := range lines {
+		if !strings.HasSuffix(l, "0000000000000000") {
+			t.Errorf("a thread of the init holds capabilities: %q", l)
+		}
+	}
+}
