@@ -158,7 +158,11 @@ func awkCmd(j *judge, name string, args []arg, dir string, in stdin) {
 		j.add(allow, "default.sandboxed", "", "%s runs the program file %s, confined by profile %s", name, f.s, j.in.Profile.Name)
 		return
 	}
-	ops := operands(args, "vFf", "assign", "field-separator")
+	if l, ok := optionValue(args, 'l', "load"); ok {
+		j.add(prompt, "exec.inline-code", "", "%s -l %s loads a shared library: native code", name, short(l.s))
+		return
+	}
+	ops := operands(args, "vFfiEl", "assign", "field-separator", "include", "exec", "load")
 	if len(ops) > 0 {
 		if ops[0].dyn {
 			j.add(prompt, "exec.inline-code", "", "%s runs a program only known at run time", name)
@@ -166,7 +170,7 @@ func awkCmd(j *judge, name string, args []arg, dir string, in stdin) {
 		}
 		prog = ops[0].s
 	}
-	if strings.Contains(prog, "system") || strings.Contains(prog, "|") || strings.Contains(prog, ">") {
+	if strings.Contains(prog, "system") || strings.Contains(prog, "|") || strings.Contains(prog, ">") || strings.Contains(prog, "@load") {
 		j.add(prompt, "exec.inline-code", "", "%s program runs commands or writes files: %s", name, short(prog))
 		return
 	}

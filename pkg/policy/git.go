@@ -36,11 +36,17 @@ func gitCmd(j *judge, name string, args []arg, dir string, in stdin) {
 				dir = j.abs(args[i+1].s, dir)
 			}
 			i++
-		case a.s == "-c" || a.s == "--git-dir" || a.s == "--work-tree" || a.s == "--namespace" || a.s == "--exec-path":
-			if a.s == "-c" && i+1 < len(args) && gitConfigExecutes(args[i+1].s) {
-				j.add(prompt, "exec.inline-code", "", "git -c %s makes git run a command", args[i+1].s)
+		case a.s == "-c" || a.s == "--config-env" || a.s == "--git-dir" || a.s == "--work-tree" || a.s == "--namespace" || a.s == "--super-prefix":
+			if (a.s == "-c" || a.s == "--config-env") && i+1 < len(args) {
+				j.gitConfigArg(a.s, args[i+1])
 			}
 			i++
+		case strings.HasPrefix(a.s, "-c") && !strings.HasPrefix(a.s, "--"): // -ckey=value
+			j.gitConfigArg("-c", arg{s: a.s[2:]})
+		case strings.HasPrefix(a.s, "--config-env="):
+			j.gitConfigArg("--config-env", arg{s: strings.TrimPrefix(a.s, "--config-env=")})
+		case strings.HasPrefix(a.s, "--exec-path="):
+			j.add(prompt, "exec.inline-code", "", "git %s runs git's programs from %s", a.s, strings.TrimPrefix(a.s, "--exec-path="))
 		case strings.HasPrefix(a.s, "-"):
 		default:
 			goto sub
@@ -62,6 +68,9 @@ sub:
 		j.network("git remote update", nil)
 		j.gitWrites(sub, dir)
 	case gitReadOnly[sub]:
+		if j.gitHiddenEffects(sub, subArgs, dir) {
+			return
+		}
 		j.add(allow, "safe.read-only", "", "git %s only reads", sub)
 	case sub == "branch" || sub == "tag" || sub == "remote" || (sub == "stash" && len(subArgs) > 1 && subArgs[1].s == "list"):
 		if len(operands(subArgs, "")) == 0 || sub == "stash" || hasFlag(subArgs, "l", "list") || (sub == "remote" && hasFlag(subArgs, "v", "verbose")) {
@@ -141,15 +150,93 @@ func (j *judge) gitTop(dir string) string {
 	return dir
 }
 
+// gitConfigArg judges one -c key=value or --config-env key=ENVVAR.
+func (j *judge) gitConfigArg(opt string, kv arg) {
+	if kv.dyn || gitConfigExecutes(kv.s) {
+		j.add(prompt, "exec.inline-code", "", "git %s %s makes git run a command", opt, short(kv.s))
+	}
+}
+
+// gitExecKeys are configuration keys (or their last part) whose value git
+// runs, loads or takes as more configuration.
+var gitExecSuffix = []string{
+	".command", ".cmd", ".textconv", ".program", ".helper", ".driver", ".clean", ".smudge", ".process",
+	".sshcommand", ".askpass", ".pager", ".editor", ".gitproxy", ".hookspath", ".fsmonitor", ".external",
+	".packobjectshook", ".difffilter", ".alternaterefscommand", ".receivepack", ".uploadpack", ".templatedir",
+	".path", ".tool", ".proxycommand",
+}
+
 func gitConfigExecutes(kv string) bool {
 	k := strings.ToLower(strings.SplitN(kv, "=", 2)[0])
-	for _, s := range []string{"core.sshcommand", "core.pager", "core.editor", "core.fsmonitor", "core.hookspath",
-		"alias.", "credential.helper", "diff.external", "sequence.editor", "gpg.program", "protocol.ext.allow"} {
-		if strings.HasPrefix(k, s) {
+	for _, p := range []string{"alias.", "pager.", "include.", "includeif.", "protocol.", "sequence.editor", "core.sshcommand"} {
+		if strings.HasPrefix(k, p) {
 			return true
 		}
 	}
-	return strings.HasSuffix(k, ".command") || strings.HasSuffix(k, ".textconv")
+	for _, s := range gitExecSuffix {
+		if strings.HasSuffix(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// gitOutputSubs are the reading subcommands that take diff options, among
+// them --output=FILE.
+var gitOutputSubs = map[string]bool{
+	"log": true, "show": true, "diff": true, "whatchanged": true, "diff-tree": true, "diff-index": true,
+	"diff-files": true, "range-diff": true,
+}
+
+// gitHiddenEffects judges what a reading subcommand's options make it do:
+// --output writes a file, grep -O runs a pager. It reports whether any did.
+func (j *judge) gitHiddenEffects(sub string, args []arg, dir string) bool {
+	acted := false
+	if gitOutputSubs[sub] {
+		for i := 1; i < len(args); i++ {
+			a := args[i]
+			if a.dyn || a.s == "--" {
+				break
+			}
+			long, v, joined := strings.Cut(strings.TrimPrefix(a.s, "--"), "=")
+			if !strings.HasPrefix(a.s, "--") || !abbrev(long, "output", 3) || strings.HasPrefix(long, "output-") {
+				continue
+			}
+			if !joined {
+				if i+1 >= len(args) {
+					break
+				}
+				i++
+				j.write("git "+sub+" --output", args[i], dir)
+			} else {
+				j.write("git "+sub+" --output", arg{s: v}, dir)
+			}
+			acted = true
+		}
+	}
+	if sub == "grep" {
+		for _, a := range args[1:] {
+			if a.dyn {
+				continue
+			}
+			pager := ""
+			switch {
+			case strings.HasPrefix(a.s, "--open-files-in-pager"), a.s == "-O":
+				_, pager, _ = strings.Cut(a.s, "=")
+			case strings.HasPrefix(a.s, "-O") && !strings.HasPrefix(a.s, "--"):
+				pager = a.s[2:]
+			default:
+				continue
+			}
+			acted = true
+			if pager == "" {
+				j.add(prompt, "exec.inline-code", "", "git grep -O opens the files in a pager, a program git runs")
+			} else {
+				j.runsCommand("git grep -O", arg{s: pager}, dir)
+			}
+		}
+	}
+	return acted
 }
 
 func isLocalRepo(s string) bool {

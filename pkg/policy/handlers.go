@@ -35,7 +35,10 @@ func init() {
 		"setcap": privCmd, "newgrp": privCmd, "sg": privCmd,
 		"eval": evalCmd, "source": sourceCmd, ".": sourceCmd,
 		"find": findCmd, "git": gitCmd, "awk": awkCmd, "gawk": awkCmd, "mawk": awkCmd, "nawk": awkCmd,
-		"deno": denoCmd,
+		"deno": denoCmd, "rg": rgCmd, "bat": pagerCmd, "ag": pagerCmd, "ack": pagerCmd, "man": pagerCmd,
+		"info": pagerCmd, "less": lessCmd, "fd": fdCmd, "fdfind": fdCmd, "tree": treeCmd, "xxd": xxdCmd,
+		"csplit": csplitCmd, "yq": yqCmd, "history": historyCmd, "nm": nmCmd, "file": fileCmd,
+		"export": exportCmd, "declare": exportCmd, "local": exportCmd, "typeset": exportCmd, "readonly": exportCmd,
 	} {
 		handlers[n] = h
 	}
@@ -80,8 +83,8 @@ var safeCommands = []string{
 	"base64", "column", "fold", "fmt", "paste", "join", "rev", "seq", "sleep", "test", "[", "printenv",
 	"env", "nproc", "free", "uptime", "tac", "strings", "expr", "hostname", "groups", "locale", "getconf",
 	"ps", "pgrep", "lsof", "whereis", "apropos", "man", "info", "help", "bat", "fd", "exa", "eza", "sha224sum",
-	"sha384sum", "numfmt", "tsort", "look", "csplit", "dircolors", "tty", "arch", "logname", "users", "who",
-	"w", "last", "lscpu", "lsblk", "lsmod", "vmstat", "iostat", "mpstat", "nm", "objdump", "readelf", "ldd",
+	"sha384sum", "numfmt", "tsort", "look", "dircolors", "tty", "arch", "logname", "users", "who",
+	"w", "last", "lscpu", "lsblk", "lsmod", "vmstat", "iostat", "mpstat", "nm", "objdump", "readelf",
 	"size", "c++filt", "cd", "pushd", "popd", "set", "unset", "export", "declare", "local",
 	"read", "wait", "shift", "exit", "return", ":", "alias", "hash", "history", "jobs", "umask", "ulimit",
 }
@@ -225,31 +228,11 @@ func ddCmd(j *judge, name string, args []arg, dir string, in stdin) {
 	}
 }
 
-func sedCmd(j *judge, name string, args []arg, dir string, in stdin) {
-	inPlace := false
-	for _, a := range args[1:] {
-		if a.dyn {
-			continue
-		}
-		if a.s == "--in-place" || strings.HasPrefix(a.s, "--in-place=") ||
-			(len(a.s) > 1 && a.s[0] == '-' && a.s[1] != '-' && strings.ContainsRune(strings.SplitN(a.s[1:], "e", 2)[0], 'i')) {
-			inPlace = true
-		}
-	}
-	if !inPlace {
-		j.add(allow, "safe.read-only", "", "sed without -i writes only to its output")
+func sortCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	if p, ok := longValue(args, "compress-program", 3); ok {
+		j.runsCommand("sort --compress-program", p, dir)
 		return
 	}
-	ops := operands(args, "eflE", "expression", "file", "line-length")
-	if _, ok := optionValue(args, 'e', "expression"); !ok {
-		if _, ok := optionValue(args, 'f', "file"); !ok && len(ops) > 0 {
-			ops = ops[1:] // the script
-		}
-	}
-	j.writes("sed -i", ops, dir)
-}
-
-func sortCmd(j *judge, name string, args []arg, dir string, in stdin) {
 	if o, ok := optionValue(args, 'o', "output"); ok {
 		j.write(name, o, dir)
 		return
@@ -267,6 +250,27 @@ func uniqCmd(j *judge, name string, args []arg, dir string, in stdin) {
 }
 
 func tarCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	for _, opt := range []struct {
+		name string
+		min  int
+	}{{"to-command", 4}, {"use-compress-program", 5}, {"info-script", 4}, {"new-volume-script", 3}, {"rsh-command", 3}} {
+		if v, ok := longValue(args, opt.name, opt.min); ok {
+			j.runsCommand("tar --"+opt.name, v, dir)
+		}
+	}
+	for _, a := range args[1:] {
+		if long, v, ok := strings.Cut(strings.TrimPrefix(a.s, "--"), "="); ok && !a.dyn && strings.HasPrefix(a.s, "--") && abbrev(long, "checkpoint-action", 12) {
+			if c, isExec := strings.CutPrefix(v, "exec="); isExec {
+				j.runsCommand("tar --checkpoint-action=exec", arg{s: c}, dir)
+			}
+		}
+	}
+	if v, ok := shortValue(args, 'I', "cxtvzjJaprukwWSOmhP"); ok {
+		j.runsCommand("tar -I", v, dir)
+	}
+	if v, ok := shortValue(args, 'F', "cxtvzjJaprukwWSOmhP"); ok {
+		j.runsCommand("tar -F", v, dir)
+	}
 	extract, create := false, false
 	for i, a := range args[1:] {
 		if a.dyn {

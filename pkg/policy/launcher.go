@@ -138,6 +138,8 @@ func (j *judge) unwrapEnv(args []arg, dir string) ([]arg, string) {
 			dir = j.abs(strings.TrimPrefix(a.s, "--chdir="), dir)
 		case strings.HasPrefix(a.s, "-") && len(a.s) > 1:
 		case envAssign.MatchString(a.s):
+			name, v, _ := strings.Cut(a.s, "=")
+			j.envAssign(name, arg{s: v}, dir)
 		default:
 			return args[i:], dir
 		}

@@ -111,8 +111,16 @@ func (j *judge) stmt(s *syntax.Stmt, sc *scope) {
 			}
 		}
 	}
+	if decl, ok := s.Cmd.(*syntax.DeclClause); ok { // export, declare, local, readonly
+		j.assigns(decl.Args, sc)
+		return
+	}
 	call, ok := s.Cmd.(*syntax.CallExpr)
-	if !ok || len(call.Args) == 0 {
+	if !ok {
+		return
+	}
+	j.assigns(call.Assigns, sc)
+	if len(call.Args) == 0 {
 		return
 	}
 	args := j.argsOf(call.Args, sc.dir())
@@ -126,6 +134,18 @@ func (j *judge) stmt(s *syntax.Stmt, sc *scope) {
 	}
 	for _, d := range dirs {
 		j.command(args, d, in)
+	}
+}
+
+// assigns judges variables that make programs run commands or load code.
+func (j *judge) assigns(as []*syntax.Assign, sc *scope) {
+	for _, a := range as {
+		if a.Name == nil || a.Value == nil {
+			continue
+		}
+		if n := a.Name.Value; envCommand[n] || envCode[n] || strings.HasPrefix(n, "GIT_CONFIG") {
+			j.envAssign(n, j.wordArg(a.Value), sc.dir())
+		}
 	}
 }
 
