@@ -81,7 +81,8 @@ func Permissions(role string) *server.Permissions {
 		p.Response.MaxMsgs = 2
 	case home.RoleSandboxd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.sandbox.>")
-		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck, wire.SubjectRunOutput+".*.out")
+		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck, wire.SubjectRunOutput+".*.out",
+			wire.SubjectRunClaim+".*") // a request id runs once (MOAT_RUNS)
 		// Heartbeats while a command runs, then the result.
 		p.Response.MaxMsgs = -1
 	case home.RoleAuditd:

@@ -32,6 +32,9 @@ type Config struct {
 	// MaxPayload is the largest message the bus carries (run results hold output).
 	MaxPayload int32
 	Logger     *slog.Logger
+	// Topology places the server in a cluster, as a hub or as a worker's
+	// leaf (cluster.go); the zero value is one server alone.
+	Topology Topology
 }
 
 // Defaults for Config's zero fields.
@@ -43,9 +46,10 @@ const (
 
 // Server is a running bus.
 type Server struct {
-	ns   *server.Server
-	log  *slog.Logger
-	keys int
+	ns    *server.Server
+	log   *slog.Logger
+	keys  int
+	recon *reconciler // nil unless clustered
 }
 
 // Start runs the bus and returns once it accepts connections and the audit
@@ -76,7 +80,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		HTTPPort:            0,
 	}
 	for _, role := range home.Roles {
-		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: keys[role], Permissions: Permissions(role)})
+		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: keys[role], Permissions: Permissions(role), AllowedConnectionTypes: localConnections})
+	}
+	if err := cfg.Topology.apply(opts, cfg.Home); err != nil {
+		return nil, err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -89,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("bus did not accept connections within 10s: is the listen address in use?")
 	}
 	s := &Server{ns: ns, log: cfg.Logger, keys: len(keys)}
-	if err := ensureAuditStream(ctx, ns, cfg.Home, orInt64(cfg.AuditMaxBytes, DefaultAuditMaxBytes)); err != nil {
+	if s.recon, err = startStreams(ctx, ns, cfg.Home, cfg.Topology, orInt64(cfg.AuditMaxBytes, DefaultAuditMaxBytes), cfg.Logger); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -105,6 +112,7 @@ func (s *Server) Keys() int { return s.keys }
 // Close drains the bus: it stops accepting connections, lets clients finish
 // and shuts JetStream down cleanly (its store is flushed).
 func (s *Server) Close() {
+	s.recon.stop()
 	s.ns.LameDuckShutdown()
 	s.ns.WaitForShutdown()
 }

@@ -34,26 +34,52 @@ func AuditStreamConfig(maxBytes int64) jetstream.StreamConfig {
 	}
 }
 
-// ensureAuditStream creates or updates MOAT_AUDIT through an in-process admin
-// connection; running it on every start is safe.
-func ensureAuditStream(ctx context.Context, ns *server.Server, h home.Home, maxBytes int64) error {
+// RunClaimAge is how long sandboxd remembers that a request id ran.
+const RunClaimAge = 24 * time.Hour
+
+// RunsStreamConfig is MOAT_RUNS: one claim per request id (see
+// pkg/sandboxd's claim), kept a day, so a retried request never runs twice.
+func RunsStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              wire.RunsStream,
+		Description:       "moat run claims: a request id runs once",
+		Subjects:          []string{wire.SubjectRunClaim + ".*"},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		MaxMsgsPerSubject: 1,
+		MaxAge:            RunClaimAge,
+		Duplicates:        2 * time.Minute,
+		Replicas:          1,
+	}
+}
+
+// adminConn is an in-process admin connection to ns.
+func adminConn(ns *server.Server, h home.Home) (*nats.Conn, error) {
 	auth, err := nats.NkeyOptionFromSeed(h.Creds(home.RoleAdmin))
 	if err != nil {
-		return fmt.Errorf("read admin key: %w", err)
+		return nil, fmt.Errorf("read admin key: %w", err)
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns), auth, nats.Name("busd"))
+	nc, err := nats.Connect("", nats.InProcessServer(ns), auth, nats.Name("busd"), nats.MaxReconnects(-1))
 	if err != nil {
-		return fmt.Errorf("connect to the embedded bus: %w", err)
+		return nil, fmt.Errorf("connect to the embedded bus: %w", err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	return nc, nil
+}
+
+// ensureStreams creates the streams moat keeps (MOAT_AUDIT, MOAT_RUNS) with
+// replicas copies, or updates them; running it on every start is safe. It
+// never lowers a stream's replicas.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, maxBytes int64, replicas int) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := js.CreateOrUpdateStream(ctx, AuditStreamConfig(maxBytes)); err != nil {
-		return fmt.Errorf("create stream %s: %w", wire.AuditStream, err)
+	for _, cfg := range []jetstream.StreamConfig{AuditStreamConfig(maxBytes), RunsStreamConfig()} {
+		cfg.Replicas = replicas
+		if s, err := js.Stream(ctx, cfg.Name); err == nil && s.CachedInfo().Config.Replicas > replicas {
+			cfg.Replicas = s.CachedInfo().Config.Replicas
+		}
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
 	}
 	return nil
 }

@@ -126,7 +126,9 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	if dec.Verdict != wire.VerdictAllow {
 		return &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: 77, Refusal: wire.RefusalOf(rr.Argv, &dec)}, nil
 	}
-
+	if err := d.claim(ctx, rr.RequestID); err != nil { // once.go: a request id runs once
+		return nil, err
+	}
 	spec := &sandbox.Spec{Argv: rr.Argv, Profile: prof, Dir: prof.Cwd, Env: rr.Env, Stdin: rr.Stdin,
 		Timeout: time.Duration(rr.TimeoutMS) * time.Millisecond}
 	if rr.Stream {

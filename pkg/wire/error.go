@@ -12,6 +12,7 @@ const (
 	CodeDenied      = 403
 	CodeNotFound    = 404
 	CodeTimeout     = 408
+	CodeConflict    = 409
 	CodeTooLarge    = 413
 	CodeInternal    = 500
 	CodeUnavailable = 503

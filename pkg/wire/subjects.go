@@ -17,6 +17,8 @@ const (
 	SubjectAuditCkpt   = "moat.audit.checkpoint"
 	SubjectAuditEvents = "moat.audit.evt" // + ".<source>.<kind>"
 	AuditStream        = "MOAT_AUDIT"
+	SubjectRunClaim    = "moat.claim.run" // + ".<key>": sandboxd claims a request id once (MOAT_RUNS)
+	RunsStream         = "MOAT_RUNS"
 	DefaultQueueGroup  = "q"
 	DefaultBusURL      = "nats://127.0.0.1:4222"
 	DefaultListen      = "127.0.0.1:4222"

@@ -1,0 +1,76 @@
+package sandboxd
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/moatsec/moat/pkg/bus/bustest"
+	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// A request id is claimed once across every sandboxd on the bus: of many
+// claims racing from two daemons, exactly one wins and the others get 409.
+func TestClaimOnce(t *testing.T) {
+	s := bustest.Start(t)
+	var daemons []*Daemon
+	for range 2 {
+		d, err := Start(s.Conn(t, home.RoleSandboxd), Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Stop() })
+		daemons = append(daemons, d)
+	}
+	ctx := context.Background()
+	const tries = 8
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		won, lost int
+	)
+	for i := range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := daemons[i%2].claim(ctx, "req-1")
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case wire.CodeOf(err) == wire.CodeConflict:
+				lost++
+			default:
+				t.Errorf("claim: %v, want nil or 409", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 || lost != tries-1 {
+		t.Fatalf("won %d, refused %d of %d claims; want exactly one winner", won, lost, tries)
+	}
+	if err := daemons[1].claim(ctx, "req-2"); err != nil {
+		t.Fatalf("another request id: %v", err)
+	}
+}
+
+// Without the claim stream nothing runs: the claim fails closed with 503.
+func TestClaimFailsClosed(t *testing.T) {
+	s := bustest.Start(t)
+	d, err := Start(s.Conn(t, home.RoleSandboxd), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	admin := s.Client(t, home.RoleAdmin).Conn()
+	if _, err := admin.Request("$JS.API.STREAM.DELETE."+wire.RunsStream, nil, 5e9); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3e9)
+	defer cancel()
+	if err := d.claim(ctx, "req-1"); wire.CodeOf(err) != wire.CodeUnavailable {
+		t.Fatalf("claim without %s: %v, want 503", wire.RunsStream, err)
+	}
+}
