@@ -222,20 +222,34 @@ func findCmd(j *judge, name string, args []arg, dir string, in stdin) {
 		switch args[i].s {
 		case "-exec", "-execdir", "-ok", "-okdir":
 			acted = true
-			var cmd []arg
+			// {} is each file found. When a test narrows the search, it is
+			// some file under a starting point; otherwise it could be any
+			// file of the tree, the tree itself included: only known at run time.
+			narrowed := findSelects(args[1:i])
+			start := i + 1
 			for i++; i < len(args) && args[i].s != ";" && args[i].s != "+"; i++ {
-				a := args[i]
-				if !a.dyn && strings.Contains(a.s, "{}") {
-					a = arg{s: a.s, dyn: true}
-				}
-				cmd = append(cmd, a)
 			}
-			j.command(cmd, dir, stdin{})
+			for _, st := range starts {
+				var cmd []arg
+				for _, a := range args[start:i] {
+					switch {
+					case a.dyn || !strings.Contains(a.s, "{}"):
+					case narrowed && !st.dyn:
+						a = arg{s: strings.ReplaceAll(a.s, "{}", strings.TrimSuffix(st.s, "/")+"/{}")}
+					default:
+						a = arg{s: a.s, dyn: true}
+					}
+					cmd = append(cmd, a)
+				}
+				j.command(cmd, dir, stdin{})
+			}
 		case "-delete":
 			acted = true
-			for _, s := range starts {
-				if j.rootish(s, dir) {
-					j.add(deny, "destructive.rm-root", "", "find %s -delete deletes a whole system, home or workspace tree", s.s)
+			if !findSelects(args[1:i]) {
+				for _, s := range starts {
+					if j.rootish(s, dir) {
+						j.add(deny, "destructive.rm-root", "", "find %s -delete deletes a whole system, home or workspace tree: no test before -delete narrows it", s.s)
+					}
 				}
 			}
 			j.writes("find -delete", starts, dir)
@@ -249,6 +263,62 @@ func findCmd(j *judge, name string, args []arg, dir string, in stdin) {
 	if !acted {
 		j.add(allow, "safe.read-only", "", "find only reads")
 	}
+}
+
+// findNarrowing are the tests that select some files, not every file:
+// -delete after one of them (in the same and-chain) cannot empty a tree.
+var findNarrowing = map[string]bool{
+	"-name": true, "-iname": true, "-path": true, "-ipath": true, "-wholename": true, "-iwholename": true,
+	"-regex": true, "-iregex": true, "-lname": true, "-ilname": true, "-newer": true, "-anewer": true,
+	"-cnewer": true, "-newerXY": true, "-mtime": true, "-mmin": true, "-atime": true, "-amin": true,
+	"-ctime": true, "-cmin": true, "-size": true, "-empty": true, "-user": true, "-group": true, "-uid": true,
+	"-gid": true, "-perm": true, "-inum": true, "-links": true, "-samefile": true, "-nouser": true, "-nogroup": true,
+	"-used": true, "-context": true,
+}
+
+// findSelects reports whether the expression before a -delete narrows what
+// it deletes: a narrowing test, not negated, in the and-chain that leads
+// to it. An -o or , starts a new chain (files the left side did not take
+// reach the right side), so narrowing must be in -delete's own chain;
+// -maxdepth 0 leaves only the starting points, which -delete removes only
+// when empty.
+func findSelects(expr []arg) bool {
+	type group struct{ outer, all, negated bool }
+	narrowed, all, negate := false, true, false
+	var saved []group
+	for i := 0; i < len(expr); i++ {
+		a := expr[i]
+		if a.dyn {
+			continue
+		}
+		switch s := a.s; {
+		case s == "-maxdepth" && i+1 < len(expr) && expr[i+1].s == "0":
+			return true
+		case s == "!" || s == "-not":
+			negate = true
+			continue
+		case s == "-o" || s == "-or" || s == ",":
+			all = all && narrowed
+			narrowed = false
+		case s == "(":
+			saved = append(saved, group{narrowed, all, negate})
+			narrowed, all = false, true
+		case s == ")" && len(saved) > 0:
+			g := saved[len(saved)-1]
+			saved = saved[:len(saved)-1]
+			narrowed = g.outer || (all && narrowed && !g.negated)
+			all = g.all
+		case findNarrowing[s] || strings.HasPrefix(s, "-newer"):
+			if !negate {
+				narrowed = true
+			}
+		}
+		negate = false
+	}
+	for _, g := range saved {
+		narrowed = narrowed || g.outer
+	}
+	return narrowed
 }
 
 func after(args []arg, a arg) []arg {

@@ -158,7 +158,9 @@ func (j *judge) recursiveRoot(name string, args, files []arg, dir string) {
 		return
 	}
 	for _, f := range files {
-		if j.rootish(f, dir) {
+		// The workspace's own files are the user's to re-mode: chmod -R u+w .
+		// is ordinary; the fs rules still judge the write.
+		if j.rootish(f, dir) && !within(j.abs(f.s, dir), j.in.Workspace) {
 			j.add(deny, "destructive.chmod-root", "", "%s -R %s changes every file of a system, home or workspace tree", name, f.s)
 		}
 	}
