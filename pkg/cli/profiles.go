@@ -30,7 +30,7 @@ func runProfiles(ctx context.Context, e *env, args []string) int {
 		return e.json(l)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROFILE\tWRITE\tNETWORK\tENABLED\tALIASES\tDESCRIPTION")
+	fmt.Fprintln(tw, "PROFILE\tWRITE\tNETWORK\tCACHES\tENABLED\tALIASES\tDESCRIPTION")
 	for _, p := range l.Profiles {
 		name := p.Name
 		if name == l.Default {
@@ -40,7 +40,11 @@ func runProfiles(ctx context.Context, e *env, args []string) int {
 		if !p.Enabled {
 			enabled = "no"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, p.Write, p.Network, enabled, join(p.Aliases), p.Description)
+		caches := join(p.Caches)
+		if len(p.Caches) > 0 {
+			caches = strings.Join(p.Caches, ",") + " (" + p.CacheScope + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, p.Write, p.Network, caches, enabled, join(p.Aliases), p.Description)
 	}
 	tw.Flush()
 	return ExitOK
@@ -80,6 +84,11 @@ func printProfile(e *env, p *wire.Profile) {
 	fmt.Fprintf(tw, "workspace\t%s\n", p.Workspace)
 	fmt.Fprintf(tw, "cwd\t%s\n", p.Cwd)
 	fmt.Fprintf(tw, "write\t%s\n", orNothing(p.FS.Write, "nothing but a private /tmp"))
+	caches := make([]string, 0, len(p.Caches))
+	for _, c := range p.Caches {
+		caches = append(caches, c.Name+": "+c.Dir)
+	}
+	fmt.Fprintf(tw, "caches\t%s\n", orNothing(caches, "-"))
 	fmt.Fprintf(tw, "write deny\t%s\n", orNothing(p.FS.WriteDeny, "-"))
 	fmt.Fprintf(tw, "read deny\t%s\n", orNothing(p.FS.ReadDeny, "-"))
 	net := p.Net.Mode

@@ -50,6 +50,8 @@ type Spec struct {
 	Net         wire.Net
 	Limits      wire.Limits
 	Env         wire.Env
+	Caches      []string // toolchain caches (see caches.go)
+	CacheScope  string   // "user" (default) or "workspace"
 }
 
 // DefaultLimits bound every built-in but trusted's timeout.
@@ -100,10 +102,15 @@ func builtins() map[string]*Spec {
 	return map[string]*Spec{
 		Offline:        mk(Offline, "read the code, write nothing but a private /tmp, no network", writeNothing, wire.NetNone),
 		NetReadonly:    mk(NetReadonly, "read and fetch: no writes but a private /tmp, full network", writeNothing, wire.NetFull),
-		WorkspaceWrite: mk(WorkspaceWrite, "everyday development: write the workspace and a private /tmp, no network", writeWorkspace, wire.NetNone),
-		WorkspaceNet:   mk(WorkspaceNet, "installs and full-stack work: write the workspace, full network", writeWorkspace, wire.NetFull),
+		WorkspaceWrite: withCaches(mk(WorkspaceWrite, "everyday development: write the workspace, its toolchain caches and a private /tmp, no network", writeWorkspace, wire.NetNone)),
+		WorkspaceNet:   withCaches(mk(WorkspaceNet, "installs and full-stack work: write the workspace and its toolchain caches, full network", writeWorkspace, wire.NetFull)),
 		Trusted:        trusted,
 	}
+}
+
+func withCaches(s *Spec) *Spec {
+	s.Caches = DefaultCaches
+	return s
 }
 
 // BuiltinNames in the order they are listed.

@@ -29,6 +29,8 @@ import (
 //	net_allow = ["proxy.golang.org:443"]
 //	env_pass = ["GOFLAGS"]
 //	env_set = { GOTOOLCHAIN = "local" }
+//	caches = ["go", "npm"]              # toolchain caches (replaces the base's list)
+//	cache_scope = "workspace"           # user (default) or workspace
 //	[profiles.ci.limits]
 //	timeout = "10m"
 //	memory = "4GiB"
@@ -47,6 +49,8 @@ type customTOML struct {
 	NetAllow    []string          `toml:"net_allow"`
 	EnvPass     []string          `toml:"env_pass"`
 	EnvSet      map[string]string `toml:"env_set"`
+	Caches      *[]string         `toml:"caches"`
+	CacheScope  string            `toml:"cache_scope"`
 	Limits      limitsTOML        `toml:"limits"`
 }
 
@@ -170,6 +174,18 @@ func (c *Catalog) custom(name string, t customTOML, path string) (*Spec, error) 
 	}
 	if err := checkHosts(s.Net.Allow); err != nil {
 		return nil, err
+	}
+	if t.Caches != nil {
+		s.Caches = *t.Caches
+	}
+	if t.CacheScope != "" {
+		s.CacheScope = t.CacheScope
+	}
+	if err := checkCaches(s.Caches, s.CacheScope); err != nil {
+		return nil, err
+	}
+	if len(s.Caches) > 0 && s.scope == writeNothing {
+		return nil, fmt.Errorf("caches: %s writes nothing, so it keeps no caches; extend workspace-write or workspace-net", base.Name)
 	}
 	s.Limits = t.Limits.apply(base.Limits, false)
 	s.Env = wire.Env{Pass: concat(base.Env.Pass, t.EnvPass), Set: map[string]string{}}

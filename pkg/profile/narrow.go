@@ -142,6 +142,7 @@ func Meet(a, b *wire.Profile) *wire.Profile {
 		}
 	}
 	m.Env = wire.Env{Pass: pass, Set: cloneMap(a.Env.Set)}
+	meetCaches(&m, a)
 	return &m
 }
 

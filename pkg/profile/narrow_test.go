@@ -40,7 +40,7 @@ extends = "read-only"
 	if p.Base != WorkspaceNet || !strings.HasSuffix(p.Source, "profiles.toml") || p.Description != "CI jobs" {
 		t.Fatalf("base/source/description = %s %s %s", p.Base, p.Source, p.Description)
 	}
-	if !slices.Equal(p.FS.Write, []string{f.ws, "/var/cache/ci"}) {
+	if !slices.Equal(ownWrites(p), []string{f.ws, "/var/cache/ci"}) {
 		t.Fatalf("write = %v", p.FS.Write)
 	}
 	for _, want := range []string{"/srv/secrets", "/etc/shadow"} {
@@ -150,7 +150,7 @@ func TestDirFileNarrows(t *testing.T) {
 			}},
 		{"workspace-net under workspace-write loses network", map[string]string{parent: `profile = "workspace-write"`}, "workspace-net",
 			func(t *testing.T, p *wire.Profile) {
-				if p.Net.Mode != wire.NetNone || !slices.Equal(p.FS.Write, []string{f.ws}) {
+				if p.Net.Mode != wire.NetNone || !slices.Equal(ownWrites(p), []string{f.ws}) {
 					t.Fatalf("got %+v", p)
 				}
 			}},

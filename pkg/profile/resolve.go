@@ -139,6 +139,9 @@ func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []strin
 	writeDeny = append(writeDeny, expand(spec.WriteDeny, homes)...)
 	writeDeny = append(writeDeny, r.opts.MoatHome) // the audit trail stays out of reach
 	p.FS = wire.FS{Write: tidy(write), ReadDeny: slices.Clone(readDeny), WriteDeny: tidy(writeDeny)}
+	if spec.scope != writeEverything {
+		addCaches(p, spec, OwnerHome(ws))
+	}
 	return p
 }
 

@@ -95,7 +95,7 @@ func TestBuiltinsAndAliases(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Name != tt.wantName || p.Net.Mode != tt.wantNet || !slices.Equal(p.FS.Write, tt.wantWrite) {
+			if p.Name != tt.wantName || p.Net.Mode != tt.wantNet || !slices.Equal(ownWrites(p), tt.wantWrite) {
 				t.Fatalf("got name %s write %v net %s; want %s %v %s", p.Name, p.FS.Write, p.Net.Mode, tt.wantName, tt.wantWrite, tt.wantNet)
 			}
 			if p.Workspace != f.ws || p.Cwd != f.ws {

@@ -40,6 +40,7 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 		Trusted:  spec.trusted(),
 		TmpBytes: min(spec.Profile.Limits.FileBytes, spec.Profile.Limits.MemoryBytes),
 	}
+	caches := cacheNote(prepareCaches(spec.Profile.Caches, uid, gid))
 	start := time.Now()
 	cg, err := newCgroup(spec.Profile.Limits)
 	if err != nil {
@@ -58,6 +59,7 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 		return nil, err
 	}
 	res.Duration = time.Since(start)
+	res.Isolation = append(res.Isolation, caches...)
 	return res, nil
 }
 

@@ -43,6 +43,7 @@ type Profile struct {
 	Net         Net      `json:"net"`
 	Limits      Limits   `json:"limits"`
 	Env         Env      `json:"env"`
+	Caches      []Cache  `json:"caches,omitempty"`      // moat-managed toolchain caches, writable
 	Source      string   `json:"source"`                // "builtin" or the file that defined it
 	NarrowedBy  []string `json:"narrowed_by,omitempty"` // .moat-profile files that narrowed it
 }
@@ -53,6 +54,14 @@ type FS struct {
 	Write     []string `json:"write"`
 	ReadDeny  []string `json:"read_deny"`
 	WriteDeny []string `json:"write_deny"`
+}
+
+// Cache is one moat-managed toolchain cache directory of a profile: a
+// writable root (also in FS.Write) that sandboxd creates, owned by the run's
+// user, when it is missing. Name is the cache kind (go, npm, pip, …).
+type Cache struct {
+	Name string `json:"name"`
+	Dir  string `json:"dir"`
 }
 
 // Net is the network a command gets: none, full, or an allowlist of
@@ -94,8 +103,10 @@ type ProfileInfo struct {
 	Base        string   `json:"base"`
 	Description string   `json:"description"`
 	Aliases     []string `json:"aliases,omitempty"`
-	Write       string   `json:"write"`   // human summary: nothing, workspace, everything, workspace+extra
-	Network     string   `json:"network"` // none, full, allowlist
+	Write       string   `json:"write"`                 // human summary: nothing, workspace, everything, workspace+extra
+	Network     string   `json:"network"`               // none, full, allowlist
+	Caches      []string `json:"caches,omitempty"`      // toolchain caches it keeps
+	CacheScope  string   `json:"cache_scope,omitempty"` // user or workspace
 	Enabled     bool     `json:"enabled"`
 	Source      string   `json:"source"`
 }
