@@ -44,6 +44,7 @@ var commands = map[string]cmd{
 	"rules":     {"check a command against rules files as `codex execpolicy check` does: moat rules check FILE… -- ARGV", runRules},
 	"run":       {"run a command in the sandbox: resolve, check, run, record (its status; 77 denied; 125 sandbox failure)", runRun},
 	"hook":      {"answer an agent's hook: moat hook claude-code (PreToolUse on Bash; --sandbox P runs it through moat run)", runHook},
+	"mcp":       {"an MCP server on stdio: run, check, profiles, audit for an agent, in one workspace under one profile (moat mcp -h)", runMCP},
 	"sh":        {"a drop-in for sh -c / bash -c: the script runs through the whole pipeline (moat sh -h)", runSh},
 }
 

@@ -158,6 +158,9 @@ func shellArgv(args []string) (argv []string, fromStdin bool, err error) {
 	case command:
 		return append(append(argv, "-c"), rest...), false, nil
 	case len(rest) > 0: // a script file and its arguments
+		if strings.HasPrefix(rest[0], "-") {
+			argv = append(argv, "--")
+		}
 		return append(argv, rest...), false, nil
 	}
 	return append(argv, "-c"), true, nil

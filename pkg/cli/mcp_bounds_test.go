@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+func TestWider(t *testing.T) {
+	base := func() *wire.Profile {
+		return &wire.Profile{Name: "max", Base: "workspace-write",
+			FS:     wire.FS{Write: []string{"/ws"}, ReadDeny: []string{"/home/u/.ssh"}, WriteDeny: []string{"/ws/.git/hooks"}},
+			Net:    wire.Net{Mode: wire.NetAllowlist, Allow: []string{"proxy.golang.org:443"}},
+			Limits: wire.Limits{TimeoutMS: 1000, MemoryBytes: 1 << 30, Pids: 100, CPUMS: 1000, OutputBytes: 1 << 20, FileBytes: 1 << 20},
+			Env:    wire.Env{Pass: []string{"PATH"}, Set: map[string]string{"TMPDIR": "/tmp"}}}
+	}
+	cases := []struct {
+		name   string
+		change func(p *wire.Profile)
+		wider  bool
+	}{
+		{"the same", func(p *wire.Profile) {}, false},
+		{"writes nothing, so needs no write_deny", func(p *wire.Profile) { p.FS.Write, p.FS.WriteDeny = nil, nil }, false},
+		{"writes a subdirectory", func(p *wire.Profile) { p.FS.Write = []string{"/ws/sub"} }, false},
+		{"no network", func(p *wire.Profile) { p.Net = wire.Net{Mode: wire.NetNone} }, false},
+		{"lower limits", func(p *wire.Profile) { p.Limits.MemoryBytes = 1 }, false},
+		{"more denied", func(p *wire.Profile) { p.FS.ReadDeny = append(p.FS.ReadDeny, "/x") }, false},
+		{"trusted", func(p *wire.Profile) { p.Base = "trusted" }, true},
+		{"writes outside", func(p *wire.Profile) { p.FS.Write = append(p.FS.Write, "/home/u") }, true},
+		{"writes the parent", func(p *wire.Profile) { p.FS.Write = []string{"/"} }, true},
+		{"writes what max keeps read-only", func(p *wire.Profile) { p.FS.WriteDeny = nil }, true},
+		{"writes inside what max keeps read-only", func(p *wire.Profile) { p.FS.Write = []string{"/ws/.git/hooks/x"}; p.FS.WriteDeny = nil }, true},
+		{"reads a denied path", func(p *wire.Profile) { p.FS.ReadDeny = nil }, true},
+		{"full network", func(p *wire.Profile) { p.Net = wire.Net{Mode: wire.NetFull} }, true},
+		{"another host", func(p *wire.Profile) { p.Net.Allow = []string{"evil.example:443"} }, true},
+		{"unknown network mode", func(p *wire.Profile) { p.Net.Mode = "weird" }, true},
+		{"longer timeout", func(p *wire.Profile) { p.Limits.TimeoutMS++ }, true},
+		{"more pids", func(p *wire.Profile) { p.Limits.Pids++ }, true},
+		{"more output", func(p *wire.Profile) { p.Limits.OutputBytes++ }, true},
+		{"passes a variable", func(p *wire.Profile) { p.Env.Pass = append(p.Env.Pass, "GITHUB_TOKEN") }, true},
+		{"sets a variable", func(p *wire.Profile) { p.Env.Set = map[string]string{"LD_PRELOAD": "/x.so"} }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := base()
+			tc.change(p)
+			if got := wider(p, base()); (got != "") != tc.wider {
+				t.Fatalf("wider = %q, want wider %v", got, tc.wider)
+			}
+		})
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":         "plain",
+		"":              "''",
+		"two words":     "'two words'",
+		"it's":          `'it'\''s'`,
+		"$(rm -rf ~)":   "'$(rm -rf ~)'",
+		"a\nb":          "'a\nb'",
+		"/usr/bin/moat": "/usr/bin/moat",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestShellArgv(t *testing.T) {
+	cases := []struct {
+		args  []string
+		want  string // argv joined by |
+		stdin bool
+	}{
+		{[]string{"-c", "echo hi"}, "bash|-c|echo hi", false},
+		{[]string{"-lc", "echo hi"}, "bash|-l|-c|echo hi", false},
+		{[]string{"-e", "-c", "false", "name", "a"}, "bash|-e|-c|false|name|a", false},
+		{[]string{"-o", "pipefail", "-c", "x"}, "bash|-o|pipefail|-c|x", false},
+		{[]string{"script.sh", "a"}, "bash|script.sh|a", false},
+		{[]string{"--", "-c"}, "bash|--|-c", false}, // a script file named -c
+		{nil, "bash|-c", true},
+		{[]string{"-c"}, "", false},
+		{[]string{"-Z", "x"}, "", false},
+	}
+	for _, tc := range cases {
+		argv, stdin, err := shellArgv(tc.args)
+		if got := strings.Join(argv, "|"); got != tc.want || stdin != tc.stdin || (err != nil) != (tc.want == "") {
+			t.Errorf("shellArgv(%q) = %q, stdin %v, err %v; want %q, stdin %v", tc.args, got, stdin, err, tc.want, tc.stdin)
+		}
+	}
+}
