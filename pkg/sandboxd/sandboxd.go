@@ -156,8 +156,9 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 }
 
 // limitRefusal says which limit stopped a run: the timeout and the CPU
-// budget (sandboxd killed it), the OOM killer, or the pids limit (a fork
-// refused) when the command then failed.
+// budget (sandboxd killed it, or the kernel's SIGXCPU at one process's
+// RLIMIT_CPU), the OOM killer, or the pids limit (a fork refused) when the
+// command then failed.
 func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
 	l := spec.Profile.Limits
 	failed := res.ExitCode != 0 || res.Signal != ""
@@ -165,7 +166,7 @@ func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
 	case res.TimedOut:
 		l.TimeoutMS = spec.EffectiveTimeout().Milliseconds()
 		return wire.LimitRefusal(wire.LayerTimeout, l)
-	case res.CPUExceeded:
+	case res.CPUExceeded || res.Signal == "SIGXCPU": // the cgroup's budget, or one process's RLIMIT_CPU
 		return wire.LimitRefusal(wire.LayerCPU, l)
 	case res.OOMKilled && failed:
 		return wire.LimitRefusal(wire.LayerMemory, l)

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // mcpResult is the run and check tools' structured output.
