@@ -47,8 +47,9 @@ func Permissions(role string) *server.Permissions {
 				Deny:  []string{wire.SubjectAuditEvents + ".>", wire.SubjectApprovalAns + ".>"},
 			},
 			Subscribe: &server.SubjectPermission{
-				Allow: []string{InboxPrefix(role) + ".>", "_INBOX.>", wire.SubjectRunOutput + ".*.out", wire.SubjectAuditCkpt},
+				Allow: []string{InboxPrefix(role) + ".>", "_INBOX.>", wire.SubjectAuditCkpt},
 			},
+			Response: callerResponses(),
 		}
 	case home.RoleApprover:
 		return &server.Permissions{
@@ -59,6 +60,7 @@ func Permissions(role string) *server.Permissions {
 			Subscribe: &server.SubjectPermission{
 				Allow: []string{InboxPrefix(role) + ".>", "_INBOX.>", wire.SubjectApprovalAsk + ".>"},
 			},
+			Response: callerResponses(),
 		}
 	case home.RoleBenchd:
 		return &server.Permissions{
@@ -66,8 +68,9 @@ func Permissions(role string) *server.Permissions {
 				Allow: concat(clientRequests, discovery, []string{streamInfo, wire.SubjectApprovalAns + ".>", wire.SubjectApprovals, wire.AuditSubject(role, ">")}),
 			},
 			Subscribe: &server.SubjectPermission{
-				Allow: []string{InboxPrefix(role) + ".>", wire.SubjectApprovalAsk + ".>", wire.SubjectRunOutput + ".*.out", wire.SubjectAuditCkpt},
+				Allow: []string{InboxPrefix(role) + ".>", wire.SubjectApprovalAsk + ".>", wire.SubjectAuditCkpt},
 			},
+			Response: callerResponses(),
 		}
 	}
 	p := daemon(role)
@@ -81,9 +84,9 @@ func Permissions(role string) *server.Permissions {
 		p.Response.MaxMsgs = 2
 	case home.RoleSandboxd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.sandbox.>")
-		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck, wire.SubjectRunOutput+".*.out",
+		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck,
 			wire.SubjectRunClaim+".*") // a request id runs once (MOAT_RUNS)
-		// Heartbeats while a command runs, then the result.
+		// Heartbeats and output chunks while a command runs, then the result.
 		p.Response.MaxMsgs = -1
 	case home.RoleAuditd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, wire.SubjectAuditQuery, wire.SubjectAuditVerify, wire.SubjectAuditStats)
@@ -119,6 +122,14 @@ func daemon(role string) *server.Permissions {
 		},
 		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: responseWindow},
 	}
+}
+
+// callerResponses lets a caller answer what a daemon sent it with a reply
+// subject: a run's heartbeat, answered with an ack and, once, a cancel (the
+// run protocol, pkg/wire/run.go). Only the receiver of a heartbeat learns its
+// control subject, so only the run's own caller can stop it.
+func callerResponses() *server.ResponsePermission {
+	return &server.ResponsePermission{MaxMsgs: 2, Expires: responseWindow}
 }
 
 func concat(lists ...[]string) []string {

@@ -90,6 +90,8 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	}
 	if !*js {
 		switch {
+		case res.Cancelled:
+			fmt.Fprintf(e.stderr, "moat: cancelled: %s\n", res.CancelReason)
 		case res.Refusal != nil:
 			printRefusal(e.stderr, res.Refusal)
 		case res.TimedOut:

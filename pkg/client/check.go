@@ -49,19 +49,22 @@ func (c *Client) Check(ctx context.Context, req *wire.CheckRequest) wire.Decisio
 		return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)
 	}
 	for {
-		timer := time.NewTimer(time.Until(deadline))
-		var m *nats.Msg
-		select {
-		case m = <-msgs:
-			timer.Stop()
-		case <-timer.C:
-			return denied(wire.ReasonPolicyTimeout, "no decision from policyd in time (deadline %s)", deadline.Format(time.RFC3339Nano))
-		case <-ctx.Done():
-			timer.Stop()
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return denied(wire.ReasonPolicyTimeout, "no decision from policyd before the caller's deadline")
+		m := msgs.next()
+		if m == nil {
+			timer := time.NewTimer(time.Until(deadline))
+			select {
+			case <-msgs.ready:
+				timer.Stop()
+				continue
+			case <-timer.C:
+				return denied(wire.ReasonPolicyTimeout, "no decision from policyd in time (deadline %s)", deadline.Format(time.RFC3339Nano))
+			case <-ctx.Done():
+				timer.Stop()
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					return denied(wire.ReasonPolicyTimeout, "no decision from policyd before the caller's deadline")
+				}
+				return denied(wire.ReasonPolicyUnavailable, "waiting for policyd: %v", ctx.Err())
 			}
-			return denied(wire.ReasonPolicyUnavailable, "waiting for policyd: %v", ctx.Err())
 		}
 		if m.Header.Get("Status") == "503" {
 			return denied(wire.ReasonPolicyUnavailable, "no policyd is running: start it (moat status shows what is missing)")

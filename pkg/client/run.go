@@ -2,21 +2,36 @@ package client
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
 )
 
-// RunSilence is how long Run waits without a heartbeat before deciding
-// sandboxd is gone.
+// RunSilence is how long Run waits without a word from sandboxd before
+// deciding it is gone. It is counted in heartbeat periods the caller itself
+// lived through, so a caller that was paused (SIGSTOP, a machine asleep)
+// does not take its own pause for sandboxd's silence.
 const RunSilence = 15 * time.Second
 
+// CancelGrace is how long Run, once its context is done, waits for the
+// result that says how the cancelled run ended.
+const CancelGrace = 5 * time.Second
+
 // Run asks sandboxd to resolve, check and run a command, and waits for the
-// result; output, when set and req.Stream is true, receives live output as
-// it comes ("stdout" or "stderr"). A denial is a result with a deny
-// decision, not an error; errors are *wire.Error (503 no sandboxd, 500 the
-// sandbox refused).
+// result, speaking the run protocol (pkg/wire/run.go): it answers
+// heartbeats, so sandboxd knows the caller is there, and gathers the output
+// chunks. When output is set and req.Stream is true, output receives the
+// output live ("stdout" or "stderr") and the result's Stdout and Stderr stay
+// empty; otherwise the result holds them, byte for byte up to the profile's
+// cap.
+//
+// When ctx is done, Run cancels the run — sandboxd kills its whole process
+// tree — and returns the result saying so (Cancelled), or a 408 when none
+// comes within CancelGrace. A denial is a result with a deny decision, not
+// an error; errors are *wire.Error (503 no sandboxd, 500 the sandbox
+// refused or output was lost).
 func (c *Client) Run(ctx context.Context, req *wire.RunRequest, output func(stream string, data []byte)) (*wire.RunResult, error) {
 	if req.RequestID == "" {
 		req.RequestID = wire.NewID()
@@ -25,16 +40,7 @@ func (c *Client) Run(ctx context.Context, req *wire.RunRequest, output func(stre
 	if err != nil {
 		return nil, err
 	}
-	var outCh chan *nats.Msg
-	if req.Stream && output != nil {
-		outCh = make(chan *nats.Msg, 1024)
-		sub, err := c.nc.ChanSubscribe(wire.RunOutputSubject(req.RequestID), outCh)
-		if err != nil {
-			return nil, err
-		}
-		defer sub.Unsubscribe()
-	}
-	reply, msgs, done, err := c.replies()
+	reply, q, done, err := c.replies()
 	if err != nil {
 		return nil, err
 	}
@@ -50,36 +56,106 @@ func (c *Client) Run(ctx context.Context, req *wire.RunRequest, output func(stre
 	if err := c.nc.PublishMsg(msg); err != nil {
 		return nil, wire.Errorf(wire.CodeUnavailable, "cannot reach sandboxd: %v", err)
 	}
-	silence := time.NewTimer(RunSilence)
-	defer silence.Stop()
+	r := &runReader{c: c, live: req.Stream && output != nil, output: output}
+	tick := time.NewTicker(wire.RunHeartbeat)
+	defer tick.Stop()
+	cancelled := ctx.Done()
+	var grace <-chan time.Time
+	quiet := time.Duration(0)
 	for {
-		select {
-		case m := <-outCh:
-			output(m.Header.Get(wire.HeaderStream), m.Data)
-		case m := <-msgs:
-			if m.Header.Get("Status") == "503" {
-				return nil, wire.Errorf(wire.CodeUnavailable, "no sandboxd is running: start it (moat status shows what is missing)")
+		m := q.next()
+		if m == nil {
+			select {
+			case <-q.ready:
+			case <-tick.C:
+				// One tick per period lived: a paused caller sees one, not many.
+				if quiet += wire.RunHeartbeat; quiet >= RunSilence {
+					return nil, wire.Errorf(wire.CodeUnavailable, "sandboxd stopped answering: its runs were killed with it; the audit trail says how far it got")
+				}
+			case <-cancelled:
+				cancelled, grace = nil, time.After(CancelGrace)
+				r.cancel(context.Cause(ctx).Error())
+			case <-grace:
+				return nil, wire.Errorf(wire.CodeTimeout, "gave up waiting for the cancelled run (%v): sandboxd did not confirm; the audit trail says how it ended", ctx.Err())
 			}
-			if (m.Header.Get(wire.HeaderHeartbeat) != "" || m.Header.Get(wire.HeaderApprovalID) != "") && len(m.Data) == 0 {
-				silence.Reset(RunSilence)
-				continue
-			}
-			if code := m.Header.Get(wire.HeaderErrorCode); code != "" {
-				return nil, &wire.Error{Code: wire.ParseCode(code), Message: m.Header.Get(wire.HeaderError)}
-			}
-			var res wire.RunResult
-			if err := wire.Decode(wire.DetectFormat(m.Header.Get(wire.HeaderContentType), m.Data), m.Data, &res); err != nil {
-				return nil, wire.Errorf(wire.CodeInternal, "garbled answer from sandboxd: %v", err)
-			}
-			for len(outCh) > 0 { // output sent before the answer
-				o := <-outCh
-				output(o.Header.Get(wire.HeaderStream), o.Data)
-			}
-			return &res, nil
-		case <-silence.C:
-			return nil, wire.Errorf(wire.CodeUnavailable, "sandboxd stopped answering: its runs were killed with it; the audit trail says how far it got")
-		case <-ctx.Done():
-			return nil, wire.Errorf(wire.CodeTimeout, "gave up waiting for the run: %v", ctx.Err())
+			continue
+		}
+		quiet = 0
+		if res, final, err := r.read(m); final {
+			return res, err
 		}
 	}
+}
+
+// runReader is Run's side of one run's messages.
+type runReader struct {
+	c      *Client
+	live   bool
+	output func(stream string, data []byte)
+
+	ctl            string // the control subject, from the latest heartbeat
+	cancelWhy      string // set when the caller cancels
+	cancelSent     bool
+	chunks         int
+	stdout, stderr []byte
+}
+
+// cancel asks sandboxd to stop the run, now if a heartbeat gave the control
+// subject, else with the first heartbeat to come.
+func (r *runReader) cancel(why string) {
+	r.cancelWhy = why
+	r.sendCancel()
+}
+
+func (r *runReader) sendCancel() {
+	if r.cancelWhy == "" || r.cancelSent || r.ctl == "" {
+		return
+	}
+	m := nats.NewMsg(r.ctl)
+	m.Header.Set(wire.HeaderCancel, r.cancelWhy)
+	r.cancelSent = r.c.nc.PublishMsg(m) == nil
+}
+
+// read handles one message; final says Run is over with res or err.
+func (r *runReader) read(m *nats.Msg) (res *wire.RunResult, final bool, err error) {
+	switch {
+	case m.Header.Get("Status") == "503":
+		return nil, true, wire.Errorf(wire.CodeUnavailable, "no sandboxd is running: start it (moat status shows what is missing)")
+	case m.Header.Get(wire.HeaderHeartbeat) != "" && len(m.Data) == 0:
+		if m.Reply != "" {
+			r.ctl = m.Reply
+			ack := nats.NewMsg(m.Reply)
+			ack.Header.Set(wire.HeaderHeartbeat, wire.HeartbeatAck)
+			r.c.nc.PublishMsg(ack)
+			r.sendCancel()
+		}
+		return nil, false, nil
+	case m.Header.Get(wire.HeaderApprovalID) != "" && len(m.Data) == 0:
+		return nil, false, nil
+	case m.Header.Get(wire.HeaderStream) != "":
+		r.chunks++
+		stream := m.Header.Get(wire.HeaderStream)
+		switch {
+		case r.live:
+			r.output(stream, m.Data)
+		case stream == wire.StreamStderr:
+			r.stderr = append(r.stderr, m.Data...)
+		default:
+			r.stdout = append(r.stdout, m.Data...)
+		}
+		return nil, false, nil
+	case m.Header.Get(wire.HeaderErrorCode) != "":
+		return nil, true, &wire.Error{Code: wire.ParseCode(m.Header.Get(wire.HeaderErrorCode)), Message: m.Header.Get(wire.HeaderError)}
+	}
+	res = &wire.RunResult{}
+	if err := r.c.decodeReply(m, res); err != nil {
+		return nil, true, wire.Errorf(wire.CodeInternal, "garbled answer from sandboxd: %v", err)
+	}
+	if n := m.Header.Get(wire.HeaderChunks); n != "" {
+		if want, err := strconv.Atoi(n); err != nil || want != r.chunks {
+			return nil, true, wire.Errorf(wire.CodeInternal, "%d of %s output chunks arrived: the bus dropped some (a slow reader); the run ended with status %d, its record is in the audit trail", r.chunks, n, res.ExitCode)
+		}
+		res.Stdout, res.Stderr = r.stdout, r.stderr
+	}
+	return res, true, nil
 }

@@ -9,13 +9,17 @@
 //   - the decision is acked by JetStream before the command starts: no ack,
 //     nothing runs (503) — nothing runs without a durable record;
 //   - at most MaxRuns commands at once; past it a clear 503;
-//   - while a run goes on, the caller hears a heartbeat every two seconds, so
-//     a sandboxd that dies is noticed, and its children die with it.
+//   - while a run goes on, the caller hears a heartbeat every second, so a
+//     sandboxd that dies is noticed, and its children die with it; the caller
+//     answers each, so a caller that cancels, dies or stops answering has its
+//     run killed (the whole tree, through the sandbox's cgroup) and recorded
+//     with cancelled: true (see caller.go and pkg/wire/run.go);
+//   - output never travels in one message over the bus's limit: it goes to
+//     the caller's own reply subject in chunks, private to it.
 package sandboxd
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"time"
@@ -30,9 +34,6 @@ import (
 
 // Version is sandboxd's service version.
 const Version = "0.1.0"
-
-// HeartbeatInterval is how often a caller hears that its run goes on.
-const HeartbeatInterval = 2 * time.Second
 
 // Config configures the daemon.
 type Config struct {
@@ -102,8 +103,11 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	default:
 		return nil, wire.Errorf(wire.CodeUnavailable, "sandboxd is running %d commands, its limit: retry, or start another copy", d.cfg.MaxRuns)
 	}
-	stop := d.heartbeat(req)
-	defer stop()
+	caller, ctx, err := newCaller(ctx, d.nc, req)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeUnavailable, "%v: nothing ran", err)
+	}
+	defer caller.close()
 
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	prof, err := d.bus.Resolve(rctx, &wire.ResolveRequest{Profile: rr.Profile, Workspace: rr.Workspace, Cwd: rr.Cwd,
@@ -120,7 +124,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	ev := &wire.AuditEvent{Kind: "run.decision", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,
 		Detail: map[string]any{"workspace": prof.Workspace, "decided_by": dec.DecidedBy}}
-	if err := d.audit.Publish(ctx, ev); err != nil {
+	if err := d.audit.Publish(context.WithoutCancel(ctx), ev); err != nil {
 		return nil, wire.Errorf(wire.CodeUnavailable, "the decision could not be recorded (%v): nothing runs without a durable record", err)
 	}
 	if dec.Verdict != wire.VerdictAllow {
@@ -131,9 +135,9 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	}
 	spec := &sandbox.Spec{Argv: rr.Argv, Profile: prof, Dir: prof.Cwd, Env: rr.Env, Stdin: rr.Stdin,
 		Timeout: time.Duration(rr.TimeoutMS) * time.Millisecond}
-	if rr.Stream {
-		spec.Stdout = &streamWriter{nc: d.nc, subject: wire.RunOutputSubject(rr.RequestID), stream: "stdout"}
-		spec.Stderr = &streamWriter{nc: d.nc, subject: wire.RunOutputSubject(rr.RequestID), stream: "stderr"}
+	live := rr.Stream && caller.protocol
+	if live {
+		spec.Stdout, spec.Stderr = caller.output(wire.StreamStdout), caller.output(wire.StreamStderr)
 	}
 	res, err := sandbox.Run(ctx, spec)
 	if err != nil {
@@ -145,13 +149,18 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		TimedOut: res.TimedOut, Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated,
 		StderrTruncated: res.StderrTruncated, DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation,
 		Refusal: limitRefusal(res, spec)}
+	if cause := context.Cause(ctx); cause != nil {
+		out.Cancelled, out.CancelReason = true, cause.Error()
+	}
 	code := res.ExitCode
 	d.record(&wire.AuditEvent{Kind: "run.exit", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, ExitCode: &code, DurationUS: out.DurationUS,
 		Detail: map[string]any{"signal": res.Signal, "timed_out": res.TimedOut, "oom_killed": res.OOMKilled,
 			"cpu_exceeded": res.CPUExceeded, "pids_limited": res.PidsLimited, "max_rss_bytes": res.Usage.MaxRSSBytes, "user_us": res.Usage.UserUS,
 			"sys_us": res.Usage.SysUS, "stdout_bytes": len(res.Stdout), "stderr_bytes": len(res.Stderr),
-			"stdout_truncated": res.StdoutTruncated, "stderr_truncated": res.StderrTruncated, "isolation": res.Isolation}})
+			"stdout_truncated": res.StdoutTruncated, "stderr_truncated": res.StderrTruncated, "isolation": res.Isolation,
+			"cancelled": out.Cancelled, "cancel_reason": out.CancelReason}})
+	caller.finish(req, out, live)
 	return out, nil
 }
 
@@ -182,45 +191,4 @@ func (d *Daemon) record(ev *wire.AuditEvent) {
 	if err := d.audit.Publish(context.Background(), ev); err != nil {
 		d.log.Error("AUDIT GAP: event not recorded", "kind", ev.Kind, "request_id", ev.RequestID, "err", err)
 	}
-}
-
-// heartbeat tells the caller, every HeartbeatInterval, that the run goes on.
-func (d *Daemon) heartbeat(req *service.Request) (stop func()) {
-	if req.Header(wire.HeaderAcceptInterim) == "" {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(HeartbeatInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				req.Interim(map[string]string{wire.HeaderHeartbeat: "1"})
-			}
-		}
-	}()
-	return func() { close(done) }
-}
-
-// streamWriter publishes live output on moat.run.<id>.out.
-type streamWriter struct {
-	nc      *nats.Conn
-	subject string
-	stream  string
-}
-
-func (w *streamWriter) Write(p []byte) (int, error) {
-	for off := 0; off < len(p); off += 32 << 10 {
-		end := min(off+32<<10, len(p))
-		m := nats.NewMsg(w.subject)
-		m.Header.Set(wire.HeaderStream, w.stream)
-		m.Data = append([]byte(nil), p[off:end]...)
-		if err := w.nc.PublishMsg(m); err != nil {
-			return off, fmt.Errorf("stream output: %w", err)
-		}
-	}
-	return len(p), nil
 }

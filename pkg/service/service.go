@@ -48,6 +48,19 @@ type Request struct {
 	reply     string
 	nc        *nats.Conn
 	hdr       nats.Header
+	replyHdr  map[string]string
+}
+
+// ReplySubject is where the requester listens: the answer, and any interim
+// messages, go there.
+func (r *Request) ReplySubject() string { return r.reply }
+
+// SetReplyHeader sets a header on the answer (not on an error reply).
+func (r *Request) SetReplyHeader(key, value string) {
+	if r.replyHdr == nil {
+		r.replyHdr = map[string]string{}
+	}
+	r.replyHdr[key] = value
 }
 
 // Interim sends a header-only message to the requester before the answer
@@ -234,6 +247,9 @@ func (s *Service) reply(to string, req *Request, v any, err error) {
 			err = wire.Errorf(wire.CodeInternal, "the answer is %d bytes, over the bus's limit of %d: ask for less (a smaller page or limit)", len(body), max)
 		default:
 			msg.Data = body
+			for k, v := range req.replyHdr {
+				msg.Header.Set(k, v)
+			}
 		}
 	}
 	if err != nil {

@@ -164,6 +164,10 @@ type RunResult struct {
 	// Refusal says why the command did not run or was stopped (a policy
 	// decision, or a limit: memory, pids, cpu, timeout); nil otherwise.
 	Refusal *Refusal `json:"refusal,omitempty"`
+	// Cancelled says the run was killed because its caller cancelled it or
+	// went away; CancelReason says which.
+	Cancelled    bool   `json:"cancelled,omitempty"`
+	CancelReason string `json:"cancel_reason,omitempty"`
 }
 
 // AuditEvent is one record of the audit trail. ID sorts by time (UUIDv7);

@@ -10,7 +10,6 @@ const (
 	SubjectApprovalAsk = "moat.approval.ask"    // + ".<id>"
 	SubjectApprovalAns = "moat.approval.answer" // + ".<id>"
 	SubjectRun         = "moat.sandbox.run"
-	SubjectRunOutput   = "moat.run" // + ".<request_id>.out"
 	SubjectAuditQuery  = "moat.audit.query"
 	SubjectAuditVerify = "moat.audit.verify"
 	SubjectAuditStats  = "moat.audit.stats"
@@ -44,9 +43,6 @@ func AuditSubject(source, kind string) string {
 // ApprovalAskSubject and ApprovalAnswerSubject name one approval's subjects.
 func ApprovalAskSubject(id string) string    { return SubjectApprovalAsk + "." + id }
 func ApprovalAnswerSubject(id string) string { return SubjectApprovalAns + "." + id }
-
-// RunOutputSubject is where live output of a run is streamed when asked.
-func RunOutputSubject(requestID string) string { return SubjectRunOutput + "." + requestID + ".out" }
 
 // Headers on every request and event.
 const (

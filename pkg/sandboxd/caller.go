@@ -1,0 +1,180 @@
+package sandboxd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moatsec/moat/pkg/service"
+	"github.com/moatsec/moat/pkg/truncate"
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go"
+)
+
+// errCallerCancelled and errCallerGone are the causes of a run's context
+// when its caller stopped it; the run's record and result name them.
+var (
+	errCallerCancelled = errors.New("the caller cancelled the run")
+	errCallerGone      = errors.New("the caller went away (its connection closed)")
+	errCallerSilent    = fmt.Errorf("the caller answered no heartbeat for %s", wire.RunCallerSilence)
+)
+
+// caller is the requester of one run, as the run protocol sees it (see
+// pkg/wire/run.go): it hears heartbeats, output chunks and the result on its
+// own reply subject, and answers on the run's control subject.
+//
+// A caller that did not accept interim messages (a plain request, e.g.
+// `nats req`) gets no heartbeats and no chunks: the result carries the
+// output, cut to fit the bus.
+type caller struct {
+	nc       *nats.Conn
+	reply    string
+	protocol bool // the caller accepts interim messages
+
+	ctl     *nats.Subscription
+	ctlSubj string
+	lastAck atomic.Int64 // unix nanoseconds
+	cancel  context.CancelCauseFunc
+	chunks  atomic.Int64
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// newCaller starts watching the caller of req: heartbeats every
+// wire.RunHeartbeat while the returned context lives; the context is
+// cancelled, with the reason as its cause, when the caller cancels or goes
+// away. Call close when the run is over.
+func newCaller(ctx context.Context, nc *nats.Conn, req *service.Request) (*caller, context.Context, error) {
+	c := &caller{nc: nc, reply: req.ReplySubject(), stop: make(chan struct{})}
+	c.protocol = req.Header(wire.HeaderAcceptInterim) != "" && c.reply != ""
+	ctx, c.cancel = context.WithCancelCause(ctx)
+	if !c.protocol {
+		return c, ctx, nil
+	}
+	c.ctlSubj = nc.NewInbox()
+	var err error
+	c.ctl, err = nc.Subscribe(c.ctlSubj, c.control)
+	if err != nil {
+		c.cancel(err)
+		return nil, nil, fmt.Errorf("listen for the caller: %w", err)
+	}
+	c.lastAck.Store(time.Now().UnixNano())
+	c.heartbeat()
+	c.wg.Add(1)
+	go c.watch()
+	return c, ctx, nil
+}
+
+// control handles what arrives on the control subject: acks, a cancel, or
+// the bus's no-responders status for a heartbeat nobody received.
+func (c *caller) control(m *nats.Msg) {
+	switch {
+	case m.Header.Get("Status") == "503":
+		c.cancel(errCallerGone)
+	case m.Header.Get(wire.HeaderCancel) != "":
+		c.cancel(fmt.Errorf("%w: %s", errCallerCancelled, truncate.String(m.Header.Get(wire.HeaderCancel), 200)))
+	case m.Header.Get(wire.HeaderHeartbeat) == wire.HeartbeatAck:
+		c.lastAck.Store(time.Now().UnixNano())
+	}
+}
+
+// watch sends heartbeats and cancels the run when acks stop coming.
+func (c *caller) watch() {
+	defer c.wg.Done()
+	t := time.NewTicker(wire.RunHeartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			if time.Since(time.Unix(0, c.lastAck.Load())) > wire.RunCallerSilence {
+				c.cancel(errCallerSilent)
+			}
+			c.heartbeat()
+		}
+	}
+}
+
+func (c *caller) heartbeat() {
+	m := nats.NewMsg(c.reply)
+	m.Reply = c.ctlSubj
+	m.Header.Set(wire.HeaderHeartbeat, "1")
+	c.nc.PublishMsg(m)
+}
+
+// close stops the heartbeats and the control subject.
+func (c *caller) close() {
+	if c.protocol {
+		close(c.stop)
+		c.wg.Wait()
+		c.ctl.Unsubscribe()
+	}
+	c.cancel(nil)
+}
+
+// output is where a stream's output goes as chunks, or nil when the caller
+// takes the output in the result.
+func (c *caller) output(stream string) *chunker {
+	if !c.protocol {
+		return nil
+	}
+	return &chunker{c: c, stream: stream}
+}
+
+// send publishes output as chunks of at most wire.RunChunkBytes.
+func (c *caller) send(stream string, p []byte) error {
+	for off := 0; off < len(p); off += wire.RunChunkBytes {
+		m := nats.NewMsg(c.reply)
+		m.Header.Set(wire.HeaderStream, stream)
+		m.Data = append([]byte(nil), p[off:min(off+wire.RunChunkBytes, len(p))]...)
+		if err := c.nc.PublishMsg(m); err != nil {
+			return fmt.Errorf("send output: %w", err)
+		}
+		c.chunks.Add(1)
+	}
+	return nil
+}
+
+// finish shapes the result for the caller: the output, unless it went
+// live, goes out in chunks before it, and the result says how many chunks
+// there were; for a plain requester the output is cut to fit the bus.
+func (c *caller) finish(req *service.Request, res *wire.RunResult, live bool) {
+	if !c.protocol {
+		room := int(c.nc.MaxPayload()-resultHeadroom) / 2
+		if len(res.Stdout) > room {
+			res.Stdout, res.StdoutTruncated = res.Stdout[:room], true
+		}
+		if len(res.Stderr) > room {
+			res.Stderr, res.StderrTruncated = res.Stderr[:room], true
+		}
+		return
+	}
+	if !live {
+		c.send(wire.StreamStdout, res.Stdout)
+		c.send(wire.StreamStderr, res.Stderr)
+	}
+	res.Stdout, res.Stderr = nil, nil
+	req.SetReplyHeader(wire.HeaderChunks, strconv.FormatInt(c.chunks.Load(), 10))
+}
+
+// resultHeadroom is what a result takes beside its output.
+const resultHeadroom = 64 << 10
+
+// chunker is an io.Writer that sends what the command writes as chunks.
+type chunker struct {
+	c      *caller
+	stream string
+}
+
+func (w *chunker) Write(p []byte) (int, error) {
+	if err := w.c.send(w.stream, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
