@@ -104,6 +104,10 @@ func TestRunOutputAnySize(t *testing.T) {
 	}
 }
 
+// sec is a sleep argument no other test process uses: n, then this test
+// binary's pid, so processes left by another run are not taken for ours.
+func sec(n int) string { return fmt.Sprintf("%d.%d", n, os.Getpid()) }
+
 // pidsOf lists the processes whose argv is exactly argv.
 func pidsOf(argv ...string) []int {
 	want := strings.Join(argv, "\x00") + "\x00"
@@ -149,10 +153,10 @@ func TestRunCancel(t *testing.T) {
 		argv  []string
 		procs [][]string
 	}{
-		{"SIGINT", syscall.SIGINT, []string{"sleep", "3017"}, [][]string{{"sleep", "3017"}}},
-		{"SIGINT to a tree", syscall.SIGINT, []string{"bash", "-c", "sleep 3018 & sleep 3019"}, [][]string{{"sleep", "3018"}, {"sleep", "3019"}}},
-		{"SIGTERM", syscall.SIGTERM, []string{"sleep", "3020"}, [][]string{{"sleep", "3020"}}},
-		{"SIGKILL: the caller vanishes", syscall.SIGKILL, []string{"bash", "-c", "sleep 3021 & sleep 3022"}, [][]string{{"sleep", "3021"}, {"sleep", "3022"}}},
+		{"SIGINT", syscall.SIGINT, []string{"sleep", sec(3017)}, [][]string{{"sleep", sec(3017)}}},
+		{"SIGINT to a tree", syscall.SIGINT, []string{"bash", "-c", "sleep " + sec(3018) + " & sleep " + sec(3019) + ""}, [][]string{{"sleep", sec(3018)}, {"sleep", sec(3019)}}},
+		{"SIGTERM", syscall.SIGTERM, []string{"sleep", sec(3020)}, [][]string{{"sleep", sec(3020)}}},
+		{"SIGKILL: the caller vanishes", syscall.SIGKILL, []string{"bash", "-c", "sleep " + sec(3021) + " & sleep " + sec(3022) + ""}, [][]string{{"sleep", sec(3021)}, {"sleep", sec(3022)}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,15 +180,15 @@ func TestRunCancel(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan *wire.RunResult, 1)
 		go func() {
-			res, err := c.Run(ctx, &wire.RunRequest{Workspace: e.ws, Argv: []string{"sleep", "3023"}}, nil)
+			res, err := c.Run(ctx, &wire.RunRequest{Workspace: e.ws, Argv: []string{"sleep", sec(3023)}}, nil)
 			if err != nil {
 				t.Errorf("run: %v", err)
 			}
 			done <- res
 		}()
-		waitPids(t, true, "the command runs", []string{"sleep", "3023"})
+		waitPids(t, true, "the command runs", []string{"sleep", sec(3023)})
 		cancel()
-		waitPids(t, false, "the command is gone after cancel", []string{"sleep", "3023"})
+		waitPids(t, false, "the command is gone after cancel", []string{"sleep", sec(3023)})
 		if res := <-done; res == nil || !res.Cancelled {
 			t.Fatalf("result %+v, want cancelled", res)
 		}
@@ -192,7 +196,7 @@ func TestRunCancel(t *testing.T) {
 
 	// Every one of those runs has its exit on record, cancelled.
 	exits := auditExits(t, e, url)
-	for _, n := range []string{"3017", "3018", "3020", "3021", "3023"} {
+	for _, n := range []string{sec(3017), sec(3018), sec(3020), sec(3021), sec(3023)} {
 		ev, ok := exits[n]
 		if !ok {
 			t.Errorf("no run.exit for the run of sleep %s", n)
@@ -232,7 +236,7 @@ func auditExits(t *testing.T, e *env, url string) map[string]wire.AuditEvent {
 			continue
 		}
 		for _, w := range strings.Fields(strings.Join(ev.Argv, " ")) {
-			if _, err := strconv.Atoi(w); err == nil {
+			if _, err := strconv.ParseFloat(w, 64); err == nil {
 				out[w] = ev
 				break
 			}
@@ -249,7 +253,7 @@ func auditExits(t *testing.T, e *env, url string) map[string]wire.AuditEvent {
 func TestRunPausedCaller(t *testing.T) {
 	e, _, _ := runStack(t)
 	quick := e.cmd("moat", "run", "--", "sh", "-c", "sleep 1; echo done")
-	slow := e.cmd("moat", "run", "--", "sleep", "3024")
+	slow := e.cmd("moat", "run", "--", "sleep", sec(3024))
 	var quickOut, quickErr, slowErr bytes.Buffer
 	quick.Dir, slow.Dir = e.ws, e.ws
 	quick.Stdout, quick.Stderr, slow.Stderr = &quickOut, &quickErr, &slowErr
@@ -258,7 +262,7 @@ func TestRunPausedCaller(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitPids(t, true, "the slow command runs", []string{"sleep", "3024"})
+	waitPids(t, true, "the slow command runs", []string{"sleep", sec(3024)})
 	quick.Process.Signal(syscall.SIGSTOP)
 	slow.Process.Signal(syscall.SIGSTOP)
 	time.Sleep(20 * time.Second)
@@ -269,8 +273,8 @@ func TestRunPausedCaller(t *testing.T) {
 	if code := quick.ProcessState.ExitCode(); code != 0 || quickOut.String() != "done\n" || strings.Contains(quickErr.String(), "killed") {
 		t.Errorf("quick run after a pause: exit %d, out %q\n%s", code, quickOut.String(), quickErr.String())
 	}
-	if len(pidsOf("sleep", "3024")) != 0 || !strings.Contains(slowErr.String(), "cancelled") {
-		t.Errorf("slow run of a silent caller: %d processes left\n%s", len(pidsOf("sleep", "3024")), slowErr.String())
+	if len(pidsOf("sleep", sec(3024))) != 0 || !strings.Contains(slowErr.String(), "cancelled") {
+		t.Errorf("slow run of a silent caller: %d processes left\n%s", len(pidsOf("sleep", sec(3024))), slowErr.String())
 	}
 }
 
