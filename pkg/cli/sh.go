@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/moatsec/moat/pkg/sandbox"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -192,9 +191,8 @@ func callerEnv(environ []string) map[string]string {
 		}
 	}
 	out := map[string]string{}
-	for _, kv := range sandbox.Environ(&wire.Profile{}, all, "", "") {
-		k, v, _ := strings.Cut(kv, "=")
-		if _, given := all[k]; given {
+	for k, v := range all {
+		if wire.ValidVarName(k) && !wire.SecretVar(k) && !strings.ContainsRune(v, 0) {
 			out[k] = v
 		}
 	}

@@ -1,10 +1,8 @@
 package sandbox
 
 import (
-	"regexp"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/moatsec/moat/pkg/wire"
 )
@@ -12,24 +10,18 @@ import (
 // DefaultPath is PATH when the request gives none.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// secretName matches variable names that carry credentials; they never reach
-// a sandbox, whatever the request says.
-var secretName = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`(?i)(^MOAT_|^NATS_|TOKEN|SECRET|PASSW|PASSPHRASE|CREDENTIAL|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|_KEY$|^AWS_|^AZURE_|^GOOGLE_APPLICATION|^GCP_|^SSH_AUTH_SOCK$|^GPG_AGENT|^KRB5|^VAULT_|^DOCKER_AUTH|^NPM_CONFIG_.*AUTH|^KUBECONFIG$)`)
-})
-
 // Environ builds a command's environment: the profile's fixed variables, the
 // request's own variables with credentials removed, then the basics a
 // command expects (PATH, HOME, USER) when missing. The result is sorted.
 func Environ(p *wire.Profile, req map[string]string, home, user string) []string {
 	env := map[string]string{}
 	for k, v := range req {
-		if validName(k) && !secretName().MatchString(k) && !strings.ContainsRune(v, 0) {
+		if validName(k) && !wire.SecretVar(k) && !strings.ContainsRune(v, 0) {
 			env[k] = v
 		}
 	}
 	for k, v := range p.Env.Set {
-		if !secretName().MatchString(k) {
+		if !wire.SecretVar(k) {
 			env[k] = v
 		}
 	}
@@ -65,6 +57,4 @@ func Pass(p *wire.Profile, environ []string) map[string]string {
 	return out
 }
 
-var envName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
-
-func validName(k string) bool { return envName().MatchString(k) }
+func validName(k string) bool { return wire.ValidVarName(k) }
