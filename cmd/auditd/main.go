@@ -21,6 +21,7 @@ import (
 	"github.com/moatsec/moat/pkg/auditd"
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
 )
 
 func main() {
@@ -48,6 +49,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	segAge := fs.Duration("segment-age", time.Hour, "rotate segments past this age")
 	retainBytes := fs.Int64("retain-bytes", 0, "delete the oldest segments past this total (0: keep all)")
 	retainAge := fs.Duration("retain-age", 0, "delete segments older than this (0: keep all)")
+	anchorDir := fs.String("anchor-dir", "", "also keep the latest signed checkpoint as DIR/checkpoint.json (best on another disk); `auditd verify --anchor DIR` checks against it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,9 +76,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
+	anchor, err := auditd.OpenAnchor(ctx, c.Conn(), *anchorDir, log)
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(store.Options{Dir: *dir, SigningKey: key, SegmentBytes: *segBytes, SegmentAge: *segAge,
-		RetainBytes: *retainBytes, RetainAge: *retainAge,
-		OnCheckpoint: func(cp store.Checkpoint) { auditd.PublishCheckpoint(c.Conn(), cp) }})
+		RetainBytes: *retainBytes, RetainAge: *retainAge, OnCheckpoint: anchor.Put})
 	var dmg *store.DamageError
 	readOnly := errors.As(err, &dmg)
 	if readOnly {
@@ -91,9 +96,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer st.Close()
 	for _, cut := range st.Cut() {
-		log.Warn("incomplete final frame cut off at start (never acked: its events come again from the stream); the cut is on record as "+store.KindTailCut, "kept", cut)
+		log.Warn("incomplete final frame cut off at start (never acked: its events come again from the stream); the cut is on record as "+wire.KindAuditTailCut, "kept", cut)
 	}
-	d, err := auditd.Start(ctx, c.Conn(), auditd.Config{Store: st, Sanitizer: san, PublicKey: key.Public().(ed25519.PublicKey), Logger: log, ReadOnly: readOnly})
+	d, err := auditd.Start(ctx, c.Conn(), auditd.Config{Store: st, Sanitizer: san, PublicKey: key.Public().(ed25519.PublicKey), Logger: log, ReadOnly: readOnly, Anchor: anchor})
 	if err != nil {
 		return err
 	}

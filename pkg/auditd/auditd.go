@@ -12,7 +12,6 @@ package auditd
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +39,9 @@ type Config struct {
 	PublicKey ed25519.PublicKey // checks checkpoints in verify
 	Batch     int               // events per fetch (default 1024)
 	Logger    *slog.Logger
+	// Anchor keeps the store's latest checkpoint outside it; nil: none.
+	// At start a store behind its anchor is kept read-only.
+	Anchor *Anchor
 	// ReadOnly serves query, verify and stats from a store that could not
 	// open for writing (damage a person must repair): nothing is drained,
 	// so events wait in the stream.
@@ -54,6 +56,7 @@ type Daemon struct {
 	svc     *service.Service
 	log     *slog.Logger
 	stopped chan error
+	problem string             // why the store is read-only (anchor); damage comes from the store
 	cancel  context.CancelFunc // ends the drain
 	wg      sync.WaitGroup     // the drain
 }
@@ -68,6 +71,18 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	problem := ""
+	if !cfg.ReadOnly && cfg.Anchor != nil {
+		if err := cfg.Anchor.check(ctx, cfg.Store, cfg.PublicKey); err != nil {
+			var ae *store.AnchorError
+			if !errors.As(err, &ae) {
+				return nil, err // the anchor could not be read: try again
+			}
+			cfg.Logger.Error("audit store does not reach its anchor: not storing events until a person repairs it; serving queries read-only", "err", err)
+			cfg.ReadOnly = true
+			problem = err.Error()
+		}
+	}
 	var cons jetstream.Consumer
 	if !cfg.ReadOnly {
 		var err error
@@ -75,7 +90,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d := &Daemon{cfg: cfg, nc: nc, cons: cons, log: cfg.Logger, stopped: make(chan error, 1)}
+	d := &Daemon{cfg: cfg, nc: nc, cons: cons, log: cfg.Logger, stopped: make(chan error, 1), problem: problem}
 	svc, err := service.New(nc, service.Config{Name: wire.ServiceAuditd, Version: Version, Logger: cfg.Logger,
 		Description: "keeps the sanitized, compressed, tamper-evident audit store"})
 	if err != nil {
@@ -203,7 +218,7 @@ func (d *Daemon) event(m jetstream.Msg) *wire.AuditEvent {
 		if err != nil {
 			reason = err.Error()
 		}
-		return &wire.AuditEvent{ID: id, TS: time.Now().UTC(), Source: "auditd", Kind: "audit.malformed",
+		return &wire.AuditEvent{ID: id, TS: time.Now().UTC(), Source: "auditd", Kind: wire.KindAuditMalformed,
 			Detail: map[string]any{"subject": m.Subject(), "error": reason, "bytes": len(m.Data())}}
 	}
 	d.cfg.Sanitizer.Event(&ev)
@@ -219,28 +234,37 @@ func (d *Daemon) query(ctx context.Context, req *service.Request) (any, error) {
 }
 
 func (d *Daemon) verify(ctx context.Context, req *service.Request) (any, error) {
-	return d.cfg.Store.Verify(d.cfg.PublicKey)
+	var anchor *store.Checkpoint
+	if d.cfg.Anchor != nil {
+		var err error
+		if anchor, err = d.cfg.Anchor.Get(ctx); err != nil {
+			return &wire.AuditVerifyReport{Problem: &wire.AuditProblem{Reason: err.Error() + ": the store cannot be checked against it"}}, nil
+		}
+	}
+	return d.cfg.Store.Verify(d.cfg.PublicKey, anchor)
 }
 
 func (d *Daemon) stats(ctx context.Context, req *service.Request) (any, error) {
 	st := wire.AuditStats{AuditStoreStats: d.cfg.Store.Stats(), Instance: d.svc.ID(), Consuming: d.cons != nil}
 	if dmg := d.cfg.Store.Damage(); dmg != nil {
 		st.Problem = dmg.Error()
-	}
-	if d.cons == nil {
-		return st, nil
+	} else if d.problem != "" {
+		st.Problem = d.problem
 	}
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	if d.cons == nil {
+		// Read-only: no consumer; the work-queue stream holds exactly the
+		// events not yet stored.
+		if js, err := jetstream.New(d.nc); err == nil {
+			if s, err := js.Stream(ictx, wire.AuditStream); err == nil {
+				st.Lag = s.CachedInfo().State.Msgs
+			}
+		}
+		return st, nil
+	}
 	if info, err := d.cons.Info(ictx); err == nil {
 		st.Lag = info.NumPending + uint64(info.NumAckPending)
 	}
 	return st, nil
-}
-
-// PublishCheckpoint sends a checkpoint on moat.audit.checkpoint, so it
-// leaves the box.
-func PublishCheckpoint(nc *nats.Conn, c store.Checkpoint) {
-	data, _ := json.Marshal(c)
-	nc.Publish(wire.SubjectAuditCkpt, data)
 }

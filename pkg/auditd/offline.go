@@ -1,6 +1,7 @@
 package auditd
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"flag"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/audit"
 	"github.com/moatsec/moat/pkg/audit/store"
+	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
 )
@@ -21,6 +23,10 @@ func Offline(cmd string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("auditd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "", "store directory (default MOAT_HOME/audit)")
+	anchorFrom := ""
+	if cmd == "verify" {
+		fs.StringVar(&anchorFrom, "anchor", "", "check the store reaches this checkpoint: a JSON file, a directory holding checkpoint.json (auditd --anchor-dir), or \"bus\" for the one busd keeps (MOAT_BUS, the auditd key)")
+	}
 	var q wire.AuditQuery
 	var since, until string
 	if cmd == "query" {
@@ -55,7 +61,11 @@ func Offline(cmd string, args []string, stdout, stderr io.Writer) int {
 		} else {
 			fmt.Fprintln(stderr, "auditd verify: no signing key, checkpoint signatures not checked:", err)
 		}
-		rep, err := store.Verify(*dir, pub)
+		anchor, err := readAnchor(anchorFrom, h)
+		if err != nil {
+			return fail(err)
+		}
+		rep, err := store.Verify(*dir, pub, anchor)
 		if err != nil {
 			return fail(err)
 		}
@@ -90,4 +100,32 @@ func Offline(cmd string, args []string, stdout, stderr io.Writer) int {
 	enc.SetIndent("", "  ")
 	enc.Encode(res)
 	return 0
+}
+
+// readAnchor reads the anchor verify was given: a file or directory, or
+// "bus" for the bucket busd keeps (read with the auditd key).
+func readAnchor(from string, h home.Home) (*store.Checkpoint, error) {
+	switch from {
+	case "":
+		return nil, nil
+	case "bus":
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		o := client.Options{Role: home.RoleAuditd, Creds: h.Creds(home.RoleAuditd)}.Fill(h)
+		c, err := client.Dial(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("read the anchor from the bus: %w", err)
+		}
+		defer c.Close()
+		a, err := OpenAnchor(ctx, c.Conn(), "", nil)
+		if err != nil {
+			return nil, err
+		}
+		cp, err := a.Get(ctx)
+		if err == nil && cp == nil {
+			err = fmt.Errorf("the bus keeps no anchor yet (%s is empty)", wire.AuditAnchorBucket)
+		}
+		return cp, err
+	}
+	return store.ReadAnchorFile(from)
 }

@@ -24,6 +24,9 @@ var clientRequests = []string{
 // Service discovery: anyone may ping; only a service may answer under its name.
 var discovery = []string{"$SRV.PING", "$SRV.PING.>", "$SRV.INFO", "$SRV.INFO.>", "$SRV.STATS", "$SRV.STATS.>"}
 
+// anchorStream is the stream behind the anchor bucket.
+const anchorStream = "KV_" + wire.AuditAnchorBucket
+
 // streamInfo lets a role read the audit stream's state (moat status, benchd).
 const streamInfo = "$JS.API.STREAM.INFO." + wire.AuditStream
 
@@ -98,7 +101,12 @@ func Permissions(role string) *server.Permissions {
 			js+"CONSUMER.DURABLE.CREATE."+wire.AuditStream+".>",
 			js+"CONSUMER.MSG.NEXT."+wire.AuditStream+".>",
 			"$JS.ACK."+wire.AuditStream+".>",
-			wire.SubjectAuditCkpt)
+			wire.SubjectAuditCkpt,
+			// The anchor: read and write the latest checkpoint, nothing else.
+			js+"STREAM.INFO."+anchorStream,
+			js+"DIRECT.GET."+anchorStream+".>",
+			js+"STREAM.MSG.GET."+anchorStream,
+			"$KV."+wire.AuditAnchorBucket+"."+wire.AuditAnchorKey)
 	default:
 		// An unknown role gets nothing: it may connect but neither publish nor subscribe.
 		return &server.Permissions{

@@ -81,5 +81,22 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, maxBytes int64, 
 			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
 		}
 	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, AuditAnchorConfig()); err != nil {
+		return fmt.Errorf("create key-value bucket %s: %w", wire.AuditAnchorBucket, err)
+	}
 	return nil
+}
+
+// AuditAnchorConfig is the key-value bucket where auditd keeps the latest
+// signed checkpoint of its store, outside the store (wire.AuditAnchorBucket):
+// file storage, the latest value only.
+func AuditAnchorConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      wire.AuditAnchorBucket,
+		Description: "the latest signed checkpoint of auditd's store: verify proves the store reaches it",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		MaxBytes:    1 << 20,
+		Replicas:    1,
+	}
 }

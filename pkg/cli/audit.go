@@ -164,7 +164,11 @@ func auditVerify(ctx context.Context, e *env, args []string) int {
 	if *js {
 		e.json(rep)
 	} else if rep.OK {
-		fmt.Fprintf(e.stdout, "OK: %d records (%d to %d) in %d segments, %d signed checkpoints\n", rep.Records, rep.FirstSeq, rep.LastSeq, rep.Segments, rep.Checkpoints)
+		anchor := "no anchor kept yet"
+		if rep.AnchorSize > 0 {
+			anchor = fmt.Sprintf("reaches its anchor (%d records)", rep.AnchorSize)
+		}
+		fmt.Fprintf(e.stdout, "OK: %d records (%d to %d) in %d segments, %d signed checkpoints; %s\n", rep.Records, rep.FirstSeq, rep.LastSeq, rep.Segments, rep.Checkpoints, anchor)
 	} else {
 		fmt.Fprintf(e.stdout, "FAILED after %d good records: %v\n", rep.Records, rep.Problem)
 	}

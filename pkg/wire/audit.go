@@ -44,6 +44,12 @@ type StoredEvent struct {
 }
 
 // AuditVerifyReport answers moat.audit.verify (and `auditd verify`).
+// AnchorSize is the size of the signed checkpoint kept outside the store
+// (see AuditAnchorBucket) that the store was checked against (0: none);
+// Missing counts the records it covers that the store no longer has.
+// OpenRuns counts runs with an allow decision on record but no exit
+// record (still running, or their exit was lost); OpenRunIDs names the
+// first of them.
 type AuditVerifyReport struct {
 	OK          bool          `json:"ok"`
 	Segments    int           `json:"segments"`
@@ -51,8 +57,21 @@ type AuditVerifyReport struct {
 	Checkpoints int           `json:"checkpoints"`
 	FirstSeq    uint64        `json:"first_seq"`
 	LastSeq     uint64        `json:"last_seq"`
+	AnchorSize  uint64        `json:"anchor_size,omitempty"`
+	Missing     uint64        `json:"missing,omitempty"`
+	OpenRuns    int           `json:"open_runs,omitempty"`
+	OpenRunIDs  []string      `json:"open_run_ids,omitempty"`
 	Problem     *AuditProblem `json:"problem,omitempty"`
 }
+
+// The audit anchor: auditd puts each signed checkpoint it writes (as JSON,
+// the store's Checkpoint) under AuditAnchorKey in the JetStream key-value
+// bucket AuditAnchorBucket, outside the store, so that verify can prove the
+// store still reaches it: a deleted or truncated tail is found and counted.
+const (
+	AuditAnchorBucket = "MOAT_AUDIT_ANCHOR"
+	AuditAnchorKey    = "checkpoint"
+)
 
 // AuditProblem names the first bad spot of a store.
 type AuditProblem struct {

@@ -4,13 +4,16 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -254,5 +257,160 @@ func TestAuditLargeEvents(t *testing.T) {
 	}
 	if _, errOut, code := moat("audit", "export", "--json"); code != 2 || !strings.Contains(errOut, "-json") {
 		t.Fatalf("moat audit export --json was accepted: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestAuditDamageAndAnchor drives issue 16's damage cases through the real
+// binaries. A deleted last segment passes a verify that looks only inside
+// the store; against the anchor busd keeps it fails, counting the missing
+// records, and auditd refuses to append over it. A flipped byte in the
+// active segment stops auditd from storing (naming segment, offset and the
+// command to run) without cutting anything, while queries still answer.
+func TestAuditDamageAndAnchor(t *testing.T) {
+	e := newEnv(t)
+	_, url := startBus(t, e)
+	anchorDir := t.TempDir()
+	storeDir := filepath.Join(e.home, "audit")
+	auditd := func() *proc {
+		return start(t, e.cmd("auditd", "--segment-bytes", "1024", "--anchor-dir", anchorDir))
+	}
+	c := dialWait(t, e, url)
+	pub, err := audit.NewPublisher(dialAs(t, e, url, home.RoleBenchd).Conn(), "benchd", "e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(n int) {
+		for i := 0; i < n; i++ {
+			if err := pub.Publish(context.Background(), &wire.AuditEvent{Kind: "bench.event", Detail: map[string]any{"i": i}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	drained := func() {
+		eventually(t, 30*time.Second, "auditd to catch up", func() error {
+			st, err := c.AuditStats(context.Background())
+			if err != nil {
+				return err
+			}
+			if st.Lag != 0 {
+				return &lagError{st.Lag}
+			}
+			return nil
+		})
+	}
+	stop := func(p *proc) {
+		syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+		<-p.done
+	}
+	moat := func(args ...string) (string, int) {
+		out, err := e.cmd("moat", args...).CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	offline := func(args ...string) (string, int) {
+		out, err := e.cmd("auditd", append([]string{"verify"}, args...)...).CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+
+	p := auditd()
+	waitService(t, c, "auditd", 1)
+	for i := 0; i < 6; i++ { // a batch at a time, so there are several segments
+		publish(50)
+		drained()
+	}
+	stop(p) // a clean stop anchors the whole tail
+	for _, from := range []string{"bus", anchorDir} {
+		if out, code := offline("--anchor", from); code != 0 || !strings.Contains(out, `"anchor_size"`) {
+			t.Fatalf("auditd verify --anchor %s on a whole store: exit %d\n%s", from, code, out)
+		}
+	}
+
+	// The last segment deleted: only the anchor sees it.
+	segs, _ := filepath.Glob(filepath.Join(storeDir, "seg-*.log"))
+	if len(segs) < 3 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	last := segs[len(segs)-1]
+	saved, _ := os.ReadFile(last)
+	os.Remove(last)
+	if out, code := offline(); code != 0 {
+		t.Fatalf("without the anchor, verify should see nothing wrong (exit %d):\n%s", code, out)
+	}
+	for _, from := range []string{"bus", anchorDir} {
+		out, code := offline("--anchor", from)
+		if code != 1 || !strings.Contains(out, "records are missing") {
+			t.Fatalf("auditd verify --anchor %s after the last segment was deleted: exit %d\n%s", from, code, out)
+		}
+	}
+	p = auditd()
+	waitService(t, c, "auditd", 1)
+	if out, code := moat("audit", "verify"); code != 1 || !strings.Contains(out, "records are missing") {
+		t.Fatalf("moat audit verify after the last segment was deleted: exit %d\n%s", code, out)
+	}
+	if out, code := moat("audit", "stats"); code != 1 || !strings.Contains(out, "READ-ONLY") {
+		t.Fatalf("moat audit stats of a store behind its anchor: exit %d\n%s", code, out)
+	}
+	publish(10) // they wait in the stream: nothing is appended over the loss
+	time.Sleep(time.Second)
+	if st, _ := c.AuditStats(context.Background()); st == nil || st.Lag < 10 || st.Consuming {
+		t.Fatalf("a store behind its anchor took events: %+v", st)
+	}
+	stop(p)
+
+	// Put back, it drains again and verifies.
+	os.WriteFile(last, saved, 0o600)
+	p = auditd()
+	waitService(t, c, "auditd", 1)
+	drained()
+	if out, code := moat("audit", "verify"); code != 0 || !strings.Contains(out, "reaches its anchor") {
+		t.Fatalf("moat audit verify once restored: exit %d\n%s", code, out)
+	}
+
+	// A byte flipped in the middle of the active segment, then more
+	// events acked after it (the issue's reproduction), then a restart.
+	segs, _ = filepath.Glob(filepath.Join(storeDir, "seg-*.log"))
+	active := segs[len(segs)-1]
+	data, _ := os.ReadFile(active)
+	data[len(data)/2] ^= 0x01
+	os.WriteFile(active, data, 0o600)
+	publish(80)
+	drained()
+	stop(p)
+	before, _ := os.ReadFile(active)
+	p = auditd()
+	waitService(t, c, "auditd", 1)
+	eventually(t, 10*time.Second, "auditd to say where the damage is", func() error {
+		if !strings.Contains(p.output(), "audit store damaged") {
+			return exec.ErrNotFound
+		}
+		return nil
+	})
+	log := p.output()
+	if !strings.Contains(log, "segment="+filepath.Base(active)) || !strings.Contains(log, "offset=") || !strings.Contains(log, "auditd verify --dir") {
+		t.Fatalf("auditd's log does not name the segment, the offset and the command:\n%s", log)
+	}
+	after, _ := os.ReadFile(active)
+	if !bytes.Equal(before, after) {
+		t.Fatalf("the damaged segment was changed: %d bytes, was %d", len(after), len(before))
+	}
+	if _, err := os.Stat(filepath.Join(storeDir, "broken")); !os.IsNotExist(err) {
+		t.Fatalf("records were moved aside: %v", err)
+	}
+	if out, code := moat("audit", "verify"); code != 1 || !strings.Contains(out, filepath.Base(active)) {
+		t.Fatalf("moat audit verify over a flipped byte: exit %d\n%s", code, out)
+	}
+	if out, code := moat("audit", "query", "--limit", "1000", "--json"); code != 0 || strings.Count(out, "bench.event") < 300 {
+		t.Fatalf("read-only queries: exit %d, %d events", code, strings.Count(out, "bench.event"))
 	}
 }

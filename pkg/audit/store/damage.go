@@ -14,11 +14,6 @@ import (
 	"github.com/moatsec/moat/pkg/wire"
 )
 
-// KindTailCut is the event a store writes when it cut an incomplete final
-// frame at open: which segment, where, how many bytes, their hash, and
-// where they were kept.
-const KindTailCut = "audit.tail_cut"
-
 // DamageError is damage found at open that only a person may repair: the
 // store does not open for writing over it.
 type DamageError struct {
@@ -73,7 +68,7 @@ func (s *Store) cutTail(path string, good int64) (*wire.AuditEvent, error) {
 	}
 	s.cut = append(s.cut, aside)
 	sum := sha256.Sum256(tail)
-	return &wire.AuditEvent{ID: wire.NewID(), TS: time.Now().UTC(), Source: "auditd", Kind: KindTailCut,
+	return &wire.AuditEvent{ID: wire.NewID(), TS: time.Now().UTC(), Source: "auditd", Kind: wire.KindAuditTailCut,
 		Detail: map[string]any{"segment": filepath.Base(path), "offset": good, "bytes": len(tail),
 			"sha256": hex.EncodeToString(sum[:]), "kept": filepath.Join("broken", filepath.Base(aside)),
 			"reason": "an incomplete final frame: a write that never finished, so none of its records was acked"}}, nil

@@ -54,7 +54,7 @@ func TestDamageIsNeverCutAway(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "broken")); !os.IsNotExist(err) {
 		t.Fatalf("records were moved aside: %v", err)
 	}
-	rep, _ := Verify(dir, nil)
+	rep, _ := Verify(dir, nil, nil)
 	if rep.OK || rep.Problem == nil {
 		t.Fatalf("verify says OK over a flipped byte: %+v", rep)
 	}
@@ -103,12 +103,12 @@ func TestTornFinalFrameOnly(t *testing.T) {
 		if len(s2.Cut()) != 1 {
 			t.Fatalf("cut %v", s2.Cut())
 		}
-		res, _ := s2.Query(wire.AuditQuery{Kind: KindTailCut})
+		res, _ := s2.Query(wire.AuditQuery{Kind: wire.KindAuditTailCut})
 		if len(res.Events) != 1 || res.Events[0].Event.Detail["bytes"] == nil || res.Events[0].Event.Detail["sha256"] == nil {
 			t.Fatalf("the cut is not on record: %+v", res.Events)
 		}
 		pub, _ := testKey()
-		rep, _ := Verify(dir, pub)
+		rep, _ := Verify(dir, pub, nil)
 		if !rep.OK || rep.Records != 11 || rep.Checkpoints == 0 {
 			t.Fatalf("verify %+v", rep)
 		}

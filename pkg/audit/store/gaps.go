@@ -116,7 +116,7 @@ func (s *Store) gaps() []*wire.AuditEvent {
 			}
 		}
 		for _, d := range due {
-			out = append(out, &wire.AuditEvent{ID: wire.NewID(), TS: now.UTC(), Source: "auditd", Kind: "audit.gap",
+			out = append(out, &wire.AuditEvent{ID: wire.NewID(), TS: now.UTC(), Source: "auditd", Kind: wire.KindAuditGap,
 				Detail: map[string]any{"source": src.name, "instance": src.inst, "missing_from": d[0], "missing_to": d[1]}})
 			src.fill(d[0], d[1])
 		}

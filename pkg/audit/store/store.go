@@ -254,7 +254,7 @@ func (s *Store) loadFrame(name string, fr frame) error {
 // remember takes a stored event into memory (at load).
 func (s *Store) remember(seg string, off int64, seq uint64, ev *wire.AuditEvent) {
 	s.ids[ev.ID] = struct{}{}
-	if ev.Kind == "audit.gap" {
+	if ev.Kind == wire.KindAuditGap {
 		s.reported(ev)
 	} else {
 		s.see(ev)
@@ -463,12 +463,24 @@ func (s *Store) writeIndex(seg string) error {
 	return os.WriteFile(filepath.Join(s.opts.Dir, strings.TrimSuffix(seg, ".log")+".idx"), data, 0o600)
 }
 
-// Close writes the current segment's index and closes it.
+// Close signs a last checkpoint over records not yet covered by one (so a
+// clean stop leaves the whole tail anchored), writes the current segment's
+// index and closes it.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.seg == nil {
 		return nil
+	}
+	if s.broken == nil && s.opts.SigningKey != nil && s.since > 0 {
+		ckpt := s.checkpoint(s.seq, s.head)
+		payload, _ := msgpack.Marshal(ckpt)
+		if err := s.write(appendFrame(nil, frameCheckpoint, payload)); err == nil && s.seg.Sync() == nil {
+			s.since = 0
+			if s.opts.OnCheckpoint != nil {
+				s.opts.OnCheckpoint(*ckpt)
+			}
+		}
 	}
 	s.writeIndex(s.segName)
 	err := s.seg.Close()
@@ -478,10 +490,10 @@ func (s *Store) Close() error {
 
 // Verify checks the whole store (see the package-level Verify) while no
 // append runs, so a block being written is not taken for a torn one.
-func (s *Store) Verify(pub ed25519.PublicKey) (*wire.AuditVerifyReport, error) {
+func (s *Store) Verify(pub ed25519.PublicKey, anchor *Checkpoint) (*wire.AuditVerifyReport, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return Verify(s.opts.Dir, pub)
+	return Verify(s.opts.Dir, pub, anchor)
 }
 
 // Stats reports the store's size and how well it compresses.

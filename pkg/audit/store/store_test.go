@@ -107,7 +107,7 @@ func TestAppendQueryReopen(t *testing.T) {
 		t.Fatal("ids forgotten across a reopen")
 	}
 	pub, _ := testKey()
-	rep, err := Verify(dir, pub)
+	rep, err := Verify(dir, pub, nil)
 	if err != nil || !rep.OK || rep.Records != 300 || rep.Checkpoints == 0 {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
@@ -134,15 +134,18 @@ func TestRotationRetentionAndGaps(t *testing.T) {
 	// arriving out of order is not a gap.
 	late := events(3, 5000)
 	late[0].Seq, late[1].Seq, late[2].Seq = 1000, 999, 998 // out of order, but complete
+	late[2].Kind = "run.exit"                              // so no run stays open
 	s.Append(late)
 	skip := events(1, 6000)
 	skip[0].Seq = 1200 // 1001..1199 never come
+	skip[0].Kind = "run.exit"
 	s.Append(skip)
 	if r, _ := s.Query(wire.AuditQuery{Kind: "audit.gap", Limit: 10}); len(r.Events) != 0 {
 		t.Fatalf("a gap reported before the horizon: %+v", r.Events)
 	}
 	far := events(1, 7000)
 	far[0].Seq = 1200 + GapHorizon + 10
+	far[0].Kind = "run.exit"
 	s.Append(far)
 	if r, _ := s.Query(wire.AuditQuery{Kind: "audit.gap", Limit: 10}); len(r.Events) != 0 {
 		t.Fatalf("a gap reported before the redelivery wait: %+v", r.Events)
@@ -157,7 +160,7 @@ func TestRotationRetentionAndGaps(t *testing.T) {
 	}
 	s.Close()
 	pub, _ := testKey()
-	if rep, err := Verify(dir, pub); err != nil || !rep.OK || rep.FirstSeq == 1 {
+	if rep, err := Verify(dir, pub, nil); err != nil || !rep.OK || rep.FirstSeq == 1 {
 		t.Fatalf("verify after retention: %v %+v", err, rep)
 	}
 }
@@ -180,7 +183,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		data, _ := os.ReadFile(seg)
 		data[len(data)/2] ^= 0x20
 		os.WriteFile(seg, data, 0o600)
-		rep, _ := Verify(dir, pub)
+		rep, _ := Verify(dir, pub, nil)
 		if rep.OK || rep.Problem == nil || rep.Problem.Offset == 0 || !strings.Contains(rep.Problem.Reason, "CRC") {
 			t.Fatalf("%+v %+v", rep, rep.Problem)
 		}
@@ -189,7 +192,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		dir, seg := build(t)
 		fi, _ := os.Stat(seg)
 		os.Truncate(seg, fi.Size()-7)
-		rep, _ := Verify(dir, pub)
+		rep, _ := Verify(dir, pub, nil)
 		if rep.OK || rep.Problem == nil || !strings.Contains(rep.Problem.Reason, "past the end") {
 			t.Fatalf("%+v", rep.Problem)
 		}
@@ -202,7 +205,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 			}
 			return recs
 		})
-		rep, _ := Verify(dir, pub)
+		rep, _ := Verify(dir, pub, nil)
 		if rep.OK || rep.Problem == nil || rep.Problem.Seq != 24 || !strings.Contains(rep.Problem.Reason, "missing") {
 			t.Fatalf("%+v", rep.Problem)
 		}
@@ -215,7 +218,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 			}
 			return recs
 		})
-		rep, _ := Verify(dir, pub)
+		rep, _ := Verify(dir, pub, nil)
 		if rep.OK || rep.Problem == nil || rep.Problem.Seq != 46 || !strings.Contains(rep.Problem.Reason, "hash chain") {
 			t.Fatalf("%+v", rep.Problem)
 		}
@@ -223,7 +226,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 	t.Run("checkpoint by another key", func(t *testing.T) {
 		dir, _ := build(t)
 		other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32))
-		rep, _ := Verify(dir, other.Public().(ed25519.PublicKey))
+		rep, _ := Verify(dir, other.Public().(ed25519.PublicKey), nil)
 		if rep.OK || !strings.Contains(rep.Problem.Reason, "signature") {
 			t.Fatalf("%+v", rep.Problem)
 		}
@@ -305,7 +308,7 @@ func FuzzSegmentReader(f *testing.F) {
 		}
 		d := t.TempDir()
 		os.WriteFile(filepath.Join(d, "seg-00000001.log"), data, 0o600)
-		if rep, err := Verify(d, nil); err == nil && !rep.OK && rep.Problem == nil {
+		if rep, err := Verify(d, nil, nil); err == nil && !rep.OK && rep.Problem == nil {
 			t.Fatal("verify failed without naming a problem")
 		}
 	})

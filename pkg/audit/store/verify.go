@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/vmihailenco/msgpack/v5"
@@ -15,14 +18,26 @@ import (
 // Verify checks a store directory end to end: every frame's CRC, every
 // record's place in the hash chain (a flipped byte, a removed or reordered
 // record breaks it), the chain across segments, and every checkpoint's
-// signature and agreement with the chain (pub nil skips signatures). It
-// reports the first bad spot.
-func Verify(dir string, pub ed25519.PublicKey) (*wire.AuditVerifyReport, error) {
+// signature and agreement with the chain (pub nil skips signatures). With
+// an anchor (the latest checkpoint, as kept outside the store) it proves
+// the store reaches it: the chain at anchor.Size must hash to its root, and
+// a store that ends before it is missing the difference (a deleted or
+// truncated tail, invisible from inside the store). It also reports runs
+// with an allow decision but no exit record. It reports the first bad spot.
+func Verify(dir string, pub ed25519.PublicKey, anchor *Checkpoint) (*wire.AuditVerifyReport, error) {
 	names, err := segments(dir)
 	if err != nil {
 		return nil, err
 	}
 	rep := &wire.AuditVerifyReport{Segments: len(names)}
+	if anchor != nil {
+		rep.AnchorSize = anchor.Size
+		if pub != nil && !anchor.Verify(pub) {
+			rep.Problem = &wire.AuditProblem{Reason: fmt.Sprintf("the anchor checkpoint (%d records) does not verify: its signature is not this store's key", anchor.Size)}
+			return rep, nil
+		}
+	}
+	runs := openRuns{ids: map[string]uint64{}}
 	var seq uint64
 	var head []byte
 	started := false
@@ -77,6 +92,10 @@ func Verify(dir string, pub ed25519.PublicKey) (*wire.AuditVerifyReport, error) 
 					}
 					seq, head = r.Seq, r.Hash
 					rep.Records++
+					if anchor != nil && seq == anchor.Size && !bytes.Equal(head, anchor.Root) {
+						return fail(seq, "the chain disagrees with the anchor checkpoint at record %d: the store was rewritten or replaced", seq)
+					}
+					runs.see(r.Event)
 				}
 			case frameCheckpoint:
 				var c Checkpoint
@@ -108,6 +127,59 @@ func Verify(dir string, pub ed25519.PublicKey) (*wire.AuditVerifyReport, error) 
 		}
 	}
 	rep.LastSeq = seq
+	last := ""
+	if len(names) > 0 {
+		last = names[len(names)-1]
+	}
+	if anchor != nil && seq < anchor.Size {
+		rep.Missing = anchor.Size - seq
+		rep.Problem = &wire.AuditProblem{Segment: last, Seq: seq, Reason: fmt.Sprintf(
+			"the store ends at record %d but the anchor checkpoint signed %s covers %d: %d records are missing (a deleted or truncated tail)",
+			seq, time.Unix(0, anchor.TS).UTC().Format(time.RFC3339), anchor.Size, rep.Missing)}
+		return rep, nil
+	}
+	if rep.OpenRuns, rep.OpenRunIDs = runs.open(); rep.OpenRuns > 0 {
+		rep.Problem = &wire.AuditProblem{Segment: last, Seq: seq, Reason: fmt.Sprintf(
+			"%d runs have an allow decision but no exit record: still running, or their exit was lost (request ids %s)",
+			rep.OpenRuns, strings.Join(rep.OpenRunIDs, ", "))}
+		return rep, nil
+	}
 	rep.OK = true
 	return rep, nil
+}
+
+// openRuns follows runs through the chain: an allow decision opens one,
+// its exit (or failure) record closes it.
+type openRuns struct {
+	ids map[string]uint64 // request id → when seen
+	n   uint64
+}
+
+// maxOpenRunIDs bounds the ids a report names.
+const maxOpenRunIDs = 20
+
+func (o *openRuns) see(event []byte) {
+	var ev struct{ Kind, RequestID, Verdict string }
+	if msgpack.Unmarshal(event, &ev) != nil || ev.RequestID == "" {
+		return
+	}
+	switch ev.Kind {
+	case wire.KindRunDecision:
+		if ev.Verdict == wire.VerdictAllow {
+			o.n++
+			o.ids[ev.RequestID] = o.n
+		}
+	case wire.KindRunExit, wire.KindRunFailed:
+		delete(o.ids, ev.RequestID)
+	}
+}
+
+// open counts the runs left open and names the first of them.
+func (o *openRuns) open() (int, []string) {
+	ids := make([]string, 0, len(o.ids))
+	for id := range o.ids {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return o.ids[ids[i]] < o.ids[ids[j]] })
+	return len(ids), ids[:min(len(ids), maxOpenRunIDs)]
 }
