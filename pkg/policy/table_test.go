@@ -46,13 +46,14 @@ func newWorld(t testing.TB) *world {
 	if err := os.Symlink("/etc", filepath.Join(w.ws, "escape")); err != nil {
 		t.Fatal(err)
 	}
-	toml := "[profiles.proxied]\nextends = \"workspace-net\"\nnet_allow = [\"proxy.golang.org:443\", \"*.example.org\"]\n"
+	toml := "[profiles.proxied]\nextends = \"workspace-net\"\nnet_allow = [\"proxy.golang.org:443\", \"*.example.org\"]\n" +
+		"[profiles.careful]\nextends = \"workspace-net\"\nirreversible = \"deny\"\n[profiles.reckless]\nextends = \"workspace-net\"\nirreversible = \"allow\"\n"
 	os.WriteFile(filepath.Join(w.moatHome, "profiles.toml"), []byte(toml), 0o600)
 	r, err := profile.NewResolver(profile.Options{MoatHome: w.moatHome, ProfilesFile: filepath.Join(w.moatHome, "profiles.toml"), AllowTrusted: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"offline", "workspace-write", "workspace-net", "trusted", "net-readonly", "proxied"} {
+	for _, name := range []string{"offline", "workspace-write", "workspace-net", "trusted", "net-readonly", "proxied", "careful", "reckless"} {
 		p, err := r.Resolve(&wire.ResolveRequest{Profile: name, Workspace: w.ws})
 		if err != nil {
 			t.Fatal(err)

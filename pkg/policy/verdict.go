@@ -35,6 +35,8 @@ var Rules = map[string]string{
 	"destructive.fork-bomb":      "a function that calls itself in a pipeline or in the background",
 	"destructive.chmod-root":     "recursive permission or owner change of / or a system directory",
 	"destructive.power":          "shuts down or reboots the machine",
+	"irreversible.work":          "destroys uncommitted work or stashes no sandbox can bring back (git reset --hard, git clean -f, …)",
+	"irreversible.history":       "rewrites or deletes remote history (git push --force, --delete, +ref, filter-branch)",
 	"priv.escalation":            "gains privileges (sudo, su, doas, pkexec, setcap, …)",
 	"priv.setuid":                "sets a setuid or setgid bit",
 	"exec.remote-code":           "runs downloaded code (curl … | sh, bash <(curl …))",

@@ -52,6 +52,8 @@ type Spec struct {
 	Env         wire.Env
 	Caches      []string // toolchain caches (see caches.go)
 	CacheScope  string   // "user" (default) or "workspace"
+	// Irreversible is the profile's irreversible key: "", prompt, deny or allow.
+	Irreversible string
 }
 
 // DefaultLimits bound every built-in but trusted's timeout.

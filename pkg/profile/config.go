@@ -31,6 +31,7 @@ import (
 //	env_set = { GOTOOLCHAIN = "local" }
 //	caches = ["go", "npm"]              # toolchain caches (replaces the base's list)
 //	cache_scope = "workspace"           # user (default) or workspace
+//	irreversible = "deny"               # prompt (default), deny or allow
 //	[profiles.ci.limits]
 //	timeout = "10m"
 //	memory = "4GiB"
@@ -52,6 +53,9 @@ type customTOML struct {
 	Caches      *[]string         `toml:"caches"`
 	CacheScope  string            `toml:"cache_scope"`
 	Limits      limitsTOML        `toml:"limits"`
+	// Irreversible: prompt, deny or allow for operations that destroy
+	// uncommitted work or remote history (docs/policy.md).
+	Irreversible string `toml:"irreversible"`
 }
 
 var customName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`) })
@@ -186,6 +190,14 @@ func (c *Catalog) custom(name string, t customTOML, path string) (*Spec, error) 
 	}
 	if len(s.Caches) > 0 && s.scope == writeNothing {
 		return nil, fmt.Errorf("caches: %s writes nothing, so it keeps no caches; extend workspace-write or workspace-net", base.Name)
+	}
+	switch t.Irreversible {
+	case "":
+		s.Irreversible = base.Irreversible
+	case wire.VerdictPrompt, wire.VerdictDeny, wire.VerdictAllow:
+		s.Irreversible = t.Irreversible
+	default:
+		return nil, fmt.Errorf("irreversible = %q: want prompt, deny or allow", t.Irreversible)
 	}
 	s.Limits = t.Limits.apply(base.Limits, false)
 	s.Env = wire.Env{Pass: concat(base.Env.Pass, t.EnvPass), Set: map[string]string{}}

@@ -46,6 +46,10 @@ type Profile struct {
 	Caches      []Cache  `json:"caches,omitempty"`      // moat-managed toolchain caches, writable
 	Source      string   `json:"source"`                // "builtin" or the file that defined it
 	NarrowedBy  []string `json:"narrowed_by,omitempty"` // .moat-profile files that narrowed it
+	// Irreversible is what policyd makes of operations that destroy work no
+	// sandbox can bring back (git reset --hard, git push --force, …):
+	// "prompt" (the default when empty), "deny" or "allow".
+	Irreversible string `json:"irreversible,omitempty"`
 }
 
 // FS says where a command may write and what it may not see or change.
