@@ -192,7 +192,6 @@ func replaceHome(t, h string) string {
 
 // rule is one secret pattern.
 type rule struct {
-	id       string
 	keywords []string // at least one must appear (case-insensitive when lower)
 	re       *regexp.Regexp
 	repl     string
@@ -217,21 +216,22 @@ func (r *rule) hit(t string, lower *string) bool {
 	return false
 }
 
-// Rules' ids; each has true- and false-positive vectors in the tests.
+// The rules, each named in its replacement ([REDACTED:<id>]); each has
+// true- and false-positive vectors in the tests.
 var rules = sync.OnceValue(func() []*rule {
 	red := func(id string) string { return "[REDACTED:" + id + "]" }
 	return []*rule{
-		{"private-key", []string{"PRIVATE KEY"}, regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`), red("private-key")},
-		{"aws-access-key", []string{"AKIA", "ASIA", "ABIA", "ACCA", "A3T"}, regexp.MustCompile(`\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b`), red("aws-access-key")},
-		{"github-token", []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"}, regexp.MustCompile(`\b(?:gh[pousr]_[0-9A-Za-z]{36}|github_pat_[0-9A-Za-z_]{82})\b`), red("github-token")},
-		{"gitlab-token", []string{"glpat-"}, regexp.MustCompile(`\bglpat-[0-9A-Za-z_-]{20,}`), red("gitlab-token")},
-		{"slack-token", []string{"xox"}, regexp.MustCompile(`\bxox[baprse]-[0-9A-Za-z-]{10,}`), red("slack-token")},
-		{"jwt", []string{"eyJ"}, regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}`), red("jwt")},
-		{"bearer", []string{"bearer"}, regexp.MustCompile(`(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{12,}`), "${1} " + red("bearer")},
-		{"url-credentials", []string{"://"}, regexp.MustCompile(`\b([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+):[^/\s@]+@`), "${1}:" + red("url-credentials") + "@"},
-		{"assignment", []string{"password", "passwd", "secret", "token", "_key", "apikey", "api_key"},
+		{[]string{"PRIVATE KEY"}, regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`), red("private-key")},
+		{[]string{"AKIA", "ASIA", "ABIA", "ACCA", "A3T"}, regexp.MustCompile(`\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b`), red("aws-access-key")},
+		{[]string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"}, regexp.MustCompile(`\b(?:gh[pousr]_[0-9A-Za-z]{36}|github_pat_[0-9A-Za-z_]{82})\b`), red("github-token")},
+		{[]string{"glpat-"}, regexp.MustCompile(`\bglpat-[0-9A-Za-z_-]{20,}`), red("gitlab-token")},
+		{[]string{"xox"}, regexp.MustCompile(`\bxox[baprse]-[0-9A-Za-z-]{10,}`), red("slack-token")},
+		{[]string{"eyJ"}, regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}`), red("jwt")},
+		{[]string{"bearer"}, regexp.MustCompile(`(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{12,}`), "${1} " + red("bearer")},
+		{[]string{"://"}, regexp.MustCompile(`\b([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+):[^/\s@]+@`), "${1}:" + red("url-credentials") + "@"},
+		{[]string{"password", "passwd", "secret", "token", "_key", "apikey", "api_key"},
 			regexp.MustCompile(`(?i)\b([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api_?key|_key))(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s"',;]+)`), "${1}${2}" + red("assignment")},
-		{"flag", []string{"--password", "--passwd", "--token", "--secret", "--api-key", "--apikey"},
+		{[]string{"--password", "--passwd", "--token", "--secret", "--api-key", "--apikey"},
 			regexp.MustCompile(`(?i)(--(?:password|passwd|token|secret|api-?key|[a-z-]*-token|[a-z-]*-secret))(\s+|=)("[^"]*"|'[^']*'|[^\s"',;]+)`), "${1}${2}" + red("flag")},
 	}
 })
