@@ -66,7 +66,8 @@ func adminConn(ns *server.Server, h home.Home) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// ensureStreams creates the streams moat keeps (MOAT_AUDIT, MOAT_RUNS) with
+// ensureStreams creates the streams moat keeps (MOAT_AUDIT, MOAT_RUNS, and the
+// anchor bucket MOAT_AUDIT_ANCHOR) with
 // replicas copies, or updates them; running it on every start is safe. It
 // never lowers a stream's replicas.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, maxBytes int64, replicas int) error {
@@ -81,7 +82,12 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, maxBytes int64, 
 			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
 		}
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, AuditAnchorConfig()); err != nil {
+	anchor := AuditAnchorConfig()
+	anchor.Replicas = replicas
+	if s, err := js.Stream(ctx, "KV_"+anchor.Bucket); err == nil && s.CachedInfo().Config.Replicas > replicas {
+		anchor.Replicas = s.CachedInfo().Config.Replicas
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, anchor); err != nil {
 		return fmt.Errorf("create key-value bucket %s: %w", wire.AuditAnchorBucket, err)
 	}
 	return nil
