@@ -31,6 +31,7 @@ func m(prefix, decision, resolved, justification string) RuleMatch {
 // keeps the same table with moat's full-engine answer beside it.
 func TestCodexPublishedCases(t *testing.T) {
 	home := t.TempDir()
+	w := newWorld(t)
 	tests := []struct {
 		name    string
 		files   []string
@@ -104,8 +105,41 @@ func TestCodexPublishedCases(t *testing.T) {
 			if got.Decision != wantDecision {
 				t.Fatalf("decision %q, want %q", got.Decision, wantDecision)
 			}
+			e := New(Options{})
+			e.SetRules(rs)
+			d := w.decide(t, e, "workspace-write", tt.argv)
+			if got, want := d.Verdict+" "+d.Reasons[0].Rule, engineAnswers[tt.name]; got != want {
+				t.Fatalf("moat check under workspace-write = %s, want %s (docs/policy.md): %v", got, want, d.Reasons)
+			}
 		})
 	}
+}
+
+// engineAnswers are moat check's answers (verdict and first rule) for the
+// same cases under workspace-write: where they differ from Codex's, the
+// built-in rules are stricter (docs/policy.md says why, case by case).
+var engineAnswers = map[string]string{
+	"basic_match": "allow file.prefix-rule",
+	"justification_is_attached_to_forbidden_matches":                          "deny file.prefix-rule",
+	"justification_can_be_used_with_allow_decision":                           "allow file.prefix-rule",
+	"parses_multiple_policy_files/status":                                     "prompt file.prefix-rule",
+	"parses_multiple_policy_files/commit":                                     "deny file.prefix-rule",
+	"only_first_token_alias_expands_to_multiple_rules/bash":                   "allow file.prefix-rule",
+	"only_first_token_alias_expands_to_multiple_rules/sh":                     "allow file.prefix-rule",
+	"tail_aliases_are_not_cartesian_expanded/i":                               "deny net.package-manager",
+	"tail_aliases_are_not_cartesian_expanded/install":                         "deny net.package-manager",
+	"match_and_not_match_examples_are_enforced/match":                         "allow file.prefix-rule",
+	"match_and_not_match_examples_are_enforced/no_match":                      "allow fs.write-inside",
+	"strictest_decision_wins_across_matches":                                  "deny file.prefix-rule",
+	"heuristics_match_is_returned_when_no_policy_matches":                     "allow default.sandboxed",
+	"home_relative_host_executable_path_is_expanded_and_used_for_resolution":  "deny net.client",
+	"host_executable_resolution_uses_basename_rule_when_allowed":              "prompt file.prefix-rule",
+	"host_executable_resolution_respects_explicit_empty_allowlist":            "prompt file.prefix-rule",
+	"host_executable_resolution_ignores_path_not_in_allowlist":                "prompt file.prefix-rule",
+	"host_executable_resolution_falls_back_without_mapping":                   "prompt file.prefix-rule",
+	"host_executable_resolution_does_not_override_exact_match":                "prompt file.prefix-rule",
+	"host resolution off: an absolute path matches no basename rule":          "prompt file.prefix-rule",
+	"append_allow_prefix_rule_dedupes_existing_rule (the line Codex appends)": "allow file.prefix-rule",
 }
 
 const codexExamplesRule = `prefix_rule(
