@@ -388,3 +388,18 @@ func TestShlexSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestCodexMultipleCommands: Codex's strictest_decision_across_multiple_commands,
+// as moat meets it: one script of several commands, strictest wins.
+func TestCodexMultipleCommands(t *testing.T) {
+	w := newWorld(t)
+	rs, err := loadFiles(t, "prefix_rule(pattern = [\"git\"], decision = \"prompt\")\nprefix_rule(pattern = [\"git\", \"commit\"], decision = \"forbidden\")")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(Options{})
+	e.SetRules(rs)
+	if d := w.decide(t, e, "workspace-write", sh("git status && git commit -m hi")); d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != "file.prefix-rule" {
+		t.Fatalf("%+v", d)
+	}
+}
