@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
 )
@@ -27,7 +30,8 @@ const shUsage = `usage: moat sh [--profile P] [--workspace DIR] [--timeout D] [-
 
 A drop-in for sh -c / bash -c: the script runs as bash -c SCRIPT through the
 whole pipeline (resolved, judged, confined, recorded). Standard output and
-error stay apart, the exit status is the script's (128+N for a signal),
+error stay apart, the exit status is the script's (a script killed by a
+signal ends moat sh by the same signal),
 standard input is passed through
 (when it is not a terminal; up to 4 MiB), the working directory is the
 current one and the environment the caller's, credentials dropped.
@@ -97,11 +101,19 @@ func runSh(ctx context.Context, e *env, args []string) int {
 		}
 		return ExitDenied
 	}
-	if res.Refusal != nil {
-		if !*js {
+	if !*js {
+		switch {
+		case res.Cancelled:
+			fmt.Fprintf(e.stderr, "moat: cancelled: %s\n", res.CancelReason)
+		case res.Refusal != nil:
 			printRefusal(e.stderr, res.Refusal)
 		}
-		return res.ExitCode
+		if res.StdoutTruncated || res.StderrTruncated {
+			fmt.Fprintln(e.stderr, "moat: output truncated at the profile's limit")
+		}
+		if res.Signal != "" && res.Refusal == nil && !res.Cancelled && res.ExitCode > 128 {
+			dieBy(syscall.Signal(res.ExitCode - 128))
+		}
 	}
 	return res.ExitCode
 }
@@ -197,4 +209,13 @@ func callerEnv(environ []string) map[string]string {
 		}
 	}
 	return out
+}
+
+// dieBy ends moat sh by the signal that ended the script, as a shell whose
+// last command died by it would be seen by its caller (bash -c 'kill $$').
+// A signal that does not end the process leaves the exit code to report it.
+func dieBy(sig syscall.Signal) {
+	signal.Reset(sig)
+	syscall.Kill(os.Getpid(), sig)
+	time.Sleep(50 * time.Millisecond) // delivery is asynchronous
 }

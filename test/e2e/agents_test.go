@@ -3,15 +3,18 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
 )
@@ -99,6 +102,8 @@ func TestShSideBySide(t *testing.T) {
 		{"stdin lines", `while read l; do echo "[$l]"; done`, "x\ny\n"},
 		{"arguments", `echo "$0:$1:$#"`, ""},
 		{"quoting", `printf '%s|' "a b" 'c  d' "it's"; echo`, ""},
+		{"killed by a signal", `echo going; kill -TERM $$; echo survived`, ""},
+		{"killed by SIGKILL", `echo going; kill -KILL $$`, ""},
 		{"signal status", `sleep 30 & kill -TERM $!; wait $!; echo "status $?"`, ""},
 		{"large output", `i=0; while [ $i -lt 12000 ]; do echo "line $i of the large output"; i=$((i+1)); done`, ""},
 		{"command not found", `no-such-command-xyz 2>/dev/null; echo $?`, ""},
@@ -129,6 +134,34 @@ func TestShSideBySide(t *testing.T) {
 		if got.code != 5 || got.stdout != "from a script\n" {
 			t.Fatalf("script on stdin: %+v", short(got))
 		}
+	})
+
+	t.Run("stopped by a signal", func(t *testing.T) {
+		m := e.cmd("moat", "sh", "-c", "echo started; exec sleep 31.5")
+		m.Dir, m.Env = e.ws, append(e.vars, profile)
+		stdout, err := m.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		if line != "started\n" {
+			t.Fatalf("first line %q", line)
+		}
+		m.Process.Signal(syscall.SIGTERM)
+		err = m.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+			t.Fatalf("moat sh after SIGTERM: %v", err)
+		}
+		eventually(t, 10*time.Second, "the script's sleep to be gone", func() error {
+			if out, _ := exec.Command("pgrep", "-f", "sleep 31.5").Output(); len(out) > 0 {
+				return fmt.Errorf("still running: %s", out)
+			}
+			return nil
+		})
 	})
 
 	t.Run("refused", func(t *testing.T) {
