@@ -64,6 +64,7 @@ sub:
 	subArgs := args[i:]
 	sub := subArgs[0].s
 	j.gitIrreversible(sub, subArgs, dir)
+	j.gitRunsCommands(sub, subArgs, dir)
 	switch {
 	case sub == "remote" && len(subArgs) > 1 && subArgs[1].s == "update":
 		j.network("git remote update", nil)

@@ -101,6 +101,14 @@ func targetsCmd(takesValue string, long ...string) handler {
 }
 
 func inDirCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	if name == "patch" && hasFlag(args, "e", "ed") {
+		j.add(prompt, "exec.inline-code", "", "patch -e feeds the patch to ed, whose ! command runs shell commands")
+	}
+	if name == "patch" {
+		if o, ok := optionValue(args, 'o', "output"); ok {
+			j.write("patch -o", o, dir)
+		}
+	}
 	if d, ok := optionValue(args, 'd', "directory"); ok {
 		j.write(name, d, dir)
 		return
@@ -170,6 +178,9 @@ func copyCmd(j *judge, name string, args []arg, dir string, in stdin) {
 	takes := "tS"
 	if name == "install" {
 		takes = "tSmogb"
+		if p, ok := longValue(args, "strip-program", 3); ok {
+			j.runsCommand("install --strip-program", p, dir)
+		}
 	}
 	ops := operands(args, takes, "target-directory", "suffix", "mode", "owner", "group", "backup")
 	if t, ok := optionValue(args, 't', "target-directory"); ok {

@@ -75,6 +75,7 @@ var packageManagers = map[string][]string{
 
 // netCmd judges a network client against the profile's network.
 func netCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	j.clientExecutors(name, args, dir)
 	switch name {
 	case "docker":
 		j.add(deny, "priv.escalation", "", "docker talks to a daemon that runs as root: a container can mount the host")
