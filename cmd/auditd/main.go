@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -80,17 +79,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(store.Options{Dir: *dir, SigningKey: key, SegmentBytes: *segBytes, SegmentAge: *segAge,
-		RetainBytes: *retainBytes, RetainAge: *retainAge, OnCheckpoint: anchor.Put})
-	var dmg *store.DamageError
-	readOnly := errors.As(err, &dmg)
-	if readOnly {
-		// Nothing is repaired by deletion: the store stays as found, events
-		// wait in the stream, and queries are served from what can be read.
-		log.Error("audit store damaged: not storing events until a person repairs it; serving queries read-only",
-			"segment", dmg.Segment, "offset", dmg.Offset, "reason", dmg.Reason, "investigate", "auditd verify --dir "+*dir)
-		st, err = store.OpenReadOnly(*dir)
+	latest, err := anchor.Latest(ctx, key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return err
 	}
+	st, problem, err := auditd.OpenStore(store.Options{Dir: *dir, SigningKey: key, SegmentBytes: *segBytes, SegmentAge: *segAge,
+		RetainBytes: *retainBytes, RetainAge: *retainAge, OnCheckpoint: anchor.Put, Anchor: latest}, log)
 	if err != nil {
 		return err
 	}
@@ -98,7 +92,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	for _, cut := range st.Cut() {
 		log.Warn("incomplete final frame cut off at start (never acked: its events come again from the stream); the cut is on record as "+wire.KindAuditTailCut, "kept", cut)
 	}
-	d, err := auditd.Start(ctx, c.Conn(), auditd.Config{Store: st, Sanitizer: san, PublicKey: key.Public().(ed25519.PublicKey), Logger: log, ReadOnly: readOnly, Anchor: anchor})
+	d, err := auditd.Start(ctx, c.Conn(), auditd.Config{Store: st, Sanitizer: san, PublicKey: key.Public().(ed25519.PublicKey), Logger: log, ReadOnly: problem != "", Problem: problem, Anchor: anchor})
 	if err != nil {
 		return err
 	}

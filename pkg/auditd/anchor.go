@@ -18,7 +18,7 @@ import (
 // Anchor keeps the latest signed checkpoint of the store outside it: in
 // the bus's key-value bucket wire.AuditAnchorBucket and, when Dir is set,
 // as Dir/checkpoint.json. Verify proves the store reaches it, and a store
-// that does not is never appended to (see store.CheckAnchor).
+// that does not is never appended to (store.Options.Anchor).
 //
 // Order: a checkpoint is fsynced in the store before it is put here, so
 // the anchor is never ahead of what the disk held.
@@ -98,16 +98,16 @@ func (a *Anchor) Get(ctx context.Context) (*store.Checkpoint, error) {
 	return store.ParseAnchor(e.Value())
 }
 
-// check compares the store with the anchor at start: a store behind it, or
-// an anchor this store's key did not sign, keeps the daemon read-only.
-func (a *Anchor) check(ctx context.Context, st *store.Store, pub ed25519.PublicKey) error {
+// Latest reads the anchor at start and checks its signature: the
+// checkpoint store.Open must find the store reaching. One this store's key
+// did not sign is an error, since the anchor cannot then vouch for anything.
+func (a *Anchor) Latest(ctx context.Context, pub ed25519.PublicKey) (*store.Checkpoint, error) {
 	cp, err := a.Get(ctx)
 	if err != nil || cp == nil {
-		return err
+		return nil, err
 	}
 	if pub != nil && !cp.Verify(pub) {
-		return &store.AnchorError{Dir: st.Dir(), LastSeq: st.Stats().LastSeq, Anchor: *cp,
-			Reason: "the anchor is not signed by this store's key: someone replaced it, or auditd runs with another MOAT_HOME"}
+		return nil, fmt.Errorf("the anchor in %s is not signed by this store's key: someone replaced it, or auditd runs with another MOAT_HOME", wire.AuditAnchorBucket)
 	}
-	return st.CheckAnchor(cp)
+	return cp, nil
 }

@@ -39,13 +39,15 @@ type Config struct {
 	PublicKey ed25519.PublicKey // checks checkpoints in verify
 	Batch     int               // events per fetch (default 1024)
 	Logger    *slog.Logger
-	// Anchor keeps the store's latest checkpoint outside it; nil: none.
-	// At start a store behind its anchor is kept read-only.
+	// Anchor keeps the store's latest checkpoint outside it, for verify;
+	// nil: none.
 	Anchor *Anchor
 	// ReadOnly serves query, verify and stats from a store that could not
-	// open for writing (damage a person must repair): nothing is drained,
-	// so events wait in the stream.
+	// open for writing (damage, or a store behind its anchor: a person
+	// must repair it), and Problem says why: nothing is drained, so events
+	// wait in the stream.
 	ReadOnly bool
+	Problem  string
 }
 
 // Daemon drains the stream and serves queries.
@@ -56,7 +58,6 @@ type Daemon struct {
 	svc     *service.Service
 	log     *slog.Logger
 	stopped chan error
-	problem string             // why the store is read-only (anchor); damage comes from the store
 	cancel  context.CancelFunc // ends the drain
 	wg      sync.WaitGroup     // the drain
 }
@@ -71,18 +72,6 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	problem := ""
-	if !cfg.ReadOnly && cfg.Anchor != nil {
-		if err := cfg.Anchor.check(ctx, cfg.Store, cfg.PublicKey); err != nil {
-			var ae *store.AnchorError
-			if !errors.As(err, &ae) {
-				return nil, err // the anchor could not be read: try again
-			}
-			cfg.Logger.Error("audit store does not reach its anchor: not storing events until a person repairs it; serving queries read-only", "err", err)
-			cfg.ReadOnly = true
-			problem = err.Error()
-		}
-	}
 	var cons jetstream.Consumer
 	if !cfg.ReadOnly {
 		var err error
@@ -90,7 +79,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d := &Daemon{cfg: cfg, nc: nc, cons: cons, log: cfg.Logger, stopped: make(chan error, 1), problem: problem}
+	d := &Daemon{cfg: cfg, nc: nc, cons: cons, log: cfg.Logger, stopped: make(chan error, 1)}
 	svc, err := service.New(nc, service.Config{Name: wire.ServiceAuditd, Version: Version, Logger: cfg.Logger,
 		Description: "keeps the sanitized, compressed, tamper-evident audit store"})
 	if err != nil {
@@ -248,8 +237,8 @@ func (d *Daemon) stats(ctx context.Context, req *service.Request) (any, error) {
 	st := wire.AuditStats{AuditStoreStats: d.cfg.Store.Stats(), Instance: d.svc.ID(), Consuming: d.cons != nil}
 	if dmg := d.cfg.Store.Damage(); dmg != nil {
 		st.Problem = dmg.Error()
-	} else if d.problem != "" {
-		st.Problem = d.problem
+	} else if d.cfg.Problem != "" {
+		st.Problem = d.cfg.Problem
 	}
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

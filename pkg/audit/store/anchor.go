@@ -26,20 +26,16 @@ func (e *AnchorError) Error() string {
 		e.Dir, e.Anchor.Size, time.Unix(0, e.Anchor.TS).UTC().Format(time.RFC3339), e.Reason, e.Dir)
 }
 
-// CheckAnchor compares the store with the latest checkpoint kept outside
-// it (nil: none yet). A store that ends before the anchor, or whose chain
-// disagrees with it, is refused further appends: they would fork the chain
-// and hide the loss. The caller has checked the anchor's signature.
-func (s *Store) CheckAnchor(anchor *Checkpoint) error {
+// checkAnchor compares the loaded store with the latest checkpoint kept
+// outside it (nil: none yet): a store that ends before the anchor, or whose
+// chain disagrees with it, must not be appended to, since that would fork
+// the chain and hide the loss.
+func (s *Store) checkAnchor(anchor *Checkpoint) error {
 	if anchor == nil {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	fail := func(format string, args ...any) error {
-		err := &AnchorError{Dir: s.opts.Dir, LastSeq: s.seq, Anchor: *anchor, Reason: fmt.Sprintf(format, args...)}
-		s.broken = err
-		return err
+		return &AnchorError{Dir: s.opts.Dir, LastSeq: s.seq, Anchor: *anchor, Reason: fmt.Sprintf(format, args...)}
 	}
 	if s.seq < anchor.Size {
 		return fail("the store ends at record %d, so %d records are missing (a deleted or truncated tail)", s.seq, anchor.Size-s.seq)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -97,27 +98,33 @@ func TestVerifyAgainstTheAnchor(t *testing.T) {
 	})
 }
 
-// TestCheckAnchorAtOpen: a store opened behind its anchor refuses to take
-// appends (they would fork the chain and hide the loss).
-func TestCheckAnchorAtOpen(t *testing.T) {
+// TestOpenChecksTheAnchor: a store behind its anchor does not open for
+// writing (appends would fork the chain and hide the loss), and nothing in
+// it is changed, not even an incomplete final frame.
+func TestOpenChecksTheAnchor(t *testing.T) {
+	_, priv := testKey()
 	dir, anchor := anchored(t)
 	names, _ := segments(dir)
 	os.Remove(filepath.Join(dir, names[len(names)-1]))
-	s := open(t, dir)
-	defer s.Close()
-	err := s.CheckAnchor(anchor)
-	if err == nil || !strings.Contains(err.Error(), "missing") {
-		t.Fatalf("a store behind its anchor: %v", err)
+	prev := filepath.Join(dir, names[len(names)-2])
+	f, _ := os.OpenFile(prev, os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte("B\x00\x00\x01\x00half"))
+	f.Close()
+	before, _ := os.ReadFile(prev)
+	_, err := Open(Options{Dir: dir, SigningKey: priv, Anchor: anchor})
+	var ae *AnchorError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "records are missing") {
+		t.Fatalf("a store behind its anchor opened: %v", err)
 	}
-	if _, err := s.Append(events(1, 1000)); err == nil {
-		t.Fatal("a store behind its anchor took an append")
+	if after, _ := os.ReadFile(prev); string(after) != string(before) {
+		t.Fatal("a store behind its anchor was changed")
 	}
 	dir2, anchor2 := anchored(t)
-	s2 := open(t, dir2)
-	defer s2.Close()
-	if err := s2.CheckAnchor(anchor2); err != nil {
+	s2, err := Open(Options{Dir: dir2, SigningKey: priv, Anchor: anchor2})
+	if err != nil {
 		t.Fatalf("a whole store against its anchor: %v", err)
 	}
+	s2.Close()
 }
 
 // TestVerifyReportsOpenRuns: a run whose decision was recorded but whose

@@ -29,7 +29,11 @@ type Options struct {
 	CheckpointInterval time.Duration      // time between checkpoints (default 10 s)
 	OnCheckpoint       func(Checkpoint)   // told of each checkpoint written
 	GapWait            time.Duration      // how long a seq is missing before audit.gap (default DefaultGapWait)
-	Now                func() time.Time
+	// Anchor is the latest checkpoint kept outside the store (its
+	// signature checked by the caller); nil: none yet. A store that does
+	// not reach it does not open (an *AnchorError) and is left unchanged.
+	Anchor *Checkpoint
+	Now    func() time.Time
 }
 
 // Store is moat's audit store: segments of CRC32C-framed, zstd-compressed
@@ -111,15 +115,25 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cuts []*wire.AuditEvent
+	var torn *tornTail
 	for i, name := range names {
-		cut, err := s.load(name, i == len(names)-1)
+		t, err := s.load(name, i == len(names)-1)
 		if err != nil {
 			return nil, err
 		}
-		if cut != nil {
-			cuts = append(cuts, cut)
+		torn = t
+	}
+	// Nothing is changed before the store is known to reach its anchor.
+	if err := s.checkAnchor(opts.Anchor); err != nil {
+		return nil, err
+	}
+	var cuts []*wire.AuditEvent
+	if torn != nil {
+		cut, err := s.cutTail(torn.path, torn.good)
+		if err != nil {
+			return nil, err
 		}
+		cuts = append(cuts, cut)
 	}
 	if len(names) == 0 {
 		if err := s.rotate(); err != nil {
@@ -169,11 +183,17 @@ func segments(dir string) ([]string, error) {
 	return out, nil
 }
 
+// tornTail is an incomplete final frame found at load, to be cut at good.
+type tornTail struct {
+	path string
+	good int64
+}
+
 // load reads a segment into memory (chain state, ids, index). On the last
-// segment of a writable store, an incomplete final frame is cut and the
-// event that records the cut returned; read-only, damaged frames are
-// skipped and noted.
-func (s *Store) load(name string, last bool) (*wire.AuditEvent, error) {
+// segment of a writable store, an incomplete final frame is returned, to be
+// cut once the store is known to reach its anchor; read-only, damaged
+// frames are skipped and noted.
+func (s *Store) load(name string, last bool) (*tornTail, error) {
 	path := filepath.Join(s.opts.Dir, name)
 	f, err := os.Open(path)
 	if err != nil {
@@ -210,7 +230,7 @@ func (s *Store) load(name string, last bool) (*wire.AuditEvent, error) {
 			continue
 		}
 		if last && fe.incomplete && fe.off == good && !validFrameIn(f, fe.off+1, fi.Size()) {
-			return s.cutTail(path, good)
+			return &tornTail{path: path, good: good}, nil
 		}
 		return nil, &DamageError{Dir: s.opts.Dir, Segment: name, Offset: fe.off, Reason: fe.msg}
 	}
