@@ -47,6 +47,7 @@ type Spec struct {
 	Write       []string // extra write roots
 	ReadDeny    []string
 	WriteDeny   []string
+	Release     []string // entries of Protected this profile leaves writable
 	Net         wire.Net
 	Limits      wire.Limits
 	Env         wire.Env
@@ -89,8 +90,15 @@ var DefaultReadDeny = []string{
 }
 
 // Protected lists the paths inside a writable workspace that let a command
-// escalate (hooks and configs that other tools execute), relative to the workspace.
-var Protected = []string{".git/hooks", ".git/config", ".moat", ".moat-profile", ".codex", ".vscode", ".idea", ".envrc"}
+// escalate (configuration that other tools, agents among them, execute or
+// obey outside the sandbox), relative to the workspace. The workspace's git
+// directory is protected besides (see gitWorkspace), and every other git
+// directory in it by the sandbox.
+var Protected = []string{".moat", ".moat-profile", ".codex", ".vscode", ".idea", ".envrc",
+	".mcp.json", ".claude", ".cursor", ".gemini", ".devcontainer", ".gitmodules"}
+
+// fixed are the protected paths no profile can release: moat's own.
+var fixed = []string{".moat", ".moat-profile"}
 
 func builtins() map[string]*Spec {
 	mk := func(name, desc string, scope writeScope, net string) *Spec {

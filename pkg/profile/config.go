@@ -25,6 +25,7 @@ import (
 //	write = ["~/.cache/go-build"]       # extra write roots
 //	read_deny = ["~/.config/ci"]
 //	write_deny = ["/srv/ci/config"]
+//	release = [".devcontainer"]         # protected entries left writable
 //	net = "allowlist"                   # none, full or allowlist
 //	net_allow = ["proxy.golang.org:443"]
 //	env_pass = ["GOFLAGS"]
@@ -46,6 +47,7 @@ type customTOML struct {
 	Write       []string          `toml:"write"`
 	ReadDeny    []string          `toml:"read_deny"`
 	WriteDeny   []string          `toml:"write_deny"`
+	Release     []string          `toml:"release"`
 	Net         string            `toml:"net"`
 	NetAllow    []string          `toml:"net_allow"`
 	EnvPass     []string          `toml:"env_pass"`
@@ -78,14 +80,17 @@ type expansion struct {
 
 // readDenyFor returns the cached read-deny list of spec for homes, computing
 // it with make when absent or stale. Callers must not modify the result.
-func (c *Catalog) readDenyFor(spec *Spec, homes []string, make func() []string) []string {
+func (c *Catalog) readDenyFor(spec *Spec, homes []string, make func() ([]string, error)) ([]string, error) {
 	key := spec.Name + "\x00" + strings.Join(homes, "\x00")
 	if e, ok := c.expanded.Load(key); ok && time.Since(e.(expansion).at) < globTTL {
-		return e.(expansion).list
+		return e.(expansion).list, nil
 	}
-	l := make()
+	l, err := make()
+	if err != nil {
+		return nil, err
+	}
 	c.expanded.Store(key, expansion{list: l, at: time.Now()})
-	return l
+	return l, nil
 }
 
 // LoadCatalog reads the built-ins and, when path exists, the custom profiles
@@ -158,6 +163,12 @@ func (c *Catalog) custom(name string, t customTOML, path string) (*Spec, error) 
 	s.Write = concat(base.Write, t.Write)
 	s.ReadDeny = concat(base.ReadDeny, t.ReadDeny)
 	s.WriteDeny = concat(base.WriteDeny, t.WriteDeny)
+	for _, r := range t.Release {
+		if !slices.Contains(Protected, r) || slices.Contains(fixed, r) {
+			return nil, fmt.Errorf("release %q: a profile can release only one of %s, by that name", r, strings.Join(releasable(), ", "))
+		}
+	}
+	s.Release = t.Release
 	switch t.Net {
 	case "":
 		if len(t.NetAllow) > 0 {
@@ -237,6 +248,17 @@ func checkHosts(hosts []string) error {
 		}
 	}
 	return nil
+}
+
+// releasable lists the protected entries a profile may release.
+func releasable() []string {
+	var out []string
+	for _, p := range Protected {
+		if !slices.Contains(fixed, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func concat(a, b []string) []string {

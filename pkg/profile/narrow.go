@@ -69,8 +69,13 @@ func (r *Resolver) applyDirFile(cat *Catalog, p *wire.Profile, path string, data
 		if !ok {
 			return nil, wire.Errorf(wire.CodeBadRequest, "%s: profile = %q is unknown: use one of %s", path, d.Profile, strings.Join(cat.names, ", "))
 		}
-		p = Meet(p, r.build(cat, spec, p.Workspace, p.Cwd, homes))
+		ceiling, err := r.build(cat, spec, p.Workspace, p.Cwd, homes)
+		if err != nil {
+			return nil, err
+		}
+		p = Meet(p, ceiling)
 	}
+	var wdGlobs []string
 	extra := func(key string, list []string) ([]string, error) {
 		var out []string
 		for _, e := range list {
@@ -82,7 +87,10 @@ func (r *Resolver) applyDirFile(cat *Catalog, p *wire.Profile, path string, data
 			}
 			out = append(out, e)
 		}
-		return expand(out, homes), nil
+		if key == "write_deny" {
+			wdGlobs = patterns(out, homes)
+		}
+		return expand(out, homes)
 	}
 	rd, err := extra("read_deny", d.ReadDeny)
 	if err != nil {
@@ -94,6 +102,9 @@ func (r *Resolver) applyDirFile(cat *Catalog, p *wire.Profile, path string, data
 	}
 	p.FS.ReadDeny = tidy(append(p.FS.ReadDeny, rd...))
 	p.FS.WriteDeny = tidy(append(p.FS.WriteDeny, wd...))
+	if len(wdGlobs) > 0 {
+		p.FS.WriteDenyGlobs = tidy(append(p.FS.WriteDenyGlobs, wdGlobs...))
+	}
 	if len(d.NetAllow) > 0 {
 		if err := checkHosts(d.NetAllow); err != nil {
 			return nil, wire.Errorf(wire.CodeBadRequest, "%s: %v", path, err)
@@ -125,6 +136,9 @@ func Meet(a, b *wire.Profile) *wire.Profile {
 		Write:     tidy(write),
 		ReadDeny:  tidy(concat(a.FS.ReadDeny, b.FS.ReadDeny)),
 		WriteDeny: tidy(concat(a.FS.WriteDeny, b.FS.WriteDeny)),
+	}
+	if g := concat(a.FS.WriteDenyGlobs, b.FS.WriteDenyGlobs); len(g) > 0 {
+		m.FS.WriteDenyGlobs = tidy(g)
 	}
 	m.Net = meetNet(a.Net, b.Net)
 	m.Limits = wire.Limits{

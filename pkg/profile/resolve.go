@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/moatsec/moat/pkg/glob"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -101,7 +102,15 @@ func (r *Resolver) Resolve(req *wire.ResolveRequest) (*wire.Profile, error) {
 	if slices.Contains(homes, ws) {
 		return nil, wire.Errorf(wire.CodeBadRequest, "workspace %s is a home directory, whose dotfiles other programs run: pass a project directory inside it", ws)
 	}
-	p := r.build(cat, spec, ws, cwd, homes)
+	for _, h := range homes {
+		if within(h, ws) && h != ws {
+			return nil, wire.Errorf(wire.CodeBadRequest, "workspace %s holds the home directory %s, whose dotfiles other programs run: pass a project directory that holds no home", ws, h)
+		}
+	}
+	p, err := r.build(cat, spec, ws, cwd, homes)
+	if err != nil {
+		return nil, err
+	}
 	for _, d := range p.FS.ReadDeny {
 		if within(ws, d) {
 			return nil, wire.Errorf(wire.CodeDenied, "workspace %s lies inside %s, which no sandbox may read: pick another workspace", ws, d)
@@ -111,44 +120,73 @@ func (r *Resolver) Resolve(req *wire.ResolveRequest) (*wire.Profile, error) {
 }
 
 // build makes spec concrete for one workspace.
-func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []string) *wire.Profile {
+func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []string) (*wire.Profile, error) {
 	p := &wire.Profile{Name: spec.Name, Base: spec.Base, Description: spec.Description,
 		Workspace: ws, Cwd: cwd, Source: spec.Source, Limits: spec.Limits, Irreversible: spec.Irreversible,
 		Net: wire.Net{Mode: spec.Net.Mode, Allow: slices.Clone(spec.Net.Allow)},
 		Env: wire.Env{Pass: slices.Clone(spec.Env.Pass), Set: cloneMap(spec.Env.Set)}}
-	var write, readDeny, writeDeny []string
+	var write, writeDeny []string
 	switch spec.scope {
 	case writeWorkspace:
 		write = append(write, ws)
 		for _, rel := range Protected {
-			writeDeny = append(writeDeny, filepath.Join(ws, rel))
+			if !slices.Contains(spec.Release, rel) {
+				writeDeny = append(writeDeny, filepath.Join(ws, rel))
+			}
 		}
+		gw, gd := gitWorkspace(ws)
+		write, writeDeny = append(write, gw...), append(writeDeny, gd...)
 	case writeEverything:
 		write = append(write, "/")
 	}
-	write = append(write, expand(spec.Write, homes)...)
-	readDeny = cat.readDenyFor(spec, homes, func() []string {
+	extra, err := expand(spec.Write, homes)
+	if err != nil {
+		return nil, err
+	}
+	write = append(write, extra...)
+	readDeny, err := cat.readDenyFor(spec, homes, func() ([]string, error) {
 		if spec.Base == Trusted {
 			// trusted drops the filesystem restrictions but moat's own secrets:
 			// a trusted command must not be able to speak for moat on the bus.
-			return tidy([]string{filepath.Join(r.opts.MoatHome, "creds"), filepath.Join(r.opts.MoatHome, "keys")})
+			return tidy([]string{filepath.Join(r.opts.MoatHome, "creds"), filepath.Join(r.opts.MoatHome, "keys")}), nil
 		}
-		l := append(expand(spec.ReadDeny, homes), expand(cat.readDeny, homes)...)
-		return tidy(append(l, r.opts.MoatHome))
+		l, err := expand(append(slices.Clone(spec.ReadDeny), cat.readDeny...), homes)
+		if err != nil {
+			return nil, err
+		}
+		return tidy(append(l, r.opts.MoatHome)), nil
 	})
-	writeDeny = append(writeDeny, expand(spec.WriteDeny, homes)...)
+	if err != nil {
+		return nil, err
+	}
+	wd, err := expand(spec.WriteDeny, homes)
+	if err != nil {
+		return nil, err
+	}
+	writeDeny = append(writeDeny, wd...)
 	writeDeny = append(writeDeny, r.opts.MoatHome) // the audit trail stays out of reach
-	p.FS = wire.FS{Write: tidy(write), ReadDeny: slices.Clone(readDeny), WriteDeny: tidy(writeDeny)}
+	p.FS = wire.FS{Write: tidy(write), ReadDeny: slices.Clone(readDeny), WriteDeny: tidy(writeDeny),
+		WriteDenyGlobs: patterns(spec.WriteDeny, homes)}
 	if spec.scope != writeEverything {
 		addCaches(p, spec, OwnerHome(ws))
 	}
-	return p
+	return p, nil
 }
 
 // systemDirs may not be a workspace: a writable workspace there would be a
-// writable system.
-var systemDirs = []string{"/", "/bin", "/boot", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/opt",
-	"/root", "/run", "/sbin", "/srv", "/usr", "/var", "/home", "/tmp", "/mnt", "/media"}
+// writable system. Some have a reason of their own.
+var systemDirs = map[string]string{
+	"/root": "is the root user's home directory, whose dotfiles other programs run",
+	"/home": "holds the users' home directories",
+	"/tmp":  "is shared by every user",
+}
+
+func init() {
+	for _, d := range []string{"/", "/bin", "/boot", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/opt",
+		"/run", "/sbin", "/srv", "/usr", "/var", "/mnt", "/media"} {
+		systemDirs[d] = "is a system directory"
+	}
+}
 
 // paths checks and canonicalizes the workspace and cwd, and returns the
 // workspace's file info.
@@ -157,7 +195,10 @@ func (r *Resolver) paths(wsIn, cwd string) (string, string, os.FileInfo, error) 
 	if err != nil {
 		return "", "", nil, err
 	}
-	if slices.Contains(systemDirs, ws) || within(ws, "/proc") || within(ws, "/sys") || within(ws, "/dev") {
+	if why, ok := systemDirs[ws]; ok {
+		return "", "", nil, wire.Errorf(wire.CodeBadRequest, "workspace %s %s: pass the project directory instead", ws, why)
+	}
+	if within(ws, "/proc") || within(ws, "/sys") || within(ws, "/dev") {
 		return "", "", nil, wire.Errorf(wire.CodeBadRequest, "workspace %s is a system directory: pass the project directory instead", ws)
 	}
 	if within(ws, r.opts.MoatHome) {
@@ -266,37 +307,65 @@ type globEntry struct {
 
 const globTTL = 2 * time.Second
 
+// globLimit bounds one pattern's matches and the directory entries it reads.
+const globLimit = 10000
+
 var globs = &globCache{m: map[string]globEntry{}}
 
-func (g *globCache) match(pattern string) []string {
+func (g *globCache) match(pattern string) ([]string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if e, ok := g.m[pattern]; ok && time.Since(e.at) < globTTL {
-		return e.matches
+		return e.matches, nil
 	}
-	m, _ := filepath.Glob(pattern)
+	m, err := glob.Expand(pattern, globLimit)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
+	}
 	g.m[pattern] = globEntry{matches: m, at: time.Now()}
-	return m
+	return m, nil
 }
 
-// expand makes paths concrete: ~ becomes each home, globs their matches.
-func expand(paths []string, homes []string) []string {
+// candidates makes a path concrete but for its pattern: ~ becomes each home.
+func candidates(p string, homes []string) []string {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		var out []string
+		for _, h := range homes {
+			out = append(out, filepath.Join(h, strings.TrimPrefix(p, "~")))
+		}
+		return out
+	}
+	return []string{filepath.Clean(p)}
+}
+
+// expand makes paths concrete: ~ becomes each home, patterns their matches
+// (see package glob).
+func expand(paths []string, homes []string) ([]string, error) {
 	var out []string
 	for _, p := range paths {
-		var cands []string
-		if p == "~" || strings.HasPrefix(p, "~/") {
-			for _, h := range homes {
-				cands = append(cands, filepath.Join(h, strings.TrimPrefix(p, "~")))
-			}
-		} else {
-			cands = []string{filepath.Clean(p)}
-		}
-		for _, c := range cands {
-			if strings.ContainsAny(c, "*?[") {
-				out = append(out, globs.match(c)...)
+		for _, c := range candidates(p, homes) {
+			if !glob.Meta(c) {
+				out = append(out, c)
 				continue
 			}
-			out = append(out, c)
+			m, err := globs.match(c)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, m...)
+		}
+	}
+	return out, nil
+}
+
+// patterns lists the paths that are patterns, ~ made concrete.
+func patterns(paths []string, homes []string) []string {
+	var out []string
+	for _, p := range paths {
+		for _, c := range candidates(p, homes) {
+			if glob.Meta(c) {
+				out = append(out, c)
+			}
 		}
 	}
 	return out

@@ -33,39 +33,79 @@ func placeholders(p *wire.Profile) ([]string, error) {
 		if !insideAny(path, p.FS.Write) || path == p.Workspace {
 			continue
 		}
-		if fi, err := os.Lstat(path); err == nil {
-			// Another run's placeholder: hold it too, or that run could
-			// remove it from under this one.
-			if isPlaceholder(fi) {
-				ph, err := lockPlaceholder(path)
-				if err != nil {
-					return made, err
-				}
-				held.add(ph)
-				made = append(made, path)
-			}
-			continue
-		}
-		// Create the first missing component: protecting it protects
-		// everything below (.git for .git/hooks when there is no .git).
-		top := path
-		for parent := filepath.Dir(top); parent != top; parent = filepath.Dir(top) {
-			if _, err := os.Lstat(parent); err == nil {
+		for attempt := 0; ; attempt++ {
+			got, err := holdMissing(path, p.Workspace, p.FS.Write)
+			made = append(made, got...)
+			if err == nil {
 				break
 			}
-			top = parent
+			// Another run removed its placeholder under this one's: the
+			// next attempt sees the new state.
+			if !errors.Is(err, errVanished) || attempt == 20 {
+				return made, err
+			}
 		}
-		if !insideAny(top, p.FS.Write) {
-			continue
-		}
-		ph, err := lockPlaceholder(top)
-		if err != nil {
-			return made, err
-		}
-		held.add(ph)
-		made = append(made, top)
 	}
 	return made, nil
+}
+
+// errVanished is a placeholder, or the directory to make one in, that
+// another run removed meanwhile.
+var errVanished = errors.New("removed meanwhile by another run")
+
+// holdMissing holds path's placeholder, making it if path is missing, and
+// returns what it holds.
+func holdMissing(path, ws string, roots []string) ([]string, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		// Another run's placeholder: hold it too, or that run could remove
+		// it from under this one.
+		if !isPlaceholder(fi) {
+			return nil, nil
+		}
+		ph, err := lockPlaceholder(path)
+		if err != nil {
+			return nil, err
+		}
+		held.add(ph)
+		return []string{path}, nil
+	}
+	// Create the first missing component: protecting it protects
+	// everything below (.git for .git/hooks when there is no .git).
+	top := path
+	for parent := filepath.Dir(top); parent != top; parent = filepath.Dir(top) {
+		if _, err := os.Lstat(parent); err == nil {
+			break
+		}
+		top = parent
+	}
+	if !insideAny(top, roots) {
+		return nil, nil
+	}
+	var made []string
+	// Making it inside another run's placeholder (.git/config in .git):
+	// hold that one too while this run lasts, so it is not removed between
+	// here and the mkdir, nor while this run's placeholder is in it.
+	if parent := filepath.Dir(top); parent != ws && insideAny(parent, roots) && placeholderMode(parent) {
+		ph, err := lockPlaceholder(parent)
+		if err != nil {
+			return nil, err
+		}
+		held.add(ph)
+		made = append(made, parent)
+	}
+	ph, err := lockPlaceholder(top)
+	if err != nil {
+		return made, err
+	}
+	held.add(ph)
+	return append(made, top), nil
+}
+
+// placeholderMode reports whether dir is a directory of a placeholder's
+// mode, empty or not.
+func placeholderMode(dir string) bool {
+	fi, err := os.Lstat(dir)
+	return err == nil && fi.IsDir() && fi.Mode().Perm() == 0o555
 }
 
 // lockPlaceholder creates dir if needed and holds a shared lock on it,
@@ -73,6 +113,9 @@ func placeholders(p *wire.Profile) ([]string, error) {
 func lockPlaceholder(dir string) (placeholder, error) {
 	for attempt := 0; attempt < 10; attempt++ {
 		if err := os.Mkdir(dir, 0o555); err != nil && !errors.Is(err, os.ErrExist) {
+			if errors.Is(err, os.ErrNotExist) {
+				return placeholder{}, fmt.Errorf("placeholder %s: its parent was %w", dir, errVanished)
+			}
 			return placeholder{}, fmt.Errorf("placeholder %s: %v", dir, err)
 		}
 		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
@@ -89,7 +132,7 @@ func lockPlaceholder(dir string) (placeholder, error) {
 		}
 		unix.Close(fd) // removed under us: try again
 	}
-	return placeholder{}, fmt.Errorf("placeholder %s keeps disappearing", dir)
+	return placeholder{}, fmt.Errorf("placeholder %s: %w", dir, errVanished)
 }
 
 // removePlaceholders releases this run's placeholders and removes those no

@@ -58,6 +58,10 @@ type FS struct {
 	Write     []string `json:"write"`
 	ReadDeny  []string `json:"read_deny"`
 	WriteDeny []string `json:"write_deny"`
+	// WriteDenyGlobs are the write_deny patterns (absolute), whose matches
+	// are in WriteDeny: sandboxd checks files created during a run against
+	// them afterwards (docs/profiles.md, "Patterns").
+	WriteDenyGlobs []string `json:"write_deny_globs,omitempty"`
 }
 
 // Cache is one moat-managed toolchain cache directory of a profile: a
