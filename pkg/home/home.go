@@ -102,3 +102,4 @@ func (h Home) BusDir() string           { return filepath.Join(h.Dir, "bus") }
 func (h Home) AuditDir() string         { return filepath.Join(h.Dir, "audit") }
 func (h Home) RulesDir() string         { return filepath.Join(h.Dir, "rules") }
 func (h Home) ProfilesFile() string     { return filepath.Join(h.Dir, "profiles.toml") }
+func (h Home) QuarantineDir() string    { return filepath.Join(h.Dir, "quarantine") }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -66,7 +67,9 @@ func buildMounts(cfg *helperConfig) ([]string, error) {
 		}
 		applied = append(applied, fmt.Sprintf("writable:%d roots", n))
 	}
-	pinned, err := pinAncestors(p.FS.WriteDeny, p.FS.Write)
+	// Read-denied paths are pinned too: moving a parent away would carry
+	// the path out from under its cover, for this run and the next.
+	pinned, err := pinAncestors(append(slices.Clone(p.FS.WriteDeny), p.FS.ReadDeny...), p.FS.Write)
 	if err != nil {
 		return nil, err
 	}
@@ -176,10 +179,10 @@ func writableRoots(roots []string) (int, error) {
 }
 
 // pinAncestors binds, onto themselves and still writable, the directories
-// between a writable root and a protected path inside it (.git for
-// .git/hooks): a mount point cannot be renamed or removed, so the command
-// cannot move the protected path's parent away and put a writable copy in
-// its place.
+// between a writable root and a protected or hidden path inside it (.git
+// for .git/hooks): a mount point cannot be renamed or removed, so the
+// command cannot move the path's parent away — to put a writable copy in
+// its place, or to carry a hidden file out from under its cover.
 func pinAncestors(protected, roots []string) (int, error) {
 	seen := map[string]bool{}
 	for _, p := range protected {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,20 +48,48 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 		return nil, refuse("cgroup: %v", err)
 	}
 	defer cg.remove()
+	var w *watch
 	if !cfg.Trusted {
-		cfg.Placeholders, err = placeholders(spec.Profile)
+		w, cfg.Profile = protectGitDirs(spec.Profile)
+		cfg.Placeholders, err = placeholders(cfg.Profile)
 		defer removePlaceholders(cfg.Placeholders)
+		w.hold(cfg.Profile.FS.WriteDeny, cfg.Placeholders)
 		if err != nil {
+			w.check()
 			return nil, refuse("protected paths: %v", err)
 		}
 	}
 	res, err := launch(ctx, spec, cfg, cg)
+	var moved []wire.Quarantined
+	if w != nil {
+		// After the command, before the answer: what the run left that
+		// could make a program run on the host is moved aside.
+		moved = quarantine(spec.quarantineDir(), w.check())
+	}
 	if err != nil {
+		if len(moved) > 0 {
+			err = fmt.Errorf("%w (and %d files the run left were moved to the quarantine)", err, len(moved))
+		}
 		return nil, err
 	}
+	res.Quarantined = moved
 	res.Duration = time.Since(start)
 	res.Isolation = append(res.Isolation, caches...)
 	return res, nil
+}
+
+// protectGitDirs starts the run's watch and returns the profile with every
+// git directory of its writable trees protected besides.
+func protectGitDirs(p *wire.Profile) (*watch, *wire.Profile) {
+	w, extra := watchRun(p)
+	if len(extra) == 0 {
+		return w, p
+	}
+	q := *p
+	q.FS.WriteDeny = append(slices.Clone(p.FS.WriteDeny), extra...)
+	slices.Sort(q.FS.WriteDeny)
+	q.FS.WriteDeny = slices.Compact(q.FS.WriteDeny)
+	return w, &q
 }
 
 // owner is the user a command runs as: the workspace's owner when sandboxd

@@ -24,6 +24,9 @@ type Spec struct {
 	// they come (its init forwards SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
 	// SIGUSR2 and SIGWINCH; others are dropped).
 	Signals <-chan os.Signal
+	// Quarantine is where the check after the run moves what it finds;
+	// default MOAT_HOME/quarantine.
+	Quarantine string
 }
 
 // Result is what happened.
@@ -40,6 +43,9 @@ type Result struct {
 	Duration        time.Duration
 	Usage           wire.Usage
 	Isolation       []string // mechanisms applied, for the record
+	// Quarantined is what the check after the run moved out of the
+	// workspace (see docs/sandbox.md, "After the run").
+	Quarantined []wire.Quarantined
 }
 
 // Exit codes the sandbox itself gives a command that could not run.

@@ -89,10 +89,11 @@ func Exec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		enc.SetIndent("", "  ")
 		enc.Encode(&wire.RunResult{ExitCode: res.ExitCode, Signal: res.Signal, TimedOut: res.TimedOut,
 			Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
-			DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation})
+			DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation, Quarantined: res.Quarantined})
 	} else {
 		explain(stderr, res)
 	}
+	sandbox.ReportQuarantine(stderr, res.Quarantined)
 	return res.ExitCode
 }
 

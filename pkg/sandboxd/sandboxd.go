@@ -148,7 +148,11 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	out := &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: res.ExitCode, Signal: res.Signal,
 		TimedOut: res.TimedOut, Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated,
 		StderrTruncated: res.StderrTruncated, DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation,
-		Refusal: limitRefusal(res, spec)}
+		Refusal: limitRefusal(res, spec), Quarantined: res.Quarantined}
+	if len(res.Quarantined) > 0 {
+		d.record(&wire.AuditEvent{Kind: wire.KindRunQuarantine, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"quarantined": res.Quarantined}})
+	}
 	if cause := context.Cause(ctx); cause != nil {
 		out.Cancelled, out.CancelReason = true, cause.Error()
 	}

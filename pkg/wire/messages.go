@@ -176,6 +176,17 @@ type RunResult struct {
 	// went away; CancelReason says which.
 	Cancelled    bool   `json:"cancelled,omitempty"`
 	CancelReason string `json:"cancel_reason,omitempty"`
+	// Quarantined lists what the run left that could make a program run
+	// later outside any sandbox (a git hook, a core.fsmonitor, …), moved out
+	// of the workspace before this answer (docs/sandbox.md, "After the run").
+	Quarantined []Quarantined `json:"quarantined,omitempty"`
+}
+
+// Quarantined is one file moved out of a workspace after a run.
+type Quarantined struct {
+	Path    string `json:"path"`               // where the run left it
+	MovedTo string `json:"moved_to,omitempty"` // under MOAT_HOME/quarantine; empty if it could only be deleted
+	Reason  string `json:"reason"`
 }
 
 // AuditEvent is one record of the audit trail. ID sorts by time (UUIDv7);

@@ -1,0 +1,195 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moatsec/moat/pkg/gitconfig"
+	"github.com/moatsec/moat/pkg/glob"
+	"golang.org/x/sys/unix"
+)
+
+// maxConfig bounds a configuration file the check reads; a larger one is a
+// finding itself.
+const maxConfig = 1 << 20
+
+// check runs after the command ended: it refreshes the trees and lists
+// what this run's mounts did not hold and could run a program — in every
+// git directory (a directory holding HEAD, or a .git directory) the
+// configuration (core.fsmonitor, core.hooksPath, core.sshCommand, filter,
+// diff and merge drivers, ! aliases, include, … see package gitconfig),
+// hooks with content, a commondir leading out of the trees; every .git file
+// or link leading out of them; and, in the directories that changed during
+// the run, new files a write_deny pattern matches. It ends the watch.
+func (w *watch) check() []finding {
+	c := &checker{w: w, seen: map[string]bool{}}
+	for _, t := range w.trees {
+		marks := t.refresh()
+		t.release(w)
+		for dir, d := range marks {
+			if d.head {
+				c.gitDir(dir)
+			}
+			switch d.dotgit {
+			case 'd':
+				c.gitDir(dir + "/.git")
+			case 'f':
+				c.dotGit(dir + "/.git")
+			}
+		}
+	}
+	if len(w.globs) > 0 {
+		w.mu.Lock()
+		dirs := make([]string, 0, len(w.changed))
+		for d := range w.changed {
+			dirs = append(dirs, d)
+		}
+		w.mu.Unlock()
+		for _, d := range dirs {
+			c.patterns(d)
+		}
+	}
+	return c.found
+}
+
+type checker struct {
+	w     *watch
+	seen  map[string]bool
+	found []finding
+}
+
+func (c *checker) add(path, format string, args ...any) {
+	c.found = append(c.found, finding{path: path, reason: fmt.Sprintf(format, args...)})
+}
+
+// gitDir checks one git directory's surfaces that this run's mounts did
+// not hold.
+func (c *checker) gitDir(gd string) {
+	if c.seen[gd] {
+		return
+	}
+	c.seen[gd] = true
+	for _, name := range []string{"config", "config.worktree"} {
+		p := gd + "/" + name
+		fi, err := c.fresh(p)
+		switch {
+		case err != nil:
+		case fi.Mode()&os.ModeSymlink != 0:
+			c.add(p, "a symbolic link where git reads its configuration")
+		case !fi.Mode().IsRegular():
+		case fi.Size() > maxConfig:
+			c.add(p, "a configuration file over %d bytes", maxConfig)
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				c.add(p, "a configuration file that cannot be read: %v", err)
+			} else if why := gitconfig.Check(data); len(why) > 0 {
+				c.add(p, "%s", strings.Join(why, "; "))
+			}
+		}
+	}
+	if _, err := c.fresh(gd + "/commondir"); err == nil {
+		c.pointer(gd+"/commondir", "", "commondir")
+	}
+	hooks := gd + "/hooks"
+	fi, err := c.fresh(hooks)
+	switch {
+	case err != nil:
+	case fi.Mode()&os.ModeSymlink != 0:
+		c.add(hooks, "a symbolic link where git looks for hooks")
+	case fi.IsDir():
+		ents, _ := os.ReadDir(hooks)
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".sample") || e.IsDir() {
+				continue // git runs neither
+			}
+			if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Size() == 0 {
+				continue
+			}
+			c.add(hooks+"/"+e.Name(), "a git hook")
+		}
+	}
+}
+
+// dotGit checks a .git file or link this run's mounts did not hold.
+func (c *checker) dotGit(p string) {
+	fi, err := c.fresh(p)
+	switch {
+	case err != nil:
+	case fi.Mode()&os.ModeSymlink != 0:
+		target, err := filepath.EvalSymlinks(p)
+		if err != nil || !insideAny(target, c.w.roots) {
+			c.add(p, "a .git link leading out of the workspace")
+			return
+		}
+		c.gitDir(target)
+	case fi.Mode().IsRegular():
+		c.pointer(p, "gitdir:", ".git file")
+	}
+}
+
+// pointer checks a file naming a git directory: one out of the trees is a
+// finding, one inside them is checked in turn.
+func (c *checker) pointer(p, prefix, what string) {
+	data, err := os.ReadFile(p)
+	if err != nil || len(data) > 4096 {
+		c.add(p, "a %s that cannot be read", what)
+		return
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	line, ok := strings.CutPrefix(line, prefix)
+	line = strings.TrimSpace(line)
+	if !ok || line == "" {
+		return // git refuses it
+	}
+	if !filepath.IsAbs(line) {
+		line = filepath.Join(filepath.Dir(p), line)
+	}
+	target, err := filepath.EvalSymlinks(line)
+	if err != nil {
+		target = filepath.Clean(line)
+	}
+	if !insideAny(target, c.w.roots) {
+		c.add(p, "a %s leading out of the workspace, to %s", what, target)
+		return
+	}
+	c.gitDir(target)
+}
+
+// fresh is os.Lstat of a surface this run's mounts did not hold.
+func (c *checker) fresh(p string) (os.FileInfo, error) {
+	if c.w.held[p] {
+		return nil, os.ErrExist
+	}
+	return os.Lstat(p)
+}
+
+// patterns lists the entries of dir created or changed since the run began
+// that a write_deny pattern matches.
+func (c *checker) patterns(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	since := c.w.start.Add(-settle).UnixNano()
+	for _, e := range ents {
+		p := dir + "/" + e.Name()
+		if c.w.held[p] {
+			continue
+		}
+		for _, g := range c.w.globs {
+			if !glob.Match(g, p) {
+				continue
+			}
+			var st unix.Stat_t
+			if unix.Lstat(p, &st) == nil && st.Ctim.Nano() >= since {
+				c.add(p, "matches the write_deny pattern %s", g)
+			}
+			break
+		}
+	}
+}
