@@ -111,10 +111,10 @@ func TestGitDirectoriesHold(t *testing.T) {
 		// a repository the run makes, and .git files it writes
 		"git init -q made && git -C made commit -q --allow-empty -m x\n" +
 		plant(marker, "made", "made", "made/.git") +
-		"git init -q --bare made-gd; printf '[core]\\n\\tfsmonitor = touch " + marker + "-gitdir\\n' >> made-gd/config\n" +
-		"mkdir -p redirect && echo 'gitdir: ../made-gd' > redirect/.git\n" +
+		"git init -q made-gd; printf '[core]\\n\\tfsmonitor = touch " + marker + "-gitdir\\n' >> made-gd/.git/config\n" +
+		"mkdir -p redirect && echo 'gitdir: ../made-gd/.git' > redirect/.git\n" +
 		"mkdir -p away && echo 'gitdir: " + seed + "/.git' > away/.git\n" +
-		"echo 'gitdir: ../made-gd' > wt/.git; echo 'gitdir: ../made-gd' > sub/.git\n" +
+		"echo \"gitdir: $PWD/made-gd/.git\" > wt/.git; echo \"gitdir: $PWD/made-gd/.git\" > sub/.git\n" +
 		"mkdir -p vendor/new && cp -a vendor/lib/.git vendor/new/.git 2>/dev/null; printf '[core]\\n\\tfsmonitor = touch " + marker + "-copied\\n' >> vendor/new/.git/config\n" +
 		"mv vendor vendor2 || true\n"
 	r := w.run(t, "workspace-write", sh(script), "--json")
@@ -124,17 +124,9 @@ func TestGitDirectoriesHold(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 		t.Fatalf("result: %v\n%s", err, r)
 	}
-	if len(res.Quarantined) == 0 || !strings.Contains(r.stderr, "moat: moved ") {
-		t.Fatalf("nothing reported as quarantined:\n%s", r)
-	}
-	for _, q := range res.Quarantined {
-		if _, err := os.Lstat(q.Path); err == nil {
-			t.Errorf("%s is still in the workspace", q.Path)
-		}
-	}
-
 	repos := []string{w.ws, lib, filepath.Join(w.ws, "sub"), filepath.Join(w.ws, "wt"), filepath.Join(w.ws, "made"),
-		filepath.Join(w.ws, "redirect"), filepath.Join(w.ws, "away"), filepath.Join(w.ws, "vendor", "new")}
+		filepath.Join(w.ws, "redirect"), filepath.Join(w.ws, "away"), filepath.Join(w.ws, "vendor", "new"),
+		filepath.Join(w.ws, "vendor2", "lib"), filepath.Join(w.ws, "vendor2", "new")}
 	for _, repo := range repos {
 		if _, err := os.Stat(repo); err != nil {
 			continue
@@ -148,6 +140,15 @@ func TestGitDirectoriesHold(t *testing.T) {
 	if len(matches) > 0 {
 		t.Fatalf("the host's git ran a planted program: %v\nrun: %s\nquarantined: %+v", matches, r, res.Quarantined)
 	}
+	if len(res.Quarantined) == 0 || !strings.Contains(r.stderr, "moat: moved ") {
+		t.Fatalf("nothing reported as quarantined:\n%s", r)
+	}
+	for _, q := range res.Quarantined {
+		if _, err := os.Lstat(q.Path); err == nil {
+			t.Errorf("%s is still in the workspace", q.Path)
+		}
+	}
+
 	// The existing repositories still work and commit on the host.
 	for _, repo := range []string{w.ws, lib, filepath.Join(w.ws, "sub"), filepath.Join(w.ws, "wt")} {
 		if out := w.hostGit(t, repo, "log", "-1", "--format=%s"); strings.TrimSpace(out) != "host" {
