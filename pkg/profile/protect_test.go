@@ -183,8 +183,10 @@ func TestWorktreeAndSubmoduleWorkspaces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(p.FS.Write, []string{f.ws}) {
-			t.Errorf("gitdir: %s widened the writes to %v", target, p.FS.Write)
+		for _, w := range p.FS.Write {
+			if within(w, filepath.Dir(main)) && w != f.ws || within(w, "/etc") {
+				t.Errorf("gitdir: %s widened the writes to %s", target, w)
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -72,7 +73,17 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 		}
 		return nil, err
 	}
-	res.Quarantined = moved
+	if len(moved) > 0 {
+		// Said on the command's stderr too, live and captured, so a person
+		// reading the output sees it whatever the client shows.
+		var note bytes.Buffer
+		ReportQuarantine(&note, moved)
+		if spec.Stderr != nil {
+			spec.Stderr.Write(note.Bytes())
+		}
+		res.Stderr = append(res.Stderr, note.Bytes()...)
+		res.Quarantined = moved
+	}
 	res.Duration = time.Since(start)
 	res.Isolation = append(res.Isolation, caches...)
 	return res, nil

@@ -90,10 +90,10 @@ func Exec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		enc.Encode(&wire.RunResult{ExitCode: res.ExitCode, Signal: res.Signal, TimedOut: res.TimedOut,
 			Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
 			DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation, Quarantined: res.Quarantined})
+		sandbox.ReportQuarantine(stderr, res.Quarantined) // the live output has had it
 	} else {
 		explain(stderr, res)
 	}
-	sandbox.ReportQuarantine(stderr, res.Quarantined)
 	return res.ExitCode
 }
 
