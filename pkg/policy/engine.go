@@ -22,9 +22,10 @@ type Options struct {
 // Engine decides. It is safe for concurrent use; SetRules swaps the rules
 // files atomically between decisions.
 type Engine struct {
-	opts  Options
-	rules atomic.Pointer[Ruleset]
-	homes sync.Map // workspace → homeEntry
+	opts    Options
+	rules   atomic.Pointer[Ruleset]
+	problem atomic.Pointer[string] // why the rules files in force are not the files on disk
+	homes   sync.Map               // workspace → homeEntry
 }
 
 // New returns an engine with no rules files loaded.
@@ -42,6 +43,17 @@ func (e *Engine) SetRules(rs *Ruleset) { e.rules.Store(rs) }
 
 // Rules is the ruleset in force.
 func (e *Engine) Rules() *Ruleset { return e.rules.Load() }
+
+// SetRulesProblem says why the rules in force are not what the files on
+// disk say (a file that no longer loads); every decision then carries it as
+// a reason, file.not-reloaded, until an empty problem clears it.
+func (e *Engine) SetRulesProblem(problem string) {
+	if problem == "" {
+		e.problem.Store(nil)
+		return
+	}
+	e.problem.Store(&problem)
+}
 
 // Input is one command to judge under a resolved profile.
 type Input struct {
@@ -91,6 +103,9 @@ func (e *Engine) Decide(in *Input) (wire.Decision, error) {
 		j.home = "/nonexistent-home"
 	}
 	j.command(statics(in.Argv), in.Cwd, stdin{})
+	if p := e.problem.Load(); p != nil {
+		j.add(allow, "file.not-reloaded", "", "%s", *p)
+	}
 	if len(j.reasons) == 0 {
 		return wire.Decision{}, errors.New("no rule produced a reason")
 	}

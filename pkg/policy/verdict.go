@@ -49,6 +49,7 @@ var Rules = map[string]string{
 	"default.sandboxed":          "no rule names the command; it runs confined by its profile",
 	"default.unknown":            "no rule names the command and policyd is set to ask",
 	"file.prefix-rule":           "a prefix_rule from a rules file",
+	"file.not-reloaded":          "a rules file changed but does not load: the previous rules are still in force",
 	"file.network-rule":          "a network_rule from a rules file, for a host the command names",
 	"approval.granted":           "a person approved the command",
 	"approval.denied":            "a person denied the command",

@@ -312,4 +312,33 @@ func TestRulesWatcher(t *testing.T) {
 	os.WriteFile(path, []byte("prefix_rule(pattern=[\"make\"]\n"), 0o644) // broken
 	time.Sleep(150 * time.Millisecond)
 	waitRules(2) // the old rules stay
+	ws := t.TempDir()
+	prof := &wire.Profile{Name: "workspace-write", Workspace: ws, FS: wire.FS{Write: []string{ws}}}
+	said := func() string {
+		t.Helper()
+		d, err := e.Decide(&policy.Input{Argv: []string{"ls"}, Profile: prof})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range d.Reasons {
+			if r.Rule == "file.not-reloaded" {
+				return r.Message
+			}
+		}
+		return ""
+	}
+	for i := 0; i < 100 && said() == ""; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if msg := said(); !strings.Contains(msg, path+":2") {
+		t.Fatalf("decisions do not say the file is broken: %q", msg)
+	}
+	os.WriteFile(path, []byte("prefix_rule(pattern=[\"make\"])\n"), 0o644) // fixed
+	waitRules(1)
+	for i := 0; i < 100 && said() != ""; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if msg := said(); msg != "" {
+		t.Fatalf("still reported after the fix: %q", msg)
+	}
 }

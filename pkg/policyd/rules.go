@@ -18,9 +18,9 @@ import (
 // RulesWatcher keeps an engine's rules in step with the files: it reloads
 // on SIGHUP and when a file changes (checked every PollInterval; a change is
 // taken once it has held still for one interval, so a file caught half
-// written is not loaded). A broken file keeps the rules in force and logs
-// why; requests are never dropped, because the engine swaps rulesets
-// atomically.
+// written is not loaded). A broken file keeps the rules in force, logs why
+// and makes every decision say so (file.not-reloaded) until a load succeeds;
+// requests are never dropped, because the engine swaps rulesets atomically.
 type RulesWatcher struct {
 	Engine       *policy.Engine
 	Paths        []string // files and directories of *.rules
@@ -38,6 +38,7 @@ func (w *RulesWatcher) Load() error {
 		return err
 	}
 	w.Engine.SetRules(rs)
+	w.Engine.SetRulesProblem("")
 	w.Logger.Info("rules loaded", "files", len(rs.Files()), "rules", rs.Len(), "network_rules", len(rs.NetworkRules()))
 	for _, n := range rs.Notices() {
 		w.Logger.Warn("rules file used in part", "notice", n)
@@ -78,6 +79,7 @@ func (w *RulesWatcher) Run(ctx context.Context) {
 func (w *RulesWatcher) reload(why string) {
 	if err := w.Load(); err != nil {
 		w.Logger.Error("rules not reloaded; the previous rules stay in force", "why", why, "err", err)
+		w.Engine.SetRulesProblem(fmt.Sprintf("rules not reloaded, the previous rules are still in force: %v", err))
 	}
 }
 
