@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +23,7 @@ import (
 // agentStack runs busd, profiled, policyd, sandboxd and auditd as processes
 // with a workspace outside /tmp (as real ones are); the env's variables
 // point the moat CLI at it.
-func agentStack(t *testing.T, profilesTOML string, policydArgs ...string) (*env, string) {
+func agentStack(t testing.TB, profilesTOML string, policydArgs ...string) (*env, string) {
 	t.Helper()
 	e := newEnv(t)
 	if profilesTOML != "" {
@@ -45,9 +46,13 @@ func agentStack(t *testing.T, profilesTOML string, policydArgs ...string) (*env,
 	start(t, e.cmd("sandboxd"))
 	start(t, e.cmd("auditd"))
 	c := dialWait(t, e, url)
-	for _, s := range []string{"profiled", "policyd", "sandboxd", "auditd"} {
-		waitService(t, c, s, 1)
-	}
+	eventually(t, 20*time.Second, "every service answering", func() error {
+		st, err := c.Status(context.Background(), 200*time.Millisecond)
+		if err == nil && len(st.Missing) > 0 {
+			err = fmt.Errorf("missing %v", st.Missing)
+		}
+		return err
+	})
 	return e, url
 }
 
