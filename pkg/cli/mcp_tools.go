@@ -173,6 +173,9 @@ func (s *mcpServer) grantable(ctx context.Context, cwd string) func(string) bool
 	}
 }
 
+// auditPages bounds the pages the audit tool reads for one call.
+const auditPages = 50
+
 type auditIn struct {
 	Limit int `json:"limit,omitempty" jsonschema:"how many records at most (default 50, at most 200)"`
 }
@@ -189,20 +192,22 @@ func (s *mcpServer) audit(ctx context.Context, req *mcp.CallToolRequest, in audi
 	}
 	limit = min(limit, 200)
 	out := auditOut{SessionID: s.session(req.Session), Events: []wire.StoredEvent{}}
+	// Pages come oldest first; keep the newest limit, reading at most
+	// auditPages pages.
 	var cursor uint64
-	for {
+	for range auditPages {
 		page, err := s.bus.AuditQuery(ctx, &wire.AuditQuery{SessionID: out.SessionID, Limit: 200, Cursor: cursor})
 		if err != nil {
 			return nil, out, fmt.Errorf("the audit trail cannot be read: %w", err)
 		}
 		out.Events = append(out.Events, page.Events...)
+		if len(out.Events) > limit {
+			out.Events = append(out.Events[:0], out.Events[len(out.Events)-limit:]...)
+		}
 		if page.Next == 0 || len(page.Events) == 0 {
 			break
 		}
 		cursor = page.Next
-	}
-	if len(out.Events) > limit {
-		out.Events = out.Events[len(out.Events)-limit:]
 	}
 	return nil, out, nil
 }

@@ -37,7 +37,8 @@ func (c *Client) Explain(ctx context.Context, r *wire.Refusal, req wire.CheckReq
 			continue
 		}
 		q := req
-		q.RequestID, q.Profile, q.Approval = "", wire.RefName(p.Name), ""
+		// A probe is not the caller's work: recorded by policyd, but outside its session.
+		q.RequestID, q.SessionID, q.Profile, q.Approval = "", "", wire.RefName(p.Name), ""
 		if d := c.Check(ctx, &q); d.Verdict == wire.VerdictAllow {
 			r.Allow.Profile = p.Name
 			return

@@ -188,6 +188,14 @@ func TestMCP(t *testing.T) {
 			}
 		}
 	}
+	// Nor through moat itself, run from inside: the sandbox has no way to the
+	// bus and cannot read moat's keys.
+	r = mcpResult{}
+	res = call(t, s, "run", map[string]any{"argv": []string{filepath.Join(binDir, "moat"), "run", "--profile", "trusted", "--bus", url,
+		"--creds", filepath.Join(e.home, "creds", "client.nk"), "--", "touch", filepath.Join(outside, "wide.txt")}}, &r)
+	if _, err := os.Stat(filepath.Join(outside, "wide.txt")); err == nil || (r.ExitCode == 0 && r.Refusal == nil) {
+		t.Fatalf("moat run from inside the sandbox: %+v\n%s", r, text(res))
+	}
 	// A narrower profile is granted, and holds.
 	r = mcpResult{}
 	res = call(t, s, "run", map[string]any{"script": "touch narrow.txt", "profile": "offline"}, &r)
