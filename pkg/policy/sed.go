@@ -34,7 +34,6 @@ func sedCmd(j *judge, name string, args []arg, dir string, in stdin) {
 				if !joined && i+1 < len(args) {
 					i++
 					val = args[i].s
-					joined = !args[i].dyn
 					if args[i].dyn {
 						scripts = append(scripts, args[i])
 						continue

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,7 +97,7 @@ func TestStack(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &p); err != nil {
 		t.Fatalf("nats req answer is not JSON: %v\n%s", err, out)
 	}
-	if p.Name != "workspace-write" || p.FS.Write[0] != e.ws || p.Net.Mode != "none" {
+	if p.Name != "workspace-write" || !slices.Contains(p.FS.Write, e.ws) || p.Net.Mode != "none" {
 		t.Fatalf("nats req answer = %+v", p)
 	}
 	out = run(t, exec.Command(nats, "--server", url, "--nkey", filepath.Join(e.home, "creds", "admin.nk"), "stream", "info", wire.AuditStream, "--json"))
