@@ -132,6 +132,11 @@ func (t Topology) cluster(opts *server.Options, h home.Home) error {
 		if _, _, err := hostPort("route", r); err != nil {
 			return err
 		}
+		if r == t.RouteListen {
+			// JetStream sizes a new cluster by its routes: a route to
+			// itself would count a server that never answers.
+			continue
+		}
 		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: r, User: url.UserPassword(RouteUser, secret)})
 	}
 	return nil

@@ -1,0 +1,198 @@
+//go:build linux
+
+// Package cluster runs moat's real binaries as a NATS cluster on loopback:
+// three busd servers joined by authenticated routes, daemons spread across
+// them, worker hosts as leaf nodes, and servers killed under load.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moatsec/moat/pkg/client"
+	"github.com/moatsec/moat/pkg/home"
+)
+
+var binDir string // the freshly built binaries
+
+func TestMain(m *testing.M) { os.Exit(setup(m)) }
+
+func setup(m *testing.M) int {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "moat-cluster-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+// proc is a running child whose output is kept for failure messages.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  strings.Builder
+	done chan struct{}
+	err  error
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// kill SIGKILLs the process group and waits for it.
+func (p *proc) kill() {
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// world is one MOAT_HOME shared by every process of a test, as the servers
+// of a cluster share one MOAT_HOME's keys.
+type world struct {
+	t     *testing.T
+	home  home.Home
+	ws    string // a workspace
+	vars  []string
+	mu    sync.Mutex
+	procs []*proc
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := home.New(filepath.Join(dir, "moat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, home: h, ws: filepath.Join(dir, "ws")}
+	if err := os.MkdirAll(w.ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w.vars = append(os.Environ(), "MOAT_HOME="+h.Dir)
+	if out, err := w.cmd("moat", "init").CombinedOutput(); err != nil {
+		t.Fatalf("moat init: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, p := range w.procs {
+			p.kill()
+			if t.Failed() {
+				t.Logf("--- output of %s:\n%s", p.name, tail(p.output(), 4000))
+			}
+		}
+	})
+	return w
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+func (w *world) cmd(bin string, args ...string) *exec.Cmd {
+	c := exec.Command(filepath.Join(binDir, bin), args...)
+	c.Env = w.vars
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return c
+}
+
+// start runs bin until the test ends (or kill); env adds variables.
+func (w *world) start(name string, env []string, bin string, args ...string) *proc {
+	w.t.Helper()
+	c := w.cmd(bin, args...)
+	c.Env = append(c.Env, env...)
+	p := &proc{name: name, cmd: c, done: make(chan struct{})}
+	c.Stdout, c.Stderr = p, p
+	if err := c.Start(); err != nil {
+		w.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.err = c.Wait(); close(p.done) }()
+	w.mu.Lock()
+	w.procs = append(w.procs, p)
+	w.mu.Unlock()
+	return p
+}
+
+// daemon runs a moat daemon connected to the servers at bus.
+func (w *world) daemon(name, bin, bus string, args ...string) *proc {
+	return w.start(name, []string{"MOAT_BUS=" + bus}, bin, args...)
+}
+
+// dial connects as role to bus (a comma-separated list).
+func (w *world) dial(role, bus string) *client.Client {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{URL: bus, Role: role, Wait: 30 * time.Second, Timeout: 10 * time.Second}.Fill(w.home))
+	if err != nil {
+		w.t.Fatalf("dial %s as %s: %v", bus, role, err)
+	}
+	w.t.Cleanup(c.Close)
+	return c
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// eventually retries f every 200 ms until it returns nil or within passes.
+func eventually(t testing.TB, within time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, within, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

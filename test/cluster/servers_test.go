@@ -1,0 +1,179 @@
+//go:build linux
+
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// node is one busd of a cluster.
+type node struct {
+	name                   string
+	client, route, monitor int
+	p                      *proc
+}
+
+func (n *node) url() string { return "nats://" + addr(n.client) }
+
+// servers is a cluster of busd on loopback, sharing the world's MOAT_HOME.
+type servers struct {
+	w     *world
+	nodes []*node
+	extra []string // more busd flags for every node
+}
+
+// cluster starts n busd servers routed to each other.
+func (w *world) cluster(n int, extra ...string) *servers {
+	s := &servers{w: w, extra: extra}
+	for i := range n {
+		s.nodes = append(s.nodes, &node{name: fmt.Sprintf("busd-%d", i),
+			client: freePort(w.t), route: freePort(w.t), monitor: freePort(w.t)})
+	}
+	for i := range s.nodes {
+		s.start(i)
+	}
+	return s
+}
+
+// routes lists every node's route listener.
+func (s *servers) routes() string {
+	var r []string
+	for _, n := range s.nodes {
+		r = append(r, addr(n.route))
+	}
+	return strings.Join(r, ",")
+}
+
+// start runs node i (again, on the same ports and store).
+func (s *servers) start(i int) {
+	n := s.nodes[i]
+	routes := s.routes()
+	args := append([]string{"--name", n.name, "--listen", addr(n.client), "--cluster", "moat",
+		"--cluster-listen", addr(n.route), "--routes", routes, "--monitor", addr(n.monitor)}, s.extra...)
+	n.p = s.w.start(n.name, nil, "busd", args...)
+}
+
+// urls lists the client URLs, node first first.
+func (s *servers) urls(first int) string {
+	var u []string
+	for i := range s.nodes {
+		u = append(u, s.nodes[(first+i)%len(s.nodes)].url())
+	}
+	return strings.Join(u, ",")
+}
+
+// streamState is what a test needs of a stream in a cluster.
+type streamState struct {
+	replicas int    // configured
+	leader   string // server name
+	current  int    // replicas (leader included) that are current
+	msgs     uint64
+}
+
+func (s *servers) stream(ctx context.Context, js jetstream.JetStream, name string) (streamState, error) {
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return streamState{}, err
+	}
+	info := st.CachedInfo()
+	out := streamState{replicas: info.Config.Replicas, msgs: info.State.Msgs}
+	if info.Cluster != nil {
+		out.leader = info.Cluster.Leader
+		if out.leader != "" {
+			out.current = 1
+		}
+		for _, r := range info.Cluster.Replicas {
+			if r.Current && !r.Offline {
+				out.current++
+			}
+		}
+	}
+	return out, nil
+}
+
+// healthy waits until every stream moat keeps has want replicas, a leader
+// and all replicas current.
+func (s *servers) healthy(within time.Duration, want int) {
+	s.w.t.Helper()
+	js := adminJS(s.w.t, s.w, s.urls(0))
+	eventually(s.w.t, within, fmt.Sprintf("streams at R%d with every replica current", want), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		for _, name := range []string{wire.AuditStream, wire.RunsStream} {
+			st, err := s.stream(ctx, js, name)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if st.replicas != want || st.current != want {
+				return fmt.Errorf("%s: R%d, %d current, leader %q", name, st.replicas, st.current, st.leader)
+			}
+		}
+		return nil
+	})
+}
+
+// monitor reads a JSON page of a server's monitoring endpoint.
+func monitor(port int, page string, out any) error {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://%s/%s", addr(port), page))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(body, out)
+}
+
+// routeNames lists the servers a node has routes to.
+func routeNames(port int) ([]string, error) {
+	var rz struct {
+		Routes []struct {
+			Name string `json:"remote_name"`
+		} `json:"routes"`
+	}
+	if err := monitor(port, "routez", &rz); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range rz.Routes {
+		if !seen[r.Name] {
+			seen[r.Name] = true
+			out = append(out, r.Name)
+		}
+	}
+	return out, nil
+}
+
+// leafCount is how many leaf connections a hub has.
+func leafCount(port int) (int, error) {
+	var lz struct {
+		Leafs int `json:"leafnodes"`
+	}
+	err := monitor(port, "leafz", &lz)
+	return lz.Leafs, err
+}
+
+// adminJS is a JetStream context with the admin key.
+func adminJS(t testing.TB, w *world, bus string) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(w.dial(home.RoleAdmin, bus).Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
