@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// AckTimeout bounds the wait for JetStream's ack when the caller's context has no deadline.
+// AckTimeout bounds the wait for JetStream's ack of one attempt to publish.
 const AckTimeout = 2 * time.Second
 
 // Publisher publishes one component's events. It is safe for concurrent use.
@@ -61,8 +61,9 @@ func (p *Publisher) SetLogger(l *slog.Logger) { p.log = l }
 func (p *Publisher) Lost() uint64 { return p.lost.Load() }
 
 // Publish stamps ev (id, time, source, instance, seq) and waits until
-// MOAT_AUDIT has it. An error means the event is not on record: the caller
-// must not go on as if it were (fail closed).
+// MOAT_AUDIT has it, sending it again while the stream does not answer, up
+// to ctx's deadline (RecordWait without one). An error means the event is
+// not on record: the caller must not go on as if it were (fail closed).
 func (p *Publisher) Publish(ctx context.Context, ev *wire.AuditEvent) error {
 	msg, err := p.message(ev)
 	if err != nil {
@@ -70,13 +71,46 @@ func (p *Publisher) Publish(ctx context.Context, ev *wire.AuditEvent) error {
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, AckTimeout)
+		ctx, cancel = context.WithTimeout(ctx, RecordWait)
 		defer cancel()
 	}
-	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(wire.AuditStream)); err != nil {
-		return unrecorded(err)
+	// The same message goes again while the stream is away (a server lost,
+	// a leader being elected): its Nats-Msg-Id makes JetStream store it once.
+	for {
+		actx, cancel := context.WithTimeout(ctx, AckTimeout)
+		_, err := p.js.PublishMsg(actx, msg, jetstream.WithExpectStream(wire.AuditStream))
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if !transient(err) || ctx.Err() != nil {
+			return unrecorded(err)
+		}
+		select {
+		case <-ctx.Done():
+			return unrecorded(err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return nil
+}
+
+// RecordWait bounds Publish when the caller's context has no deadline: long
+// enough for a cluster to elect a new leader for the stream.
+const RecordWait = 10 * time.Second
+
+// transient reports whether a failed publish may succeed when sent again:
+// nobody answered, no ack in time, or JetStream busy electing a leader. A
+// full stream is not transient.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrDisconnected):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.Code == 503
+	}
+	return false
 }
 
 // PublishAsync stamps ev and sends it without waiting for the ack, for

@@ -110,7 +110,7 @@ func (s *servers) healthy(within time.Duration, want int) {
 	eventually(s.w.t, within, fmt.Sprintf("streams at R%d with every replica current", want), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		for _, name := range []string{wire.AuditStream, wire.RunsStream} {
+		for _, name := range []string{wire.AuditStream, wire.RunsStream, "KV_" + wire.AuditAnchorBucket} {
 			st, err := s.stream(ctx, js, name)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
