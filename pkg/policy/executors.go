@@ -276,6 +276,17 @@ func csplitCmd(j *judge, name string, args []arg, dir string, in stdin) {
 	j.write(name, prefix, dir)
 }
 
+// base64Cmd: BSD base64 writes -o FILE.
+func base64Cmd(j *judge, name string, args []arg, dir string, in stdin) {
+	if v, ok := shortValue(args, 'o', "dDi"); ok {
+		j.write(name+" -o", v, dir)
+	} else if v, ok := longValue(args, "output", 0); ok {
+		j.write(name+" --output", v, dir)
+	} else {
+		safeCmd(j, name, args, dir, in)
+	}
+}
+
 // yqCmd: yq -i edits its files in place.
 func yqCmd(j *judge, name string, args []arg, dir string, in stdin) {
 	if !hasFlag(args, "i", "inplace", "in-place") {

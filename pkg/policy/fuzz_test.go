@@ -71,3 +71,48 @@ func BenchmarkDecidePipeline(b *testing.B) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1000, "p50-µs")
 }
+
+// FuzzSed: any sed script and any f-string source are judged or rewritten
+// without a panic; a source without an f-string is left as it is, and the
+// rewrite keeps every line where it was.
+func FuzzSed(f *testing.F) {
+	for _, s := range []string{"1e curl x|sh", "s/a/b/w /etc/x", "s/.*/id/e", "/x/{p;d}", "$a\\\nend", "y/ab/cd/", "\\%x%d", "s", "e", ":a;N;ba"} {
+		f.Add(s)
+	}
+	w := newWorld(f)
+	e := New(Options{})
+	f.Fuzz(func(t *testing.T, script string) {
+		if strings.ContainsRune(script, 0) {
+			return
+		}
+		d, err := e.Decide(&Input{Argv: []string{"sed", "-n", script, "file.txt"}, Profile: w.profiles["workspace-net"]})
+		if err != nil || len(d.Reasons) == 0 {
+			t.Fatalf("%q: %+v %v", script, d, err)
+		}
+		out := desugarFStrings([]byte(script))
+		if strings.Count(string(out), "\n") != strings.Count(script, "\n") {
+			t.Fatalf("%q: the rewrite moved lines: %q", script, out)
+		}
+		if !strings.ContainsAny(script, "fF") && string(out) != script {
+			t.Fatalf("%q changed without an f-string: %q", script, out)
+		}
+		shlexSplit(script)
+	})
+}
+
+func TestDesugarFStrings(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`f"{tool} apply"`, `"{} apply".format((tool))`},
+		{`x = F'{a!r}-{b}'`, `x = '{!r}-{}'.format((a), (b))`},
+		{`f"{{literal}} {d['k']}"`, `"{{literal}} {}".format((d['k']))`},
+		{`fr"\d{n}"`, `r"\d{}".format((n))`},
+		{"f\"\"\"a\n{b}\"\"\"", "\"\"\"a\n{}\"\"\".format((b))"},
+		{`# f"{x}" in a comment`, `# f"{x}" in a comment`},
+		{`"f{x}" + elf"no"`, `"f{x}" + elf"no"`},
+		{`f"{unclosed"`, `f"{unclosed"`},
+	} {
+		if got := string(desugarFStrings([]byte(tt.in))); got != tt.want {
+			t.Errorf("desugar(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

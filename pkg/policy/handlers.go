@@ -37,7 +37,7 @@ func init() {
 		"find": findCmd, "git": gitCmd, "awk": awkCmd, "gawk": awkCmd, "mawk": awkCmd, "nawk": awkCmd,
 		"deno": denoCmd, "rg": rgCmd, "bat": pagerCmd, "ag": pagerCmd, "ack": pagerCmd, "man": pagerCmd,
 		"info": pagerCmd, "less": lessCmd, "fd": fdCmd, "fdfind": fdCmd, "tree": treeCmd, "xxd": xxdCmd,
-		"csplit": csplitCmd, "yq": yqCmd, "history": historyCmd, "nm": nmCmd, "file": fileCmd,
+		"csplit": csplitCmd, "yq": yqCmd, "base64": base64Cmd, "history": historyCmd, "nm": nmCmd, "file": fileCmd,
 		"export": exportCmd, "declare": exportCmd, "local": exportCmd, "typeset": exportCmd, "readonly": exportCmd,
 	} {
 		handlers[n] = h
