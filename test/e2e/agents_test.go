@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -188,6 +189,13 @@ func TestShSideBySide(t *testing.T) {
 			t.Fatalf("moat sh --json: %v\n%s", err, got.stdout)
 		}
 		r := res.Refusal
+		// moat run --json carries the same record.
+		m = e.cmd("moat", "run", "--json", "--profile", "workspace-write", "--", "bash", "-c", "echo pwned > "+canary)
+		m.Dir = e.ws
+		var viaRun wire.RunResult
+		if got := runCmd(t, m, ""); json.Unmarshal([]byte(got.stdout), &viaRun) != nil || viaRun.Refusal == nil || viaRun.Refusal.Rule != r.Rule || viaRun.Refusal.Message != r.Message || got.code != 77 {
+			t.Fatalf("moat run --json: %+v", got)
+		}
 		if r.Layer != wire.LayerPolicy || r.Rule != "fs.write-outside" || r.Kind != wire.RefusedPath || r.Allow.Approval || r.Allow.Profile != "trusted" && r.Allow.Profile != "" || r.Message == "" {
 			t.Fatalf("refusal record: %+v", r)
 		}
@@ -297,6 +305,21 @@ func TestHookClaudeCode(t *testing.T) {
 		var h hookOut
 		if o.code != 0 || json.Unmarshal([]byte(o.stdout), &h) != nil || h.HookSpecificOutput.HookEventName != "PreToolUse" {
 			t.Fatalf("not a PreToolUse answer: %+v", o)
+		}
+		// Exactly the documented keys, nothing else.
+		var raw map[string]map[string]json.RawMessage
+		json.Unmarshal([]byte(o.stdout), &raw)
+		var keys []string
+		for k := range raw["hookSpecificOutput"] {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		want := "hookEventName,permissionDecision,permissionDecisionReason"
+		if h.HookSpecificOutput.UpdatedInput != nil {
+			want += ",updatedInput"
+		}
+		if len(raw) != 1 || strings.Join(keys, ",") != want {
+			t.Fatalf("answer keys %v, want %s: %s", keys, want, o.stdout)
 		}
 		return h
 	}
