@@ -13,8 +13,14 @@
 //   - every path is absolute and clean; the workspace and cwd have no symlinks
 //     in them and cwd lies inside the workspace;
 //   - MOAT_HOME is never readable nor writable, whatever the profile;
-//   - protected paths inside a writable workspace (.git/hooks, .git/config,
-//     .moat/, .codex/, .vscode/, .envrc, .moat-profile) are write-denied even
-//     when they do not exist yet;
+//   - protected paths inside a writable workspace ([Protected]: moat's own,
+//     the agents' and editors' configuration; the workspace's git directory's
+//     config and hooks, or its .git file and the git directories it leads
+//     to) are write-denied even when they do not exist yet; a custom profile
+//     may release the agents' entries by name, never moat's or git's;
+//   - no workspace holds a home directory (its dotfiles would be writable);
+//   - read_deny and write_deny patterns ("**" is zero or more directories,
+//     see package glob) are expanded, and write_deny's travel as
+//     FS.WriteDenyGlobs for the check after a run;
 //   - every limit is set (no zero means unlimited).
 package profile

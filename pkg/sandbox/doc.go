@@ -19,6 +19,14 @@
 //  4. starts the command and stays its init: it forwards signals to it,
 //     reaps orphans, and reports the command's own status.
 //
+// Around the helper, [Run] protects what no profile can list in advance:
+// before the run it finds every git directory in the writable workspace
+// (watch_linux.go, through a per-workspace cache of directories and their
+// ctimes, tree_linux.go) and adds their code-running files to the protected
+// paths; after the command ends, before the result, it checks what the
+// run's mounts did not hold (scan_linux.go) and moves what could make git
+// run a program on the host into the quarantine (quarantine.go).
+//
 // Every step that fails stops the run with a message naming it: nothing runs
 // with less isolation than its profile asks. sandboxd's death kills the
 // helper, and the helper is the namespace's init: when it goes, every process
