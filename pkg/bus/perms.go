@@ -140,6 +140,35 @@ func callerResponses() *server.ResponsePermission {
 	return &server.ResponsePermission{MaxMsgs: 2, Expires: responseWindow}
 }
 
+// CallerPermissions are the permissions of one connection of a caller role
+// (wire.CallerRoles) that claimed inbox id: the role's, with its inbox
+// narrowed to the connection's own, wire.CallerInbox(role, id). With no id
+// (the NATS CLI), the standard _INBOX. prefix if the role has it; never the
+// role's whole prefix, so no connection reads another's answers or run output.
+func CallerPermissions(role, id string) *server.Permissions {
+	p := Permissions(role)
+	var allow []string
+	standard := false
+	for _, s := range p.Subscribe.Allow {
+		switch s {
+		case InboxPrefix(role) + ".>":
+			continue
+		case "_INBOX.>":
+			standard = true
+			continue
+		}
+		allow = append(allow, s)
+	}
+	switch {
+	case id != "":
+		allow = append(allow, wire.CallerInbox(role, id)+".>")
+	case standard:
+		allow = append(allow, "_INBOX.>")
+	}
+	p.Subscribe.Allow = allow
+	return p
+}
+
 func concat(lists ...[]string) []string {
 	var out []string
 	for _, l := range lists {

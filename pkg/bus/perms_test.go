@@ -66,7 +66,6 @@ func TestPermissions(t *testing.T) {
 		{home.RoleClient, "ask for a check", pub(wire.SubjectCheck), true},
 		{home.RoleClient, "ask for a run", pub(wire.SubjectRun), true},
 		{home.RoleClient, "ping services", pub("$SRV.PING"), true},
-		{home.RoleClient, "use the standard inbox (nats CLI)", sub("_INBOX.x.>"), true},
 		{home.RoleProfiled, "answer profile resolution", queueSub(wire.SubjectResolve), true},
 		{home.RoleProfiled, "publish its own events", pub("moat.audit.evt.profiled.profile.resolved"), true},
 		{home.RoleProfiled, "publish policyd's events", pub("moat.audit.evt.policyd.policy.decision"), false},

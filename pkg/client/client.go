@@ -18,6 +18,7 @@ import (
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 )
 
 // Options say where the bus is and which key to use.
@@ -90,7 +91,13 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 				o.Logger.Warn("bus error", "subject", subject, "err", err)
 			}
 		})}
-	if slices.Contains(home.Roles, role) {
+	switch {
+	case slices.Contains(wire.CallerRoles, role):
+		// An inbox of this connection's own: busd lets no other connection,
+		// even with the same key, read what comes there (wire.CallerRoles).
+		id := nuid.Next()
+		opts = append(opts, nats.Token(id), nats.CustomInboxPrefix(wire.CallerInbox(role, id)))
+	case slices.Contains(home.Roles, role):
 		opts = append(opts, nats.CustomInboxPrefix(wire.InboxPrefix(role)))
 	}
 	deadline := time.Now().Add(o.Wait)

@@ -39,3 +39,32 @@ const (
 	StreamStdout = "stdout"
 	StreamStderr = "stderr"
 )
+
+// CallerRoles are the roles whose every connection has an inbox of its own,
+// so that no other connection — not even one holding the same key — can read
+// its answers or its runs' output. The connection claims a random inbox id
+// when it connects (in CONNECT's auth_token; pkg/client does it) and busd
+// lets it subscribe only under CallerInbox(role, id). A connection of these
+// roles that claims none (the NATS CLI) gets the standard _INBOX. prefix.
+var CallerRoles = []string{"client", "approver", "benchd"}
+
+// CallerInbox is the inbox prefix of one caller connection.
+func CallerInbox(role, id string) string { return InboxPrefix(role) + "." + id }
+
+// InboxIDLen is the length of a caller's inbox id: a NUID, 22 characters
+// from [0-9A-Za-z], random enough that nobody guesses another's.
+const InboxIDLen = 22
+
+// ValidInboxID reports whether id can be a caller's inbox id.
+func ValidInboxID(id string) bool {
+	if len(id) != InboxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
