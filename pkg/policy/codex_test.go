@@ -403,3 +403,42 @@ func TestCodexMultipleCommands(t *testing.T) {
 		t.Fatalf("%+v", d)
 	}
 }
+
+// TestCodexRepositoryStyleRules: rules written the way Codex's own
+// repository writes its .codex/rules (nested alternatives over several
+// lines, triple-quoted justifications) load, and the justification is the
+// reason.
+func TestCodexRepositoryStyleRules(t *testing.T) {
+	w := newWorld(t)
+	rs, err := loadFiles(t, `# Only what every developer of the project may run.
+prefix_rule(
+    pattern = [
+        "just",
+        [
+            "fmt",
+            "test",
+        ],
+    ],
+    decision = "allow",
+    justification = """
+Needed: the recipes use the host's caches.
+Safe: they only touch the checkout.
+""",
+)
+prefix_rule(pattern = ["cargo", ["build", "test"]], decision = "allow", justification = """Cargo's own caches.""")
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(Options{Unknown: wire.VerdictPrompt})
+	e.SetRules(rs)
+	for _, c := range []string{"just test", "cargo test --all"} {
+		d := w.decide(t, e, "workspace-write", argv(c))
+		if d.Verdict != wire.VerdictAllow || d.Reasons[0].Rule != "file.prefix-rule" {
+			t.Errorf("%s: %+v", c, d)
+		}
+	}
+	if d := w.decide(t, e, "workspace-write", argv("just deploy")); d.Verdict != wire.VerdictPrompt {
+		t.Errorf("just deploy: %+v", d)
+	}
+}
