@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 )
@@ -164,4 +165,29 @@ func FuzzParseRule(f *testing.F) {
 			t.Fatalf("%q: port %d", s, r.Port)
 		}
 	})
+}
+
+// FuzzAnswer feeds the DNS responder arbitrary packets: it never panics,
+// and never asks upstream about a name the policy does not admit.
+func FuzzAnswer(f *testing.F) {
+	f.Add([]byte{0, 42, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0, 0, 1, 0, 1})
+	f.Add([]byte{0, 42, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 5, 'o', 't', 'h', 'e', 'r', 0, 0, 16, 0, 1})
+	pol, _ := NewPolicy("p", false, []string{"example.com"}, nil)
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		r := &askedResolver{}
+		p := New(Config{Policy: pol, Resolver: r, Dialer: nil})
+		p.answer(t.Context(), pkt)
+		for _, name := range r.asked {
+			if !pol.Named(name) {
+				t.Fatalf("asked upstream about %q", name)
+			}
+		}
+	})
+}
+
+type askedResolver struct{ asked []string }
+
+func (r *askedResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	r.asked = append(r.asked, host)
+	return []netip.Addr{netip.MustParseAddr("93.184.215.1"), netip.MustParseAddr("127.0.0.1")}, nil
 }
