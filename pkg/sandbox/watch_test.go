@@ -1,0 +1,122 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+func put(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func foundPaths(f []finding) []string {
+	var out []string
+	for _, x := range f {
+		out = append(out, x.path)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// begin starts a watch as Run does: the protected paths are held.
+func begin(p *wire.Profile) *watch {
+	w, extra := watchRun(p)
+	w.hold(p.FS.WriteDeny, extra)
+	return w
+}
+
+// TestWatch: before a run every git directory's surfaces are listed for
+// protection; after it, what appeared unheld and could run a program is
+// found — and nothing else.
+func TestWatch(t *testing.T) {
+	ws := t.TempDir()
+	outside := t.TempDir()
+	put(t, ws+"/.git/HEAD", "ref: refs/heads/main\n")
+	put(t, ws+"/.git/config", "[core]\n\tfsmonitor = the-user-s-own\n")
+	put(t, ws+"/vendor/lib/.git/HEAD", "ref: refs/heads/main\n")
+	put(t, ws+"/vendor/lib/.git/config", "[core]\n\tbare = false\n")
+	os.MkdirAll(ws+"/vendor/lib/.git/hooks", 0o755)
+	put(t, ws+"/wt/.git", "gitdir: ../.git/worktrees/wt\n")
+	put(t, ws+"/src/main.go", "package main\n")
+	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}, WriteDenyGlobs: []string{ws + "/**/*.pem"}}}
+
+	w, extra := watchRun(p)
+	for _, want := range []string{ws + "/.git/config", ws + "/vendor/lib/.git/config", ws + "/vendor/lib/.git/hooks", ws + "/wt/.git"} {
+		if !slices.Contains(extra, want) {
+			t.Errorf("%s not protected: %v", want, extra)
+		}
+	}
+	w.hold(extra)
+	if f := w.check(); len(f) != 0 {
+		t.Fatalf("nothing changed, found %v", f)
+	}
+
+	// A run (a) and another beside it (b).
+	a, b := begin(p), begin(p)
+	old := time.Now().Add(-time.Hour)
+	put(t, ws+"/made/.git/HEAD", "ref: refs/heads/main\n")
+	put(t, ws+"/made/.git/config", "[core]\n\trepositoryformatversion = 0\n\tfsmonitor = \"touch /x\"\n")
+	put(t, ws+"/made/.git/hooks/pre-commit.sample", "#!/bin/sh\n")
+	put(t, ws+"/made/.git/hooks/post-checkout", "#!/bin/sh\ntouch /x\n")
+	put(t, ws+"/plain/.git/HEAD", "ref: refs/heads/main\n")
+	put(t, ws+"/plain/.git/config", "[core]\n\tbare = false\n")
+	put(t, ws+"/plain/.git/hooks/pre-push.sample", "#!/bin/sh\n")
+	put(t, ws+"/away/.git", "gitdir: "+outside+"\n")
+	put(t, ws+"/vendor/lib/.git/commondir", "../../../made/.git\n")
+	put(t, ws+"/src/key.pem", "x")
+	// Setting the times back hides nothing: ctime moves on.
+	os.Chtimes(ws+"/src", old, old)
+	os.Chtimes(ws+"/vendor/lib/.git", old, old)
+
+	want := []string{ws + "/away/.git", ws + "/made/.git/config", ws + "/made/.git/hooks/post-checkout", ws + "/src/key.pem"}
+	if got := foundPaths(b.check()); !slices.Equal(got, want) {
+		t.Errorf("run b found\n %v, want\n %v", got, want)
+	}
+	// a checks after b, whose look absorbed the changes: a still finds them.
+	if got := foundPaths(a.check()); !slices.Equal(got, want) {
+		t.Errorf("run a found\n %v, want\n %v", got, want)
+	}
+}
+
+// TestQuarantine: found files move under the quarantine, keeping their
+// path, and leave the workspace.
+func TestQuarantine(t *testing.T) {
+	ws, q := t.TempDir(), t.TempDir()
+	put(t, ws+"/r/.git/config", "[alias]\n\tx = !sh\n")
+	os.Symlink("/etc/passwd", ws+"/r/.git/hooks")
+	moved := quarantine(q, []finding{{ws + "/r/.git/config", "why"}, {ws + "/r/.git/hooks", "link"}})
+	if len(moved) != 2 {
+		t.Fatalf("moved %v", moved)
+	}
+	for _, m := range moved {
+		if _, err := os.Lstat(m.Path); err == nil {
+			t.Errorf("%s still there", m.Path)
+		}
+		if !strings.HasPrefix(m.MovedTo, q) || !strings.HasSuffix(m.MovedTo, m.Path) {
+			t.Errorf("moved to %s", m.MovedTo)
+		}
+		if _, err := os.Lstat(m.MovedTo); err != nil {
+			t.Errorf("not in the quarantine: %v", err)
+		}
+	}
+	// No quarantine to move to: deleted all the same.
+	put(t, ws+"/s/.git/config", "[alias]\n\tx = !sh\n")
+	moved = quarantine("", []finding{{ws + "/s/.git/config", "why"}})
+	if _, err := os.Lstat(ws + "/s/.git/config"); err == nil || !strings.Contains(moved[0].Reason, "deleted") {
+		t.Errorf("without a quarantine: %+v", moved)
+	}
+}
