@@ -56,7 +56,7 @@ func TestScenarios(t *testing.T) {
 			t.Errorf("%s/%s: errors by code add to %d, total says %d", x.Scenario, x.Name, errs, x.ErrorCount)
 		}
 		want := map[string]int64{"resolve/resolve": n, "check/one caller": n, "check/2 callers": 4 * n, "sequential/one agent": n}
-		if strings.HasPrefix(x.Scenario+"/"+x.Name, "run/") {
+		if x.Scenario == "run" || x.Scenario == "shell" {
 			want[x.Scenario+"/"+x.Name] = n
 		}
 		if x.Scenario == "agents" {
@@ -71,11 +71,11 @@ func TestScenarios(t *testing.T) {
 			t.Errorf("scenario %s produced no result", sc)
 		}
 	}
-	if seen["agents"] != 4 || seen["scaling"] != 6 || seen["coldstart"] != len(Daemons)+1 {
+	if seen["agents"] != 4 || seen["scaling"] != 6 || seen["coldstart"] != len(Daemons)+1 || seen["shell"] != 3 {
 		t.Errorf("series per scenario: %v", seen)
 	}
-	if len(r.Goals) != len(Daemons)+6 {
-		t.Errorf("%d goals judged, want one per daemon and 6 more: %+v", len(r.Goals), r.Goals)
+	if len(r.Goals) != len(Daemons)+8 {
+		t.Errorf("%d goals judged, want one per daemon and 8 more: %+v", len(r.Goals), r.Goals)
 	}
 	for _, g := range r.Goals {
 		if g.Met == (g.Off != "") {

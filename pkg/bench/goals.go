@@ -78,6 +78,16 @@ func Goals(rs []Result) []Goal {
 			gs = append(gs, g)
 		}
 	}
+	if base, ok := find("shell", "moat run -- true"); ok && base.P50 > 0 {
+		if x, ok := find("shell", "moat sh -c true"); ok {
+			g := atMost("moat sh -c true p50 against moat run", "× moat run", x.P50/base.P50, 1.5)
+			g.Note = fmt.Sprintf("moat run -- true p50 %.2f ms in the same run", base.P50)
+			gs = append(gs, g)
+		}
+		if x, ok := find("shell", "mcp run true"); ok {
+			gs = append(gs, atMost("MCP run of true p50 over moat run", "ms", x.P50-base.P50, 2))
+		}
+	}
 	if x, ok := find("agents", "8 agents"); ok && x.Extra["tasks_per_agent"] > 0 {
 		tasks := x.Extra["tasks_per_agent"]
 		g := atMost("8 agents × 10 tasks, total", "ms", x.Extra["total_ms"]*10/tasks, 500)

@@ -47,9 +47,9 @@ type Scenario func(ctx context.Context, e *Env) ([]Result, error)
 var (
 	Scenarios = map[string]Scenario{
 		"coldstart": coldstart, "resolve": resolve, "check": check, "run": run, "agents": agents,
-		"sequential": sequential, "throughput": throughput, "audit": auditFlood, "scaling": scaling,
+		"sequential": sequential, "throughput": throughput, "audit": auditFlood, "scaling": scaling, "shell": shell,
 	}
-	Order = []string{"coldstart", "resolve", "check", "run", "sequential", "agents", "throughput", "audit", "scaling"}
+	Order = []string{"coldstart", "resolve", "check", "run", "shell", "sequential", "agents", "throughput", "audit", "scaling"}
 )
 
 // NewWorkspace makes a workspace for runs: outside /tmp, with a git repository.
