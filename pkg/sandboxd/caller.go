@@ -147,6 +147,9 @@ func (c *caller) send(stream string, p []byte) error {
 func (c *caller) finish(req *service.Request, res *wire.RunResult, live bool) {
 	if !c.protocol {
 		room := int(c.nc.MaxPayload()-resultHeadroom) / 2
+		if req.Format == wire.JSON {
+			room = room / 4 * 3 // base64
+		}
 		if len(res.Stdout) > room {
 			res.Stdout, res.StdoutTruncated = res.Stdout[:room], true
 		}

@@ -10,15 +10,16 @@ import (
 // a decoder recurse once per byte.
 const MaxDepth = 32
 
-// checkMsgpack walks a msgpack body before it is decoded, without
-// allocating: every length it declares (a string's or a binary's bytes, an
+// CheckMsgpack walks a msgpack body before it is decoded, without
+// allocating (Decode does it; call it before any other msgpack decoding of
+// bytes from outside the process, e.g. a store's frames): every length it declares (a string's or a binary's bytes, an
 // array's elements, a map's entries) must fit in the bytes that follow,
 // nesting stays within MaxDepth, and the body is one value with nothing
 // after it. The decoder pre-sizes buffers, slices and maps from those
 // lengths, so once they are checked against the bytes actually present,
 // what it allocates is bounded by the body's size (itself bounded by the
 // caller's limit) — 13 bytes can no longer declare a 2 GiB stdin.
-func checkMsgpack(b []byte) error {
+func CheckMsgpack(b []byte) error {
 	w := walker{b: b}
 	if err := w.value(0); err != nil {
 		return err

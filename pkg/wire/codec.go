@@ -98,7 +98,7 @@ func decode(f Format, body []byte, v any) error {
 		}
 		return nil
 	}
-	if err := checkMsgpack(body); err != nil {
+	if err := CheckMsgpack(body); err != nil {
 		return err
 	}
 	dec := msgpackDecoders.Get().(*msgpack.Decoder)

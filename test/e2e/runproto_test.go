@@ -87,6 +87,21 @@ func TestRunOutputAnySize(t *testing.T) {
 		t.Fatalf("moat run --json: exit %d, %v, %d bytes, truncated %v\n%s", code, err, len(res.Stdout), res.StdoutTruncated, errOut)
 	}
 
+	// A plain request (`nats req`, no interim messages) gets one answer, the
+	// output in it cut to fit the bus and marked so.
+	both := []string{"sh", "-c", "seq 1 1500000; seq 1 1500000 >&2"}
+	body, _ := json.Marshal(&wire.RunRequest{Profile: "big", Workspace: e.ws, Argv: both})
+	m, err := c.Conn().Request(wire.SubjectRun, body, time.Minute)
+	if err != nil {
+		t.Fatalf("plain request: %v", err)
+	}
+	var plain wire.RunResult
+	if err := json.Unmarshal(m.Data, &plain); err != nil || !plain.StdoutTruncated || !plain.StderrTruncated ||
+		len(plain.Stdout) < 1<<20 || !bytes.HasPrefix(want, plain.Stdout) || !bytes.HasPrefix(want, plain.Stderr) {
+		t.Fatalf("plain request: %v, %d+%d bytes, truncated %v %v, error %q", err, len(plain.Stdout), len(plain.Stderr),
+			plain.StdoutTruncated, plain.StderrTruncated, m.Header.Get(wire.HeaderError))
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	got, err := c.Run(ctx, &wire.RunRequest{Profile: "big", Workspace: e.ws, Argv: argv}, nil)
