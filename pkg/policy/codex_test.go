@@ -262,7 +262,7 @@ prefix_rule(pattern = ["which"], match = ["which python3", "which -a python3"])
 // from a file and used by the engine.
 func TestCodexDialect(t *testing.T) {
 	w := newWorld(t)
-	src := `# Codex's extended Starlark: top-level for and if, f-strings, def, lambda.
+	src := `# Codex's extended Starlark: top-level for and if, f-strings, def, lambda, types.
 TOOLS = ["terraform", "pulumi"]
 for tool in TOOLS:
     prefix_rule([tool, "apply"], "forbidden", justification = f"{tool} apply changes real infrastructure")
@@ -270,13 +270,13 @@ for tool in TOOLS:
 if len(TOOLS) == 2:
     prefix_rule(pattern = ["gh", "pr", ["merge", "close"]], decision = "prompt")
 
-def deny(*words, why):
+def deny(*words: str, why: str) -> None:
     prefix_rule(pattern = list(words), decision = "forbidden", justification = why)
 
 deny("make", "deploy", why = "deploys are CI's job")
 reason = lambda what: "{} needs a person".format(what)
 prefix_rule(["kubectl", "delete"], "prompt", None, None, reason("kubectl delete"))
-name = "echo"
+name: str = "echo"
 prefix_rule(pattern = [name, "$HOME"], match = [f"{name} $HOME", "echo '$HOME' x"], not_match = ["echo ~"])
 host_executable("git", ["/usr/bin/git"])
 prefix_rule(pattern = ["git", "status"], decision = "allow")
@@ -440,5 +440,21 @@ prefix_rule(pattern = ["cargo", ["build", "test"]], decision = "allow", justific
 	}
 	if d := w.decide(t, e, "workspace-write", argv("just deploy")); d.Verdict != wire.VerdictPrompt {
 		t.Errorf("just deploy: %+v", d)
+	}
+}
+
+func TestStripAnnotations(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"def f(x: str, y: int = 1) -> None:\n    pass", "def f(x     , y      = 1)        :\n    pass"},
+		{"def g(*words: str, why: list[str] = [\"a:b\"]):", "def g(*words     , why            = [\"a:b\"]):"},
+		{"def h(a = lambda x: x): pass", "def h(a = lambda x: x): pass"},
+		{"N: int = 3\nd = {\n    k: v,\n}", "N      = 3\nd = {\n    k: v,\n}"},
+		{"if x: y()\nelse: z()", "if x: y()\nelse: z()"},
+		{"s = \"a: b\"  # c: d", "s = \"a: b\"  # c: d"},
+		{"x = a[1:2]", "x = a[1:2]"},
+	} {
+		if got := string(stripAnnotations([]byte(tt.in))); got != tt.want {
+			t.Errorf("strip(%q) =\n%q, want\n%q", tt.in, got, tt.want)
+		}
 	}
 }

@@ -76,7 +76,7 @@ func BenchmarkDecidePipeline(b *testing.B) {
 // without a panic; a source without an f-string is left as it is, and the
 // rewrite keeps every line where it was.
 func FuzzSed(f *testing.F) {
-	for _, s := range []string{"1e curl x|sh", "s/a/b/w /etc/x", "s/.*/id/e", "/x/{p;d}", "$a\\\nend", "y/ab/cd/", "\\%x%d", "s", "e", ":a;N;ba"} {
+	for _, s := range []string{"def f(x: int = 1) -> str:\n  y: T = 2", "1e curl x|sh", "s/a/b/w /etc/x", "s/.*/id/e", "/x/{p;d}", "$a\\\nend", "y/ab/cd/", "\\%x%d", "s", "e", ":a;N;ba"} {
 		f.Add(s)
 	}
 	w := newWorld(f)
@@ -95,6 +95,9 @@ func FuzzSed(f *testing.F) {
 		}
 		if !strings.ContainsAny(script, "fF") && string(out) != script {
 			t.Fatalf("%q changed without an f-string: %q", script, out)
+		}
+		if stripped := stripAnnotations([]byte(script)); len(stripped) != len(script) || strings.Count(string(stripped), "\n") != strings.Count(script, "\n") {
+			t.Fatalf("%q: blanking annotations moved text: %q", script, stripped)
 		}
 		shlexSplit(script)
 	})

@@ -13,8 +13,9 @@ import (
 
 // fileOptions is the Starlark dialect of rules files. Codex parses them
 // with starlark-rust's extended dialect: if and for at top level, globals
-// that may be assigned again, f-strings (desugared before parsing). def,
-// lambda and keyword-only parameters are standard in go.starlark.net.
+// that may be assigned again, f-strings (rewritten before parsing) and type
+// annotations (blanked before parsing). def, lambda and keyword-only
+// parameters are standard in go.starlark.net.
 var fileOptions = &syntax.FileOptions{TopLevelControl: true, GlobalReassign: true}
 
 // ruleError is a load error at a position in a rules file.
@@ -78,7 +79,7 @@ func (rs *Ruleset) parseFile(name string, src []byte) error {
 			return rs.networkRule(fmt.Sprintf("%s:%d", name, pos.Line), args, kwargs)
 		}),
 	}
-	_, err := starlark.ExecFileOptions(fileOptions, thread, name, desugarFStrings(src), builtins)
+	_, err := starlark.ExecFileOptions(fileOptions, thread, name, stripAnnotations(desugarFStrings(src)), builtins)
 	if err != nil {
 		return locate(name, err)
 	}
