@@ -16,7 +16,7 @@ import (
 
 // TestArgvEnvStdinFidelity runs a program that prints its argv, one
 // variable of its environment and its stdin through every path a command
-// takes (moat run, sandboxd exec, the Go client) with home paths and
+// takes (moat run, sandboxd exec, moat sh, moat mcp, the Go client) with home paths and
 // secret-shaped words, and compares the output byte for byte: the audit
 // trail sanitizes its own copies, never what runs.
 func TestArgvEnvStdinFidelity(t *testing.T) {
@@ -66,6 +66,9 @@ func TestArgvEnvStdinFidelity(t *testing.T) {
 	flags := []string{"--profile", "workspace-write", "--workspace", ws, "--stdin", "--env", "SHOW=" + envVal, "--"}
 	through("moat run", e.cmd("moat", append(append([]string{"run"}, flags...), argv...)...))
 	through("sandboxd exec", e.cmd("sandboxd", append(append([]string{"exec"}, flags...), argv...)...))
+	sh := e.cmd("moat", append([]string{"sh", "--profile", "workspace-write", "--workspace", ws, "-c", `sh show.sh "$@"`, "moat-sh"}, args...)...)
+	sh.Env = append(sh.Env, "SHOW="+envVal)
+	through("moat sh", sh)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -82,13 +85,23 @@ func TestArgvEnvStdinFidelity(t *testing.T) {
 		t.Errorf("the Go client's request was rewritten: %q %q", req.Argv, req.Env)
 	}
 
+	// The MCP server's run tool takes argv and stdin (no environment: the
+	// command gets the profile's).
+	ms := mcpSession(t, e, nil, "--workspace", ws, "--profile", "workspace-write")
+	var mr mcpResult
+	call(t, ms, "run", map[string]any{"argv": argv, "stdin": stdin}, &mr)
+	wantMCP := strings.Replace(want.String(), "env=["+envVal+"]", "env=[]", 1)
+	if mr.Stdout != wantMCP || mr.ExitCode != 0 {
+		t.Errorf("moat mcp's run changed what the command got (exit %d):\n got %q\nwant %q\n%s", mr.ExitCode, mr.Stdout, wantMCP, mr.Stderr)
+	}
+
 	// The trail, on the other hand, holds the sanitized copy.
 	eventually(t, 20*time.Second, "the runs on record", func() error {
 		out, err := e.cmd("moat", "audit", "query", "--kind", "run.exit", "--json").Output()
 		if err != nil {
 			return err
 		}
-		if strings.Count(string(out), "show.sh") < 2 {
+		if strings.Count(string(out), "show.sh") < 4 { // moat run, moat sh, the client, mcp
 			return exec.ErrNotFound
 		}
 		if strings.Contains(string(out), "hunter2") || strings.Contains(string(out), home+"/x") {
