@@ -50,7 +50,7 @@ func runHook(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "usage: moat hook claude-code [--profile P | --sandbox P] [--workspace DIR]\n\nthe only agent with hooks moat answers is claude-code (see docs/integrations.md)")
 		return ExitUsage
 	}
-	fs, _, opts := e.flags("hook claude-code", true)
+	fs, opts := e.busFlags("hook claude-code")
 	name := fs.String("profile", os.Getenv(EnvProfile), "judge Bash commands against this profile (env MOAT_PROFILE; default offline)")
 	sandbox := fs.String("sandbox", "", "also run each allowed command through moat run under this profile (sets --profile)")
 	ws := fs.String("workspace", os.Getenv(EnvWorkspace), "workspace (env MOAT_WORKSPACE; default CLAUDE_PROJECT_DIR, else the hook input's cwd)")

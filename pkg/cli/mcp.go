@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -43,7 +44,7 @@ type mcpServer struct {
 }
 
 func runMCP(ctx context.Context, e *env, args []string) int {
-	fs, _, opts := e.flags("mcp", true)
+	fs, opts := e.busFlags("mcp")
 	ws := fs.String("workspace", os.Getenv(EnvWorkspace), "the workspace every command runs in (env MOAT_WORKSPACE; default the current directory)")
 	name := fs.String("profile", os.Getenv(EnvProfile), "the widest profile the model may use, and its default (env MOAT_PROFILE; default offline)")
 	approverCreds := fs.String("approver-creds", "", "approver key: lets a person approve prompts through the MCP client's elicitation (default: only moat approve answers)")
@@ -138,4 +139,12 @@ func (s *mcpServer) canElicit(ss *mcp.ServerSession) bool {
 	}
 	p := ss.InitializeParams()
 	return p != nil && p.Capabilities != nil && p.Capabilities.Elicitation != nil
+}
+
+// busFlags makes the flag set of a command that talks to the bus and always
+// answers in its own format (no --json).
+func (e *env) busFlags(name string) (*flagSet, optsFunc) {
+	fs := flag.NewFlagSet("moat "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs, clientFlags(fs, home.RoleClient)
 }

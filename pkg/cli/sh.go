@@ -30,10 +30,9 @@ const shUsage = `usage: moat sh [--profile P] [--workspace DIR] [--timeout D] [-
 
 A drop-in for sh -c / bash -c: the script runs as bash -c SCRIPT through the
 whole pipeline (resolved, judged, confined, recorded). Standard output and
-error stay apart, the exit status is the script's (a script killed by a
-signal ends moat sh by the same signal),
-standard input is passed through
-(when it is not a terminal; up to 4 MiB), the working directory is the
+error stay apart; the exit status is the script's, and a script killed by a
+signal ends moat sh by the same signal; standard input is passed through
+(when it is not a terminal; up to 4 MiB); the working directory is the
 current one and the environment the caller's, credentials dropped.
 A refusal exits 77 and says why on standard error (--json: the whole result).
 Moat's own flags come first and use two dashes; env MOAT_PROFILE and
@@ -53,6 +52,10 @@ func runSh(ctx context.Context, e *env, args []string) int {
 			n++
 		}
 		n++
+	}
+	if n < len(args) && args[n] == "-h" { // help, not bash's hashall
+		fs.Usage()
+		return ExitOK
 	}
 	if code, ok := parse(fs, args[:n]); !ok {
 		return code
