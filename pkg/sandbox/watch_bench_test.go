@@ -58,14 +58,16 @@ func reportP50(b *testing.B, d []time.Duration) {
 }
 
 // benchWorkspace lays out n files, 16 a directory, 8 directories a
-// directory, and a git directory; it is kept between runs.
+// directory, and a git directory, on disk (not /tmp's tmpfs) as real
+// workspaces are; it is removed when the benchmark ends.
 func benchWorkspace(b *testing.B, n int) string {
 	b.Helper()
-	ws := filepath.Join("/var/tmp", fmt.Sprintf("moat-bench-ws-%d", n))
-	if _, err := os.Stat(filepath.Join(ws, ".done")); err == nil {
-		return ws
+	base, err := os.MkdirTemp("/var/tmp", "moat-bench-ws-")
+	if err != nil {
+		b.Fatal(err)
 	}
-	os.RemoveAll(ws)
+	b.Cleanup(func() { os.RemoveAll(base) })
+	ws := filepath.Join(base, "ws")
 	dirs := []string{ws}
 	for made := 0; made < n; {
 		d := dirs[0]
@@ -87,6 +89,5 @@ func benchWorkspace(b *testing.B, n int) string {
 		os.MkdirAll(filepath.Join(ws, filepath.Dir(f)), 0o755)
 		os.WriteFile(filepath.Join(ws, f), []byte("[core]\n\tbare = false\n"), 0o644)
 	}
-	os.WriteFile(filepath.Join(ws, ".done"), nil, 0o644)
 	return ws
 }
