@@ -31,6 +31,9 @@ func (w *watch) check() []finding {
 		marks := t.refresh()
 		t.release(w)
 		for dir, d := range marks {
+			if c.belowHeld(dir) {
+				continue // under a read-only bind: not this run's doing
+			}
 			if d.head {
 				c.gitDir(dir)
 			}
@@ -50,7 +53,9 @@ func (w *watch) check() []finding {
 		}
 		w.mu.Unlock()
 		for _, d := range dirs {
-			c.patterns(d)
+			if !c.belowHeld(d) {
+				c.patterns(d)
+			}
 		}
 	}
 	return c.found
@@ -158,6 +163,17 @@ func (c *checker) pointer(p, prefix, what string) {
 		return
 	}
 	c.gitDir(target)
+}
+
+// belowHeld reports whether p lies strictly below a path this run's mounts
+// held read-only (MOAT_HOME, a protected directory).
+func (c *checker) belowHeld(p string) bool {
+	for d := filepath.Dir(p); d != p && d != "/"; p, d = d, filepath.Dir(d) {
+		if c.w.held[d] {
+			return true
+		}
+	}
+	return false
 }
 
 // fresh is os.Lstat of a surface this run's mounts did not hold.

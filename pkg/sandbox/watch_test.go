@@ -52,7 +52,13 @@ func TestWatch(t *testing.T) {
 	os.MkdirAll(ws+"/vendor/lib/.git/hooks", 0o755)
 	put(t, ws+"/wt/.git", "gitdir: ../.git/worktrees/wt\n")
 	put(t, ws+"/src/main.go", "package main\n")
-	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}, WriteDenyGlobs: []string{ws + "/**/*.pem"}}}
+	// A protected directory holding what looks like a planted repository
+	// (a quarantine kept inside the workspace): the run could not write
+	// there, so nothing is found in it.
+	put(t, ws+"/.moat/q/r/.git/HEAD", "ref: refs/heads/main\n")
+	put(t, ws+"/.moat/q/r/.git/hooks/pre-commit", "#!/bin/sh\n")
+	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}, WriteDeny: []string{ws + "/.moat"},
+		WriteDenyGlobs: []string{ws + "/**/*.pem"}}}
 
 	w, extra := watchRun(p)
 	for _, want := range []string{ws + "/.git/config", ws + "/vendor/lib/.git/config", ws + "/vendor/lib/.git/hooks", ws + "/wt/.git"} {
