@@ -4,9 +4,16 @@
 //
 // Delivery without loss: auditd reads MOAT_AUDIT through the durable pull
 // consumer "auditd" with explicit acks, and acks a batch only after the store
-// has fsynced it. Killed at any moment,
-// it loses nothing: what was not acked is delivered again, and the store
-// keeps each event id once.
+// has fsynced it. Killed at any moment, it loses nothing: what was not acked
+// is delivered again (after AckWait), and the store keeps each event id once.
+//
+// Nothing is repaired by deletion: a damaged store, or one that does not
+// reach its anchor (the latest checkpoint, kept outside the store by
+// [Anchor]), is opened read-only (see [OpenStore]); the daemon then drains
+// nothing and keeps answering queries, verify and stats.
+//
+// The drain is the daemon's one goroutine: Stop cancels it and waits for
+// it, so the store may be closed once Stop returns.
 package auditd
 
 import (
@@ -31,6 +38,10 @@ const Version = "0.1.0"
 
 // Consumer is the durable consumer auditd reads MOAT_AUDIT through.
 const Consumer = "auditd"
+
+// AckWait is how long JetStream waits for auditd's ack before it delivers
+// an event again. store.DefaultGapWait outlasts it several times over.
+const AckWait = 30 * time.Second
 
 // Config configures the daemon.
 type Config struct {
@@ -62,9 +73,9 @@ type Daemon struct {
 	wg      sync.WaitGroup     // the drain
 }
 
-// Start creates (or finds) the consumer, starts draining and serves.
-// Run's error channel reports a failure that stops the drain (a store
-// that cannot write): the daemon must exit and be restarted.
+// Start creates (or finds) the consumer, starts draining and serves
+// (read-only: serves only). Stopped reports a failure that stops the drain
+// (a store that cannot write): the daemon must exit and be restarted.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 1024
@@ -120,7 +131,7 @@ func consumer(ctx context.Context, nc *nats.Conn) (jetstream.Consumer, error) {
 	defer cancel()
 	for {
 		cons, err = js.CreateOrUpdateConsumer(cctx, wire.AuditStream, jetstream.ConsumerConfig{
-			Durable: Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+			Durable: Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait,
 			MaxAckPending: 1 << 20, DeliverPolicy: jetstream.DeliverAllPolicy,
 			Description: "auditd: acked only once stored and fsynced",
 		})
