@@ -65,7 +65,7 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 	if w != nil {
 		// After the command, before the answer: what the run left that
 		// could make a program run on the host is moved aside.
-		moved = quarantine(spec.quarantineDir(), w.check())
+		moved = quarantine(spec.quarantineDir(), w.roots, w.check())
 	}
 	if err != nil {
 		if len(moved) > 0 {

@@ -104,7 +104,7 @@ func TestQuarantine(t *testing.T) {
 	ws, q := t.TempDir(), t.TempDir()
 	put(t, ws+"/r/.git/config", "[alias]\n\tx = !sh\n")
 	os.Symlink("/etc/passwd", ws+"/r/.git/hooks")
-	moved := quarantine(q, []finding{{ws + "/r/.git/config", "why"}, {ws + "/r/.git/hooks", "link"}})
+	moved := quarantine(q, []string{ws}, []finding{{ws + "/r/.git/config", "why"}, {ws + "/r/.git/hooks", "link"}})
 	if len(moved) != 2 {
 		t.Fatalf("moved %v", moved)
 	}
@@ -119,9 +119,19 @@ func TestQuarantine(t *testing.T) {
 			t.Errorf("not in the quarantine: %v", err)
 		}
 	}
+	// A parent turned into a link after the check (a run still going on
+	// beside): nothing outside is moved or deleted.
+	outside := t.TempDir()
+	put(t, outside+"/victim", "keep\n")
+	os.MkdirAll(ws+"/u/.git", 0o755)
+	os.Symlink(outside, ws+"/u/.git/hooks")
+	moved = quarantine(q, []string{ws}, []finding{{ws + "/u/.git/hooks/victim", "a git hook"}})
+	if b, err := os.ReadFile(outside + "/victim"); err != nil || string(b) != "keep\n" || moved[0].MovedTo != "" {
+		t.Errorf("through a link: %v %q, %+v", err, b, moved)
+	}
 	// No quarantine to move to: deleted all the same.
 	put(t, ws+"/s/.git/config", "[alias]\n\tx = !sh\n")
-	moved = quarantine("", []finding{{ws + "/s/.git/config", "why"}})
+	moved = quarantine("", []string{ws}, []finding{{ws + "/s/.git/config", "why"}})
 	if _, err := os.Lstat(ws + "/s/.git/config"); err == nil || !strings.Contains(moved[0].Reason, "deleted") {
 		t.Errorf("without a quarantine: %+v", moved)
 	}
