@@ -18,11 +18,14 @@ var envCommand = map[string]bool{
 	"PROMPT_COMMAND": true,
 }
 
-// envCode are variables that load code or options into programs they do not name.
+// envCode are variables that load code or options into programs they do not
+// name, among them the reading ones (ack is Perl, git runs its own
+// programs). NODE_OPTIONS and ENV are left out: node runs code anyway, and
+// ENV is read by interactive shells only while projects use the name.
 var envCode = map[string]bool{
-	"LD_PRELOAD": true, "LD_AUDIT": true, "BASH_ENV": true, "ENV": true, "PERL5OPT": true, "NODE_OPTIONS": true,
-	"RUBYOPT": true, "RIPGREP_CONFIG_PATH": true, "GIT_EXEC_PATH": true, "GIT_CONFIG_GLOBAL": true,
-	"GIT_CONFIG_SYSTEM": true, "MANOPT": true, "LESSKEYIN": true,
+	"LD_PRELOAD": true, "LD_AUDIT": true, "BASH_ENV": true, "PERL5OPT": true, "RUBYOPT": true,
+	"RIPGREP_CONFIG_PATH": true, "GIT_EXEC_PATH": true, "GIT_CONFIG_GLOBAL": true, "GIT_CONFIG_SYSTEM": true,
+	"MANOPT": true, "LESSKEYIN": true,
 }
 
 var gitConfigKeyVar = regexp.MustCompile(`^GIT_CONFIG_KEY_[0-9]+$`)
@@ -33,7 +36,7 @@ func (j *judge) envAssign(name string, value arg, dir string) {
 	case envCommand[name]:
 		v := strings.TrimPrefix(value.s, "|") // LESSOPEN="|cmd %s"
 		j.scriptArg(arg{s: v, dyn: value.dyn, fetches: value.fetches}, dir)
-	case envCode[name]:
+	case envCode[name] && !(value.s == "/dev/null" && !value.dyn):
 		j.add(prompt, "exec.inline-code", "", "%s=%s makes programs load code or options a person should read first", name, short(value.s))
 	case gitConfigKeyVar.MatchString(name) && (value.dyn || gitConfigExecutes(value.s)):
 		j.add(prompt, "exec.inline-code", "", "%s=%s sets git configuration that runs a command", name, short(value.s))

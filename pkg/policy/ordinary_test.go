@@ -72,6 +72,8 @@ var ordinaryCommands = [][]string{
 	{"bash", "-c", "export PAGER=cat; git log -1"}, {"bash", "-c", "test -f go.mod && go build ./..."},
 	argv("env CGO_ENABLED=0 go build ./..."), argv("timeout 60 go test ./..."), argv("xargs -0 grep -l TODO"),
 	argv("echo hello"), argv("date -u"), argv("sleep 1"),
+	{"bash", "-c", "NODE_OPTIONS=--max-old-space-size=4096 npm run build"}, {"bash", "-c", "ENV=production make"},
+	{"bash", "-c", "GIT_CONFIG_GLOBAL=/dev/null git status"}, {"bash", "-c", "BROWSER=none npm start"},
 }
 
 // TestOrdinaryCommandsStayAllowed guards against false positives.
