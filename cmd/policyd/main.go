@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	var rules listFlag
 	fs.Var(&rules, "rules", "a rules file or directory of *.rules, besides MOAT_HOME/rules (repeatable)")
 	approval := fs.Duration("approval-timeout", policyd.DefaultApprovalTimeout, "how long a prompt waits for a person before it is a deny")
+	maxApprovals := fs.Int("max-approvals", policyd.DefaultMaxApprovals, "approvals waiting for a person at once; past it a prompt is denied (approval-busy)")
 	deadline := fs.Duration("deadline", policyd.DefaultDeadline, "evaluation deadline, profile resolution included; past it a deny")
 	unknown := fs.String("unknown", wire.VerdictAllow, "verdict for commands no rule names: allow (they run confined by their profile) or prompt")
 	if err := fs.Parse(args); err != nil {
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d, err := policyd.Start(c.Conn(), policyd.Config{Engine: engine, ApprovalTimeout: *approval, Deadline: *deadline, Logger: log, Sanitizer: san})
+	d, err := policyd.Start(c.Conn(), policyd.Config{Engine: engine, ApprovalTimeout: *approval, MaxApprovals: *maxApprovals, Deadline: *deadline, Logger: log, Sanitizer: san})
 	if err != nil {
 		return err
 	}

@@ -83,8 +83,8 @@ func Permissions(role string) *server.Permissions {
 	case home.RolePolicyd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.policy.>", wire.SubjectApprovalAns+".>")
 		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectApprovalAsk+".>")
-		// An interim "a person is being asked" message, then the decision.
-		p.Response.MaxMsgs = 2
+		// "A person is being asked" heartbeats, then the decision.
+		p.Response.MaxMsgs = -1
 	case home.RoleSandboxd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.sandbox.>")
 		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck,

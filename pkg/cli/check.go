@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/user"
@@ -42,7 +43,8 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 		return ExitError
 	}
 	defer c.Close()
-	d := c.Check(ctx, &wire.CheckRequest{Argv: argv, Workspace: workspace, Cwd: dir, Profile: wire.RefName(*name), Approval: *approval})
+	d := c.CheckWaiting(ctx, &wire.CheckRequest{Argv: argv, Workspace: workspace, Cwd: dir, Profile: wire.RefName(*name), Approval: *approval},
+		e.waiting(*js))
 	if *js {
 		e.json(d)
 	} else {
@@ -50,6 +52,38 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	}
 	return verdictExit(d.Verdict)
 }
+
+// waiting tells, while a person is asked, who may answer and how long is
+// left: on stderr when the approval starts and every waitingEvery, or, for
+// --json, as one JSON line per interim message on stdout before the answer.
+func (e *env) waiting(js bool) func(wire.ApprovalWait) {
+	var last time.Time
+	var id string
+	return func(w wire.ApprovalWait) {
+		if js {
+			b, _ := json.Marshal(w)
+			fmt.Fprintf(e.stdout, "%s\n", b)
+			return
+		}
+		left := time.Until(w.ExpiresAt).Round(time.Second)
+		switch {
+		case w.ID != id:
+			id, last = w.ID, time.Now()
+			why := ""
+			if w.Reason != "" {
+				why = " (" + w.Reason + ")"
+			}
+			fmt.Fprintf(e.stderr, "moat: waiting for a person to approve%s\n", why)
+			fmt.Fprintf(e.stderr, "moat: asked: whoever holds the approver key — moat approvals lists it; moat approve %s or moat deny %s answers; %s left\n", w.ID, w.ID, left)
+		case time.Since(last) >= waitingEvery:
+			last = time.Now()
+			fmt.Fprintf(e.stderr, "moat: still waiting for approval %s: %s left\n", w.ID, left)
+		}
+	}
+}
+
+// waitingEvery is how often a person waiting hears how long is left.
+const waitingEvery = 10 * time.Second
 
 func verdictExit(v string) int {
 	switch v {

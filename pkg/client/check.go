@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
@@ -21,6 +22,14 @@ const ApprovalGrace = 5 * time.Second
 // client's timeout; while policyd waits for a person to answer a prompt, it
 // stretches to the approval's expiry plus ApprovalGrace.
 func (c *Client) Check(ctx context.Context, req *wire.CheckRequest) wire.Decision {
+	return c.CheckWaiting(ctx, req, nil)
+}
+
+// CheckWaiting is Check that tells waiting, about every second, while a
+// person is asked (who may answer, why, until when). It keeps policyd's
+// approval wait alive by answering its heartbeats, and ends it when ctx is
+// done (see wire's "approval wait").
+func (c *Client) CheckWaiting(ctx context.Context, req *wire.CheckRequest, waiting func(wire.ApprovalWait)) wire.Decision {
 	if req.RequestID == "" {
 		req.RequestID = wire.NewID()
 	}
@@ -48,6 +57,7 @@ func (c *Client) Check(ctx context.Context, req *wire.CheckRequest) wire.Decisio
 	if err := c.nc.PublishMsg(msg); err != nil {
 		return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)
 	}
+	ctl := "" // the approval's control subject, once a person is asked
 	for {
 		m := msgs.next()
 		if m == nil {
@@ -60,6 +70,11 @@ func (c *Client) Check(ctx context.Context, req *wire.CheckRequest) wire.Decisio
 				return denied(wire.ReasonPolicyTimeout, "no decision from policyd in time (deadline %s)", deadline.Format(time.RFC3339Nano))
 			case <-ctx.Done():
 				timer.Stop()
+				if ctl != "" { // nobody should answer for a caller who left
+					bye := nats.NewMsg(ctl)
+					bye.Header.Set(wire.HeaderCancel, context.Cause(ctx).Error())
+					c.nc.PublishMsg(bye)
+				}
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 					return denied(wire.ReasonPolicyTimeout, "no decision from policyd before the caller's deadline")
 				}
@@ -70,8 +85,18 @@ func (c *Client) Check(ctx context.Context, req *wire.CheckRequest) wire.Decisio
 			return denied(wire.ReasonPolicyUnavailable, "no policyd is running: start it (moat status shows what is missing)")
 		}
 		if id := m.Header.Get(wire.HeaderApprovalID); id != "" && len(m.Data) == 0 && m.Header.Get(wire.HeaderErrorCode) == "" {
+			w := wire.ApprovalWait{Event: "approval.waiting", ID: id, Reason: m.Header.Get(wire.HeaderApprovalReason)}
 			if exp, err := time.Parse(time.RFC3339Nano, m.Header.Get(wire.HeaderApprovalExpires)); err == nil {
-				deadline = exp.Add(ApprovalGrace)
+				deadline, w.ExpiresAt = exp.Add(ApprovalGrace), exp
+			}
+			if m.Reply != "" {
+				ctl = m.Reply
+				ack := nats.NewMsg(ctl)
+				ack.Header.Set(wire.HeaderHeartbeat, wire.HeartbeatAck)
+				c.nc.PublishMsg(ack)
+			}
+			if waiting != nil {
+				waiting(w)
 			}
 			continue
 		}
@@ -145,15 +170,60 @@ func (c *Client) Approvals(ctx context.Context, wait time.Duration) ([]wire.Appr
 	}
 }
 
-// Answer answers approval id with verdict (allow or deny).
+// Answer answers approval id with verdict (allow or deny). A key that may
+// not answer approvals is told so at once (403), not left to time out.
 func (c *Client) Answer(ctx context.Context, a *wire.ApprovalAnswer) (*wire.ApprovalAck, error) {
-	var ack wire.ApprovalAck
-	err := c.Call(ctx, wire.ApprovalAnswerSubject(a.ID), "", "", a, &ack)
-	if wire.CodeOf(err) == wire.CodeUnavailable {
-		return nil, wire.Errorf(wire.CodeNotFound, "nothing waits for approval %s: it was answered, timed out, or never existed", a.ID)
-	}
+	subject := wire.ApprovalAnswerSubject(a.ID)
+	body, err := wire.Encode(wire.Msgpack, a)
 	if err != nil {
 		return nil, err
 	}
-	return &ack, nil
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	reply, msgs, done, err := c.replies()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	msg := nats.NewMsg(subject)
+	msg.Reply, msg.Data = reply, body
+	msg.Header.Set(wire.HeaderContentType, wire.ContentMsgpack)
+	if err := c.nc.PublishMsg(msg); err != nil {
+		return nil, wire.Errorf(wire.CodeUnavailable, "cannot reach the bus: %v", err)
+	}
+	// The bus refuses a publish it does not permit with an error that
+	// arrives before the answer to this round trip.
+	if err := c.nc.FlushWithContext(ctx); err == nil && refused(c.nc.LastError(), subject) {
+		return nil, wire.Errorf(wire.CodeDenied, "this key may not approve: use the approver key (--creds MOAT_HOME/creds/approver.nk, the default of moat approve and moat deny)")
+	}
+	for {
+		m := msgs.next()
+		if m == nil {
+			select {
+			case <-msgs.ready:
+				continue
+			case <-ctx.Done():
+				return nil, wire.Errorf(wire.CodeTimeout, "no answer from policyd about approval %s in time", a.ID)
+			}
+		}
+		if m.Header.Get("Status") == "503" {
+			return nil, wire.Errorf(wire.CodeNotFound, "nothing waits for approval %s: it was answered, timed out, or never existed", a.ID)
+		}
+		if code := m.Header.Get(wire.HeaderErrorCode); code != "" {
+			return nil, &wire.Error{Code: wire.ParseCode(code), Message: m.Header.Get(wire.HeaderError)}
+		}
+		var ack wire.ApprovalAck
+		if err := wire.Decode(wire.DetectFormat(m.Header.Get(wire.HeaderContentType), m.Data), m.Data, &ack); err != nil {
+			return nil, wire.Errorf(wire.CodeInternal, "garbled answer from policyd: %v", err)
+		}
+		return &ack, nil
+	}
+}
+
+// refused reports whether err is the bus refusing a publish to subject.
+func refused(err error, subject string) bool {
+	return errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+subject+`"`)
 }

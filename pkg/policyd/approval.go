@@ -3,6 +3,8 @@ package policyd
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/moatsec/moat/pkg/service"
@@ -12,8 +14,20 @@ import (
 
 // ask publishes the question on moat.approval.ask.<id> and waits for an
 // answer on moat.approval.answer.<id> — which only the approver and admin
-// keys may publish — or the approval timeout, whichever comes first.
+// keys may publish — or the approval timeout, whichever comes first. The
+// wait holds one of policyd's MaxApprovals places and none of its request
+// slots, and ends at once when the caller goes away (see wire's "approval
+// wait") or policyd stops.
 func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Profile, dec wire.Decision) wire.Decision {
+	select {
+	case d.waiting <- struct{}{}:
+		defer func() { <-d.waiting }()
+	default:
+		return withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonApprovalBusy, Message: fmt.Sprintf(
+			"policyd already waits for %d approvals, its limit (--max-approvals): answer some (moat approvals), or retry later",
+			cap(d.waiting))}, dec)
+	}
+	req.Detach() // a person's pace must not take other checks' slots
 	timeout := d.cfg.ApprovalTimeout
 	if t := time.Duration(cr.ApprovalTimeoutMS) * time.Millisecond; t > 0 && t < timeout {
 		timeout = t
@@ -22,33 +36,25 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 	q := &wire.ApprovalAsk{ID: wire.NewID(), RequestID: cr.RequestID, SessionID: cr.SessionID, Argv: cr.Argv,
 		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: prof.Name, Reasons: dec.Reasons, AskedBy: d.svc.ID(),
 		AskedAt: now, ExpiresAt: now.Add(timeout)}
+	denied := func(rule, format string, args ...any) wire.Decision {
+		return withFirst(wire.VerdictDeny, wire.Reason{Rule: rule, Message: fmt.Sprintf(format, args...)}, dec)
+	}
 
-	answers := make(chan wire.ApprovalAnswer, 1)
-	sub, err := d.nc.Subscribe(wire.ApprovalAnswerSubject(q.ID), func(m *nats.Msg) {
-		var a wire.ApprovalAnswer
-		err := wire.Decode(wire.DetectFormat(m.Header.Get(wire.HeaderContentType), m.Data), m.Data, &a)
-		if err == nil && a.Verdict != wire.VerdictAllow && a.Verdict != wire.VerdictDeny {
-			err = wire.Errorf(wire.CodeBadRequest, "verdict %q: answer allow or deny", a.Verdict)
-		}
-		if err == nil && a.ID != "" && a.ID != q.ID {
-			err = wire.Errorf(wire.CodeBadRequest, "the answer names approval %s, not %s", a.ID, q.ID)
-		}
-		if err != nil {
-			respondError(m, err)
-			return
-		}
-		select {
-		case answers <- a:
-			respond(m, &wire.ApprovalAck{ID: q.ID, Verdict: a.Verdict})
-		default:
-			respondError(m, wire.Errorf(wire.CodeDenied, "approval %s was already answered", q.ID))
-		}
-	})
+	w := &wait{answers: make(chan wire.ApprovalAnswer, 1), gone: make(chan string, 1)}
+	sub, err := d.nc.Subscribe(wire.ApprovalAnswerSubject(q.ID), func(m *nats.Msg) { w.answer(m, q.ID) })
 	if err != nil {
-		return withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonApprovalTimeout,
-			Message: "cannot wait for an approval: " + err.Error()}, dec)
+		return denied(wire.ReasonApprovalTimeout, "cannot wait for an approval: %v", err)
 	}
 	defer sub.Unsubscribe()
+	interim := req.Header(wire.HeaderAcceptInterim) != ""
+	ctl := d.nc.NewRespInbox()
+	if interim {
+		csub, err := d.nc.Subscribe(ctl, w.control)
+		if err != nil {
+			return denied(wire.ReasonApprovalTimeout, "cannot wait for an approval: %v", err)
+		}
+		defer csub.Unsubscribe()
+	}
 	d.mu.Lock()
 	d.pending[q.ID] = q
 	d.mu.Unlock()
@@ -64,41 +70,124 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 	msg.Header.Set(wire.HeaderContentType, wire.ContentJSON)
 	msg.Header.Set(wire.HeaderRequestID, q.RequestID)
 	if err := d.nc.PublishMsg(msg); err != nil {
-		return withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonApprovalTimeout,
-			Message: "cannot ask for approval: " + err.Error()}, dec)
+		return denied(wire.ReasonApprovalTimeout, "cannot ask for approval: %v", err)
 	}
-	if err := d.audit.Publish(context.Background(), &wire.AuditEvent{Kind: "approval.asked", RequestID: q.RequestID,
+	if err := d.audit.Publish(context.Background(), &wire.AuditEvent{Kind: wire.KindApprovalAsked, RequestID: q.RequestID,
 		SessionID: q.SessionID, Profile: q.Profile, Argv: q.Argv, Cwd: q.Cwd, Verdict: wire.VerdictPrompt,
 		Reasons: q.Reasons, Detail: map[string]any{"approval_id": q.ID, "expires_at": q.ExpiresAt}}); err != nil {
 		// Nobody may approve what is not on record.
-		return withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonAuditUnavailable,
-			Message: "the approval request could not be recorded: " + err.Error()}, dec)
-	}
-	if req.Header(wire.HeaderAcceptInterim) != "" {
-		req.Interim(map[string]string{wire.HeaderApprovalID: q.ID, wire.HeaderApprovalExpires: q.ExpiresAt.Format(time.RFC3339Nano)})
+		return denied(wire.ReasonAuditUnavailable, "the approval request could not be recorded: %v", err)
 	}
 	d.log.Info("waiting for approval", "approval_id", q.ID, "request_id", q.RequestID, "timeout", timeout)
 
+	hdr := map[string]string{wire.HeaderApprovalID: q.ID, wire.HeaderApprovalExpires: q.ExpiresAt.Format(time.RFC3339Nano),
+		wire.HeaderApprovalReason: oneLine(q.Reasons), wire.HeaderHeartbeat: "1"}
+	lastAck := time.Now()
+	if interim {
+		req.InterimReply(hdr, ctl)
+	}
+	beat := time.NewTicker(wire.ApprovalHeartbeat)
+	defer beat.Stop()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	select {
-	case a := <-answers:
-		by := a.By
-		if by == "" {
-			by = "an approver"
+	for {
+		select {
+		case a := <-w.answers:
+			by := a.By
+			if by == "" {
+				by = "an approver"
+			}
+			msg := fmt.Sprintf("%s %s approval %s", by, map[string]string{wire.VerdictAllow: "granted", wire.VerdictDeny: "refused"}[a.Verdict], q.ID)
+			if a.Reason != "" {
+				msg += ": " + a.Reason
+			}
+			if a.Verdict == wire.VerdictAllow {
+				return withFirst(wire.VerdictAllow, wire.Reason{Rule: "approval.granted", Message: msg}, dec)
+			}
+			return withFirst(wire.VerdictDeny, wire.Reason{Rule: "approval.denied", Message: msg}, dec)
+		case <-timer.C:
+			return denied(wire.ReasonApprovalTimeout, "nobody answered approval %s within %s", q.ID, timeout)
+		case why := <-w.gone:
+			d.log.Info("approval abandoned", "approval_id", q.ID, "request_id", q.RequestID, "why", why)
+			return denied(wire.ReasonApprovalCancelled, "approval %s ended unanswered: %s", q.ID, why)
+		case <-d.stopping:
+			return denied(wire.ReasonApprovalCancelled, "approval %s ended unanswered: policyd is stopping; ask again", q.ID)
+		case <-beat.C:
+			if !interim {
+				continue
+			}
+			if w.acked(&lastAck); time.Since(lastAck) > wire.ApprovalCallerSilence {
+				return denied(wire.ReasonApprovalCancelled, "approval %s ended unanswered: the caller stopped answering for %s",
+					q.ID, wire.ApprovalCallerSilence)
+			}
+			req.InterimReply(hdr, ctl)
 		}
-		msg := fmt.Sprintf("%s %s approval %s", by, map[string]string{wire.VerdictAllow: "granted", wire.VerdictDeny: "refused"}[a.Verdict], q.ID)
-		if a.Reason != "" {
-			msg += ": " + a.Reason
-		}
-		if a.Verdict == wire.VerdictAllow {
-			return withFirst(wire.VerdictAllow, wire.Reason{Rule: "approval.granted", Message: msg}, dec)
-		}
-		return withFirst(wire.VerdictDeny, wire.Reason{Rule: "approval.denied", Message: msg}, dec)
-	case <-timer.C:
-		return withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonApprovalTimeout,
-			Message: fmt.Sprintf("nobody answered approval %s within %s", q.ID, timeout)}, dec)
 	}
+}
+
+// wait is one approval's mailbox: the answer, and the caller's side of the
+// wait (acks, a cancel, or its absence).
+type wait struct {
+	taken   atomic.Bool
+	answers chan wire.ApprovalAnswer // one, once taken
+	gone    chan string              // why the caller is gone, once
+	ack     atomic.Int64             // unix nanoseconds of the latest ack
+}
+
+// answer takes a person's answer on moat.approval.answer.<id>. The ack goes
+// out before the waiting check sees the answer (and unsubscribes).
+func (w *wait) answer(m *nats.Msg, id string) {
+	var a wire.ApprovalAnswer
+	err := wire.Decode(wire.DetectFormat(m.Header.Get(wire.HeaderContentType), m.Data), m.Data, &a)
+	if err == nil && a.Verdict != wire.VerdictAllow && a.Verdict != wire.VerdictDeny {
+		err = wire.Errorf(wire.CodeBadRequest, "verdict %q: answer allow or deny", a.Verdict)
+	}
+	if err == nil && a.ID != "" && a.ID != id {
+		err = wire.Errorf(wire.CodeBadRequest, "the answer names approval %s, not %s", a.ID, id)
+	}
+	if err == nil && !w.taken.CompareAndSwap(false, true) {
+		err = wire.Errorf(wire.CodeDenied, "approval %s was already answered", id)
+	}
+	if err != nil {
+		respondError(m, err)
+		return
+	}
+	respond(m, &wire.ApprovalAck{ID: id, Verdict: a.Verdict})
+	w.answers <- a
+}
+
+// control reads the caller's side, on the approval's control subject.
+func (w *wait) control(m *nats.Msg) {
+	switch {
+	case m.Header.Get("Status") == "503":
+		w.leave("the caller is gone")
+	case m.Header.Get(wire.HeaderCancel) != "":
+		w.leave("the caller gave up (" + m.Header.Get(wire.HeaderCancel) + ")")
+	case m.Header.Get(wire.HeaderHeartbeat) == wire.HeartbeatAck:
+		w.ack.Store(time.Now().UnixNano())
+	}
+}
+
+func (w *wait) leave(why string) {
+	select {
+	case w.gone <- why:
+	default:
+	}
+}
+
+// acked moves last to the latest ack, if later.
+func (w *wait) acked(last *time.Time) {
+	if t := time.Unix(0, w.ack.Load()); t.After(*last) {
+		*last = t
+	}
+}
+
+// oneLine is the first reason, for a header.
+func oneLine(rs []wire.Reason) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	return strings.Join(strings.Fields(rs[0].Rule+": "+rs[0].Message), " ")
 }
 
 func respond(m *nats.Msg, v any) {

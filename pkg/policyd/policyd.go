@@ -4,13 +4,17 @@
 // before it answers.
 //
 // Invariants:
-//   - every decision is sent to the audit stream before it is answered; its
-//     ack is awaited asynchronously (a check runs nothing — sandboxd records
-//     the run itself and waits for that ack); if the event cannot be sent,
-//     the answer is a deny (audit-unavailable);
+//   - every decision is sent to the audit stream before it is answered; an
+//     allow is answered only once its record is acked (a caller may act on
+//     it), a deny or prompt's ack is awaited asynchronously; if the event
+//     cannot be recorded, the answer is a deny (audit-unavailable);
 //   - evaluation has a deadline: past it the answer is a deny (policy-timeout);
-//   - a prompt waits for a person at most the approval timeout, in its own
-//     goroutine, never holding up other checks.
+//   - a prompt waits for a person at most the approval timeout, holding one
+//     of MaxApprovals places and no request slot, never holding up other
+//     checks; the wait ends at once when its caller goes away or policyd
+//     stops (a deny, approval-cancelled);
+//   - an evaluation past its deadline is a deny; at most maxOverdue keep
+//     running unseen, and Stop joins them.
 package policyd
 
 import (
@@ -19,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
@@ -36,6 +41,13 @@ const Version = "0.1.0"
 const (
 	DefaultApprovalTimeout = 60 * time.Second
 	DefaultDeadline        = 2 * time.Second
+	DefaultMaxApprovals    = 256
+	// maxOverdue is how many evaluations may still run past their deadline
+	// (the engine cannot be interrupted) before new checks are denied at
+	// once instead of starting more.
+	maxOverdue = 16
+	// recordTimeout bounds the wait for an allow decision's ack.
+	recordTimeout = 5 * time.Second
 )
 
 // Config configures the daemon.
@@ -43,6 +55,7 @@ type Config struct {
 	Engine          *policy.Engine
 	ApprovalTimeout time.Duration    // how long a prompt waits for a person
 	Deadline        time.Duration    // evaluation, profile resolution included
+	MaxApprovals    int              // approvals waiting at once; past it a prompt is denied (approval-busy)
 	Sanitizer       *audit.Sanitizer // sanitizes events before they leave the process
 	Logger          *slog.Logger
 }
@@ -57,6 +70,10 @@ type Daemon struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	pending  map[string]*wire.ApprovalAsk // approval id → question, while it waits
+	waiting  chan struct{}                // a place per approval waiting, MaxApprovals of them
+	stopping chan struct{}                // closed by Stop: waits end at once
+	evals    sync.WaitGroup               // evaluations, joined by Stop
+	overdue  atomic.Int32                 // evaluations still running past their deadline
 	// noWorkspace is an empty directory standing in for the workspace of a
 	// check that names none.
 	noWorkspace string
@@ -70,10 +87,14 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if cfg.Deadline <= 0 {
 		cfg.Deadline = DefaultDeadline
 	}
+	if cfg.MaxApprovals <= 0 {
+		cfg.MaxApprovals = DefaultMaxApprovals
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	d := &Daemon{cfg: cfg, nc: nc, log: cfg.Logger, pending: map[string]*wire.ApprovalAsk{},
+		waiting: make(chan struct{}, cfg.MaxApprovals), stopping: make(chan struct{}),
 		profiles: client.FromConn(nc, cfg.Deadline)}
 	var err error
 	if d.noWorkspace, err = os.MkdirTemp("", "moat-policyd-no-workspace-"); err != nil {
@@ -104,9 +125,13 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 // ID is this instance's service id.
 func (d *Daemon) ID() string { return d.svc.ID() }
 
-// Stop stops taking requests and waits for those in flight.
+// Stop stops taking requests, ends every approval wait (a deny, recorded
+// and answered), and waits for the checks in flight and the evaluations
+// they started.
 func (d *Daemon) Stop() error {
+	close(d.stopping)
 	err := d.svc.Stop()
+	d.evals.Wait()
 	os.Remove(d.noWorkspace)
 	return err
 }
@@ -158,9 +183,18 @@ func (d *Daemon) check(ctx context.Context, req *service.Request) (any, error) {
 	ev := &wire.AuditEvent{Kind: "policy.decision", SessionID: cr.SessionID, RequestID: cr.RequestID,
 		Profile: prof.Name, Argv: cr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,
 		DurationUS: dec.ElapsedUS, Detail: map[string]any{"rules": ruleIDs(dec.Reasons), "workspace": prof.Workspace}}
-	// Asynchronous: a check runs nothing by itself, and the run that may
-	// follow is recorded by sandboxd, which waits for its own ack.
-	if err := d.audit.PublishAsync(ev); err != nil {
+	// An allow may be acted on by whoever asked (a hook lets an agent run
+	// the command on it): it is answered only once its record is acked. A
+	// deny or a prompt lets nothing happen: its ack is awaited asynchronously.
+	publish := func() error { return d.audit.PublishAsync(ev) }
+	if dec.Verdict == wire.VerdictAllow {
+		publish = func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+			defer cancel()
+			return d.audit.Publish(ctx, ev)
+		}
+	}
+	if err := publish(); err != nil {
 		d.log.Error("decision not recorded; answering deny", "request_id", cr.RequestID, "err", err)
 		return withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonAuditUnavailable,
 			Message: "the decision could not be recorded (" + err.Error() + "), so nothing may run"}, dec), nil
@@ -169,15 +203,28 @@ func (d *Daemon) check(ctx context.Context, req *service.Request) (any, error) {
 }
 
 // evaluate runs the engine under the deadline. Evaluation is bounded work,
-// but a pathological script must not hold an answer past the deadline.
+// but a pathological script must not hold an answer past the deadline: the
+// answer is then a deny, and the evaluation, which cannot be interrupted,
+// finishes on its own — counted, so that at most maxOverdue run at once, and
+// joined by Stop.
 func (d *Daemon) evaluate(ctx context.Context, in *policy.Input) wire.Decision {
+	if n := d.overdue.Load(); n >= maxOverdue {
+		return deny(wire.ReasonPolicyTimeout, fmt.Sprintf("%d evaluations are still running past their deadline: retry later", n))
+	}
 	type result struct {
 		dec wire.Decision
 		err error
 	}
 	ch := make(chan result, 1)
+	var state atomic.Int32 // running, then done or late: whoever moves it first says which
+	const running, done, late = 0, 1, 2
+	d.evals.Add(1)
 	go func() {
+		defer d.evals.Done()
 		dec, err := d.cfg.Engine.Decide(in)
+		if !state.CompareAndSwap(running, done) {
+			d.overdue.Add(-1)
+		}
 		ch <- result{dec, err}
 	}()
 	select {
@@ -187,6 +234,9 @@ func (d *Daemon) evaluate(ctx context.Context, in *policy.Input) wire.Decision {
 		}
 		return r.dec
 	case <-ctx.Done():
+		if state.CompareAndSwap(running, late) {
+			d.overdue.Add(1)
+		}
 		return deny(wire.ReasonPolicyTimeout, "evaluation did not finish within "+d.cfg.Deadline.String())
 	}
 }

@@ -162,9 +162,11 @@ func TestFailClosed(t *testing.T) {
 }
 
 // approver answers the next question it sees with verdict, after delay.
+// The test waits for its answer to be acked before it ends.
 func approver(t *testing.T, s *stack, verdict string, delay time.Duration) <-chan wire.ApprovalAsk {
 	t.Helper()
 	seen := make(chan wire.ApprovalAsk, 1)
+	var answering sync.WaitGroup
 	c := s.Client(t, home.RoleApprover)
 	sub, err := c.Conn().Subscribe(wire.SubjectApprovalAsk+".>", func(m *nats.Msg) {
 		var q wire.ApprovalAsk
@@ -176,7 +178,9 @@ func approver(t *testing.T, s *stack, verdict string, delay time.Duration) <-cha
 		if verdict == "" {
 			return
 		}
+		answering.Add(1)
 		go func() {
+			defer answering.Done()
 			time.Sleep(delay)
 			if _, err := c.Answer(context.Background(), &wire.ApprovalAnswer{ID: q.ID, Verdict: verdict, By: "alice", Reason: "looked fine"}); err != nil {
 				t.Errorf("answer: %v", err)
@@ -187,7 +191,7 @@ func approver(t *testing.T, s *stack, verdict string, delay time.Duration) <-cha
 		t.Fatal(err)
 	}
 	c.Conn().Flush()
-	t.Cleanup(func() { sub.Unsubscribe() })
+	t.Cleanup(func() { sub.Unsubscribe(); answering.Wait() })
 	return seen
 }
 

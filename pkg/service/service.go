@@ -49,6 +49,7 @@ type Request struct {
 	nc        *nats.Conn
 	hdr       nats.Header
 	replyHdr  map[string]string
+	detach    func() // gives the in-flight slot back, once
 }
 
 // ReplySubject is where the requester listens: the answer, and any interim
@@ -67,11 +68,16 @@ func (r *Request) SetReplyHeader(key, value string) {
 // (policyd uses it to say a person is being asked, so the caller waits
 // longer). Send it only to requesters that asked for it: a plain request
 // takes the first message as the answer.
-func (r *Request) Interim(hdr map[string]string) error {
+func (r *Request) Interim(hdr map[string]string) error { return r.InterimReply(hdr, "") }
+
+// InterimReply is Interim with a reply subject the requester may answer on
+// (policyd's approval heartbeats: the caller acks or cancels there).
+func (r *Request) InterimReply(hdr map[string]string, reply string) error {
 	if r.reply == "" {
 		return nil
 	}
 	msg := nats.NewMsg(r.reply)
+	msg.Reply = reply
 	for k, v := range hdr {
 		msg.Header.Set(k, v)
 	}
@@ -89,6 +95,15 @@ func (r *Request) FillIDs(requestID, sessionID *string) {
 	}
 	if *sessionID == "" {
 		*sessionID = r.SessionID
+	}
+}
+
+// Detach gives the request's in-flight slot back before its handler
+// returns: for a handler about to wait on something that is not work (a
+// person's answer) under a bound of its own. Stop still waits for it.
+func (r *Request) Detach() {
+	if r.detach != nil {
+		r.detach()
 	}
 }
 
@@ -190,10 +205,12 @@ func (s *Service) dispatch(r micro.Request, h Handler) {
 			"%s is busy with %d requests: retry, or start another copy", s.cfg.Name, s.cfg.MaxInflight))
 		return
 	}
+	var once sync.Once
+	req.detach = func() { once.Do(func() { <-s.sem }) }
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer func() { <-s.sem }()
+		defer req.Detach()
 		v, err := s.run(h, req)
 		s.reply(r.Reply(), req, v, err)
 	}()

@@ -130,6 +130,16 @@ type ApprovalAck struct {
 	Verdict string `json:"verdict"`
 }
 
+// ApprovalWait is what a caller learns while a person is asked about its
+// command (from policyd's interim messages): for `moat check` and `moat
+// run` to say who is asked and how long is left.
+type ApprovalWait struct {
+	Event     string    `json:"event"` // "approval.waiting"
+	ID        string    `json:"approval_id"`
+	Reason    string    `json:"reason,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 // ApprovalList is one policyd instance's pending questions.
 type ApprovalList struct {
 	Instance string        `json:"instance"`
@@ -155,4 +165,28 @@ const (
 	ReasonPolicyUnavailable = "policy-unavailable"
 	ReasonPolicyError       = "policy-error"
 	ReasonAuditUnavailable  = "audit-unavailable"
+	// ReasonApprovalBusy: policyd already waits on its limit of approvals.
+	ReasonApprovalBusy = "approval-busy"
+	// ReasonApprovalCancelled: the caller went away or cancelled while a
+	// person was asked, or policyd stopped; nobody may act on the answer.
+	ReasonApprovalCancelled = "approval-cancelled"
+)
+
+// The approval wait (docs/bus.md, "Waiting for a person"). While policyd
+// waits for a person on a check whose caller set HeaderAcceptInterim, it
+// sends the caller, on the check's reply subject, an empty interim message
+// at once and every ApprovalHeartbeat: HeaderApprovalID, HeaderApprovalExpires,
+// HeaderApprovalReason (why a person is asked) and HeaderHeartbeat, with the
+// approval's control subject as its reply subject. On the control subject
+// the caller answers each with HeaderHeartbeat HeartbeatAck, and gives up
+// with HeaderCancel. policyd ends the wait — a deny, approval-cancelled —
+// when the caller cancels, when an interim finds no subscriber (the caller
+// is gone), or when no ack came for ApprovalCallerSilence. A pending
+// approval holds none of policyd's or sandboxd's request slots; policyd
+// holds at most its --max-approvals at once and answers approval-busy past it.
+const (
+	HeaderApprovalReason = "Moat-Approval-Reason"
+
+	ApprovalHeartbeat     = time.Second
+	ApprovalCallerSilence = 10 * time.Second
 )

@@ -1,0 +1,155 @@
+package policyd_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moatsec/moat/pkg/client"
+	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/policyd"
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestPromptFloodHoldsNothing: more prompting checks than policyd has
+// request slots, whose callers then go away, leave other checks answered at
+// once; past the approval limit, a prompt is refused with its own reason;
+// and every abandoned wait ends when its caller goes.
+func TestPromptFloodHoldsNothing(t *testing.T) {
+	const slots = 1024 // the service's default in-flight limit
+	s := start(t, policyd.Config{ApprovalTimeout: time.Hour, MaxApprovals: 64})
+	inline := []string{"python3", "-c", "print(1)"}
+	// Callers that leave: connections that send a prompting check and close.
+	var conns []*nats.Conn
+	for i := 0; i < 8; i++ {
+		conns = append(conns, s.Conn(t, home.RoleClient))
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < slots+76; i++ {
+		nc := conns[i%len(conns)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			client.FromConn(nc, time.Second).Check(ctx, &wire.CheckRequest{Argv: inline, Workspace: s.ws,
+				Profile: wire.RefName("workspace-write"), Approval: wire.ApprovalOnRequest})
+		}()
+	}
+	c := s.Client(t, home.RoleClient)
+	waitApprovals(t, s, 64)
+	for i := 0; i < 20; i++ {
+		if d := s.check(t, c, "offline", "ls"); d.Verdict != wire.VerdictAllow {
+			t.Fatalf("check %d beside the flood: %+v", i, d)
+		}
+	}
+	d := c.Check(context.Background(), &wire.CheckRequest{Argv: inline, Workspace: s.ws, Profile: wire.RefName("workspace-write"), Approval: wire.ApprovalOnRequest})
+	if d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonApprovalBusy {
+		t.Fatalf("a prompt past the approval limit: %+v", d)
+	}
+	for _, nc := range conns {
+		nc.Close()
+	}
+	wg.Wait()
+	waitApprovals(t, s, 0)
+}
+
+// TestApprovalEndsWithItsCaller: a caller that cancels ends its approval at
+// once, and the decision on record says so.
+func TestApprovalEndsWithItsCaller(t *testing.T) {
+	s := start(t, policyd.Config{ApprovalTimeout: time.Hour})
+	c := s.Client(t, home.RoleClient)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan wire.Decision, 1)
+	go func() {
+		done <- c.Check(ctx, &wire.CheckRequest{Argv: []string{"python3", "-c", "1"}, Workspace: s.ws,
+			Profile: wire.RefName("offline"), Approval: wire.ApprovalOnRequest})
+	}()
+	waitApprovals(t, s, 1)
+	cancel()
+	<-done
+	waitApprovals(t, s, 0)
+	// The connection lives on: only the cancel could have ended the wait.
+	if d := s.check(t, c, "offline", "ls"); d.Verdict != wire.VerdictAllow {
+		t.Fatalf("after the cancel: %+v", d)
+	}
+}
+
+// waitApprovals waits until policyd lists n pending approvals.
+func waitApprovals(t *testing.T, s *stack, n int) {
+	t.Helper()
+	a := s.Client(t, home.RoleApprover)
+	var got int
+	for i := 0; i < 600; i++ {
+		l, err := a.Approvals(context.Background(), 100*time.Millisecond)
+		if got = len(l); err == nil && got == n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%d approvals pending, want %d", got, n)
+}
+
+// TestStreamFullDeniesResolved: with the audit stream full, a check that
+// carries its own resolved profile (so profiled records nothing) is denied,
+// not allowed unrecorded.
+func TestStreamFullDeniesResolved(t *testing.T) {
+	s := start(t, policyd.Config{})
+	c := s.Client(t, home.RoleClient)
+	p, err := c.Resolve(context.Background(), &wire.ResolveRequest{Profile: "workspace-write", Workspace: s.ws})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillStream(t, s)
+	d := c.Check(context.Background(), &wire.CheckRequest{Argv: []string{"ls"}, Profile: wire.RefResolved(p)})
+	if d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonAuditUnavailable {
+		t.Fatalf("a check with the stream full: %+v", d)
+	}
+}
+
+// fillStream shrinks MOAT_AUDIT to what it holds, so the next event is refused.
+func fillStream(t *testing.T, s *stack) {
+	t.Helper()
+	ctx := context.Background()
+	js, err := jetstream.New(s.Conn(t, home.RoleAdmin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, wire.AuditStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxBytes = int64(st.CachedInfo().State.Bytes) + 64
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		js.Publish(ctx, wire.AuditSubject("test", fmt.Sprintf("filler.%d", i)), make([]byte, 48))
+	}
+}
+
+// TestAnswerNeedsApproverKey: answering with the agent's key is refused at
+// once with what to use instead, and the approval still waits.
+func TestAnswerNeedsApproverKey(t *testing.T) {
+	s := start(t, policyd.Config{ApprovalTimeout: time.Hour})
+	c := s.Client(t, home.RoleClient)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Check(ctx, &wire.CheckRequest{Argv: []string{"python3", "-c", "1"}, Workspace: s.ws,
+		Profile: wire.RefName("offline"), Approval: wire.ApprovalOnRequest})
+	waitApprovals(t, s, 1)
+	l, _ := s.Client(t, home.RoleApprover).Approvals(context.Background(), 100*time.Millisecond)
+	actx, acancel := context.WithTimeout(context.Background(), time.Minute)
+	defer acancel()
+	_, err := s.Client(t, home.RoleClient).Answer(actx, &wire.ApprovalAnswer{ID: l[0].ID, Verdict: wire.VerdictAllow})
+	if wire.CodeOf(err) != wire.CodeDenied || !strings.Contains(err.Error(), "approver key") {
+		t.Fatalf("answer with the client key: %v, want 403 naming the approver key", err)
+	}
+	waitApprovals(t, s, 1)
+}
