@@ -46,8 +46,6 @@ const (
 	// (the engine cannot be interrupted) before new checks are denied at
 	// once instead of starting more.
 	maxOverdue = 16
-	// recordTimeout bounds the wait for an allow decision's ack.
-	recordTimeout = 5 * time.Second
 )
 
 // Config configures the daemon.
@@ -189,7 +187,9 @@ func (d *Daemon) check(ctx context.Context, req *service.Request) (any, error) {
 	publish := func() error { return d.audit.PublishAsync(ev) }
 	if dec.Verdict == wire.VerdictAllow {
 		publish = func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+			// Within the evaluation deadline, so the caller hears the deny
+			// before it gives up on its own.
+			ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Deadline)
 			defer cancel()
 			return d.audit.Publish(ctx, ev)
 		}
