@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
@@ -127,6 +128,14 @@ func TestMCP(t *testing.T) {
 	call(t, s, "run", map[string]any{"argv": []string{"pwd"}, "cwd": "sub"}, &r)
 	if r.Stdout != filepath.Join(e.ws, "sub")+"\n" {
 		t.Fatalf("argv with cwd: %+v", r)
+	}
+
+	// Output past --max-output is cut on a rune boundary (byte 65536 is the
+	// middle of an é) and flagged.
+	r = mcpResult{}
+	call(t, s, "run", map[string]any{"script": "printf x; yes é | tr -d '\\n' | head -c 100000"}, &r)
+	if !r.StdoutTruncated || len(r.Stdout) != 64<<10-1 || !utf8.ValidString(r.Stdout) {
+		t.Fatalf("truncation: flag %v, %d bytes", r.StdoutTruncated, len(r.Stdout))
 	}
 
 	// A refusal, with its record; nothing ran.
