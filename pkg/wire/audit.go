@@ -109,3 +109,15 @@ type AuditStats struct {
 	Consuming bool   `json:"consuming"`
 	Problem   string `json:"problem,omitempty"` // damage that keeps the store read-only
 }
+
+// Validate checks a query's fields (called by Decode): a 400 naming the
+// field, before the store is touched.
+func (q *AuditQuery) Validate() error {
+	if q.Limit < 0 || q.MaxBytes < 0 {
+		return Errorf(CodeBadRequest, "limit and max_bytes are not negative (0: the default)")
+	}
+	return firstErr(CheckID("session_id", q.SessionID), CheckID("request_id", q.RequestID),
+		checkText("kind", q.Kind, MaxNameBytes), checkText("verdict", q.Verdict, MaxNameBytes),
+		checkText("profile", q.Profile, MaxNameBytes), checkText("source", q.Source, MaxNameBytes),
+		checkText("text", q.Text, MaxPathBytes))
+}
