@@ -59,9 +59,10 @@ func element(e string) string {
 }
 
 // Expand lists the existing paths that match the absolute pattern, sorted.
-// It reads at most limit directory entries and returns at most limit paths:
-// past that it is an error, since a deny list cannot be enforced in part.
-func Expand(pattern string, limit int) ([]string, error) {
+// It returns at most maxMatches paths and reads at most maxEntries directory
+// entries: past either it is an error, since a deny list cannot be enforced
+// in part.
+func Expand(pattern string, maxMatches, maxEntries int) ([]string, error) {
 	pattern = filepath.Clean(pattern)
 	if !filepath.IsAbs(pattern) {
 		return nil, fmt.Errorf("pattern %q is not absolute", pattern)
@@ -73,7 +74,7 @@ func Expand(pattern string, limit int) ([]string, error) {
 		base = filepath.Join(base, segs[0])
 		segs = segs[1:]
 	}
-	e := &expander{limit: limit, seen: map[string]bool{}}
+	e := &expander{maxMatches: maxMatches, maxEntries: maxEntries, seen: map[string]bool{}}
 	if _, err := os.Lstat(base); err != nil {
 		return nil, nil
 	}
@@ -85,10 +86,10 @@ func Expand(pattern string, limit int) ([]string, error) {
 }
 
 type expander struct {
-	limit   int // of matches, and of directory entries read
-	entries int
-	seen    map[string]bool
-	out     []string
+	maxMatches, maxEntries int
+	entries                int
+	seen                   map[string]bool
+	out                    []string
 }
 
 func (e *expander) add(p string) error {
@@ -97,8 +98,8 @@ func (e *expander) add(p string) error {
 	}
 	e.seen[p] = true
 	e.out = append(e.out, p)
-	if len(e.out) > e.limit {
-		return fmt.Errorf("matches more than %d paths: make it more specific", e.limit)
+	if len(e.out) > e.maxMatches {
+		return fmt.Errorf("matches more than %d paths: make it more specific", e.maxMatches)
 	}
 	return nil
 }
@@ -150,8 +151,8 @@ func (e *expander) walk(dir string, segs []string) error {
 func (e *expander) read(dir string) ([]os.DirEntry, error) {
 	ents, _ := os.ReadDir(dir)
 	e.entries += len(ents)
-	if e.entries > e.limit {
-		return nil, fmt.Errorf("reads more than %d directory entries: make it more specific", e.limit)
+	if e.entries > e.maxEntries {
+		return nil, fmt.Errorf("reads more than %d directory entries: make it more specific", e.maxEntries)
 	}
 	return ents, nil
 }

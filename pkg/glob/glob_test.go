@@ -47,7 +47,7 @@ func TestExpandDepths(t *testing.T) {
 		os.WriteFile(p, []byte("x"), 0o644)
 	}
 	os.Symlink(dir, filepath.Join(dir, "g", "loop")) // not followed by **
-	got, err := Expand(filepath.Join(dir, "g/**/*.txt"), 100)
+	got, err := Expand(filepath.Join(dir, "g/**/*.txt"), 100, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,13 +60,16 @@ func TestExpandDepths(t *testing.T) {
 	if !slices.Equal(rel, want) {
 		t.Fatalf("got %v, want %v", rel, want)
 	}
-	if _, err := Expand(filepath.Join(dir, "**"), 3); err == nil || !strings.Contains(err.Error(), "more than 3 ") {
-		t.Fatalf("a glob past its limit: got %v, want an error", err)
+	if _, err := Expand(filepath.Join(dir, "**"), 3, 100); err == nil || !strings.Contains(err.Error(), "more than 3 paths") {
+		t.Fatalf("a glob past its match limit: got %v, want an error", err)
 	}
-	if got, _ := Expand(filepath.Join(dir, "nothere/**/x"), 10); len(got) != 0 {
+	if _, err := Expand(filepath.Join(dir, "**/nothing"), 100, 3); err == nil || !strings.Contains(err.Error(), "more than 3 directory entries") {
+		t.Fatalf("a glob past its read limit: got %v, want an error", err)
+	}
+	if got, _ := Expand(filepath.Join(dir, "nothere/**/x"), 10, 10); len(got) != 0 {
 		t.Fatalf("missing base: %v", got)
 	}
-	if got, _ := Expand(filepath.Join(dir, "other/s.txt"), 10); len(got) != 1 {
+	if got, _ := Expand(filepath.Join(dir, "other/s.txt"), 10, 10); len(got) != 1 {
 		t.Fatalf("a literal path: %v", got)
 	}
 }

@@ -307,8 +307,12 @@ type globEntry struct {
 
 const globTTL = 2 * time.Second
 
-// globLimit bounds one pattern's matches and the directory entries it reads.
-const globLimit = 10000
+// A pattern may match at most globMatches paths (each is a mount) and read
+// at most globEntries directory entries (a "**" over a large workspace).
+const (
+	globMatches = 10_000
+	globEntries = 1_000_000
+)
 
 var globs = &globCache{m: map[string]globEntry{}}
 
@@ -318,7 +322,7 @@ func (g *globCache) match(pattern string) ([]string, error) {
 	if e, ok := g.m[pattern]; ok && time.Since(e.at) < globTTL {
 		return e.matches, nil
 	}
-	m, err := glob.Expand(pattern, globLimit)
+	m, err := glob.Expand(pattern, globMatches, globEntries)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
 	}
