@@ -114,7 +114,11 @@ func runHook(ctx context.Context, e *env, args []string) int {
 	for k, v := range in.ToolInput {
 		updated[k] = v
 	}
-	wrapped, _ := json.Marshal(sandboxCommand(self, *sandbox, workspace, command))
+	session := in.SessionID
+	if wire.CheckID("session", session) != nil {
+		session = ""
+	}
+	wrapped, _ := json.Marshal(sandboxCommand(self, *sandbox, workspace, session, command))
 	updated["command"] = wrapped
 	if d.Verdict == wire.VerdictPrompt {
 		return e.hookAnswer(hookAsk, refusalText(ref)+" If you accept here, moat run still waits for a moat approver (moat approve).", updated)
@@ -123,9 +127,14 @@ func runHook(ctx context.Context, e *env, args []string) int {
 }
 
 // sandboxCommand is the shell command that runs command through moat run,
-// every word quoted for a POSIX shell.
-func sandboxCommand(self, profile, workspace, command string) string {
-	words := []string{self, "run", "--profile", profile, "--workspace", workspace, "--", "bash", "-c", command}
+// in Claude Code's session (so the audit trail groups it), every word quoted
+// for a POSIX shell.
+func sandboxCommand(self, profile, workspace, session, command string) string {
+	words := []string{self, "run", "--profile", profile, "--workspace", workspace}
+	if session != "" {
+		words = append(words, "--session", session)
+	}
+	words = append(words, "--", "bash", "-c", command)
 	for i, w := range words {
 		words[i] = shellQuote(w)
 	}

@@ -25,6 +25,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	cwd := fs.String("cwd", "", "working directory inside the workspace (default the current directory when inside it)")
 	timeout := fs.Duration("timeout", 0, "lower the profile's timeout")
 	stdin := fs.Bool("stdin", false, "send this process's standard input to the command")
+	session := fs.String("session", os.Getenv(EnvSession), "session id that groups runs in the audit trail (env MOAT_SESSION)")
 	var extra envList
 	fs.Var(&extra, "env", "NAME=VALUE for the command (repeatable; credentials are dropped)")
 	if code, ok := parse(fs, args); !ok {
@@ -39,11 +40,15 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat run: %s\n", wire.Message(err))
 		return ExitUsage
 	}
+	if err := wire.CheckID("session", *session); err != nil {
+		fmt.Fprintf(e.stderr, "moat run: %s\n", wire.Message(err))
+		return ExitUsage
+	}
 	workspace, dir, err := workdirs(*ws, *cwd)
 	if err != nil {
 		return e.fail(err)
 	}
-	req := &wire.RunRequest{Profile: *name, Workspace: workspace, Cwd: dir, Argv: argv,
+	req := &wire.RunRequest{SessionID: *session, Profile: *name, Workspace: workspace, Cwd: dir, Argv: argv,
 		Env: passEnv(os.Environ()), TimeoutMS: timeout.Milliseconds(), Stream: !*js}
 	for _, kv := range extra {
 		k, v, _ := strings.Cut(kv, "=")

@@ -18,6 +18,7 @@ import (
 const (
 	EnvProfile   = "MOAT_PROFILE"   // the profile (default offline)
 	EnvWorkspace = "MOAT_WORKSPACE" // the workspace (default the current directory)
+	EnvSession   = "MOAT_SESSION"   // a session id that groups runs in the audit trail (e.g. a CI job's)
 )
 
 // shStdinMax bounds the standard input moat sh forwards: the run request
@@ -25,7 +26,7 @@ const (
 const shStdinMax = 4 << 20
 
 // shUsage is moat sh's help.
-const shUsage = `usage: moat sh [--profile P] [--workspace DIR] [--timeout D] [--json] [SHELL-OPTIONS] -c SCRIPT [NAME [ARG...]]
+const shUsage = `usage: moat sh [--profile P] [--workspace DIR] [--session ID] [--timeout D] [--json] [SHELL-OPTIONS] -c SCRIPT [NAME [ARG...]]
        moat sh [moat flags] [SHELL-OPTIONS] [FILE [ARG...]]   (no FILE: the script is read from standard input)
 
 A drop-in for sh -c / bash -c: the script runs as bash -c SCRIPT through the
@@ -35,8 +36,8 @@ signal ends moat sh by the same signal; standard input is passed through
 (when it is not a terminal; up to 4 MiB); the working directory is the
 current one and the environment the caller's, credentials dropped.
 A refusal exits 77 and says why on standard error (--json: the whole result).
-Moat's own flags come first and use two dashes; env MOAT_PROFILE and
-MOAT_WORKSPACE stand in for --profile and --workspace.
+Moat's own flags come first and use two dashes; env MOAT_PROFILE,
+MOAT_WORKSPACE and MOAT_SESSION stand in for --profile, --workspace and --session.
 `
 
 func runSh(ctx context.Context, e *env, args []string) int {
@@ -44,6 +45,7 @@ func runSh(ctx context.Context, e *env, args []string) int {
 	name := fs.String("profile", os.Getenv(EnvProfile), "profile name or alias (env MOAT_PROFILE; default offline)")
 	ws := fs.String("workspace", os.Getenv(EnvWorkspace), "workspace directory (env MOAT_WORKSPACE; default the current directory)")
 	timeout := fs.Duration("timeout", 0, "lower the profile's timeout")
+	session := fs.String("session", os.Getenv(EnvSession), "session id that groups runs in the audit trail (env MOAT_SESSION)")
 	fs.Usage = func() { fmt.Fprint(e.stderr, shUsage); fs.PrintDefaults() }
 	// Moat's flags are the leading --words; the rest is the shell's.
 	n := 0
@@ -65,11 +67,15 @@ func runSh(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat sh: %v\n", err)
 		return ExitUsage
 	}
+	if err := wire.CheckID("session", *session); err != nil {
+		fmt.Fprintf(e.stderr, "moat sh: %s\n", wire.Message(err))
+		return ExitUsage
+	}
 	workspace, dir, err := workdirs(*ws, "")
 	if err != nil {
 		return e.fail(err)
 	}
-	req := &wire.RunRequest{Profile: *name, Workspace: workspace, Cwd: dir, Argv: argv,
+	req := &wire.RunRequest{SessionID: *session, Profile: *name, Workspace: workspace, Cwd: dir, Argv: argv,
 		Env: callerEnv(os.Environ()), TimeoutMS: timeout.Milliseconds(), Stream: !*js}
 	if req.Stdin, err = readStdin(os.Stdin, fromStdin); err != nil {
 		return e.fail(err)

@@ -91,7 +91,7 @@ func runCmd(t *testing.T, c *exec.Cmd, stdin string) outcome {
 // the same directory and environment: the same stdout, stderr and status
 // where the policy allows, a refusal with its record where it does not.
 func TestShSideBySide(t *testing.T) {
-	e, _ := agentStack(t, "")
+	e, url := agentStack(t, "")
 	os.WriteFile(filepath.Join(e.ws, "in.txt"), []byte("b\na\nc\n"), 0o644)
 	profile := "MOAT_PROFILE=workspace-write"
 	cases := []struct {
@@ -168,6 +168,28 @@ func TestShSideBySide(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("a CI job's session", func(t *testing.T) {
+		for i := 0; i < 2; i++ {
+			m := e.cmd("moat", "sh", "-c", "true")
+			m.Dir, m.Env = e.ws, append(e.vars, profile, "MOAT_SESSION=ci-job-42")
+			if got := runCmd(t, m, ""); got.code != 0 {
+				t.Fatalf("%+v", got)
+			}
+		}
+		c := dialWait(t, e, url)
+		eventually(t, 20*time.Second, "the job's runs in its session", func() error {
+			page, err := c.AuditQuery(context.Background(), &wire.AuditQuery{SessionID: "ci-job-42", Kind: "run.exit"})
+			if err == nil && len(page.Events) != 2 {
+				err = fmt.Errorf("%d run.exit records in the session", len(page.Events))
+			}
+			return err
+		})
+		m := e.cmd("moat", "sh", "--session", "two words", "-c", "true")
+		if got := runCmd(t, m, ""); got.code != 2 {
+			t.Fatalf("a session id with a space: %+v", got)
+		}
 	})
 
 	t.Run("refused", func(t *testing.T) {
@@ -292,7 +314,7 @@ func refusalIn(t *testing.T, reason string) *wire.Refusal {
 // runs it (bash -c) and gives the original command's output and status,
 // confined.
 func TestHookClaudeCode(t *testing.T) {
-	e, _ := agentStack(t, "")
+	e, url := agentStack(t, "")
 	hook := func(in string, args ...string) outcome {
 		t.Helper()
 		c := e.cmd("moat", append([]string{"hook", "claude-code"}, args...)...)
@@ -404,6 +426,18 @@ func TestHookClaudeCode(t *testing.T) {
 		if b, _ := os.ReadFile(canary); string(b) != "canary\n" {
 			t.Fatalf("the canary outside the workspace changed: %q", b)
 		}
+		// The confined runs are on record in Claude Code's session.
+		c := dialWait(t, e, url)
+		eventually(t, 20*time.Second, "the sandboxed runs in the session's records", func() error {
+			page, err := c.AuditQuery(context.Background(), &wire.AuditQuery{SessionID: "2b1c6a4e-hook-test", Kind: "run.exit"})
+			if err != nil {
+				return err
+			}
+			if len(page.Events) != 2 {
+				return fmt.Errorf("%d run.exit records in the session", len(page.Events))
+			}
+			return nil
+		})
 	})
 }
 
