@@ -41,7 +41,7 @@ func (c *Client) CheckWaiting(ctx context.Context, req *wire.CheckRequest, waiti
 	if !ok {
 		deadline = time.Now().Add(c.timeout)
 	}
-	reply, msgs, done, err := c.replies()
+	reply, msgs, done, err := c.replies(nil)
 	if err != nil {
 		return denied(wire.ReasonPolicyUnavailable, "cannot wait for policyd's answer: %v", err)
 	}

@@ -26,10 +26,14 @@ type mux struct {
 type queue struct {
 	mu    sync.Mutex
 	msgs  []*nats.Msg
-	ready chan struct{} // signalled when a message is put
+	ready chan struct{}   // signalled when a message is put
+	tap   func(*nats.Msg) // optional: sees each message as it arrives
 }
 
 func (q *queue) put(m *nats.Msg) {
+	if q.tap != nil {
+		q.tap(m)
+	}
 	q.mu.Lock()
 	q.msgs = append(q.msgs, m)
 	q.mu.Unlock()
@@ -54,8 +58,9 @@ func (q *queue) next() *nats.Msg {
 }
 
 // replies returns a fresh reply subject, the queue its messages arrive
-// in, and a function to call when done with it.
-func (c *Client) replies() (string, *queue, func(), error) {
+// in, and a function to call when done with it. tap, when set, sees each
+// message as it arrives, on the subscription's goroutine: it must not block.
+func (c *Client) replies(tap func(*nats.Msg)) (string, *queue, func(), error) {
 	m := &c.mux
 	m.once.Do(func() {
 		m.prefix = c.nc.NewInbox() + "."
@@ -80,7 +85,7 @@ func (c *Client) replies() (string, *queue, func(), error) {
 		return "", nil, nil, m.err
 	}
 	token := nuid.Next()
-	q := &queue{ready: make(chan struct{}, 1)}
+	q := &queue{ready: make(chan struct{}, 1), tap: tap}
 	m.mu.Lock()
 	m.calls[token] = q
 	m.mu.Unlock()

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
@@ -40,7 +41,8 @@ func (c *Client) Run(ctx context.Context, req *wire.RunRequest, output func(stre
 	if err != nil {
 		return nil, err
 	}
-	reply, q, done, err := c.replies()
+	ctl := &runControl{nc: c.nc}
+	reply, q, done, err := c.replies(ctl.tap)
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +58,10 @@ func (c *Client) Run(ctx context.Context, req *wire.RunRequest, output func(stre
 	if err := c.nc.PublishMsg(msg); err != nil {
 		return nil, wire.Errorf(wire.CodeUnavailable, "cannot reach sandboxd: %v", err)
 	}
+	// The cancel goes out as soon as the context ends, even while output()
+	// blocks (a slow terminal): the run must not outlive its caller's wish.
+	stopCancel := context.AfterFunc(ctx, func() { ctl.cancel(context.Cause(ctx).Error()) })
+	defer stopCancel()
 	r := &runReader{c: c, live: req.Stream && output != nil, output: output}
 	tick := time.NewTicker(wire.RunHeartbeat)
 	defer tick.Stop()
@@ -74,7 +80,6 @@ func (c *Client) Run(ctx context.Context, req *wire.RunRequest, output func(stre
 				}
 			case <-cancelled:
 				cancelled, grace = nil, time.After(CancelGrace)
-				r.cancel(context.Cause(ctx).Error())
 			case <-grace:
 				return nil, wire.Errorf(wire.CodeTimeout, "gave up waiting for the cancelled run (%v): sandboxd did not confirm; the audit trail says how it ended", ctx.Err())
 			}
@@ -87,33 +92,58 @@ func (c *Client) Run(ctx context.Context, req *wire.RunRequest, output func(stre
 	}
 }
 
+// runControl is the caller's side of a run's control subject. Heartbeats
+// are acked as they arrive, on the subscription's goroutine, so a caller
+// whose reader is slow (output to a paused pager) is still known to be
+// alive; one that is stopped or gone is not.
+type runControl struct {
+	nc   *nats.Conn
+	mu   sync.Mutex
+	ctl  string // the control subject, from the first heartbeat
+	why  string // set when the caller cancels
+	sent bool
+}
+
+// tap acks a heartbeat and sends a cancel that waited for its subject.
+func (rc *runControl) tap(m *nats.Msg) {
+	if m.Header.Get(wire.HeaderHeartbeat) == "" || m.Reply == "" || len(m.Data) != 0 {
+		return
+	}
+	ack := nats.NewMsg(m.Reply)
+	ack.Header.Set(wire.HeaderHeartbeat, wire.HeartbeatAck)
+	rc.nc.PublishMsg(ack)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.ctl = m.Reply
+	rc.send()
+}
+
+// cancel asks sandboxd to stop the run: now if a heartbeat gave the
+// control subject, else with the first heartbeat to come.
+func (rc *runControl) cancel(why string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.why = why
+	rc.send()
+}
+
+func (rc *runControl) send() {
+	if rc.why == "" || rc.sent || rc.ctl == "" {
+		return
+	}
+	m := nats.NewMsg(rc.ctl)
+	m.Header.Set(wire.HeaderCancel, rc.why)
+	rc.sent = rc.nc.PublishMsg(m) == nil
+}
+
 // runReader is Run's side of one run's messages.
 type runReader struct {
 	c      *Client
 	live   bool
 	output func(stream string, data []byte)
 
-	ctl            string // the control subject, from the latest heartbeat
-	cancelWhy      string // set when the caller cancels
-	cancelSent     bool
 	chunks         int
 	stdout, stderr []byte
-}
-
-// cancel asks sandboxd to stop the run, now if a heartbeat gave the control
-// subject, else with the first heartbeat to come.
-func (r *runReader) cancel(why string) {
-	r.cancelWhy = why
-	r.sendCancel()
-}
-
-func (r *runReader) sendCancel() {
-	if r.cancelWhy == "" || r.cancelSent || r.ctl == "" {
-		return
-	}
-	m := nats.NewMsg(r.ctl)
-	m.Header.Set(wire.HeaderCancel, r.cancelWhy)
-	r.cancelSent = r.c.nc.PublishMsg(m) == nil
 }
 
 // read handles one message; final says Run is over with res or err.
@@ -121,14 +151,7 @@ func (r *runReader) read(m *nats.Msg) (res *wire.RunResult, final bool, err erro
 	switch {
 	case m.Header.Get("Status") == "503":
 		return nil, true, wire.Errorf(wire.CodeUnavailable, "no sandboxd is running: start it (moat status shows what is missing)")
-	case m.Header.Get(wire.HeaderHeartbeat) != "" && len(m.Data) == 0:
-		if m.Reply != "" {
-			r.ctl = m.Reply
-			ack := nats.NewMsg(m.Reply)
-			ack.Header.Set(wire.HeaderHeartbeat, wire.HeartbeatAck)
-			r.c.nc.PublishMsg(ack)
-			r.sendCancel()
-		}
+	case m.Header.Get(wire.HeaderHeartbeat) != "" && len(m.Data) == 0: // acked by runControl
 		return nil, false, nil
 	case m.Header.Get(wire.HeaderApprovalID) != "" && len(m.Data) == 0:
 		return nil, false, nil

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -315,5 +316,29 @@ func TestRunInputErrors(t *testing.T) {
 		if wire.CodeOf(err) != wire.CodeBadRequest || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want a 400 containing %q", tc.req.Argv, err, tc.want)
 		}
+	}
+}
+
+// TestRunSlowReader keeps `moat run`'s stdout unread for longer than
+// wire.RunCallerSilence while the command goes on: a caller that is alive
+// but reads slowly (a paused pager) still answers heartbeats, so its run is
+// not taken for abandoned.
+func TestRunSlowReader(t *testing.T) {
+	e, _, _ := runStack(t)
+	cmd := e.cmd("moat", "run", "--", "sh", "-c", "seq 1 100000; sleep 12; echo end")
+	cmd.Dir = e.ws
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(wire.RunCallerSilence + 3*time.Second) // nobody reads; moat blocks writing
+	out, _ := io.ReadAll(stdout)
+	if err := cmd.Wait(); err != nil || !bytes.HasSuffix(out, []byte("100000\nend\n")) {
+		t.Fatalf("slow reader: %v, %d bytes, ends %q\n%s", err, len(out), out[max(0, len(out)-20):], errb.String())
 	}
 }
