@@ -183,7 +183,7 @@ func (c *Client) Answer(ctx context.Context, a *wire.ApprovalAnswer) (*wire.Appr
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	reply, msgs, done, err := c.replies()
+	reply, msgs, done, err := c.replies(nil)
 	if err != nil {
 		return nil, err
 	}
