@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -232,29 +233,46 @@ func readOnly(paths, placeholders []string) (int, error) {
 func hide(paths []string) (int, error) {
 	n := 0
 	for _, p := range paths {
-		real, err := filepath.EvalSymlinks(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
+		hidden, err := hideOne(p)
+		// A file the host replaces right now (useradd rewrites /etc/shadow)
+		// can vanish between the look and the mount: look again.
+		for try := 0; errors.Is(err, os.ErrNotExist) && try < 20; try++ {
+			time.Sleep(time.Millisecond)
+			hidden, err = hideOne(p)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("hide %s: %v", p, err)
 		}
-		fi, err := os.Stat(real)
-		if err != nil {
-			return 0, fmt.Errorf("hide %s: %v", p, err)
+		if hidden {
+			n++
 		}
-		if fi.IsDir() {
-			err = unix.Mount("tmpfs", real, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4k,mode=000")
-		} else {
-			err = unix.Mount("/dev/null", real, "", unix.MS_BIND, "")
-			if err == nil {
-				err = setattr(real, 0, unix.MOUNT_ATTR_RDONLY, 0)
-			}
-		}
-		if err != nil {
-			return 0, fmt.Errorf("hide %s: %v", p, err)
-		}
-		n++
 	}
 	return n, nil
+}
+
+// hideOne covers p; false when p does not exist.
+func hideOne(p string) (bool, error) {
+	real, err := filepath.EvalSymlinks(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return false, err
+	}
+	if fi.IsDir() {
+		err = unix.Mount("tmpfs", real, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4k,mode=000")
+	} else {
+		err = unix.Mount("/dev/null", real, "", unix.MS_BIND, "")
+		if err == nil {
+			err = setattr(real, 0, unix.MOUNT_ATTR_RDONLY, 0)
+		}
+	}
+	if err == unix.ENOENT {
+		err = os.ErrNotExist
+	}
+	return err == nil, err
 }
