@@ -130,7 +130,9 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	if dec.Verdict != wire.VerdictAllow {
 		return &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: 77, Refusal: wire.RefusalOf(rr.Argv, &dec)}, nil
 	}
-	if err := d.claim(ctx, rr.RequestID); err != nil { // once.go: a request id runs once
+	// A cancel from here on still ends with a run.exit (cancelled): the
+	// claim is made regardless, and the sandbox stops what it started.
+	if err := d.claim(context.WithoutCancel(ctx), rr.RequestID); err != nil { // once.go: a request id runs once
 		return nil, err
 	}
 	spec := &sandbox.Spec{Argv: rr.Argv, Profile: prof, Dir: prof.Cwd, Env: rr.Env, Stdin: rr.Stdin,
