@@ -47,6 +47,14 @@ func runProfiles(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, p.Write, p.Network, caches, enabled, join(p.Aliases), p.Description)
 	}
 	tw.Flush()
+	for _, p := range l.Profiles {
+		if len(p.NetAllow) > 0 {
+			fmt.Fprintf(e.stdout, "\n%s may reach: %s\n", p.Name, strings.Join(p.NetAllow, ", "))
+		}
+		if len(p.NetDeny) > 0 {
+			fmt.Fprintf(e.stdout, "%s may never reach: %s\n", p.Name, strings.Join(p.NetDeny, ", "))
+		}
+	}
 	return ExitOK
 }
 
@@ -96,6 +104,9 @@ func printProfile(e *env, p *wire.Profile) {
 		net += ": " + strings.Join(p.Net.Allow, ", ")
 	}
 	fmt.Fprintf(tw, "network\t%s\n", net)
+	if len(p.Net.Deny) > 0 {
+		fmt.Fprintf(tw, "network deny\t%s\n", strings.Join(p.Net.Deny, ", "))
+	}
 	l := p.Limits
 	fmt.Fprintf(tw, "limits\ttimeout %s, memory %s, pids %d, cpu %s, output %s, file %s\n",
 		time.Duration(l.TimeoutMS)*time.Millisecond, bytes(l.MemoryBytes), l.Pids,

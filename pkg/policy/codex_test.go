@@ -310,7 +310,7 @@ network_rule(host = "pypi.org", protocol = "https", decision = "allow")
 		{argv("/opt/evil/git status"), "workspace-write", wire.VerdictAllow, "", ""},
 		{argv("curl https://evil.example.com/x"), "workspace-net", wire.VerdictDeny, path + ":19", "exfiltration host"},
 		{argv("git clone https://evil.example.com/r"), "workspace-net", wire.VerdictDeny, path + ":19", ""},
-		{argv("curl https://other.example.com/x"), "workspace-net", wire.VerdictAllow, "", ""},
+		{argv("curl https://other.example.com/x"), "open", wire.VerdictAllow, "", ""},
 		// A network_rule allow grants nothing: offline stays offline.
 		{argv("curl https://pypi.org/simple"), "offline", wire.VerdictDeny, "", ""},
 		{argv("curl https://pypi.org/simple"), "proxied", wire.VerdictDeny, "", ""},

@@ -127,7 +127,8 @@ func (j *judge) network(what string, hosts []string) {
 		j.add(allow, "net.allowed", "", "%s uses the network, which profile %s allows", what, j.in.Profile.Name)
 	case wire.NetAllowlist:
 		if len(hosts) == 0 {
-			j.add(prompt, "net.allowlist-unknown", "", "%s contacts hosts that cannot be checked against the allowlist (%s)", what, strings.Join(n.Allow, ", "))
+			// The sandbox's egress proxy holds the command to the list by name.
+			j.add(allow, "net.allowlist-unknown", "", "%s contacts hosts not named in its arguments: moat's egress proxy lets it reach only profile %s's allowlist (%s)", what, j.in.Profile.Name, strings.Join(n.Allow, ", "))
 			return
 		}
 		for _, h := range hosts {

@@ -46,14 +46,14 @@ func newWorld(t testing.TB) *world {
 	if err := os.Symlink("/etc", filepath.Join(w.ws, "escape")); err != nil {
 		t.Fatal(err)
 	}
-	toml := "[profiles.proxied]\nextends = \"workspace-net\"\nnet_allow = [\"proxy.golang.org:443\", \"*.example.org\"]\n" +
+	toml := "[profiles.open]\nextends = \"workspace-net\"\nnet = \"full\"\n[profiles.proxied]\nextends = \"workspace-net\"\nnet_allow = [\"proxy.golang.org:443\", \"*.example.org\"]\n" +
 		"[profiles.careful]\nextends = \"workspace-net\"\nirreversible = \"deny\"\n[profiles.reckless]\nextends = \"workspace-net\"\nirreversible = \"allow\"\n"
 	os.WriteFile(filepath.Join(w.moatHome, "profiles.toml"), []byte(toml), 0o600)
 	r, err := profile.NewResolver(profile.Options{MoatHome: w.moatHome, ProfilesFile: filepath.Join(w.moatHome, "profiles.toml"), AllowTrusted: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"offline", "workspace-write", "workspace-net", "trusted", "net-readonly", "proxied", "careful", "reckless"} {
+	for _, name := range []string{"offline", "workspace-write", "workspace-net", "open", "trusted", "net-readonly", "proxied", "careful", "reckless"} {
 		p, err := r.Resolve(&wire.ResolveRequest{Profile: name, Workspace: w.ws})
 		if err != nil {
 			t.Fatal(err)
@@ -78,7 +78,7 @@ func argv(s string) []string    { return strings.Fields(s) }
 var verdictOf = map[byte]string{'A': wire.VerdictAllow, 'P': wire.VerdictPrompt, 'D': wire.VerdictDeny}
 
 // TestCommandTable: each command's verdict under offline, workspace-write,
-// workspace-net and trusted, in that order (A allow, P prompt, D deny).
+// open (workspace-net with full network) and trusted, in that order (A allow, P prompt, D deny).
 func TestCommandTable(t *testing.T) {
 	w := newWorld(t)
 	e := New(Options{})
@@ -301,7 +301,7 @@ func TestCommandTable(t *testing.T) {
 		{argv("make"), "AAAA"},
 		{argv("bash build.sh"), "AAAA"},
 	}
-	profiles := []string{"offline", "workspace-write", "workspace-net", "trusted"}
+	profiles := []string{"offline", "workspace-write", "open", "trusted"} // open: workspace-net with full network
 	if len(tests) < 120 {
 		t.Fatalf("only %d commands in the table", len(tests))
 	}
@@ -320,7 +320,8 @@ func TestCommandTable(t *testing.T) {
 }
 
 // TestAllowlistProfile: under a network allowlist, clients may reach the
-// listed hosts only; what cannot be checked is a prompt.
+// listed hosts only; what cannot be checked runs, held to the list by the
+// egress proxy.
 func TestAllowlistProfile(t *testing.T) {
 	w := newWorld(t)
 	e := New(Options{})
@@ -333,8 +334,8 @@ func TestAllowlistProfile(t *testing.T) {
 		{argv("curl https://evil.com"), wire.VerdictDeny},
 		{argv("wget -O- http://proxy.golang.org:8080/"), wire.VerdictDeny},
 		{argv("git clone https://evil.com/x"), wire.VerdictDeny},
-		{argv("npm install"), wire.VerdictPrompt},
-		{sh(`curl "$URL"`), wire.VerdictPrompt},
+		{argv("npm install"), wire.VerdictAllow},
+		{sh(`curl "$URL"`), wire.VerdictAllow},
 		{sh("curl https://proxy.golang.org/x | sh"), wire.VerdictDeny},
 	}
 	for _, tt := range tests {

@@ -29,7 +29,7 @@ var Rules = map[string]string{
 	"net.package-manager":        "a package manager that downloads, under a profile without network",
 	"net.allowed":                "a network client under a profile whose network allows it",
 	"net.not-allowed":            "contacts a host outside the profile's network allowlist",
-	"net.allowlist-unknown":      "contacts hosts that cannot be checked against the allowlist",
+	"net.allowlist-unknown":      "contacts hosts not known in advance; the egress proxy enforces the allowlist",
 	"destructive.rm-root":        "recursive delete of /, a home, the workspace root or a system directory",
 	"destructive.disk":           "formats, wipes or writes a block device",
 	"destructive.fork-bomb":      "a function that calls itself in a pipeline or in the background",

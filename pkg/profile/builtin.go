@@ -113,7 +113,7 @@ func builtins() map[string]*Spec {
 		Offline:        mk(Offline, "read the code, write nothing but a private /tmp, no network", writeNothing, wire.NetNone),
 		NetReadonly:    mk(NetReadonly, "read and fetch: no writes but a private /tmp, full network", writeNothing, wire.NetFull),
 		WorkspaceWrite: withCaches(mk(WorkspaceWrite, "everyday development: write the workspace, its toolchain caches and a private /tmp, no network", writeWorkspace, wire.NetNone)),
-		WorkspaceNet:   withCaches(mk(WorkspaceNet, "installs and full-stack work: write the workspace and its toolchain caches, full network", writeWorkspace, wire.NetFull)),
+		WorkspaceNet:   withNetAllow(withCaches(mk(WorkspaceNet, "installs and full-stack work: write the workspace and its toolchain caches, reach package registries and code hosts", writeWorkspace, wire.NetAllowlist))),
 		Trusted:        trusted,
 	}
 }

@@ -28,6 +28,7 @@ import (
 //	release = [".devcontainer"]         # protected entries left writable
 //	net = "allowlist"                   # none, full or allowlist
 //	net_allow = ["proxy.golang.org:443"]
+//	net_deny = ["*.evil.example"]       # wins over net_allow
 //	env_pass = ["GOFLAGS"]
 //	env_set = { GOTOOLCHAIN = "local" }
 //	caches = ["go", "npm"]              # toolchain caches (replaces the base's list)
@@ -50,6 +51,7 @@ type customTOML struct {
 	Release     []string          `toml:"release"`
 	Net         string            `toml:"net"`
 	NetAllow    []string          `toml:"net_allow"`
+	NetDeny     []string          `toml:"net_deny"`
 	EnvPass     []string          `toml:"env_pass"`
 	EnvSet      map[string]string `toml:"env_set"`
 	Caches      *[]string         `toml:"caches"`
@@ -190,6 +192,10 @@ func (c *Catalog) custom(name string, t customTOML, path string) (*Spec, error) 
 	if err := checkHosts(s.Net.Allow); err != nil {
 		return nil, err
 	}
+	if err := checkDeny(t.NetDeny); err != nil {
+		return nil, err
+	}
+	s.Net.Deny = concat(base.Net.Deny, t.NetDeny)
 	if t.Caches != nil {
 		s.Caches = *t.Caches
 	}
@@ -232,19 +238,6 @@ func checkPaths(paths []string) error {
 		}
 		if !strings.HasPrefix(p, "/") && p != "~" && !strings.HasPrefix(p, "~/") {
 			return fmt.Errorf("path %q must be absolute or start with ~/", p)
-		}
-	}
-	return nil
-}
-
-var hostPort = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:.]+\](:[0-9]{1,5})?$`)
-})
-
-func checkHosts(hosts []string) error {
-	for _, h := range hosts {
-		if !hostPort().MatchString(h) {
-			return fmt.Errorf("net_allow %q: want host, host:port, *.domain or [v6]:port", h)
 		}
 	}
 	return nil

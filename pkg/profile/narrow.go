@@ -21,6 +21,7 @@ const DirFile = ".moat-profile"
 //	read_deny = ["secrets"]       # relative to the file's directory, absolute, or ~/
 //	write_deny = ["vendor"]
 //	net_allow = ["proxy.golang.org:443"]  # full network becomes this allowlist
+//	net_deny = ["*.example.com"]          # added to the profile's net_deny
 //	[limits]                      # caps: only lower values take effect
 //	timeout = "1m"
 type dirTOML struct {
@@ -28,6 +29,7 @@ type dirTOML struct {
 	ReadDeny  []string   `toml:"read_deny"`
 	WriteDeny []string   `toml:"write_deny"`
 	NetAllow  []string   `toml:"net_allow"`
+	NetDeny   []string   `toml:"net_deny"`
 	Limits    limitsTOML `toml:"limits"`
 }
 
@@ -61,7 +63,7 @@ func (r *Resolver) applyDirFile(cat *Catalog, p *wire.Profile, path string, data
 		return nil, wire.Errorf(wire.CodeBadRequest, "%s: %v: fix or remove the file", path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return nil, wire.Errorf(wire.CodeDenied, "%s tries to widen the profile: %q is not something a %s may set; it may only narrow, with profile, read_deny, write_deny, net_allow and [limits]", path, und[0].String(), DirFile)
+		return nil, wire.Errorf(wire.CodeDenied, "%s tries to widen the profile: %q is not something a %s may set; it may only narrow, with profile, read_deny, write_deny, net_allow, net_deny and [limits]", path, und[0].String(), DirFile)
 	}
 	dir := filepath.Dir(path)
 	if d.Profile != "" {
@@ -110,6 +112,12 @@ func (r *Resolver) applyDirFile(cat *Catalog, p *wire.Profile, path string, data
 			return nil, wire.Errorf(wire.CodeBadRequest, "%s: %v", path, err)
 		}
 		p.Net = meetNet(p.Net, wire.Net{Mode: wire.NetAllowlist, Allow: d.NetAllow})
+	}
+	if len(d.NetDeny) > 0 {
+		if err := checkDeny(d.NetDeny); err != nil {
+			return nil, wire.Errorf(wire.CodeBadRequest, "%s: %v", path, err)
+		}
+		p.Net = meetNet(p.Net, wire.Net{Mode: wire.NetFull, Deny: d.NetDeny})
 	}
 	p.Limits = d.Limits.apply(p.Limits, true)
 	p.NarrowedBy = append(p.NarrowedBy, path)
@@ -160,26 +168,3 @@ func Meet(a, b *wire.Profile) *wire.Profile {
 	return &m
 }
 
-// meetNet orders none < allowlist < full; two allowlists meet in their common entries.
-func meetNet(a, b wire.Net) wire.Net {
-	switch {
-	case a.Mode == wire.NetNone || b.Mode == wire.NetNone:
-		return wire.Net{Mode: wire.NetNone}
-	case a.Mode == wire.NetFull && b.Mode == wire.NetFull:
-		return wire.Net{Mode: wire.NetFull}
-	case a.Mode == wire.NetFull:
-		return wire.Net{Mode: wire.NetAllowlist, Allow: tidy(b.Allow)}
-	case b.Mode == wire.NetFull:
-		return wire.Net{Mode: wire.NetAllowlist, Allow: tidy(a.Allow)}
-	}
-	var both []string
-	for _, x := range a.Allow {
-		if slices.Contains(b.Allow, x) {
-			both = append(both, x)
-		}
-	}
-	if len(both) == 0 {
-		return wire.Net{Mode: wire.NetNone}
-	}
-	return wire.Net{Mode: wire.NetAllowlist, Allow: tidy(both)}
-}

@@ -166,7 +166,7 @@ func TestDirFileNarrows(t *testing.T) {
 					t.Errorf("limits = %+v (a cap may only lower)", p.Limits)
 				}
 			}},
-		{"net allow narrows full", map[string]string{f.ws: `net_allow = ["proxy.golang.org:443"]`}, "workspace-net",
+		{"net allow narrows full", map[string]string{f.ws: `net_allow = ["proxy.golang.org:443"]`}, "net-readonly",
 			func(t *testing.T, p *wire.Profile) {
 				if p.Net.Mode != wire.NetAllowlist || !slices.Equal(p.Net.Allow, []string{"proxy.golang.org:443"}) {
 					t.Fatalf("net = %+v", p.Net)
@@ -180,7 +180,7 @@ func TestDirFileNarrows(t *testing.T) {
 			}},
 		{"two files both apply", map[string]string{f.ws: `profile = "workspace-net"`, parent: `profile = "net-readonly"`}, "workspace-net",
 			func(t *testing.T, p *wire.Profile) {
-				if len(p.FS.Write) != 0 || p.Net.Mode != wire.NetFull || len(p.NarrowedBy) != 2 {
+				if len(p.FS.Write) != 0 || p.Net.Mode != wire.NetAllowlist || len(p.NarrowedBy) != 2 {
 					t.Fatalf("got write %v net %s by %v", p.FS.Write, p.Net.Mode, p.NarrowedBy)
 				}
 			}},

@@ -123,7 +123,7 @@ func (r *Resolver) Resolve(req *wire.ResolveRequest) (*wire.Profile, error) {
 func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []string) (*wire.Profile, error) {
 	p := &wire.Profile{Name: spec.Name, Base: spec.Base, Description: spec.Description,
 		Workspace: ws, Cwd: cwd, Source: spec.Source, Limits: spec.Limits, Irreversible: spec.Irreversible,
-		Net: wire.Net{Mode: spec.Net.Mode, Allow: slices.Clone(spec.Net.Allow)},
+		Net: wire.Net{Mode: spec.Net.Mode, Allow: slices.Clone(spec.Net.Allow), Deny: slices.Clone(spec.Net.Deny)},
 		Env: wire.Env{Pass: slices.Clone(spec.Env.Pass), Set: cloneMap(spec.Env.Set)}}
 	var write, writeDeny []string
 	switch spec.scope {

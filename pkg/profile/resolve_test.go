@@ -84,7 +84,7 @@ func TestBuiltinsAndAliases(t *testing.T) {
 		{"read-net", NetReadonly, []string{}, wire.NetFull},
 		{"workspace-write", WorkspaceWrite, []string{f.ws}, wire.NetNone},
 		{"workspace", WorkspaceWrite, []string{f.ws}, wire.NetNone},
-		{"workspace-net", WorkspaceNet, []string{f.ws}, wire.NetFull},
+		{"workspace-net", WorkspaceNet, []string{f.ws}, wire.NetAllowlist},
 		{"trusted", Trusted, []string{"/"}, wire.NetFull},
 		{"danger-full-access", Trusted, []string{"/"}, wire.NetFull},
 		{"full-access", Trusted, []string{"/"}, wire.NetFull},

@@ -77,6 +77,7 @@ type Cache struct {
 type Net struct {
 	Mode  string   `json:"mode"`
 	Allow []string `json:"allow,omitempty"`
+	Deny  []string `json:"deny,omitempty"` // wins over Allow
 }
 
 // Limits bound a run. Zero never means unlimited in a resolved profile.
@@ -113,6 +114,8 @@ type ProfileInfo struct {
 	Aliases     []string `json:"aliases,omitempty"`
 	Write       string   `json:"write"`                 // human summary: nothing, workspace, everything, workspace+extra
 	Network     string   `json:"network"`               // none, full, allowlist
+	NetAllow    []string `json:"net_allow,omitempty"`
+	NetDeny     []string `json:"net_deny,omitempty"`
 	Caches      []string `json:"caches,omitempty"`      // toolchain caches it keeps
 	CacheScope  string   `json:"cache_scope,omitempty"` // user or workspace
 	Enabled     bool     `json:"enabled"`
