@@ -14,6 +14,7 @@ type helperConfig struct {
 	UID      int           `json:"uid"`
 	GID      int           `json:"gid"`
 	NoNet    bool          `json:"no_net"`
+	Egress   bool          `json:"egress"` // a network namespace whose way out is the egress proxy
 	UserNS   bool          `json:"user_ns"`
 	Trusted  bool          `json:"trusted"`
 	TmpBytes int64         `json:"tmp_bytes"`

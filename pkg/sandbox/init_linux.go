@@ -47,7 +47,7 @@ func helper(status *os.File) (int, error) {
 	cfgFile.Close()
 	var applied []string
 	ns := "namespaces:mnt,pid,ipc,uts"
-	if cfg.NoNet {
+	if cfg.NoNet || cfg.Egress {
 		ns += ",net"
 	}
 	if cfg.UserNS {
@@ -67,6 +67,12 @@ func helper(status *os.File) (int, error) {
 		return 125, err
 	}
 	applied = append(applied, m...)
+	if cfg.Egress {
+		if err := resolvConf(); err != nil {
+			return 125, err
+		}
+		applied = append(applied, fmt.Sprintf("net:egress-proxy 127.0.0.1:%d,dns 127.0.0.1:53", ProxyPort))
+	}
 	if cfg.NoNet {
 		if err := loopbackUp(); err != nil {
 			return 125, fmt.Errorf("network namespace: %v", err)

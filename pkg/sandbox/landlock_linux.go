@@ -43,6 +43,12 @@ func restrictLandlock(cfg *helperConfig) (string, error) {
 	case wire.NetFull:
 		conf.HandledAccessNet = 0
 	case wire.NetAllowlist:
+		if cfg.Egress {
+			// The network namespace holds loopback and the egress proxy,
+			// which enforces the list by name: no port rule to add.
+			conf.HandledAccessNet = 0
+			break
+		}
 		ports := allowedPortsOf(p.Net.Allow)
 		for _, port := range ports {
 			rules = append(rules, landlock.ConnectTCP(port))

@@ -41,6 +41,10 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 		UserNS:   os.Geteuid() != 0,
 		Trusted:  spec.trusted(),
 		TmpBytes: min(spec.Profile.Limits.FileBytes, spec.Profile.Limits.MemoryBytes),
+		Egress:   egressOn(spec.Profile),
+	}
+	if cfg.Egress {
+		cfg.Env = withProxyVars(cfg.Env)
 	}
 	caches := cacheNote(prepareCaches(spec.Profile.Caches, uid, gid))
 	start := time.Now()
@@ -125,27 +129,41 @@ func owner(ws string) (uid, gid int, home, name string, err error) {
 // configuration, and supervises the run.
 func launch(ctx context.Context, spec *Spec, cfg *helperConfig, cg *cgroup) (*Result, error) {
 	cfg.CgroupTasks = cg.joinFiles()
-	h, pooled, err := take(cfg.NoNet)
+	netns := cfg.NoNet || cfg.Egress
+	limits := spec.Profile.Limits
+	stdout := &capped{max: int(limits.OutputBytes), live: spec.Stdout}
+	stderr := &capped{max: int(limits.OutputBytes), live: spec.Stderr}
+	h, pooled, err := take(netns)
 	if err != nil {
 		return nil, err
 	}
-	st, err := h.begin(cfg)
+	var eg *egressRun
+	defer func() { eg.stop() }()
+	begin := func() (helperStatus, error) {
+		if cfg.Egress {
+			// The way out is in place before the command starts.
+			if eg, err = startEgress(h.cmd.Process.Pid, spec, stderr); err != nil {
+				h.kill()
+				return helperStatus{}, err
+			}
+		}
+		return h.begin(cfg)
+	}
+	st, err := begin()
 	if err != nil && pooled {
 		// It may have died while waiting in the pool: a fresh one, once (a
 		// refusal that is the run's own comes again and stands).
 		h.close()
-		if h, err = spawn(cfg.NoNet); err != nil {
+		eg.stop()
+		if h, err = spawn(netns); err != nil {
 			return nil, err
 		}
-		st, err = h.begin(cfg)
+		st, err = begin()
 	}
 	defer h.close()
 	if err != nil {
 		return nil, err
 	}
-	limits := spec.Profile.Limits
-	stdout := &capped{max: int(limits.OutputBytes), live: spec.Stdout}
-	stderr := &capped{max: int(limits.OutputBytes), live: spec.Stderr}
 	waitOutput := h.attach(spec.Stdin, stdout, stderr)
 	cmd := h.cmd
 
@@ -191,6 +209,7 @@ wait:
 	}
 	res.OOMKilled = cg.oomKilled()
 	res.PidsLimited = cg.pidsLimited()
+	res.NetDenied = eg.stop() // after its last denial line reached stderr
 	res.Stdout, res.StdoutTruncated = stdout.result()
 	res.Stderr, res.StderrTruncated = stderr.result()
 	return res, nil

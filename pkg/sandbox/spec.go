@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/moatsec/moat/pkg/egress"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -20,6 +21,8 @@ type Spec struct {
 	Timeout time.Duration // lowers the profile's timeout when set
 	// Stdout and Stderr, when set, also receive the output live (up to the caps).
 	Stdout, Stderr io.Writer
+	// Net reaches into the run's egress proxy (see net.go); zero is production.
+	Net NetHooks
 	// Signals, when set, are passed on to the command's process group as
 	// they come (its init forwards SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
 	// SIGUSR2 and SIGWINCH; others are dropped).
@@ -46,6 +49,8 @@ type Result struct {
 	// Quarantined is what the check after the run moved out of the
 	// workspace (see docs/sandbox.md, "After the run").
 	Quarantined []wire.Quarantined
+	// NetDenied lists the destinations the egress proxy refused.
+	NetDenied []egress.Denial
 }
 
 // Exit codes the sandbox itself gives a command that could not run.

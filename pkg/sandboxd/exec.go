@@ -89,7 +89,8 @@ func Exec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		enc.SetIndent("", "  ")
 		enc.Encode(&wire.RunResult{ExitCode: res.ExitCode, Signal: res.Signal, TimedOut: res.TimedOut,
 			Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
-			DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation, Quarantined: res.Quarantined})
+			DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation, Quarantined: res.Quarantined,
+			NetDenied: netDenied(res.NetDenied)})
 		sandbox.ReportQuarantine(stderr, res.Quarantined) // the live output has had it
 	} else {
 		explain(stderr, res)

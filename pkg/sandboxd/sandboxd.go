@@ -40,6 +40,7 @@ type Config struct {
 	MaxRuns   int              // concurrent commands; default 4 per CPU
 	Sanitizer *audit.Sanitizer // sanitizes events before they leave the process
 	Logger    *slog.Logger
+	Net       sandbox.NetHooks // the runs' egress resolver and dialer (tests); OnConn is sandboxd's own
 }
 
 // Daemon serves runs on the bus.
@@ -136,7 +137,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		return nil, err
 	}
 	spec := &sandbox.Spec{Argv: rr.Argv, Profile: prof, Dir: prof.Cwd, Env: rr.Env, Stdin: rr.Stdin,
-		Timeout: time.Duration(rr.TimeoutMS) * time.Millisecond}
+		Timeout: time.Duration(rr.TimeoutMS) * time.Millisecond, Net: d.netHooks(&rr, prof)}
 	live := rr.Stream && caller.protocol
 	if live {
 		spec.Stdout, spec.Stderr = caller.output(wire.StreamStdout), caller.output(wire.StreamStderr)
@@ -150,7 +151,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	out := &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: res.ExitCode, Signal: res.Signal,
 		TimedOut: res.TimedOut, Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated,
 		StderrTruncated: res.StderrTruncated, DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation,
-		Refusal: limitRefusal(res, spec), Quarantined: res.Quarantined}
+		Refusal: limitRefusal(res, spec), Quarantined: res.Quarantined, NetDenied: netDenied(res.NetDenied)}
 	if len(res.Quarantined) > 0 {
 		d.record(&wire.AuditEvent{Kind: wire.KindRunQuarantine, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"quarantined": res.Quarantined}})

@@ -11,6 +11,7 @@ const (
 	KindRunExit         = "run.exit"         // sandboxd: how a run ended
 	KindRunFailed       = "run.failed"       // sandboxd: the sandbox could not run the command
 	KindRunQuarantine   = "run.quarantine"   // sandboxd: files a run left were moved to MOAT_HOME/quarantine
+	KindNetConn         = "net.conn"         // sandboxd: one connection through a run's egress proxy, allowed or refused
 	KindAuditGap        = "audit.gap"        // auditd: a source's seq skipped numbers
 	KindAuditMalformed  = "audit.malformed"  // auditd: a stream message that is no event
 	KindAuditTailCut    = "audit.tail_cut"   // auditd: an unfinished final frame was cut at open

@@ -112,8 +112,8 @@ type ProfileInfo struct {
 	Base        string   `json:"base"`
 	Description string   `json:"description"`
 	Aliases     []string `json:"aliases,omitempty"`
-	Write       string   `json:"write"`                 // human summary: nothing, workspace, everything, workspace+extra
-	Network     string   `json:"network"`               // none, full, allowlist
+	Write       string   `json:"write"`   // human summary: nothing, workspace, everything, workspace+extra
+	Network     string   `json:"network"` // none, full, allowlist
 	NetAllow    []string `json:"net_allow,omitempty"`
 	NetDeny     []string `json:"net_deny,omitempty"`
 	Caches      []string `json:"caches,omitempty"`      // toolchain caches it keeps
@@ -183,6 +183,18 @@ type RunResult struct {
 	// later outside any sandbox (a git hook, a core.fsmonitor, …), moved out
 	// of the workspace before this answer (docs/sandbox.md, "After the run").
 	Quarantined []Quarantined `json:"quarantined,omitempty"`
+	// NetDenied lists the destinations the run's egress proxy refused, once
+	// each (docs/sandbox.md, "Network by name").
+	NetDenied []NetDenial `json:"net_denied,omitempty"`
+}
+
+// NetDenial is one destination a run's egress proxy refused: what, by which
+// rule, and how a profile would allow it.
+type NetDenial struct {
+	Dest   string `json:"dest"` // host:port
+	Rule   string `json:"rule"` // net.not-allowed, net.denied, net.address, …
+	Reason string `json:"reason"`
+	Fix    string `json:"fix"`
 }
 
 // Quarantined is one file moved out of a workspace after a run.

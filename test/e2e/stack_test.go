@@ -106,7 +106,7 @@ func TestStack(t *testing.T) {
 	}
 
 	out = run(t, e.cmd("moat", "resolve", "--profile", "workspace-net", "--workspace", e.ws))
-	for _, want := range []string{"workspace-net", "network", "full", ".git/hooks"} {
+	for _, want := range []string{"workspace-net", "network", "allowlist: proxy.golang.org", ".git/hooks"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("moat resolve output lacks %q:\n%s", want, out)
 		}
