@@ -3,9 +3,12 @@
 // explains and filters, the sandbox enforces.
 //
 // On Linux, [Run] re-executes the current binary as an init helper (see
-// [Init]) in fresh mount, pid, ipc and uts namespaces — and a network
-// namespace when the profile has no network, a user namespace when not run
-// as root — inside a cgroup with the profile's memory, pids and CPU limits.
+// [Init]) in fresh mount, pid, ipc, uts and network namespaces (trusted
+// keeps the host's network; a user namespace when not run as root) inside a
+// cgroup with the profile's memory, pids and CPU limits. A profile with
+// network reaches out only through its run's egress proxy (netns_linux.go,
+// package egress), listening on loopback inside the namespace and served
+// from sandboxd's side: the namespace has no other route.
 // Before it executes the command the helper, in this order:
 //
 //  1. builds the mount namespace: everything read-only, the writable roots
