@@ -167,4 +167,3 @@ func Meet(a, b *wire.Profile) *wire.Profile {
 	meetCaches(&m, a)
 	return &m
 }
-

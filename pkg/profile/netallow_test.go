@@ -74,7 +74,7 @@ net_deny = ["pastebin.com"]
 	os.Remove(filepath.Join(ws, DirFile))
 
 	for _, bad := range []string{
-		"[profiles.x]\nextends = \"workspace-net\"\nnet_allow = [\"10.0.0.0/8\"]\n",   // a range names its port
+		"[profiles.x]\nextends = \"workspace-net\"\nnet_allow = [\"10.0.0.0/8\"]\n",  // a range names its port
 		"[profiles.x]\nextends = \"workspace-net\"\nnet_deny = [\"http://x\"]\n",     // not an entry
 		"[profiles.x]\nextends = \"workspace-net\"\nnet_allow = [\"2001:db8::1\"]\n", // v6 needs brackets
 	} {
