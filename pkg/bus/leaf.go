@@ -34,11 +34,11 @@ func LeafPermissions() *server.Permissions {
 				wire.AuditSubject(home.RoleSandboxd, ">"), wire.AuditSubject(home.RoleProfiled, ">"),
 				wire.SubjectCheck, wire.SubjectRunClaim + ".*", wire.SubjectApprovals,
 				wire.SubjectAuditQuery, wire.SubjectAuditVerify, wire.SubjectAuditStats,
-				"$SRV.>", InboxPrefix(home.RoleAdmin) + ".>",
+				"$SRV.>", wire.SubjectBusServers, InboxPrefix(home.RoleAdmin) + ".>",
 			}),
 		},
 		Subscribe: &server.SubjectPermission{
-			Allow: concat(inboxes, []string{"$SRV.>", wire.SubjectAuditCkpt}),
+			Allow: concat(inboxes, []string{"$SRV.>", wire.SubjectBusServers, wire.SubjectAuditCkpt}),
 		},
 	}
 }

@@ -22,7 +22,7 @@ var clientRequests = []string{
 }
 
 // Service discovery: anyone may ping; only a service may answer under its name.
-var discovery = []string{"$SRV.PING", "$SRV.PING.>", "$SRV.INFO", "$SRV.INFO.>", "$SRV.STATS", "$SRV.STATS.>"}
+var discovery = []string{"$SRV.PING", "$SRV.PING.>", "$SRV.INFO", "$SRV.INFO.>", "$SRV.STATS", "$SRV.STATS.>", wire.SubjectBusServers}
 
 // anchorStream is the stream behind the anchor bucket.
 const anchorStream = "KV_" + wire.AuditAnchorBucket

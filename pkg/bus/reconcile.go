@@ -7,6 +7,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -17,41 +18,50 @@ const ReconcileEvery = 2 * time.Second
 // that many servers.
 const ClusterReplicas = 3
 
-// reconciler keeps the streams moat needs in place. Alone, busd creates them
-// once at start. In a cluster it runs one goroutine, owned by the Server and
-// joined by Close: on the JetStream meta leader only, it creates MOAT_AUDIT
-// and MOAT_RUNS when missing, and raises every stream in the account — key-
-// value buckets included, whoever made them — to three replicas once three
-// servers are up. It never lowers replicas: a server lost for a while does
-// not cost the others their copies.
+// reconciler keeps the streams moat needs in place and answers
+// moat.bus.servers (info.go), through one in-process admin connection it
+// owns. Alone, busd creates the streams once at start. In a cluster it runs
+// one goroutine, joined by stop: on the JetStream meta leader only, it
+// creates MOAT_AUDIT, MOAT_RUNS and the anchor bucket when missing, and
+// raises every stream in the account — key-value buckets included, whoever
+// made them — to three replicas once three servers are up. It never lowers
+// replicas: a server lost for a while does not cost the others their copies.
+// A worker's leaf keeps no streams (the hub does) and only answers.
 type reconciler struct {
+	nc     *nats.Conn
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// startStreams makes the streams exist (alone) or starts the reconciler (cluster).
+// startStreams makes the streams exist (alone) or starts the reconciler
+// (cluster), and answers moat.bus.servers.
 func startStreams(ctx context.Context, ns *server.Server, h home.Home, t Topology, maxBytes int64, log *slog.Logger) (*reconciler, error) {
-	if t.IsLeaf() {
-		return nil, nil // the hub keeps the streams
-	}
 	nc, err := adminConn(ns, h)
 	if err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc)
+	r := &reconciler{nc: nc, done: make(chan struct{})}
+	var js jetstream.JetStream
+	if !t.IsLeaf() {
+		if js, err = jetstream.New(nc); err == nil && !t.Clustered() {
+			err = ensureStreams(ctx, js, maxBytes, 1)
+		}
+	}
+	if err == nil {
+		err = answerInfo(nc, ns, t, js)
+	}
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	if !t.Clustered() {
-		defer nc.Close()
-		return nil, ensureStreams(ctx, js, maxBytes, 1)
+		close(r.done)
+		return r, nil
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	r := &reconciler{cancel: cancel, done: make(chan struct{})}
+	r.cancel = cancel
 	go func() {
 		defer close(r.done)
-		defer nc.Close()
 		created := false
 		t := time.NewTicker(ReconcileEvery)
 		defer t.Stop()
@@ -87,8 +97,11 @@ func (r *reconciler) stop() {
 	if r == nil {
 		return
 	}
-	r.cancel()
+	if r.cancel != nil {
+		r.cancel()
+	}
 	<-r.done
+	r.nc.Close()
 }
 
 // raiseReplicas moves every stream below want replicas up to want.

@@ -49,7 +49,7 @@ type Server struct {
 	ns    *server.Server
 	log   *slog.Logger
 	keys  int
-	recon *reconciler // nil unless clustered
+	recon *reconciler // streams and moat.bus.servers (reconcile.go)
 }
 
 // Start runs the bus and returns once it accepts connections and the audit

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
 )
 
 func runStatus(ctx context.Context, e *env, args []string) int {
@@ -24,7 +26,7 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		return e.fail(err)
 	}
 	code := ExitOK
-	if len(st.Missing) > 0 {
+	if len(st.Missing) > 0 || !serversWhole(st.Servers) {
 		code = ExitDegraded
 	}
 	if *js {
@@ -41,6 +43,7 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(tw, "%s\t0\t-\tmissing: not answering $SRV.PING\n", m)
 	}
 	tw.Flush()
+	printServers(e, st.Servers)
 	if a := st.Audit; a != nil {
 		if a.Error != "" {
 			fmt.Fprintf(e.stdout, "\naudit stream: %s\n", a.Error)
@@ -49,4 +52,73 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		}
 	}
 	return code
+}
+
+// printServers shows each busd (routes, leaves, JetStream role) and every
+// stream's copies, as the meta leader (or a lone server) sees them.
+func printServers(e *env, servers []wire.BusServer) {
+	if len(servers) == 0 {
+		return
+	}
+	fmt.Fprintln(e.stdout)
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tROLE\tCLUSTER\tROUTES\tLEAVES\tCONNS\tSLOW\tJETSTREAM")
+	var streams []wire.StreamReplica
+	for _, b := range servers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Name, b.Role, dash(b.Cluster), dash(strings.Join(b.Routes, ",")),
+			dash(strings.Join(b.Leaves, ",")), b.Connections, b.SlowConsumers, b.JetStream)
+		if streams == nil {
+			streams = b.Streams
+		}
+	}
+	tw.Flush()
+	if len(streams) == 0 {
+		return
+	}
+	fmt.Fprintln(e.stdout)
+	tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STREAM\tREPLICAS\tMESSAGES\tLEADER\tOTHER COPIES")
+	for _, s := range streams {
+		var peers []string
+		for _, p := range s.Peers {
+			state := "current"
+			switch {
+			case p.Offline:
+				state = "offline"
+			case !p.Current:
+				state = fmt.Sprintf("behind by %d", p.Lag)
+			}
+			peers = append(peers, p.Name+" "+state)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Name, s.Replicas, s.Messages, dash(s.Leader), dash(strings.Join(peers, ", ")))
+	}
+	tw.Flush()
+}
+
+// serversWhole: no server without a JetStream leader, and every stream's
+// copies current.
+func serversWhole(servers []wire.BusServer) bool {
+	for _, b := range servers {
+		if b.JetStream == "no-leader" {
+			return false
+		}
+		for _, s := range b.Streams {
+			if s.Replicas > 1 && s.Leader == "" {
+				return false
+			}
+			for _, p := range s.Peers {
+				if p.Offline || !p.Current {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

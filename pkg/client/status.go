@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
@@ -19,6 +20,9 @@ type Status struct {
 	Services []ServiceStatus  `json:"services"`
 	Missing  []string         `json:"missing"`
 	Audit    *AuditStreamInfo `json:"audit_stream,omitempty"`
+	// Servers are the busd servers that answered moat.bus.servers: the
+	// cluster, its routes, leaves and streams' copies.
+	Servers []wire.BusServer `json:"servers"`
 }
 
 // ServiceStatus groups the instances of one service.
@@ -38,41 +42,74 @@ type AuditStreamInfo struct {
 
 // Ping collects $SRV.PING answers from every instance for wait.
 func (c *Client) Ping(ctx context.Context, wait time.Duration) ([]wire.PingReply, error) {
+	var out []wire.PingReply
+	err := c.gather(ctx, "$SRV.PING", wait, func(data []byte) {
+		var p wire.PingReply
+		if json.Unmarshal(data, &p) == nil && p.Name != "" {
+			out = append(out, p)
+		}
+	})
+	return out, err
+}
+
+// BusServers collects every busd's answer on moat.bus.servers for wait,
+// sorted by name.
+func (c *Client) BusServers(ctx context.Context, wait time.Duration) ([]wire.BusServer, error) {
+	var out []wire.BusServer
+	err := c.gather(ctx, wire.SubjectBusServers, wait, func(data []byte) {
+		var b wire.BusServer
+		if json.Unmarshal(data, &b) == nil && b.Name != "" {
+			out = append(out, b)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
+
+// gather sends an empty request on subject and hands each answer that
+// comes within wait to add.
+func (c *Client) gather(ctx context.Context, subject string, wait time.Duration, add func([]byte)) error {
 	inbox := c.nc.NewInbox()
 	ch := make(chan *nats.Msg, 256)
 	sub, err := c.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer sub.Unsubscribe()
-	if err := c.nc.PublishRequest("$SRV.PING", inbox, nil); err != nil {
-		return nil, err
+	if err := c.nc.PublishRequest(subject, inbox, nil); err != nil {
+		return err
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	var out []wire.PingReply
 	for {
 		select {
 		case m := <-ch:
-			var p wire.PingReply
-			if json.Unmarshal(m.Data, &p) == nil && p.Name != "" {
-				out = append(out, p)
-			}
+			add(m.Data)
 		case <-timer.C:
-			return out, nil
+			return nil
 		case <-ctx.Done():
-			return out, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
 
 // Status pings every service and reads the audit stream's state.
 func (c *Client) Status(ctx context.Context, wait time.Duration) (*Status, error) {
+	var (
+		servers []wire.BusServer
+		serr    error
+		wg      sync.WaitGroup
+	)
+	wg.Go(func() { servers, serr = c.BusServers(ctx, wait) })
 	pings, err := c.Ping(ctx, wait)
+	wg.Wait()
+	if err == nil {
+		err = serr
+	}
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Bus: c.nc.ConnectedUrlRedacted(), Server: c.nc.ConnectedServerVersion()}
+	st := &Status{Bus: c.nc.ConnectedUrlRedacted(), Server: c.nc.ConnectedServerVersion(), Servers: servers}
 	byName := map[string]*ServiceStatus{}
 	for _, p := range pings {
 		s := byName[p.Name]

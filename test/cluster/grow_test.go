@@ -4,11 +4,13 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
 )
@@ -48,5 +50,32 @@ func TestStreamsFollowTheCluster(t *testing.T) {
 	}
 	if st.msgs != 1 {
 		t.Fatalf("%s holds %d events after moving to R3, want the 1 published before", wire.AuditStream, st.msgs)
+	}
+
+	// moat status shows the three servers, their routes and the streams' copies.
+	cmd := w.cmd("moat", "status", "--json", "--wait", "1s")
+	cmd.Env = append(cmd.Env, "MOAT_BUS="+s.urls(2))
+	out, _ := cmd.Output() // exit 3: no daemons run here
+	var status client.Status
+	if err := json.Unmarshal(out, &status); err != nil {
+		t.Fatalf("moat status --json: %v\n%s", err, out)
+	}
+	if len(status.Servers) != 3 {
+		t.Fatalf("moat status shows %d servers, want 3:\n%s", len(status.Servers), out)
+	}
+	var streams []wire.StreamReplica
+	for _, b := range status.Servers {
+		if len(b.Routes) != 2 || b.Role != "cluster" || b.Cluster != "moat" {
+			t.Errorf("server %s: role %s, cluster %q, routes %v", b.Name, b.Role, b.Cluster, b.Routes)
+		}
+		streams = append(streams, b.Streams...)
+	}
+	if len(streams) != 3 { // MOAT_AUDIT, MOAT_RUNS, the anchor bucket, from the meta leader only
+		t.Fatalf("moat status shows %d streams, want 3:\n%s", len(streams), out)
+	}
+	for _, st := range streams {
+		if st.Replicas != 3 || st.Leader == "" || len(st.Peers) != 2 {
+			t.Errorf("stream %s: R%d, leader %q, peers %+v", st.Name, st.Replicas, st.Leader, st.Peers)
+		}
 	}
 }
