@@ -46,11 +46,13 @@ func OpenAnchor(ctx context.Context, nc *nats.Conn, dir string, log *slog.Logger
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
-		kv, err := js.KeyValue(wctx, wire.AuditAnchorBucket)
+		actx, acancel := context.WithTimeout(wctx, anchorTimeout)
+		kv, err := js.KeyValue(actx, wire.AuditAnchorBucket)
+		acancel()
 		if err == nil {
 			return &Anchor{nc: nc, kv: kv, dir: dir, log: log}, nil
 		}
-		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		if !errors.Is(err, jetstream.ErrBucketNotFound) && !jetStreamStarting(err) {
 			return nil, fmt.Errorf("anchor bucket %s: %w", wire.AuditAnchorBucket, err)
 		}
 		select {
@@ -101,8 +103,20 @@ func (a *Anchor) Get(ctx context.Context) (*store.Checkpoint, error) {
 // Latest reads the anchor at start and checks its signature: the
 // checkpoint store.Open must find the store reaching. One this store's key
 // did not sign is an error, since the anchor cannot then vouch for anything.
+//
+// A cluster still placing the bucket's copies may not answer at first:
+// Latest asks again for up to 30 s before it gives up.
 func (a *Anchor) Latest(ctx context.Context, pub ed25519.PublicKey) (*store.Checkpoint, error) {
+	deadline := time.Now().Add(30 * time.Second)
 	cp, err := a.Get(ctx)
+	for err != nil && jetStreamStarting(err) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		cp, err = a.Get(ctx)
+	}
 	if err != nil || cp == nil {
 		return nil, err
 	}

@@ -118,6 +118,15 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
+// jetStreamStarting reports an error of a JetStream that cannot answer yet:
+// a cluster still electing its leaders drops requests (a timeout) or
+// answers 503; both pass once the servers agree.
+func jetStreamStarting(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.As(err, &apiErr) && apiErr.Code == 503
+}
+
 // consumer creates (or finds) auditd's durable consumer on MOAT_AUDIT.
 func consumer(ctx context.Context, nc *nats.Conn) (jetstream.Consumer, error) {
 	js, err := jetstream.New(nc)
@@ -130,15 +139,17 @@ func consumer(ctx context.Context, nc *nats.Conn) (jetstream.Consumer, error) {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
-		cons, err = js.CreateOrUpdateConsumer(cctx, wire.AuditStream, jetstream.ConsumerConfig{
+		actx, acancel := context.WithTimeout(cctx, 2*time.Second)
+		cons, err = js.CreateOrUpdateConsumer(actx, wire.AuditStream, jetstream.ConsumerConfig{
 			Durable: Consumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait,
 			MaxAckPending: 1 << 20, DeliverPolicy: jetstream.DeliverAllPolicy,
 			Description: "auditd: acked only once stored and fsynced",
 		})
+		acancel()
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		if !errors.Is(err, jetstream.ErrStreamNotFound) && !jetStreamStarting(err) {
 			return nil, fmt.Errorf("consumer %s on %s: %w", Consumer, wire.AuditStream, err)
 		}
 		select {
