@@ -133,10 +133,23 @@ func checkRuns(t *testing.T, c *client.Client, w *world, l *load) {
 			t.Errorf("run %s happened with %d exit records, want 1", id, exits[id])
 		}
 	}
+	denied := 0
 	for id, res := range l.ran {
-		if happened[id] != 1 || res.ExitCode != 0 {
+		switch {
+		case res.Decision != nil && res.Decision.Verdict != wire.VerdictAllow:
+			// A decision that could not be had in time is a deny (fail
+			// closed): nothing ran, and the answer says why.
+			denied++
+			t.Logf("run %s denied under fail-over: %+v", id, res.Decision.Reasons)
+			if happened[id] != 0 {
+				t.Errorf("run %s was denied but happened %d times", id, happened[id])
+			}
+		case happened[id] != 1 || res.ExitCode != 0:
 			t.Errorf("run %s answered exit %d but happened %d times", id, res.ExitCode, happened[id])
 		}
+	}
+	if denied > len(l.ran)/10 {
+		t.Errorf("%d of %d runs denied: fail-over should cost a few, not many", denied, len(l.ran))
 	}
 	t.Logf("%d runs happened, each once with its records", len(happened))
 }
