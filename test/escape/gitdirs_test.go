@@ -214,3 +214,28 @@ func TestWorktreeAndSubmoduleCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestHooksPathHolds: a repository whose own configuration runs hooks from
+// the workspace (core.hooksPath = .husky, as husky sets it) keeps them: the
+// run can neither change a hook there nor add one.
+func TestHooksPathHolds(t *testing.T) {
+	w := newWorld(t)
+	marker := filepath.Join(w.base, "pwned")
+	os.RemoveAll(filepath.Join(w.ws, ".git"))
+	w.hostGit(t, w.ws, "init", "-q")
+	w.hostGit(t, w.ws, "config", "core.hooksPath", ".husky")
+	os.MkdirAll(filepath.Join(w.ws, ".husky"), 0o755)
+	hook := "#!/bin/sh\nexit 0\n"
+	os.WriteFile(filepath.Join(w.ws, ".husky", "pre-commit"), []byte(hook), 0o755)
+	w.hostGit(t, w.ws, "add", "README.md")
+	w.hostGit(t, w.ws, "commit", "-q", "-m", "top")
+	evil := "printf '#!/bin/sh\\ntouch " + marker + "\\n'"
+	w.run(t, "workspace-write", sh(evil+" > .husky/pre-commit; "+evil+" > .husky/post-commit; chmod +x .husky/*; "+
+		"mv .husky .husky.old; mkdir .husky; "+evil+" > .husky/pre-commit; chmod +x .husky/pre-commit"))
+	w.hostGit(t, w.ws, "commit", "-q", "--allow-empty", "-m", "host")
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the host's git ran a hook the run planted")
+	}
+	unchanged(t, filepath.Join(w.ws, ".husky", "pre-commit"), hook)
+	absent(t, filepath.Join(w.ws, ".husky", "post-commit"))
+}
