@@ -26,6 +26,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	timeout := fs.Duration("timeout", 0, "lower the profile's timeout")
 	stdin := fs.Bool("stdin", false, "send this process's standard input to the command")
 	session := fs.String("session", os.Getenv(EnvSession), "session id that groups runs in the audit trail (env MOAT_SESSION)")
+	approval := fs.String("approval", wire.ApprovalOnRequest, "what a prompt becomes: on-request (ask a person and wait) or never (deny at once)")
 	var extra envList
 	fs.Var(&extra, "env", "NAME=VALUE for the command (repeatable; credentials are dropped)")
 	if code, ok := parse(fs, args); !ok {
@@ -49,7 +50,11 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		return e.fail(err)
 	}
 	req := &wire.RunRequest{SessionID: *session, Profile: *name, Workspace: workspace, Cwd: dir, Argv: argv,
-		Env: passEnv(os.Environ()), TimeoutMS: timeout.Milliseconds(), Stream: !*js}
+		Env: passEnv(os.Environ()), TimeoutMS: timeout.Milliseconds(), Stream: !*js, Approval: *approval}
+	if *approval != wire.ApprovalOnRequest && *approval != wire.ApprovalNever {
+		fmt.Fprintf(e.stderr, "moat run: --approval %q: want on-request or never\n", *approval)
+		return ExitUsage
+	}
 	for _, kv := range extra {
 		k, v, _ := strings.Cut(kv, "=")
 		req.Env[k] = v
@@ -64,13 +69,13 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		return ExitSandboxFailure
 	}
 	defer c.Close()
-	res, err := c.Run(ctx, req, func(stream string, data []byte) {
+	res, err := c.RunWaiting(ctx, req, func(stream string, data []byte) {
 		if stream == "stderr" {
 			e.stderr.Write(data)
 		} else {
 			e.stdout.Write(data)
 		}
-	})
+	}, e.waiting(*js))
 	if err != nil {
 		e.fail(err)
 		return ExitSandboxFailure

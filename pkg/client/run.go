@@ -34,6 +34,12 @@ const CancelGrace = 5 * time.Second
 // an error; errors are *wire.Error (503 no sandboxd, 500 the sandbox
 // refused or output was lost).
 func (c *Client) Run(ctx context.Context, req *wire.RunRequest, output func(stream string, data []byte)) (*wire.RunResult, error) {
+	return c.RunWaiting(ctx, req, output, nil)
+}
+
+// RunWaiting is Run that tells waiting, about every second, while a person
+// is asked whether the command may run (who may answer, why, until when).
+func (c *Client) RunWaiting(ctx context.Context, req *wire.RunRequest, output func(stream string, data []byte), waiting func(wire.ApprovalWait)) (*wire.RunResult, error) {
 	if req.RequestID == "" {
 		req.RequestID = wire.NewID()
 	}
@@ -62,7 +68,7 @@ func (c *Client) Run(ctx context.Context, req *wire.RunRequest, output func(stre
 	// blocks (a slow terminal): the run must not outlive its caller's wish.
 	stopCancel := context.AfterFunc(ctx, func() { ctl.cancel(context.Cause(ctx).Error()) })
 	defer stopCancel()
-	r := &runReader{c: c, live: req.Stream && output != nil, output: output}
+	r := &runReader{c: c, live: req.Stream && output != nil, output: output, waiting: waiting}
 	tick := time.NewTicker(wire.RunHeartbeat)
 	defer tick.Stop()
 	cancelled := ctx.Done()
@@ -141,6 +147,8 @@ type runReader struct {
 	c      *Client
 	live   bool
 	output func(stream string, data []byte)
+	// waiting hears that a person is asked (nil: nobody listens)
+	waiting func(wire.ApprovalWait)
 
 	chunks         int
 	stdout, stderr []byte
@@ -154,6 +162,11 @@ func (r *runReader) read(m *nats.Msg) (res *wire.RunResult, final bool, err erro
 	case m.Header.Get(wire.HeaderHeartbeat) != "" && len(m.Data) == 0: // acked by runControl
 		return nil, false, nil
 	case m.Header.Get(wire.HeaderApprovalID) != "" && len(m.Data) == 0:
+		if r.waiting != nil {
+			w := wire.ApprovalWait{Event: "approval.waiting", ID: m.Header.Get(wire.HeaderApprovalID), Reason: m.Header.Get(wire.HeaderApprovalReason)}
+			w.ExpiresAt, _ = time.Parse(time.RFC3339Nano, m.Header.Get(wire.HeaderApprovalExpires))
+			r.waiting(w)
+		}
 		return nil, false, nil
 	case m.Header.Get(wire.HeaderStream) != "":
 		r.chunks++

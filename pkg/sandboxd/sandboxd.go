@@ -8,7 +8,9 @@
 //   - no decision in time: a deny (pkg/client's Check never fails open);
 //   - the decision is acked by JetStream before the command starts: no ack,
 //     nothing runs (503) — nothing runs without a durable record;
-//   - at most MaxRuns commands at once; past it a clear 503;
+//   - at most MaxRuns commands at once; past it a clear 503; a run takes
+//     its slot once allowed: a decision, and a person asked for one, hold
+//     none (nor one of the service's request slots once a person is asked);
 //   - while a run goes on, the caller hears a heartbeat every second, so a
 //     sandboxd that dies is noticed, and its children die with it; the caller
 //     answers each, so a caller that cancels, dies or stops answering has its
@@ -98,12 +100,13 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	if rr.RequestID == "" {
 		rr.RequestID = wire.NewID()
 	}
-	select {
-	case d.runs <- struct{}{}:
-		defer func() { <-d.runs }()
-	default:
+	// A run takes its slot once it is allowed: deciding (and a person's
+	// answer) holds none. Full already: refused before anything is decided.
+	slot := &runSlot{ch: d.runs}
+	if slot.full() {
 		return nil, wire.Errorf(wire.CodeUnavailable, "sandboxd is running %d commands, its limit: retry, or start another copy", d.cfg.MaxRuns)
 	}
+	defer slot.release()
 	caller, ctx, err := newCaller(ctx, d.nc, req)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeUnavailable, "%v: nothing ran", err)
@@ -120,8 +123,14 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		}
 		return nil, err
 	}
-	dec := d.bus.Check(ctx, &wire.CheckRequest{RequestID: rr.RequestID, SessionID: rr.SessionID, Argv: rr.Argv,
-		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: wire.RefResolved(prof), Approval: wire.ApprovalOnRequest})
+	approval := rr.Approval
+	if approval == "" {
+		approval = wire.ApprovalOnRequest
+	}
+	// While a person is asked, the caller hears who is asked and until when.
+	wait := &approvalWait{caller: caller, req: req}
+	dec := d.bus.CheckWaiting(ctx, &wire.CheckRequest{RequestID: rr.RequestID, SessionID: rr.SessionID, Argv: rr.Argv,
+		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: wire.RefResolved(prof), Approval: approval}, wait.tell)
 	ev := &wire.AuditEvent{Kind: "run.decision", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,
 		Detail: map[string]any{"workspace": prof.Workspace, "decided_by": dec.DecidedBy}}
@@ -130,6 +139,12 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	}
 	if dec.Verdict != wire.VerdictAllow {
 		return &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: 77, Refusal: wire.RefusalOf(rr.Argv, &dec)}, nil
+	}
+	if !slot.retake() {
+		err := wire.Errorf(wire.CodeUnavailable, "sandboxd is running %d commands, its limit, now that the command was allowed: nothing ran; retry, or start another copy", d.cfg.MaxRuns)
+		d.record(&wire.AuditEvent{Kind: "run.failed", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}})
+		return nil, err
 	}
 	// A cancel from here on still ends with a run.exit (cancelled): the
 	// claim is made regardless, and the sandbox stops what it started.

@@ -149,6 +149,9 @@ type RunRequest struct {
 	Stdin     []byte            `json:"stdin,omitempty"`
 	TimeoutMS int64             `json:"timeout_ms,omitempty"`
 	Stream    bool              `json:"stream,omitempty"`
+	// Approval is what a prompt becomes: "on-request" (the default) asks a
+	// person and waits, "never" denies it at once.
+	Approval string `json:"approval,omitempty"`
 }
 
 // Usage is what a run consumed.

@@ -79,6 +79,11 @@ func (r *RunRequest) Validate() error {
 	if r.TimeoutMS < 0 {
 		return Errorf(CodeBadRequest, "timeout_ms is %d: give a positive number, or leave it out for the profile's", r.TimeoutMS)
 	}
+	switch r.Approval {
+	case "", ApprovalNever, ApprovalOnRequest:
+	default:
+		return Errorf(CodeBadRequest, "approval %q: want %q or %q (the default)", r.Approval, ApprovalNever, ApprovalOnRequest)
+	}
 	if len(r.Env) > MaxEnvVars {
 		return Errorf(CodeBadRequest, "env has %d variables; the limit is %d", len(r.Env), MaxEnvVars)
 	}

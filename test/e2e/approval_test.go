@@ -3,11 +3,13 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,4 +64,62 @@ func TestApprovalWaitVisible(t *testing.T) {
 	if p.err != nil || !strings.Contains(p.output(), "ALLOW") || !strings.Contains(p.output(), "approval.granted") {
 		t.Fatalf("moat check after the approval: %v\n%s", p.err, p.output())
 	}
+}
+
+// TestPromptingRunsHoldNothing: more prompting `moat run`s than sandboxd
+// has run slots leave other runs running; each says who is asked; when
+// their callers are killed, their approvals end; --approval never denies
+// at once.
+func TestPromptingRunsHoldNothing(t *testing.T) {
+	e := newEnv(t)
+	_, url := startBus(t, e)
+	start(t, e.cmd("profiled"))
+	start(t, e.cmd("policyd", "--approval-timeout", "10m"))
+	start(t, e.cmd("sandboxd", "--max-runs", "2"))
+	c := dialWait(t, e, url)
+	waitService(t, c, "sandboxd", 1)
+	approver := dialAs(t, e, url, home.RoleApprover)
+
+	var waiting []*proc
+	for i := 0; i < 8; i++ {
+		r := e.cmd("moat", "run", "--", "python3", "-c", "print(1)")
+		r.Dir = e.ws
+		waiting = append(waiting, start(t, r))
+	}
+	pending := func(n int) func() error {
+		return func() error {
+			l, err := approver.Approvals(context.Background(), 200*time.Millisecond)
+			if err != nil || len(l) != n {
+				return fmt.Errorf("%d approvals pending (%v), want %d", len(l), err, n)
+			}
+			return nil
+		}
+	}
+	eventually(t, 60*time.Second, "eight approvals pending", pending(8))
+	for i := 0; i < 3; i++ {
+		r := e.cmd("moat", "run", "--", "echo", "beside")
+		r.Dir = e.ws
+		out, err := r.CombinedOutput()
+		if err != nil || string(out) != "beside\n" {
+			t.Fatalf("run %d beside eight waiting approvals: %v\n%s", i, err, out)
+		}
+	}
+	eventually(t, 30*time.Second, "every waiting run saying who is asked", func() error {
+		for _, p := range waiting {
+			if !strings.Contains(p.output(), "moat approve ") {
+				return fmt.Errorf("a waiting run printed %q", p.output())
+			}
+		}
+		return nil
+	})
+	r := e.cmd("moat", "run", "--approval", "never", "--", "python3", "-c", "print(1)")
+	r.Dir = e.ws
+	out, err := r.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 77 || !strings.Contains(string(out), "approval-never") {
+		t.Fatalf("moat run --approval never: %v\n%s", err, out)
+	}
+	for _, p := range waiting {
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	eventually(t, 60*time.Second, "the approvals of killed callers ended", pending(0))
 }
