@@ -260,3 +260,63 @@ func repoHost(s string) string {
 	h, _, _ := strings.Cut(s, ":")
 	return h
 }
+
+// gitRunsCommands judges git subcommands and options that run a command
+// given on the command line: rebase -x, bisect run, submodule foreach,
+// difftool -x, --upload-pack/--receive-pack/--exec, clone --template (its
+// hooks run), ext:: remotes.
+func (j *judge) gitRunsCommands(sub string, args []arg, dir string) {
+	ops := operands(args, "")
+	switch sub {
+	case "rebase":
+		for i := 1; i < len(args); i++ {
+			if a := args[i]; a.s == "-x" || a.s == "--exec" {
+				if i+1 < len(args) {
+					j.runsCommand("git rebase --exec", args[i+1], dir)
+				}
+			} else if v, ok := strings.CutPrefix(a.s, "--exec="); ok {
+				j.runsCommand("git rebase --exec", arg{s: v}, dir)
+			} else if v, ok := strings.CutPrefix(a.s, "-x"); ok && v != "" && !a.dyn {
+				j.runsCommand("git rebase -x", arg{s: v}, dir)
+			}
+		}
+	case "bisect":
+		if len(ops) > 1 && ops[0].s == "run" {
+			j.command(ops[1:], dir, stdin{})
+		}
+	case "submodule":
+		for i, op := range ops {
+			if op.s == "foreach" && i+1 < len(ops) {
+				j.scriptArg(arg{s: words(ops[i+1:]), dyn: anyDyn(ops[i+1:])}, dir)
+				break
+			}
+		}
+	case "difftool", "mergetool":
+		if v, ok := longValue(args, "extcmd", 0); ok {
+			j.runsCommand("git "+sub+" --extcmd", v, dir)
+		} else if v, ok := shortValue(args, 'x', "dgy"); ok {
+			j.runsCommand("git "+sub+" -x", v, dir)
+		}
+	}
+	for _, opt := range []string{"upload-pack", "receive-pack", "exec"} {
+		if sub == "rebase" && opt == "exec" {
+			continue
+		}
+		if v, ok := longValue(args, opt, 0); ok {
+			j.runsCommand("git "+sub+" --"+opt, v, dir)
+		}
+	}
+	if sub == "clone" {
+		if v, ok := shortValue(args, 'u', "lsqvn"); ok {
+			j.runsCommand("git clone -u", v, dir)
+		}
+		if v, ok := longValue(args, "template", 0); ok {
+			j.add(prompt, "exec.inline-code", "", "git clone --template=%s installs the hooks found there, which git then runs", short(v.s))
+		}
+	}
+	for _, op := range ops {
+		if rest, ok := strings.CutPrefix(op.s, "ext::"); ok && !op.dyn {
+			j.runsCommand("git ext:: remote", arg{s: rest}, dir)
+		}
+	}
+}
