@@ -93,6 +93,12 @@ func TestMCP(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(e.ws, "sub"), 0o755)
 	server := []string{"--workspace", e.ws, "--profile", "workspace-write", "--approver-creds", filepath.Join(e.home, "creds", "approver.nk")}
+	// Whoever starts it must name a profile that exists: a typo stops it at
+	// once rather than refusing every command later.
+	bad := e.cmd("moat", "mcp", "--workspace", e.ws, "--profile", "workspace-wirte")
+	if got := runCmd(t, bad, ""); got.code != 1 || !strings.Contains(got.stderr, "workspace-wirte") {
+		t.Fatalf("moat mcp with an unknown profile: %+v", got)
+	}
 	var asked atomic.Int32
 	s := mcpSession(t, e, func(r *mcp.ElicitRequest) *mcp.ElicitResult {
 		asked.Add(1)
