@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/moatsec/moat/pkg/wire"
@@ -49,45 +48,5 @@ func TestWider(t *testing.T) {
 				t.Fatalf("wider = %q, want wider %v", got, tc.wider)
 			}
 		})
-	}
-}
-
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain":         "plain",
-		"":              "''",
-		"two words":     "'two words'",
-		"it's":          `'it'\''s'`,
-		"$(rm -rf ~)":   "'$(rm -rf ~)'",
-		"a\nb":          "'a\nb'",
-		"/usr/bin/moat": "/usr/bin/moat",
-	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
-func TestShellArgv(t *testing.T) {
-	cases := []struct {
-		args  []string
-		want  string // argv joined by |
-		stdin bool
-	}{
-		{[]string{"-c", "echo hi"}, "bash|-c|echo hi", false},
-		{[]string{"-lc", "echo hi"}, "bash|-l|-c|echo hi", false},
-		{[]string{"-e", "-c", "false", "name", "a"}, "bash|-e|-c|false|name|a", false},
-		{[]string{"-o", "pipefail", "-c", "x"}, "bash|-o|pipefail|-c|x", false},
-		{[]string{"script.sh", "a"}, "bash|script.sh|a", false},
-		{[]string{"--", "-c"}, "bash|--|-c", false}, // a script file named -c
-		{nil, "bash|-c", true},
-		{[]string{"-c"}, "", false},
-		{[]string{"-Z", "x"}, "", false},
-	}
-	for _, tc := range cases {
-		argv, stdin, err := shellArgv(tc.args)
-		if got := strings.Join(argv, "|"); got != tc.want || stdin != tc.stdin || (err != nil) != (tc.want == "") {
-			t.Errorf("shellArgv(%q) = %q, stdin %v, err %v; want %q, stdin %v", tc.args, got, stdin, err, tc.want, tc.stdin)
-		}
 	}
 }
