@@ -12,7 +12,7 @@ import (
 // fs and returns a function that yields the filled Options after parsing.
 func Flags(fs *flag.FlagSet, role string) func(h home.Home) Options {
 	var o Options
-	fs.StringVar(&o.URL, "bus", os.Getenv(home.EnvBus), "bus URL (env MOAT_BUS; default nats://127.0.0.1:4222)")
+	fs.StringVar(&o.URL, "bus", os.Getenv(home.EnvBus), "bus URL, or a cluster's URLs comma-separated (env MOAT_BUS; default nats://127.0.0.1:4222)")
 	fs.StringVar(&o.Creds, "creds", os.Getenv(home.EnvCreds), "nkey seed file (env MOAT_CREDS; default MOAT_HOME/creds/"+role+".nk)")
 	fs.DurationVar(&o.Timeout, "call-timeout", DefaultTimeout, "deadline of each call to a service")
 	return func(h home.Home) Options {
