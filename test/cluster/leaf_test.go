@@ -134,6 +134,22 @@ func TestLeafWorkers(t *testing.T) {
 		t.Fatalf("%d runs happened on worker a, want %d", len(got), len(ids))
 	}
 
+	// moat status at the hub sees the hub and the surviving worker.
+	eventually(t, 30*time.Second, "the hub's view of its leaves", func() error {
+		servers, err := hub.BusServers(context.Background(), time.Second)
+		if err != nil {
+			return err
+		}
+		got := map[string][]string{}
+		for _, b := range servers {
+			got[b.Name+" "+b.Role] = b.Leaves
+		}
+		if len(got) != 2 || len(got["hub alone+hub"]) != 1 || got["hub alone+hub"][0] != "a" || got["a leaf"] == nil {
+			return fmt.Errorf("servers and their leaves: %v", got)
+		}
+		return nil
+	})
+
 	// A request id runs once: sent again, it is refused and nothing runs.
 	if _, err := run(ca, ids[0]); wire.CodeOf(err) != wire.CodeConflict {
 		t.Fatalf("the same request id again: %v, want 409", err)
