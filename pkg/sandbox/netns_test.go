@@ -34,7 +34,7 @@ type netWorld struct {
 	conns []egress.Conn
 }
 
-func newNetWorld(t *testing.T) *netWorld {
+func newNetWorld(t testing.TB) *netWorld {
 	base, err := os.MkdirTemp("/var/tmp", "moat-egress-")
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ net_allow = ["unrelated.test"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"web", "nothing", "offline"} {
+	for _, name := range []string{"web", "nothing", "offline", "workspace-write"} {
 		if w.profs[name], err = r.Resolve(&wire.ResolveRequest{Profile: name, Workspace: w.ws}); err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +85,7 @@ net_allow = ["unrelated.test"]
 }
 
 // gitInit makes root/repo.git with one commit on main.
-func gitInit(t *testing.T, root string) {
+func gitInit(t testing.TB, root string) {
 	git := egresstest.Tool(t, "git")
 	repo, work := filepath.Join(root, "repo.git"), t.TempDir()
 	for _, args := range [][]string{{"init", "-q", "--bare", "--initial-branch=main", repo}, {"init", "-q", work},
