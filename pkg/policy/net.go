@@ -4,8 +4,10 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/moatsec/moat/pkg/egress"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -124,6 +126,12 @@ func (j *judge) network(what string, hosts []string) {
 	n := j.in.Profile.Net
 	switch n.Mode {
 	case wire.NetFull:
+		for _, h := range hosts {
+			if !allowed(h, n) {
+				j.add(deny, "net.not-allowed", "", "%s contacts %s, which profile %s's net_deny names (%s)", what, h, j.in.Profile.Name, strings.Join(n.Deny, ", "))
+				return
+			}
+		}
 		j.add(allow, "net.allowed", "", "%s uses the network, which profile %s allows", what, j.in.Profile.Name)
 	case wire.NetAllowlist:
 		if len(hosts) == 0 {
@@ -132,7 +140,7 @@ func (j *judge) network(what string, hosts []string) {
 			return
 		}
 		for _, h := range hosts {
-			if !allowed(h, n.Allow) {
+			if !allowed(h, n) {
 				j.add(deny, "net.not-allowed", "", "%s contacts %s, which is not in profile %s's allowlist (%s)", what, h, j.in.Profile.Name, strings.Join(n.Allow, ", "))
 				return
 			}
@@ -250,29 +258,27 @@ func hostOf(s string) string {
 	return s
 }
 
-// allowed reports whether host[:port] matches an allowlist entry: host,
-// host:port, *.domain or [v6]:port.
-func allowed(hostport string, allow []string) bool {
+// allowed reports whether host[:port] is admitted by the profile's lists
+// as the sandbox's egress proxy judges it by name (a missing port: 443 or
+// 80). Under full network only net_deny refuses here: an address such as
+// 127.0.0.1 is the sandbox's own loopback when the command goes direct.
+func allowed(hostport string, n wire.Net) bool {
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		host, port = strings.Trim(hostport, "[]"), ""
 	}
-	host = strings.ToLower(host)
-	for _, e := range allow {
-		eh, ep, err := net.SplitHostPort(e)
-		if err != nil {
-			eh, ep = strings.Trim(e, "[]"), ""
-		}
-		eh = strings.ToLower(eh)
-		if ep != "" && port != "" && ep != port {
-			continue
-		}
-		if ep != "" && port == "" && ep != "443" && ep != "80" {
-			continue
-		}
-		if eh == host || (strings.HasPrefix(eh, "*.") && strings.HasSuffix(host, eh[1:])) {
-			return true
-		}
+	full := n.Mode == wire.NetFull
+	pol, err := egress.NewPolicy("", full, n.Allow, n.Deny)
+	if err != nil {
+		return false
 	}
-	return false
+	admits := func(p int) bool {
+		v := pol.Admit(host, p)
+		return v.OK || (full && v.Rule != egress.RuleDenied)
+	}
+	if port == "" {
+		return admits(443) || admits(80)
+	}
+	p, err := strconv.Atoi(port)
+	return err == nil && admits(p)
 }
