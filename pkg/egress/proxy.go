@@ -188,7 +188,7 @@ func (p *Proxy) connect(ctx context.Context, proto, host string, port int) (*des
 		c, err := p.cfg.Dialer.DialContext(dctx, "tcp", ap)
 		cancel()
 		if err == nil {
-			rec.Addr = ap
+			rec.Addr, rec.Allowed = ap, true
 			return &dest{conn: c, rec: rec}, nil, nil
 		}
 		lastErr = err

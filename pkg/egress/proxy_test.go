@@ -486,28 +486,38 @@ func TestRecords(t *testing.T) {
 	}
 	body(t, resp)
 	f.client().Get("http://other.test/")
-	// The tunnel's record is written when the proxy sees it end.
+	resp, err = f.client().Get("http://allowed.test/plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body(t, resp)
+	// A record is written when the proxy sees its connection end.
 	deadline := time.Now().Add(time.Minute)
-	for len(f.records()) < 2 && time.Now().Before(deadline) {
+	for len(f.records()) < 3 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	var ok, denied *egress.Conn
+	var ok, plain, denied *egress.Conn
 	for _, r := range f.records() {
 		switch {
-		case r.Allowed && r.Host == "allowed.test":
+		case r.Host == "allowed.test" && r.Port == 443:
 			ok = &r
-		case !r.Allowed && r.Host == "other.test":
+		case r.Host == "allowed.test" && r.Port == 80:
+			plain = &r
+		case r.Host == "other.test":
 			denied = &r
 		}
 	}
-	if ok == nil || denied == nil {
+	if ok == nil || plain == nil || denied == nil {
 		t.Fatalf("records %+v", f.records())
 	}
-	if ok.Proto != "connect" || ok.Port != 443 || !strings.HasPrefix(ok.Addr, "93.184.215.") || ok.Rule != egress.RuleAllowed ||
+	if !plain.Allowed || plain.Proto != "http" || plain.Rule != egress.RuleAllowed || plain.Up < 50 || plain.Down < 50 {
+		t.Errorf("allowed http record %+v", *plain)
+	}
+	if !ok.Allowed || ok.Proto != "connect" || ok.Port != 443 || !strings.HasPrefix(ok.Addr, "93.184.215.") || ok.Rule != egress.RuleAllowed ||
 		ok.Entry != "allowed.test" || ok.Up < 200 || ok.Down < 500 || ok.Duration <= 0 {
 		t.Errorf("allowed record %+v", *ok)
 	}
-	if denied.Proto != "http" || denied.Rule != egress.RuleNotAllowed || denied.Addr != "" || denied.Up != 0 {
+	if denied.Allowed || denied.Proto != "http" || denied.Rule != egress.RuleNotAllowed || denied.Addr != "" || denied.Up != 0 {
 		t.Errorf("denied record %+v", *denied)
 	}
 }

@@ -21,7 +21,6 @@ import (
 // as it comes. Nothing the client sent reaches dst before the check.
 func (p *Proxy) tunnel(ctx context.Context, c net.Conn, br *bufio.Reader, dst *dest) {
 	rec := dst.rec
-	rec.Allowed = true
 	defer func() { p.record(rec) }()
 	defer dst.conn.Close()
 	stop := context.AfterFunc(ctx, func() { dst.conn.Close() })
