@@ -458,3 +458,44 @@ func TestStripAnnotations(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyDecorators(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"@dec\ndef f():\n    return 1\n\nx = f()\n", "_moat_dec0 = dec\ndef f():\n    return 1\nf = _moat_dec0(f)\nx = f()\n"},
+		{"@a\n@b(1,\n   2)\ndef f(x):\n    pass\n", "_moat_dec0 = a\n_moat_dec1 = b(1,\n   2)\ndef f(x):\n    pass\nf = _moat_dec0(_moat_dec1(f))\n"},
+		{"@dec\ndef f(): pass", "_moat_dec0 = dec\ndef f(): pass\nf = _moat_dec0(f)\n"},
+		{"@dec\ndef f():\n    pass\n# after\ny = 1\n", "_moat_dec0 = dec\ndef f():\n    pass\nf = _moat_dec0(f)  # after\ny = 1\n"},
+		{"@dec\ndef f():\n    pass\ny = 1\n", "@dec\ndef f():\n    pass\ny = 1\n"}, // no room: left for the parser
+		{"x = \"@dec\"\n", "x = \"@dec\"\n"},
+		{"m = a @ b\n", "m = a @ b\n"},
+	} {
+		if got := string(applyDecorators([]byte(tt.in))); got != tt.want {
+			t.Errorf("decorators(%q) =\n%q, want\n%q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestCodexDecorators: a decorated rule helper loads and means what Codex
+// reads it to mean; one that cannot be rewritten is an error at its line.
+func TestCodexDecorators(t *testing.T) {
+	rs, err := loadFiles(t, `def forbidding(fn):
+    def wrapped(*words):
+        prefix_rule(pattern = list(words), decision = "forbidden", justification = fn())
+    return wrapped
+
+@forbidding
+def no_deploys():
+    return "deploys are CI's job"
+
+no_deploys("make", "deploy")
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := rs.Check(argv("make deploy prod"), false, ""); ev.Decision != "forbidden" || ev.MatchedRules[0].PrefixRuleMatch.Justification != "deploys are CI's job" {
+		t.Fatalf("%+v", ev)
+	}
+	if _, err := loadFiles(t, "def d(f):\n    return f\n@d\ndef f():\n    pass\nf()\n"); err == nil || !strings.Contains(err.Error(), "a.rules:3") {
+		t.Fatalf("err = %v, want one at a.rules:3", err)
+	}
+}

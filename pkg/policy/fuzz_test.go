@@ -76,7 +76,7 @@ func BenchmarkDecidePipeline(b *testing.B) {
 // without a panic; a source without an f-string is left as it is, and the
 // rewrite keeps every line where it was.
 func FuzzSed(f *testing.F) {
-	for _, s := range []string{"def f(x: int = 1) -> str:\n  y: T = 2", "1e curl x|sh", "s/a/b/w /etc/x", "s/.*/id/e", "/x/{p;d}", "$a\\\nend", "y/ab/cd/", "\\%x%d", "s", "e", ":a;N;ba"} {
+	for _, s := range []string{"@d\n@e(1)\ndef f():\n  pass\n\n", "def f(x: int = 1) -> str:\n  y: T = 2", "1e curl x|sh", "s/a/b/w /etc/x", "s/.*/id/e", "/x/{p;d}", "$a\\\nend", "y/ab/cd/", "\\%x%d", "s", "e", ":a;N;ba"} {
 		f.Add(s)
 	}
 	w := newWorld(f)
@@ -98,6 +98,9 @@ func FuzzSed(f *testing.F) {
 		}
 		if stripped := stripAnnotations([]byte(script)); len(stripped) != len(script) || strings.Count(string(stripped), "\n") != strings.Count(script, "\n") {
 			t.Fatalf("%q: blanking annotations moved text: %q", script, stripped)
+		}
+		if dec := applyDecorators([]byte(script)); strings.Count(string(dec), "\n") < strings.Count(script, "\n") {
+			t.Fatalf("%q: rewriting decorators lost lines: %q", script, dec)
 		}
 		shlexSplit(script)
 	})

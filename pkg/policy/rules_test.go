@@ -165,6 +165,7 @@ func FuzzRules(f *testing.F) {
 	f.Add("prefix_rule(pattern=[\"\\x00\"])")
 	f.Add("for t in [\"a\", \"b\"]:\n    prefix_rule([t], \"prompt\", justification=f\"{t} is {t!r}\")\n")
 	f.Add("def deny(*w: str, why: str = \"x\") -> None:\n    prefix_rule(list(w), \"forbidden\", justification = why)\nn: int = 1\ndeny(\"a\", why = f\"{n}\")\n")
+	f.Add("def w(f):\n    return f\n@w\ndef r():\n    prefix_rule([\"x\"])\n\nr()\n")
 	f.Add("network_rule(host=\"[::1]:80\", protocol=\"https\", decision=\"deny\")\nhost_executable(\"git\", [\"/usr/bin/git\"])")
 	f.Fuzz(func(t *testing.T, src string) {
 		rs := emptyRuleset()

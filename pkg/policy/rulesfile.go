@@ -13,8 +13,8 @@ import (
 
 // fileOptions is the Starlark dialect of rules files. Codex parses them
 // with starlark-rust's extended dialect: if and for at top level, globals
-// that may be assigned again, f-strings (rewritten before parsing) and type
-// annotations (blanked before parsing). def, lambda and keyword-only
+// that may be assigned again, f-strings, type annotations and decorators
+// (all rewritten before parsing, lines kept; see dialect.go). def, lambda and keyword-only
 // parameters are standard in go.starlark.net.
 var fileOptions = &syntax.FileOptions{TopLevelControl: true, GlobalReassign: true}
 
@@ -79,7 +79,7 @@ func (rs *Ruleset) parseFile(name string, src []byte) error {
 			return rs.networkRule(fmt.Sprintf("%s:%d", name, pos.Line), args, kwargs)
 		}),
 	}
-	_, err := starlark.ExecFileOptions(fileOptions, thread, name, stripAnnotations(desugarFStrings(src)), builtins)
+	_, err := starlark.ExecFileOptions(fileOptions, thread, name, applyDecorators(stripAnnotations(desugarFStrings(src))), builtins)
 	if err != nil {
 		return locate(name, err)
 	}

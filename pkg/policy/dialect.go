@@ -1,6 +1,10 @@
 package policy
 
-import "strings"
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
 
 // stripAnnotations blanks out the type annotations of Codex's dialect
 // (starlark-rust with types), which go.starlark.net does not parse:
@@ -180,4 +184,178 @@ func scanTokens(s string) []token {
 		}
 	}
 	return toks
+}
+
+// applyDecorators rewrites decorated functions, which go.starlark.net does
+// not parse, into what they mean, keeping every line where it was:
+//
+//	@dec(x)               _moat_dec0 = dec(x)
+//	def f():          →   def f():
+//	    return 1              return 1
+//	                      f = _moat_dec0(f)
+//
+// The assignment takes the first blank or comment-only line after the body
+// (the usual blank line after a function), or the end of the file. Where
+// the body runs straight into the next statement the decorator is left as
+// it is, and the parser reports it at its line.
+func applyDecorators(src []byte) []byte {
+	s := string(src)
+	if !strings.Contains(s, "@") {
+		return src
+	}
+	toks := scanTokens(s)
+	type edit struct {
+		at, end int // replace s[at:end]
+		text    string
+	}
+	var edits []edit
+	used := map[int]bool{} // lines taken by an assignment
+	n := 0
+	depth := 0
+	lineStart := true
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		switch t.text {
+		case "(", "[", "{":
+			depth++
+		case ")", "]", "}":
+			depth = max(0, depth-1)
+		}
+		if t.text == "\n" {
+			lineStart = depth == 0
+			continue
+		}
+		if !(lineStart && depth == 0 && t.text == "@") {
+			lineStart = false
+			continue
+		}
+		// One or more decorator lines, then def NAME at the same column.
+		indent := column(s, t.pos)
+		var decs []int // token index of each @
+		k := i
+		for k < len(toks) && toks[k].text == "@" && column(s, toks[k].pos) == indent {
+			decs = append(decs, k)
+			k = nextLine(toks, k)
+		}
+		if k+1 >= len(toks) || toks[k].text != "def" || column(s, toks[k].pos) != indent || !toks[k+1].ident {
+			i = k - 1
+			lineStart = true
+			continue
+		}
+		name := toks[k+1].text
+		at, ok := bodyEnd(s, toks, k, indent)
+		if !ok || used[at] {
+			i = k
+			lineStart = false
+			continue
+		}
+		used[at] = true
+		apply := name
+		for d := len(decs) - 1; d >= 0; d-- {
+			apply = fmt.Sprintf("_moat_dec%d(%s)", n+d, apply)
+		}
+		for d, di := range decs {
+			edits = append(edits, edit{toks[di].pos, toks[di].pos + 1, fmt.Sprintf("_moat_dec%d = ", n+d)})
+		}
+		n += len(decs)
+		line := strings.Repeat(" ", indent) + name + " = " + apply
+		if at == len(s) {
+			if !strings.HasSuffix(s, "\n") {
+				line = "\n" + line
+			}
+			edits = append(edits, edit{at, at, line + "\n"})
+		} else {
+			end := at + strings.IndexByte(s[at:], '\n')
+			if end < at {
+				end = len(s)
+			}
+			if c := strings.TrimSpace(s[at:end]); c != "" {
+				line += "  " + c // the comment the line held
+			}
+			edits = append(edits, edit{at, end, line})
+		}
+		i = k
+		lineStart = false
+	}
+	if len(edits) == 0 {
+		return src
+	}
+	var out strings.Builder
+	last := 0
+	sort.Slice(edits, func(a, b int) bool { return edits[a].at < edits[b].at })
+	for _, e := range edits {
+		out.WriteString(s[last:e.at])
+		out.WriteString(e.text)
+		last = e.end
+	}
+	out.WriteString(s[last:])
+	return []byte(out.String())
+}
+
+// column is the column of position pos in s.
+func column(s string, pos int) int {
+	return pos - strings.LastIndexByte(s[:pos], '\n') - 1
+}
+
+// nextLine returns the index of the first token of the next logical line
+// after toks[i] (a newline at bracket depth 0 ends one).
+func nextLine(toks []token, i int) int {
+	depth := 0
+	for ; i < len(toks); i++ {
+		switch toks[i].text {
+		case "(", "[", "{":
+			depth++
+		case ")", "]", "}":
+			depth = max(0, depth-1)
+		case "\n":
+			if depth == 0 {
+				for i < len(toks) && toks[i].text == "\n" {
+					i++
+				}
+				return i
+			}
+		}
+	}
+	return i
+}
+
+// bodyEnd finds where the assignment after the function at toks[k] (def,
+// at column indent) goes: the start of the first blank or comment-only
+// line after its body, or len(s) when the body ends the file. ok is false
+// when the body runs straight into the next statement.
+func bodyEnd(s string, toks []token, k, indent int) (int, bool) {
+	last := k // the first token of the body's last logical line
+	h := nextLine(toks, k)
+	for h < len(toks) && column(s, toks[h].pos) > indent {
+		last = h
+		h = nextLine(toks, h)
+	}
+	if h >= len(toks) {
+		return len(s), true
+	}
+	end := lineEnd(s, toks, last) // the newline ending the body
+	next := strings.LastIndexByte(s[:toks[h].pos], '\n') + 1
+	if end+1 < next {
+		return end + 1, true
+	}
+	return 0, false
+}
+
+// lineEnd is the position of the newline that ends the logical line
+// starting at toks[i], or len(s).
+func lineEnd(s string, toks []token, i int) int {
+	depth := 0
+	for ; i < len(toks); i++ {
+		switch toks[i].text {
+		case "(", "[", "{":
+			depth++
+		case ")", "]", "}":
+			depth = max(0, depth-1)
+		case "\n":
+			if depth == 0 {
+				return toks[i].pos
+			}
+		}
+	}
+	return len(s)
 }
