@@ -105,20 +105,3 @@ func FuzzSed(f *testing.F) {
 		shlexSplit(script)
 	})
 }
-
-func TestDesugarFStrings(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{`f"{tool} apply"`, `"{} apply".format((tool))`},
-		{`x = F'{a!r}-{b}'`, `x = '{!r}-{}'.format((a), (b))`},
-		{`f"{{literal}} {d['k']}"`, `"{{literal}} {}".format((d['k']))`},
-		{`fr"\d{n}"`, `r"\d{}".format((n))`},
-		{"f\"\"\"a\n{b}\"\"\"", "\"\"\"a\n{}\"\"\".format((b))"},
-		{`# f"{x}" in a comment`, `# f"{x}" in a comment`},
-		{`"f{x}" + elf"no"`, `"f{x}" + elf"no"`},
-		{`f"{unclosed"`, `f"{unclosed"`},
-	} {
-		if got := string(desugarFStrings([]byte(tt.in))); got != tt.want {
-			t.Errorf("desugar(%s) = %s, want %s", tt.in, got, tt.want)
-		}
-	}
-}
