@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,7 +90,7 @@ func (c *checker) gitDir(gd string) {
 		case fi.Size() > maxConfig:
 			c.add(p, "a configuration file over %d bytes", maxConfig)
 		default:
-			data, err := os.ReadFile(p)
+			data, err := c.read(p, maxConfig)
 			if err != nil {
 				c.add(p, "a configuration file that cannot be read: %v", err)
 			} else if why := gitconfig.Check(data); len(why) > 0 {
@@ -107,16 +108,13 @@ func (c *checker) gitDir(gd string) {
 	case fi.Mode()&os.ModeSymlink != 0:
 		c.add(hooks, "a symbolic link where git looks for hooks")
 	case fi.IsDir():
-		ents, _ := os.ReadDir(hooks)
-		for _, e := range ents {
-			if strings.HasSuffix(e.Name(), ".sample") || e.IsDir() {
-				continue // git runs neither
+		c.entries(hooks, func(name string, st *unix.Stat_t) {
+			mode := st.Mode & unix.S_IFMT
+			if strings.HasSuffix(name, ".sample") || mode == unix.S_IFDIR || (mode == unix.S_IFREG && st.Size == 0) {
+				return // git runs none of these
 			}
-			if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Size() == 0 {
-				continue
-			}
-			c.add(hooks+"/"+e.Name(), "a git hook")
-		}
+			c.add(hooks+"/"+name, "a git hook")
+		})
 	}
 }
 
@@ -140,7 +138,7 @@ func (c *checker) dotGit(p string) {
 // pointer checks a file naming a git directory: one out of the trees is a
 // finding, one inside them is checked in turn.
 func (c *checker) pointer(p, prefix, what string) {
-	data, err := os.ReadFile(p)
+	data, err := c.read(p, 4096)
 	if err != nil || len(data) > 4096 {
 		c.add(p, "a %s that cannot be read", what)
 		return
@@ -176,36 +174,76 @@ func (c *checker) belowHeld(p string) bool {
 	return false
 }
 
-// fresh is os.Lstat of a surface this run's mounts did not hold.
+// fresh is the lstat of a surface this run's mounts did not hold.
 func (c *checker) fresh(p string) (os.FileInfo, error) {
 	if c.w.held[p] {
 		return nil, os.ErrExist
 	}
-	return os.Lstat(p)
+	f, err := c.open(p, unix.O_PATH)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Stat()
+}
+
+// open opens p, which lies under one of the watched roots, following no
+// symbolic link below the root, p itself included: a run still going on
+// beside cannot turn a parent into a link and have sandboxd read a host
+// file in its place.
+func (c *checker) open(p string, flags int) (*os.File, error) {
+	dir, err := openBeneath(filepath.Dir(p), c.w.roots)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(dir)
+	fd, err := unix.Openat(dir, filepath.Base(p), flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// read reads at most max+1 bytes of the regular file p.
+func (c *checker) read(p string, max int64) ([]byte, error) {
+	f, err := c.open(p, unix.O_RDONLY|unix.O_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max+1))
+}
+
+// entries calls fn with each entry of the directory dir and its lstat.
+func (c *checker) entries(dir string, fn func(name string, st *unix.Stat_t)) {
+	f, err := c.open(dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(-1)
+	for _, name := range names {
+		var st unix.Stat_t
+		if unix.Fstatat(int(f.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			fn(name, &st)
+		}
+	}
 }
 
 // patterns lists the entries of dir created or changed since the run began
 // that a write_deny pattern matches.
 func (c *checker) patterns(dir string) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
 	since := c.w.start.Add(-settle).UnixNano()
-	for _, e := range ents {
-		p := dir + "/" + e.Name()
-		if c.w.held[p] {
-			continue
+	c.entries(dir, func(name string, st *unix.Stat_t) {
+		p := dir + "/" + name
+		if c.w.held[p] || st.Ctim.Nano() < since {
+			return
 		}
 		for _, g := range c.w.globs {
-			if !glob.Match(g, p) {
-				continue
-			}
-			var st unix.Stat_t
-			if unix.Lstat(p, &st) == nil && st.Ctim.Nano() >= since {
+			if glob.Match(g, p) {
 				c.add(p, "matches the write_deny pattern %s", g)
+				return
 			}
-			break
 		}
-	}
+	})
 }

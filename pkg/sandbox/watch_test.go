@@ -136,3 +136,25 @@ func TestQuarantine(t *testing.T) {
 		t.Errorf("without a quarantine: %+v", moved)
 	}
 }
+
+// TestCheckerFollowsNoLink: the check reads nothing through a symbolic
+// link below the workspace, whatever a run beside swapped in.
+func TestCheckerFollowsNoLink(t *testing.T) {
+	ws, outside := t.TempDir(), t.TempDir()
+	put(t, outside+"/.git/config", "[core]\n\tfsmonitor = host-file\n")
+	put(t, ws+"/real/.git/config", "[core]\n\tbare = false\n")
+	os.Symlink(outside, ws+"/link")
+	c := &checker{w: &watch{roots: []string{ws}}, seen: map[string]bool{}}
+	if _, err := c.read(ws+"/real/.git/config", maxConfig); err != nil {
+		t.Fatalf("a plain path: %v", err)
+	}
+	for _, p := range []string{ws + "/link/.git/config", ws + "/link", outside + "/.git/config"} {
+		if data, err := c.read(p, maxConfig); err == nil {
+			t.Errorf("read %s: %q", p, data)
+		}
+	}
+	c.gitDir(ws + "/link/.git")
+	if len(c.found) != 0 {
+		t.Errorf("found through a link: %v", c.found)
+	}
+}
