@@ -13,6 +13,7 @@ import (
 	"github.com/moatsec/moat/pkg/truncate"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 )
 
 // errCallerCancelled and errCallerGone are the causes of a run's context
@@ -22,6 +23,34 @@ var (
 	errCallerGone      = errors.New("the caller went away (its connection closed)")
 	errCallerSilent    = fmt.Errorf("the caller answered no heartbeat for %s", wire.RunCallerSilence)
 )
+
+// callers routes what callers send on their runs' control subjects over
+// one subscription (a subscription per run would cost a SUB, an UNSUB and a
+// goroutine each): subjects <prefix>.<token>, one token per run.
+type callers struct {
+	nc     *nats.Conn
+	once   sync.Once
+	err    error
+	prefix string
+	mu     sync.Mutex
+	runs   map[string]*caller
+}
+
+func (cs *callers) subscribe() error {
+	cs.once.Do(func() {
+		cs.prefix = cs.nc.NewInbox() + "."
+		cs.runs = map[string]*caller{}
+		_, cs.err = cs.nc.Subscribe(cs.prefix+"*", func(m *nats.Msg) {
+			cs.mu.Lock()
+			c := cs.runs[m.Subject[len(cs.prefix):]]
+			cs.mu.Unlock()
+			if c != nil {
+				c.control(m)
+			}
+		})
+	})
+	return cs.err
+}
 
 // caller is the requester of one run, as the run protocol sees it (see
 // pkg/wire/run.go): it hears heartbeats, output chunks and the result on its
@@ -35,7 +64,8 @@ type caller struct {
 	reply    string
 	protocol bool // the caller accepts interim messages
 
-	ctl     *nats.Subscription
+	cs      *callers
+	token   string
 	ctlSubj string
 	lastAck atomic.Int64 // unix nanoseconds
 	cancel  context.CancelCauseFunc
@@ -45,26 +75,31 @@ type caller struct {
 	wg   sync.WaitGroup
 }
 
-// newCaller starts watching the caller of req: heartbeats every
-// wire.RunHeartbeat while the returned context lives; the context is
-// cancelled, with the reason as its cause, when the caller cancels or goes
-// away. Call close when the run is over.
-func newCaller(ctx context.Context, nc *nats.Conn, req *service.Request) (*caller, context.Context, error) {
-	c := &caller{nc: nc, reply: req.ReplySubject(), stop: make(chan struct{})}
+// firstHeartbeat is when a run's first heartbeat goes out: late enough that
+// a short run (most are) costs no heartbeat and no ack, soon enough that a
+// cancel, which waits for it, still stops the run well within a second.
+const firstHeartbeat = 250 * time.Millisecond
+
+// start begins watching the caller of req: heartbeats while the returned
+// context lives; the context is cancelled, with the reason as its cause,
+// when the caller cancels or goes away. Call close when the run is over.
+func (cs *callers) start(ctx context.Context, req *service.Request) (*caller, context.Context, error) {
+	c := &caller{nc: cs.nc, cs: cs, reply: req.ReplySubject(), stop: make(chan struct{})}
 	c.protocol = req.Header(wire.HeaderAcceptInterim) != "" && c.reply != ""
 	ctx, c.cancel = context.WithCancelCause(ctx)
 	if !c.protocol {
 		return c, ctx, nil
 	}
-	c.ctlSubj = nc.NewInbox()
-	var err error
-	c.ctl, err = nc.Subscribe(c.ctlSubj, c.control)
-	if err != nil {
+	if err := cs.subscribe(); err != nil {
 		c.cancel(err)
 		return nil, nil, fmt.Errorf("listen for the caller: %w", err)
 	}
+	c.token = nuid.Next()
+	c.ctlSubj = cs.prefix + c.token
+	cs.mu.Lock()
+	cs.runs[c.token] = c
+	cs.mu.Unlock()
 	c.lastAck.Store(time.Now().UnixNano())
-	c.heartbeat()
 	c.wg.Add(1)
 	go c.watch()
 	return c, ctx, nil
@@ -86,6 +121,15 @@ func (c *caller) control(m *nats.Msg) {
 // watch sends heartbeats and cancels the run when acks stop coming.
 func (c *caller) watch() {
 	defer c.wg.Done()
+	first := time.NewTimer(firstHeartbeat)
+	defer first.Stop()
+	select {
+	case <-c.stop:
+		return
+	case <-first.C:
+	}
+	c.lastAck.Store(time.Now().UnixNano())
+	c.heartbeat()
 	t := time.NewTicker(wire.RunHeartbeat)
 	defer t.Stop()
 	for {
@@ -113,7 +157,9 @@ func (c *caller) close() {
 	if c.protocol {
 		close(c.stop)
 		c.wg.Wait()
-		c.ctl.Unsubscribe()
+		c.cs.mu.Lock()
+		delete(c.cs.runs, c.token)
+		c.cs.mu.Unlock()
 	}
 	c.cancel(nil)
 }

@@ -54,6 +54,8 @@ type Daemon struct {
 	bus   *client.Client
 	runs  chan struct{}
 	log   *slog.Logger
+	// callers routes the run protocol's control messages (caller.go).
+	callers *callers
 }
 
 // Start registers the service on nc.
@@ -64,7 +66,8 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	d := &Daemon{cfg: cfg, nc: nc, log: cfg.Logger, runs: make(chan struct{}, cfg.MaxRuns), bus: client.FromConn(nc, 5*time.Second)}
+	d := &Daemon{cfg: cfg, nc: nc, log: cfg.Logger, runs: make(chan struct{}, cfg.MaxRuns), bus: client.FromConn(nc, 5*time.Second),
+		callers: &callers{nc: nc}}
 	svc, err := service.New(nc, service.Config{
 		Name: wire.ServiceSandboxd, Version: Version, Logger: cfg.Logger, MaxInflight: 4 * cfg.MaxRuns,
 		Description: "runs approved commands under kernel isolation",
@@ -107,7 +110,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		return nil, wire.Errorf(wire.CodeUnavailable, "sandboxd is running %d commands, its limit: retry, or start another copy", d.cfg.MaxRuns)
 	}
 	defer slot.release()
-	caller, ctx, err := newCaller(ctx, d.nc, req)
+	caller, ctx, err := d.callers.start(ctx, req)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeUnavailable, "%v: nothing ran", err)
 	}

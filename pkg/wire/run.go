@@ -6,7 +6,7 @@ import "time"
 // HeaderAcceptInterim on its moat.sandbox.run request hears, on its own reply
 // subject and nowhere else, in this order:
 //
-//   - heartbeats: an empty message with HeaderHeartbeat, sent at once and
+//   - heartbeats: an empty message with HeaderHeartbeat, sent 250 ms in and
 //     every RunHeartbeat, whose reply subject is the run's control subject;
 //   - output chunks: HeaderStream (stdout or stderr) and at most
 //     RunChunkBytes of output, live as the command writes it when the
