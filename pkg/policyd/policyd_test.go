@@ -72,7 +72,7 @@ func TestCheckAndRecord(t *testing.T) {
 	if d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != "net.client" || d.DecidedBy != s.policy.ID() {
 		t.Fatalf("decision %+v", d)
 	}
-	if d := s.check(t, c, "workspace-net", "curl", "https://example.com"); d.Verdict != wire.VerdictAllow {
+	if d := s.check(t, c, "workspace-net", "curl", "https://pypi.org/simple/"); d.Verdict != wire.VerdictAllow { // a host on workspace-net's list
 		t.Fatalf("workspace-net: %+v", d)
 	}
 	// A resolved profile is used as given.
