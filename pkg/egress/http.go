@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -212,19 +213,23 @@ func (p *Proxy) forward(ctx context.Context, c net.Conn, br *bufio.Reader, req *
 		up.close(p)
 		up = nil
 	}
-	if up == nil {
+	reused := up != nil
+	dial := func() bool {
 		dst, d, err := p.connect(ctx, "http", host, port)
 		switch {
 		case d != nil:
 			writeDenial(c, d)
-			return nil, !req.Close && drain(req)
+			return false
 		case err != nil:
 			writeStatus(c, http.StatusBadGateway, err.Error())
-			return nil, !req.Close && drain(req)
+			return false
 		}
 		up = &upstream{key: key, dst: dst, br: bufio.NewReaderSize(dst.conn, 32<<10)}
+		return true
 	}
-	rec := up.dst.rec
+	if up == nil && !dial() {
+		return nil, !req.Close && drain(req)
+	}
 	if strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
 		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
 	}
@@ -241,23 +246,23 @@ func (p *Proxy) forward(ctx context.Context, c net.Conn, br *bufio.Reader, req *
 		req.Header["User-Agent"] = []string{""} // net/http would add its own
 	}
 	req.RequestURI = ""
-	cw := &counter{w: up.dst.conn}
-	err := req.Write(cw)
-	rec.Up += cw.n
+	resp, err := p.roundTrip(up, req)
+	if err != nil && reused && retryable(req, err) {
+		// The kept connection was closed by the server meanwhile: once more
+		// on a fresh one, as clients do.
+		up.close(p)
+		up = nil
+		if !dial() {
+			return nil, false
+		}
+		resp, err = p.roundTrip(up, req)
+	}
 	if err != nil {
 		up.close(p)
-		writeStatus(c, http.StatusBadGateway, "sending the request upstream: "+err.Error())
+		writeStatus(c, http.StatusBadGateway, err.Error())
 		return nil, false
 	}
-	resp, err := http.ReadResponse(up.br, req)
-	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-		resp, err = http.ReadResponse(up.br, req)
-	}
-	if err != nil {
-		up.close(p)
-		writeStatus(c, http.StatusBadGateway, "reading the answer upstream: "+err.Error())
-		return nil, false
-	}
+	rec := up.dst.rec
 	dw := &counter{w: c}
 	err = resp.Write(dw)
 	rec.Down += dw.n
@@ -277,6 +282,32 @@ func (p *Proxy) forward(ctx context.Context, c net.Conn, br *bufio.Reader, req *
 		return nil, !req.Close && !resp.Close
 	}
 	return up, true
+}
+
+// roundTrip sends req on up and reads the answer (past any 1xx but 101).
+func (p *Proxy) roundTrip(up *upstream, req *http.Request) (*http.Response, error) {
+	cw := &counter{w: up.dst.conn}
+	err := req.Write(cw)
+	up.dst.rec.Up += cw.n
+	if err != nil {
+		return nil, fmt.Errorf("sending the request upstream: %w", err)
+	}
+	resp, err := http.ReadResponse(up.br, req)
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(up.br, req)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer upstream: %w", err)
+	}
+	return resp, nil
+}
+
+// retryable: a request without a body whose kept connection ended before
+// any answer may be sent again.
+func retryable(req *http.Request, err error) bool {
+	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead || req.Method == http.MethodOptions
+	return idempotent && req.ContentLength == 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }
 
 // drain reads what is left of a refused request's body (bounded), so the

@@ -521,3 +521,40 @@ func TestRecords(t *testing.T) {
 		t.Errorf("denied record %+v", *denied)
 	}
 }
+
+// TestKeptConnectionClosedByServer: a server that closes a kept connection
+// between requests costs the client nothing: an idempotent request is sent
+// again on a fresh connection.
+func TestKeptConnectionClosedByServer(t *testing.T) {
+	n := egresstest.New(t)
+	srv := n.TCP("flaky.test", 80, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		_ = req // and close, without saying so
+	})
+	f := start(t, n, false, []string{"flaky.test"}, nil)
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(c)
+	for i := range 3 {
+		fmt.Fprintf(c, "GET http://flaky.test/%d HTTP/1.1\r\nHost: flaky.test\r\n\r\n", i)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if got := body(t, resp); resp.StatusCode != 200 || got != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, got)
+		}
+		time.Sleep(20 * time.Millisecond) // let the server's close arrive
+	}
+	if srv.Conns.Load() != 3 {
+		t.Fatalf("%d upstream connections, want 3", srv.Conns.Load())
+	}
+}

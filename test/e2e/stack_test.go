@@ -116,6 +116,9 @@ func TestStack(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &l); err != nil || len(l.Profiles) != 5 {
 		t.Fatalf("moat profiles --json: %v\n%s", err, out)
 	}
+	if out = run(t, e.cmd("moat", "profiles")); !strings.Contains(out, "workspace-net may reach: proxy.golang.org, sum.golang.org") {
+		t.Errorf("moat profiles does not show workspace-net's allow list:\n%s", out)
+	}
 	cmd := e.cmd("moat", "status")
 	outb, err := cmd.Output()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
