@@ -28,7 +28,7 @@
 // ctimes, tree_linux.go) and adds their code-running files to the protected
 // paths; after the command ends, before the result, it checks what the
 // run's mounts did not hold (scan_linux.go) and moves what could make git
-// run a program on the host into the quarantine (quarantine.go).
+// run a program on the host into the quarantine (quarantine_linux.go).
 //
 // Every step that fails stops the run with a message naming it: nothing runs
 // with less isolation than its profile asks. sandboxd's death kills the
