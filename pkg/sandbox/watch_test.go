@@ -82,13 +82,15 @@ func TestWatch(t *testing.T) {
 	put(t, ws+"/plain/.git/config", "[core]\n\tbare = false\n")
 	put(t, ws+"/plain/.git/hooks/pre-push.sample", "#!/bin/sh\n")
 	put(t, ws+"/away/.git", "gitdir: "+outside+"\n")
+	os.MkdirAll(ws+"/linked", 0o755)
+	os.Symlink(outside, ws+"/linked/.git")
 	put(t, ws+"/vendor/lib/.git/commondir", "../../../made/.git\n")
 	put(t, ws+"/src/key.pem", "x")
 	// Setting the times back hides nothing: ctime moves on.
 	os.Chtimes(ws+"/src", old, old)
 	os.Chtimes(ws+"/vendor/lib/.git", old, old)
 
-	want := []string{ws + "/away/.git", ws + "/made/.git/config", ws + "/made/.git/hooks/post-checkout", ws + "/src/key.pem"}
+	want := []string{ws + "/away/.git", ws + "/linked/.git", ws + "/made/.git/config", ws + "/made/.git/hooks/post-checkout", ws + "/src/key.pem"}
 	if got := foundPaths(b.check()); !slices.Equal(got, want) {
 		t.Errorf("run b found\n %v, want\n %v", got, want)
 	}
