@@ -75,6 +75,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
+	// busd stopping: stop as on SIGTERM, while it waits for this daemon.
+	ctx, busStopping := context.WithCancel(ctx)
+	defer busStopping()
+	if err := c.OnBusStopping(busStopping); err != nil {
+		return err
+	}
 	anchor, err := auditd.OpenAnchor(ctx, c.Conn(), *anchorDir, log)
 	if err != nil {
 		return err

@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hub := fs.String("hub", "", "run as a worker host's leaf of these hub leaf listeners, HOST:PORT,HOST:PORT")
 	fs.StringVar(&t.LeafKey, "leaf-key", "", "this worker's leaf nkey seed (default MOAT_HOME/creds/leaf.nk; make it with `busd leaf-key`)")
 	fs.StringVar(&t.Monitor, "monitor", "", "HOST:PORT of the NATS monitoring endpoint (/varz /routez /leafz /jsz); default off")
+	drain := fs.Duration("drain", bus.DefaultDrain, "on SIGTERM, how long to wait for moat's daemons to finish, record and answer what they are doing before the bus stops")
 	fs.StringVar(&t.StoreDir, "store", "", "JetStream store directory (default MOAT_HOME/bus, or MOAT_HOME/bus/<name> in a cluster)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,7 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, srv.ClientURL())
 	}
 	<-ctx.Done()
-	log.Info("busd draining")
+	log.Info("busd draining: moat's daemons finish what they are doing", "up_to", *drain)
+	if left, err := srv.Drain(context.Background(), h, *drain); err != nil || left > 0 {
+		log.Warn("busd stops with daemons still connected", "connected", left, "err", err)
+	}
 	srv.Close()
 	log.Info("busd stopped")
 	return nil

@@ -55,6 +55,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
+	// busd stopping: stop as on SIGTERM, while it waits for this daemon.
+	ctx, busStopping := context.WithCancel(ctx)
+	defer busStopping()
+	if err := c.OnBusStopping(busStopping); err != nil {
+		return err
+	}
 	san, err := audit.LoadSanitizer(h.HMACKey())
 	if err != nil {
 		return err

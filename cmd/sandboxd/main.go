@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sandboxd", flag.ContinueOnError)
 	opts := client.Flags(fs, home.RoleSandboxd)
 	maxRuns := fs.Int("max-runs", 0, "commands run at once (default 4 per CPU); past it a 503")
+	drain := fs.Duration("drain", sandboxd.DefaultDrain, "on SIGTERM (or busd stopping), how long runs may go on before they are cancelled; their ends are recorded either way")
 	warm := fs.Int("pool", 2, "sandbox helpers kept started ahead of requests, per kind (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -56,11 +57,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
+	// busd stopping: stop as on SIGTERM, while it waits for this daemon.
+	ctx, busStopping := context.WithCancel(ctx)
+	defer busStopping()
+	if err := c.OnBusStopping(busStopping); err != nil {
+		return err
+	}
 	san, err := audit.LoadSanitizer(h.HMACKey())
 	if err != nil {
 		return err
 	}
-	d, err := sandboxd.Start(c.Conn(), sandboxd.Config{MaxRuns: *maxRuns, Logger: log, Sanitizer: san})
+	d, err := sandboxd.Start(c.Conn(), sandboxd.Config{MaxRuns: *maxRuns, Drain: *drain, Logger: log, Sanitizer: san})
 	if err != nil {
 		return err
 	}

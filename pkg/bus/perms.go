@@ -126,7 +126,7 @@ func daemon(role string) *server.Permissions {
 			Allow: []string{wire.AuditSubject(role, ">")},
 		},
 		Subscribe: &server.SubjectPermission{
-			Allow: []string{InboxPrefix(role) + ".>", "$SRV.*", "$SRV.*." + role, "$SRV.*." + role + ".*"},
+			Allow: []string{InboxPrefix(role) + ".>", "$SRV.*", "$SRV.*." + role, "$SRV.*." + role + ".*", wire.SubjectBusStopping},
 		},
 		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: responseWindow},
 	}

@@ -43,6 +43,9 @@ type Config struct {
 	Sanitizer *audit.Sanitizer // sanitizes events before they leave the process
 	Logger    *slog.Logger
 	Net       sandbox.NetHooks // the runs' egress resolver and dialer (tests); OnConn is sandboxd's own
+	// Drain is how long Stop lets runs go on before it cancels them (their
+	// end is recorded and answered either way); default DefaultDrain.
+	Drain time.Duration
 }
 
 // Daemon serves runs on the bus.
@@ -56,6 +59,9 @@ type Daemon struct {
 	log   *slog.Logger
 	// callers routes the run protocol's control messages (caller.go).
 	callers *callers
+	// quit, cancelled by Stop once the drain is over, cancels every run.
+	quit   context.Context
+	doQuit context.CancelCauseFunc
 }
 
 // Start registers the service on nc.
@@ -66,8 +72,12 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Drain == 0 {
+		cfg.Drain = DefaultDrain
+	}
 	d := &Daemon{cfg: cfg, nc: nc, log: cfg.Logger, runs: make(chan struct{}, cfg.MaxRuns), bus: client.FromConn(nc, 5*time.Second),
 		callers: &callers{nc: nc}}
+	d.quit, d.doQuit = context.WithCancelCause(context.Background())
 	svc, err := service.New(nc, service.Config{
 		Name: wire.ServiceSandboxd, Version: Version, Logger: cfg.Logger, MaxInflight: 4 * cfg.MaxRuns,
 		Description: "runs approved commands under kernel isolation",
@@ -91,9 +101,6 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 // ID is this instance's service id.
 func (d *Daemon) ID() string { return d.svc.ID() }
 
-// Stop stops taking runs and waits for those going on.
-func (d *Daemon) Stop() error { return d.svc.Stop() }
-
 func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	var rr wire.RunRequest
 	if err := req.Decode(&rr); err != nil {
@@ -103,6 +110,8 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	if rr.RequestID == "" {
 		rr.RequestID = wire.NewID()
 	}
+	ctx, leave := d.stopping(ctx)
+	defer leave()
 	// A run takes its slot once it is allowed: deciding (and a person's
 	// answer) holds none. Full already: refused before anything is decided.
 	slot := &runSlot{ch: d.runs}

@@ -14,6 +14,10 @@ const (
 	SubjectAuditVerify = "moat.audit.verify"
 	SubjectAuditStats  = "moat.audit.stats"
 	SubjectAuditCkpt   = "moat.audit.checkpoint"
+	// SubjectBusStopping is busd's word to moat's daemons that it is
+	// stopping: each finishes or cancels its work, records it, answers its
+	// callers and disconnects, while busd waits (bus.Server.Drain).
+	SubjectBusStopping = "moat.bus.stopping"
 	SubjectAuditEvents = "moat.audit.evt" // + ".<source>.<kind>"
 	AuditStream        = "MOAT_AUDIT"
 	SubjectRunClaim    = "moat.claim.run" // + ".<key>": sandboxd claims a request id once (MOAT_RUNS)
