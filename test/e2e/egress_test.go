@@ -52,7 +52,11 @@ func TestEgressOnRecord(t *testing.T) {
 
 	// NO_PROXY lists 127.0.0.1 (the sandbox's own loopback); here the
 	// host's is meant, which only the proxy reaches.
-	script := fmt.Sprintf(`export NO_PROXY= no_proxy=; curl -sS http://127.0.0.1:%d/hi; echo; H=denied.example; curl -sS -o /dev/null -w '%%{http_code}' "http://$H/"`, port)
+	// busd's own port: straight, it is another namespace's loopback; through
+	// the proxy, a loopback port the profile does not name.
+	busPort := strings.TrimPrefix(url[strings.LastIndex(url, ":"):], ":")
+	script := fmt.Sprintf(`export NO_PROXY= no_proxy=; curl -sS http://127.0.0.1:%d/hi; echo; H=denied.example; curl -sS -o /dev/null -w '%%{http_code}' "http://$H/"
+B=127.0.0.1:%s; curl -s -m 5 --noproxy '*' "http://$B/"; echo " bus-direct:$?"; curl -s -o /dev/null -w 'bus-proxy:%%{http_code}' "http://$B/"`, port, busPort)
 	cmd := e.cmd("moat", "run", "--profile", "lan", "--session", "egress-e2e", "--json", "--", "sh", "-c", script)
 	cmd.Dir = e.ws
 	out, err := cmd.Output()
@@ -60,18 +64,19 @@ func TestEgressOnRecord(t *testing.T) {
 	if jerr := json.Unmarshal(out, &res); jerr != nil {
 		t.Fatalf("moat run: %v %v\n%s", err, jerr, out)
 	}
-	if string(res.Stdout) != "hello through the proxy\n403" || hits.Load() != 1 {
+	if string(res.Stdout) != "hello through the proxy\n403 bus-direct:7\nbus-proxy:403" || hits.Load() != 1 {
 		t.Fatalf("stdout %q, stderr %q, server hits %d", res.Stdout, res.Stderr, hits.Load())
 	}
 	if !strings.Contains(string(res.Stderr), "moat: network access to denied.example:80 denied (net.not-allowed)") {
 		t.Fatalf("stderr %q", res.Stderr)
 	}
-	if len(res.NetDenied) != 1 || res.NetDenied[0].Dest != "denied.example:80" || res.NetDenied[0].Rule != "net.not-allowed" || res.NetDenied[0].Fix == "" {
+	if len(res.NetDenied) != 2 || res.NetDenied[1].Dest != "denied.example:80" || res.NetDenied[1].Rule != "net.not-allowed" || res.NetDenied[1].Fix == "" ||
+		res.NetDenied[0].Dest != "127.0.0.1:"+busPort || res.NetDenied[0].Rule != "net.address" {
 		t.Fatalf("net_denied %+v", res.NetDenied)
 	}
 
 	var events []wire.StoredEvent
-	eventually(t, 20*time.Second, "two net.conn events", func() error {
+	eventually(t, 20*time.Second, "three net.conn events", func() error {
 		q := e.cmd("moat", "audit", "query", "--kind", wire.KindNetConn, "--json")
 		o, err := q.Output()
 		if err != nil {
@@ -84,7 +89,7 @@ func TestEgressOnRecord(t *testing.T) {
 				events = append(events, ev)
 			}
 		}
-		if len(events) != 2 {
+		if len(events) != 3 {
 			return fmt.Errorf("%d events", len(events))
 		}
 		return nil
@@ -99,7 +104,9 @@ func TestEgressOnRecord(t *testing.T) {
 		case wire.VerdictAllow:
 			allowed = ev
 		case wire.VerdictDeny:
-			denied = ev
+			if ev.Detail["host"] == "denied.example" {
+				denied = ev
+			}
 		}
 	}
 	if allowed == nil || denied == nil {
