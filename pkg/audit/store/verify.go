@@ -37,7 +37,7 @@ func Verify(dir string, pub ed25519.PublicKey, anchor *Checkpoint) (*wire.AuditV
 			return rep, nil
 		}
 	}
-	runs := openRuns{ids: map[string]uint64{}}
+	runs := openRuns{ids: map[string]uint64{}, closed: map[string]bool{}}
 	var seq uint64
 	var head []byte
 	started := false
@@ -149,10 +149,13 @@ func Verify(dir string, pub ed25519.PublicKey, anchor *Checkpoint) (*wire.AuditV
 }
 
 // openRuns follows runs through the chain: an allow decision opens one,
-// its exit (or failure) record closes it.
+// its exit (or failure) record closes it, in whichever order the store
+// holds them — a batch auditd held when it was killed comes again after
+// its ack wait, behind newer events, so a decision may follow its exit.
 type openRuns struct {
-	ids map[string]uint64 // request id → when seen
-	n   uint64
+	ids    map[string]uint64 // request id → when seen
+	closed map[string]bool   // exits seen before their decision
+	n      uint64
 }
 
 // maxOpenRunIDs bounds the ids a report names.
@@ -165,12 +168,21 @@ func (o *openRuns) see(event []byte) {
 	}
 	switch ev.Kind {
 	case wire.KindRunDecision:
-		if ev.Verdict == wire.VerdictAllow {
-			o.n++
-			o.ids[ev.RequestID] = o.n
+		if ev.Verdict != wire.VerdictAllow {
+			return
 		}
+		if o.closed[ev.RequestID] {
+			delete(o.closed, ev.RequestID)
+			return
+		}
+		o.n++
+		o.ids[ev.RequestID] = o.n
 	case wire.KindRunExit, wire.KindRunFailed:
-		delete(o.ids, ev.RequestID)
+		if _, ok := o.ids[ev.RequestID]; ok {
+			delete(o.ids, ev.RequestID)
+		} else {
+			o.closed[ev.RequestID] = true
+		}
 	}
 }
 
