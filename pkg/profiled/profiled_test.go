@@ -130,7 +130,7 @@ func TestBadInputOverTheBus(t *testing.T) {
 func TestNoRecordNoAnswer(t *testing.T) {
 	s, ws := start(t)
 	js, _ := jetstream.New(s.Conn(t, home.RoleAdmin))
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := js.DeleteStream(ctx, wire.AuditStream); err != nil {
 		t.Fatal(err)
