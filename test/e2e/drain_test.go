@@ -148,3 +148,33 @@ func TestForemanDaemonExit(t *testing.T) {
 	_, url = startBus(t, e)
 	assertRunExit(t, e, url, marker)
 }
+
+// TestPolicydStopAnswers: SIGTERM to policyd while a person is asked ends
+// the wait at once with a deny that names why, instead of leaving the
+// caller to its own deadline.
+func TestPolicydStopAnswers(t *testing.T) {
+	e := newEnv(t)
+	_, url := startBus(t, e)
+	start(t, e.cmd("profiled"))
+	pd := start(t, e.cmd("policyd", "--approval-timeout", "10m"))
+	c := dialWait(t, e, url)
+	waitService(t, c, "policyd", 1)
+	chk := e.cmd("moat", "check", "--approval", "on-request", "--", "python3", "-c", "print(1)")
+	chk.Dir = e.ws
+	p := start(t, chk)
+	waitOutput(t, p, "moat approve ")
+	syscall.Kill(pd.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("moat check got no answer within 30s of policyd's SIGTERM\n%s", p.output())
+	}
+	if ee, ok := p.err.(*exec.ExitError); !ok || ee.ExitCode() != 77 || !strings.Contains(p.output(), "policyd is stopping") {
+		t.Fatalf("moat check after policyd's SIGTERM: %v\n%s", p.err, p.output())
+	}
+	select {
+	case <-pd.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("policyd still runs 30s after SIGTERM")
+	}
+}
