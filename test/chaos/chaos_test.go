@@ -1,0 +1,230 @@
+//go:build linux
+
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moatsec/moat/pkg/client"
+	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// outcome is what one caller heard.
+type outcome struct {
+	id  string
+	res *wire.RunResult
+	err error
+}
+
+// fault is one step of the round: a signal to one process.
+type fault struct {
+	name string
+	sig  syscall.Signal
+}
+
+var round = []fault{
+	{"profiled.1", syscall.SIGKILL}, {"policyd.1", syscall.SIGTERM}, {"sandboxd.1", syscall.SIGKILL},
+	{"sandboxd.2", syscall.SIGTERM}, {"auditd", syscall.SIGKILL}, {"policyd.2", syscall.SIGKILL},
+	{"profiled.2", syscall.SIGTERM}, {"auditd", syscall.SIGTERM}, {"busd", syscall.SIGTERM}, {"busd", syscall.SIGKILL},
+}
+
+func TestChaos(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	moatHome, ws := filepath.Join(dir, "moat"), filepath.Join(dir, "ws")
+	os.MkdirAll(ws, 0o755)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	env := append(os.Environ(), "MOAT_HOME="+moatHome, "MOAT_BUS="+url)
+	init := exec.Command(filepath.Join(binDir, "moat"), "init")
+	init.Env = env
+	if out, err := init.CombinedOutput(); err != nil {
+		t.Fatalf("moat init: %v\n%s", err, out)
+	}
+	daemons := map[string]*daemon{"busd": {name: "busd", args: []string{"--listen", url[len("nats://"):]}}}
+	for _, n := range []string{"profiled.1", "profiled.2", "policyd.1", "policyd.2", "sandboxd.1", "sandboxd.2", "auditd"} {
+		daemons[n] = &daemon{name: n}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, d := range daemons {
+		d.env = env
+		d.supervise(t, stop, &wg)
+	}
+	t.Cleanup(func() {
+		close(stop)
+		wg.Wait()
+		if t.Failed() {
+			for n, d := range daemons {
+				t.Logf("--- %s (%d starts):\n%s", n, d.runs, d.output())
+			}
+		}
+	})
+	h, _ := home.New(moatHome)
+	dial := func(role string) *client.Client {
+		c, err := client.Dial(context.Background(), client.Options{URL: url, Role: role, Wait: 30 * time.Second}.Fill(h))
+		if err != nil {
+			t.Fatalf("dial as %s: %v", role, err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	c := dial(home.RoleClient)
+	waitStack(t, c)
+
+	// Load: callers running commands side by side all along the round.
+	session := wire.NewID()
+	var mu sync.Mutex
+	var heard []outcome
+	loadStop := make(chan struct{})
+	var load sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		lc := dial(home.RoleClient)
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			for {
+				select {
+				case <-loadStop:
+					return
+				default:
+				}
+				id := wire.NewID()
+				ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+				res, err := lc.Run(ctx, &wire.RunRequest{RequestID: id, SessionID: session, Profile: "offline", Workspace: ws,
+					Argv: []string{"sh", "-c", "echo ok"}}, nil)
+				cancel()
+				mu.Lock()
+				heard = append(heard, outcome{id, res, err})
+				mu.Unlock()
+				if err != nil {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	for _, f := range round {
+		time.Sleep(3 * time.Second)
+		t.Logf("%s: %s", f.sig, f.name)
+		daemons[f.name].signal(f.sig)
+	}
+	time.Sleep(3 * time.Second)
+	waitStack(t, c)
+	time.Sleep(2 * time.Second) // runs after the last fault
+	close(loadStop)
+	load.Wait()
+
+	records := gather(t, c, session)
+	count(t, heard, records)
+}
+
+// waitStack waits until every copy answers again.
+func waitStack(t *testing.T, c *client.Client) {
+	t.Helper()
+	want := map[string]int{"profiled": 2, "policyd": 2, "sandboxd": 2, "auditd": 1}
+	var last string
+	for i := 0; i < 300; i++ {
+		st, err := c.Status(context.Background(), 200*time.Millisecond)
+		ok := err == nil
+		if ok {
+			for _, s := range st.Services {
+				if want[s.Name] != 0 && s.Instances != want[s.Name] {
+					ok = false
+				}
+			}
+			last = fmt.Sprintf("%+v", st.Services)
+		}
+		if ok && len(st.Services) >= len(want) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the stack did not come back: %s", last)
+}
+
+// gather waits until auditd has stored everything in the stream, then
+// returns the session's records: request id → kind → how many.
+func gather(t *testing.T, c *client.Client, session string) map[string]map[string]int {
+	t.Helper()
+	for i := 0; ; i++ {
+		st, err := c.AuditStats(context.Background())
+		if err == nil && st.Lag == 0 && st.Consuming {
+			break
+		}
+		if i > 600 {
+			t.Fatalf("auditd did not catch up: %+v %v", st, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out := map[string]map[string]int{}
+	q := &wire.AuditQuery{SessionID: session, Limit: wire.MaxAuditPage}
+	for {
+		page, err := c.AuditQuery(context.Background(), q)
+		if err != nil {
+			t.Fatalf("audit query: %v", err)
+		}
+		for _, e := range page.Events {
+			if out[e.Event.RequestID] == nil {
+				out[e.Event.RequestID] = map[string]int{}
+			}
+			out[e.Event.RequestID][e.Event.Kind]++
+		}
+		if page.Next == 0 {
+			return out
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// count checks the books: what callers heard against what is on record.
+func count(t *testing.T, heard []outcome, records map[string]map[string]int) {
+	t.Helper()
+	answered, refused, open := 0, 0, 0
+	errs := map[int]int{}
+	for _, o := range heard {
+		r := records[o.id]
+		for kind, n := range r {
+			if n != 1 {
+				t.Errorf("run %s: %d %s records, want one", o.id, n, kind)
+			}
+		}
+		var we *wire.Error
+		switch {
+		case o.err == nil:
+			answered++
+			if r["run.decision"] != 1 {
+				t.Errorf("run %s was answered (exit %d) but its decision is not on record: %v", o.id, o.res.ExitCode, r)
+			}
+			if o.res.Decision != nil && o.res.Decision.Verdict == wire.VerdictAllow && r["run.exit"] != 1 {
+				t.Errorf("run %s ran (exit %d) but its exit is not on record: %v", o.id, o.res.ExitCode, r)
+			}
+		case errors.As(o.err, &we) && we.Code != 0 && !errors.Is(o.err, context.DeadlineExceeded):
+			refused++
+			errs[we.Code]++
+			if r["run.decision"] == 1 && r["run.exit"]+r["run.failed"] == 0 {
+				open++ // its sandboxd was killed outright: nothing could record the end
+			}
+		default:
+			t.Errorf("run %s: the caller got no answer and no clear error: %v", o.id, o.err)
+		}
+	}
+	t.Logf("%d runs: %d answered, %d refused with a clear error %v, %d open (their sandboxd killed with SIGKILL)",
+		len(heard), answered, refused, errs, open)
+	if answered == 0 {
+		t.Error("no run was answered: the load did not run")
+	}
+	if open > 2*3 {
+		t.Errorf("%d runs allowed on record without an end: more than the callers in flight at the one SIGKILL of a sandboxd", open)
+	}
+}
