@@ -35,6 +35,10 @@ type Config struct {
 	OnConn func(Conn)
 	// OnDeny hears of every denial as it happens (the run's stderr).
 	OnDeny func(Denial)
+	// MaxConns bounds the client connections served at once (each holds a
+	// 64 KiB buffer and a goroutine in sandboxd); past it a new connection
+	// is closed at once. Default 256.
+	MaxConns int
 }
 
 // Conn is the record of one connection through the proxy (one upstream
@@ -77,6 +81,9 @@ func New(cfg Config) *Proxy {
 	if cfg.Policy == nil {
 		cfg.Policy = &Policy{}
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 256
+	}
 	return &Proxy{cfg: cfg, denied: map[string]Denial{}}
 }
 
@@ -90,6 +97,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	slots := make(chan struct{}, p.cfg.MaxConns)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -102,9 +110,16 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("egress proxy: accept: %w", err)
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			c.Close() // too many at once: the client sees the connection end
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			p.serveConn(ctx, c)
 		}()
 	}

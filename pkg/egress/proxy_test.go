@@ -558,3 +558,54 @@ func TestKeptConnectionClosedByServer(t *testing.T) {
 		t.Fatalf("%d upstream connections, want 3", srv.Conns.Load())
 	}
 }
+
+// TestConnectionLimit: a command cannot make sandboxd hold more client
+// connections than MaxConns; past it, new ones are closed at once.
+func TestConnectionLimit(t *testing.T) {
+	n, _ := world(t)
+	pol, _ := egress.NewPolicy("test", false, []string{"allowed.test"}, nil)
+	p := egress.New(egress.Config{Policy: pol, Resolver: n, Dialer: n, MaxConns: 2})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Serve(ctx, ln); close(done) }()
+	defer func() { cancel(); <-done }()
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "G") // a request that never finishes
+		held = append(held, c)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	io.WriteString(c, "GET http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n")
+	if b, err := io.ReadAll(c); len(b) != 0 {
+		t.Fatalf("the third connection was served: %q %v", b, err)
+	}
+	// One held connection ends: a new one is served again.
+	held[0].Close()
+	var resp *http.Response
+	for range 100 {
+		u, _ := url.Parse("http://" + ln.Addr().String())
+		cl := &http.Client{Timeout: time.Minute, Transport: &http.Transport{Proxy: http.ProxyURL(u), DisableKeepAlives: true}}
+		if resp, err = cl.Get("http://allowed.test/"); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the slot frees when the proxy sees the close
+	}
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after a slot freed: %v", err)
+	}
+	resp.Body.Close()
+}
