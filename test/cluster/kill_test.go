@@ -120,8 +120,10 @@ func checkRuns(t *testing.T, c *client.Client, w *world, l *load) {
 	for _, e := range auditOf(t, c, wire.AuditQuery{SessionID: l.sessions, Kind: "run.decision"}) {
 		decisions[e.RequestID]++
 	}
-	for _, e := range auditOf(t, c, wire.AuditQuery{SessionID: l.sessions, Kind: "run.exit"}) {
-		exits[e.RequestID]++
+	for _, kind := range []string{"run.exit", "run.failed"} { // either closes a run
+		for _, e := range auditOf(t, c, wire.AuditQuery{SessionID: l.sessions, Kind: kind}) {
+			exits[e.RequestID]++
+		}
 	}
 	for id, n := range happened {
 		switch {
@@ -130,7 +132,7 @@ func checkRuns(t *testing.T, c *client.Client, w *world, l *load) {
 		case decisions[id] == 0:
 			t.Errorf("run %s happened without a recorded decision", id)
 		case exits[id] != 1:
-			t.Errorf("run %s happened with %d exit records, want 1", id, exits[id])
+			t.Errorf("run %s happened with %d closing records (run.exit or run.failed), want 1", id, exits[id])
 		}
 	}
 	denied := 0

@@ -127,6 +127,7 @@ func (l *load) checkErrors(t *testing.T) map[int]int {
 			t.Errorf("run %s failed with %v, want 408, 409 or 503", id, err)
 		}
 		byCode[we.Code]++
+		t.Logf("run %s failed: %v", id, err)
 	}
 	return byCode
 }
