@@ -84,7 +84,7 @@ func TestLeafNeedsItsKey(t *testing.T) {
 }
 
 // leafKey makes a worker key with `busd leaf-key` and returns its public key.
-func leafKey(t *testing.T, w *world, file string) string {
+func leafKey(t testing.TB, w *world, file string) string {
 	t.Helper()
 	out, err := w.cmd("busd", "leaf-key", "--out", file).Output()
 	if err != nil {

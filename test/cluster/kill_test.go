@@ -157,7 +157,7 @@ func checkRuns(t *testing.T, c *client.Client, w *world, l *load) {
 }
 
 // waitServices waits until each named service answers with want copies.
-func waitServices(t *testing.T, c *client.Client, want map[string]int) {
+func waitServices(t testing.TB, c *client.Client, want map[string]int) {
 	t.Helper()
 	eventually(t, 60*time.Second, "services up", func() error {
 		st, err := c.Status(context.Background(), 500*time.Millisecond)

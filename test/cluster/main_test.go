@@ -81,7 +81,7 @@ func (p *proc) kill() {
 // world is one MOAT_HOME shared by every process of a test, as the servers
 // of a cluster share one MOAT_HOME's keys.
 type world struct {
-	t     *testing.T
+	t     testing.TB
 	home  home.Home
 	ws    string // a workspace
 	vars  []string
@@ -89,7 +89,7 @@ type world struct {
 	procs []*proc
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	dir, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
