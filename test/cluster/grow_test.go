@@ -16,8 +16,8 @@ import (
 )
 
 // A cluster of two keeps one copy of each stream; when a third server
-// joins, busd raises every stream to three replicas by itself, events
-// published before the move included.
+// joins (this one configured by a file), busd raises every stream to three
+// replicas by itself, events published before the move included.
 func TestStreamsFollowTheCluster(t *testing.T) {
 	w := newWorld(t)
 	s := &servers{w: w}
@@ -39,7 +39,7 @@ func TestStreamsFollowTheCluster(t *testing.T) {
 		t.Fatalf("publish on one server: %v", err)
 	}
 
-	s.start(2)
+	s.startConfig(2) // from a config file
 	s.healthy(90*time.Second, 3)
 	js := adminJS(t, w, s.urls(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -175,16 +175,22 @@ func (w *world) dial(role, bus string) *client.Client {
 func freePort(t testing.TB) int {
 	t.Helper()
 	for range 100 {
-		port := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", addr(port))
-		if err != nil {
-			continue
+		if port := 20000 + rand.IntN(12000); free(port) {
+			return port
 		}
-		l.Close()
-		return port
 	}
 	t.Fatal("no free loopback port between 20000 and 32000")
 	return 0
+}
+
+// free reports whether a loopback port can be listened on now.
+func free(port int) bool {
+	l, err := net.Listen("tcp", addr(port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +64,22 @@ func (s *servers) start(i int) {
 	args := append([]string{"--name", n.name, "--listen", addr(n.client), "--cluster", "moat",
 		"--cluster-listen", addr(n.route), "--routes", routes, "--monitor", addr(n.monitor)}, s.extra...)
 	n.p = s.w.start(n.name, nil, "busd", args...)
+}
+
+// startConfig runs node i from a busd --config TOML file instead of flags.
+func (s *servers) startConfig(i int) {
+	n := s.nodes[i]
+	var routes []string
+	for _, r := range strings.Split(s.routes(), ",") {
+		routes = append(routes, fmt.Sprintf("%q", r))
+	}
+	file := filepath.Join(s.w.t.TempDir(), n.name+".toml")
+	conf := fmt.Sprintf("name = %q\nlisten = %q\ncluster = \"moat\"\ncluster-listen = %q\nroutes = [%s]\nmonitor = %q\n",
+		n.name, addr(n.client), addr(n.route), strings.Join(routes, ", "), addr(n.monitor))
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		s.w.t.Fatal(err)
+	}
+	n.p = s.w.start(n.name, nil, "busd", "--config", file)
 }
 
 // urls lists the client URLs, node first first.
