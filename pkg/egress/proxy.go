@@ -54,8 +54,8 @@ type Conn struct {
 	Reason   string    `json:"reason,omitempty"`
 	Up       int64     `json:"bytes_up"`   // from the command
 	Down     int64     `json:"bytes_down"` // to the command
-	Start    time.Time `json:"start"`
-	Duration time.Duration
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // Proxy serves one run's egress: HTTP (absolute URIs), CONNECT and SOCKS5
