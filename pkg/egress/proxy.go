@@ -44,16 +44,16 @@ type Config struct {
 // Conn is the record of one connection through the proxy (one upstream
 // connection, or one refused attempt).
 type Conn struct {
-	Proto    string    `json:"proto"` // http, connect, socks5
-	Host     string    `json:"host"`
-	Port     int       `json:"port"`
-	Addr     string    `json:"addr,omitempty"` // the address dialed
-	Allowed  bool      `json:"allowed"`
-	Rule     string    `json:"rule"`
-	Entry    string    `json:"entry,omitempty"`
-	Reason   string    `json:"reason,omitempty"`
-	Up       int64     `json:"bytes_up"`   // from the command
-	Down     int64     `json:"bytes_down"` // to the command
+	Proto    string        `json:"proto"` // http, connect, socks5
+	Host     string        `json:"host"`
+	Port     int           `json:"port"`
+	Addr     string        `json:"addr,omitempty"` // the address dialed
+	Allowed  bool          `json:"allowed"`
+	Rule     string        `json:"rule"`
+	Entry    string        `json:"entry,omitempty"`
+	Reason   string        `json:"reason,omitempty"`
+	Up       int64         `json:"bytes_up"`   // from the command
+	Down     int64         `json:"bytes_down"` // to the command
 	Start    time.Time     `json:"start"`
 	Duration time.Duration `json:"duration_ns"`
 }
