@@ -48,6 +48,7 @@ var (
 	Scenarios = map[string]Scenario{
 		"coldstart": coldstart, "resolve": resolve, "check": check, "run": run, "agents": agents,
 		"sequential": sequential, "throughput": throughput, "audit": auditFlood, "scaling": scaling, "shell": shell,
+		"failover": failover, // not in the standard suite: it starts a cluster of its own (failover.go)
 	}
 	Order = []string{"coldstart", "resolve", "check", "run", "shell", "sequential", "agents", "throughput", "audit", "scaling"}
 )
