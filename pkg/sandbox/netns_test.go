@@ -233,12 +233,35 @@ func TestEgressNoOtherRoute(t *testing.T) {
 	defer udp.Close()
 	hostPort := host.Addr().(*net.TCPAddr).Port
 	udpPort := udp.LocalAddr().(*net.UDPAddr).Port
-	allowedIP := "93.184.215.1" // allowed.test's address on the stand-in internet
+	// "Elsewhere" is another loopback address of the host, never a real one:
+	// were the namespace broken, these attempts would reach the test's own
+	// listeners (and fail the test) instead of leaving the machine. That no
+	// route leads anywhere is read from the sandbox's own tables.
+	elsewhere, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer elsewhere.Close()
+	hostConns.Add(1)
+	go func() {
+		defer hostConns.Done()
+		for {
+			c, err := elsewhere.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	elsewherePort := elsewhere.Addr().(*net.TCPAddr).Port
 
 	script := fmt.Sprintf(`
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
-curl -s -m 5 -o /dev/null http://%[1]s/; echo "direct:$?"
+curl -s -m 5 -o /dev/null http://127.0.0.2:%[1]d/; echo "direct:$?"
 curl -s -m 5 -o /dev/null http://127.0.0.1:%[2]d/; echo "host-loopback:$?"
+echo "routes:$(tail -n +2 /proc/net/route | wc -l)"
+echo "ifaces:$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ',')"
 python3 - <<'PY'
 import socket
 def attempt(name, f):
@@ -246,8 +269,6 @@ def attempt(name, f):
         f(); print(name + ":sent")
     except OSError as e:
         print(name + ":" + type(e).__name__)
-def udp_out():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"x", ("%[1]s", 53))
 def udp_host():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"x", ("127.0.0.1", %[3]d))
 def raw():
@@ -255,21 +276,20 @@ def raw():
 def packet():
     socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 def tcp_out():
-    socket.create_connection(("%[1]s", 443), timeout=5)
+    socket.create_connection(("127.0.0.2", %[1]d), timeout=5)
 def dns_denied():
     socket.gethostbyname("other.test")
-attempt("udp-out", udp_out)
 attempt("udp-host", udp_host)
 attempt("raw", raw)
 attempt("packet", packet)
 attempt("tcp-out", tcp_out)
 attempt("dns-denied", dns_denied)
 PY
-`, allowedIP, hostPort, udpPort)
+`, elsewherePort, hostPort, udpPort)
 	before := w.net.Lookups("")
 	res := w.run(t, "web", script, nil)
 	out := string(res.Stdout)
-	for _, want := range []string{"direct:7", "host-loopback:7", "udp-out:OSError", "raw:PermissionError", "packet:PermissionError", "tcp-out:OSError", "dns-denied:gaierror"} {
+	for _, want := range []string{"direct:7", "host-loopback:7", "routes:0", "ifaces:lo,", "raw:PermissionError", "packet:PermissionError", "tcp-out:ConnectionRefusedError", "dns-denied:gaierror"} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("want %q in %q (stderr %q)", want, out, res.Stderr)
 		}
@@ -291,6 +311,7 @@ PY
 		t.Errorf("the proxy dialed %v", d)
 	}
 	host.Close()
+	elsewhere.Close()
 	hostConns.Wait()
 }
 
