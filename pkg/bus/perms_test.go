@@ -98,6 +98,11 @@ func TestPermissions(t *testing.T) {
 		{home.RoleApprover, "see approval questions", sub(wire.SubjectApprovalAsk + ".>"), true},
 		{home.RoleApprover, "forge an audit event", pub("moat.audit.evt.approver.x"), false},
 		{home.RoleBenchd, "answer policy checks", queueSub(wire.SubjectCheck), false},
+		{home.RoleSandboxd, "claim a request id", pub(wire.SubjectRunClaim + ".abc"), true},
+		{home.RoleClient, "claim a request id (and so block its run)", pub(wire.SubjectRunClaim + ".abc"), false},
+		{home.RolePolicyd, "claim a request id", pub(wire.SubjectRunClaim + ".abc"), false},
+		{home.RoleClient, "ask the servers how they stand", pub(wire.SubjectBusServers), true},
+		{home.RoleClient, "answer as a server", sub(wire.SubjectBusServers), false},
 		{home.RoleAdmin, "inspect everything", sub(">"), true},
 		{home.RoleAdmin, "answer an approval", pub(wire.ApprovalAnswerSubject("abc")), true},
 	}
