@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -44,6 +45,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	approval := fs.Duration("approval-timeout", policyd.DefaultApprovalTimeout, "how long a prompt waits for a person before it is a deny")
 	maxApprovals := fs.Int("max-approvals", policyd.DefaultMaxApprovals, "approvals waiting for a person at once; past it a prompt is denied (approval-busy)")
 	deadline := fs.Duration("deadline", policyd.DefaultDeadline, "evaluation deadline, profile resolution included; past it a deny")
+	grantRules := fs.String("grant-rules", "", "the rules file a \"rule\" grant appends to (default MOAT_HOME/rules/grants.rules)")
 	unknown := fs.String("unknown", wire.VerdictAllow, "verdict for commands no rule names: allow (they run confined by their profile) or prompt")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,6 +57,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	h, err := home.FromEnv()
 	if err != nil {
 		return err
+	}
+	if *grantRules == "" {
+		*grantRules = filepath.Join(h.RulesDir(), "grants.rules")
 	}
 	engine := policy.New(policy.Options{Unknown: *unknown})
 	watcher := &policyd.RulesWatcher{Engine: engine, Paths: append([]string{h.RulesDir()}, rules...), Logger: log}
@@ -78,7 +83,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d, err := policyd.Start(c.Conn(), policyd.Config{Engine: engine, ApprovalTimeout: *approval, MaxApprovals: *maxApprovals, Deadline: *deadline, Logger: log, Sanitizer: san})
+	d, err := policyd.Start(c.Conn(), policyd.Config{Engine: engine, ApprovalTimeout: *approval, MaxApprovals: *maxApprovals, Deadline: *deadline, Logger: log, Sanitizer: san, RulesFile: *grantRules})
 	if err != nil {
 		return err
 	}

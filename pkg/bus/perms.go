@@ -27,6 +27,9 @@ var discovery = []string{"$SRV.PING", "$SRV.PING.>", "$SRV.INFO", "$SRV.INFO.>",
 // anchorStream is the stream behind the anchor bucket.
 const anchorStream = "KV_" + wire.AuditAnchorBucket
 
+// grantsStream is the stream behind the grants bucket.
+const grantsStream = "KV_" + wire.GrantsBucket
+
 // streamInfo lets a role read the audit stream's state (moat status, benchd).
 const streamInfo = "$JS.API.STREAM.INFO." + wire.AuditStream
 
@@ -38,6 +41,8 @@ const streamInfo = "$JS.API.STREAM.INFO." + wire.AuditStream
 //   - only daemons publish audit events, each under its own source;
 //   - only auditd reads the MOAT_AUDIT stream through a consumer;
 //   - only approver (and admin) answer approvals, so an agent cannot approve itself;
+//   - only approver (and admin) list and revoke grants, and only policyd
+//     reads and writes the grants bucket;
 //   - each daemon receives replies only on its own inbox prefix.
 func Permissions(role string) *server.Permissions {
 	switch role {
@@ -57,7 +62,7 @@ func Permissions(role string) *server.Permissions {
 	case home.RoleApprover:
 		return &server.Permissions{
 			Publish: &server.SubjectPermission{
-				Allow: concat(clientRequests, discovery, []string{wire.SubjectApprovalAns + ".>", wire.SubjectApprovals}),
+				Allow: concat(clientRequests, discovery, []string{wire.SubjectApprovalAns + ".>", wire.SubjectApprovals, wire.SubjectGrants, wire.SubjectRevoke}),
 				Deny:  []string{wire.SubjectAuditEvents + ".>"},
 			},
 			Subscribe: &server.SubjectPermission{
@@ -83,6 +88,16 @@ func Permissions(role string) *server.Permissions {
 	case home.RolePolicyd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.policy.>", wire.SubjectApprovalAns+".>")
 		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectApprovalAsk+".>")
+		// The grants bucket: read, watch (an ordered consumer) and write.
+		const js = "$JS.API."
+		p.Publish.Allow = append(p.Publish.Allow,
+			js+"STREAM.INFO."+grantsStream,
+			js+"DIRECT.GET."+grantsStream+".>",
+			js+"STREAM.MSG.GET."+grantsStream,
+			js+"CONSUMER.*."+grantsStream,
+			js+"CONSUMER.*."+grantsStream+".>",
+			"$JS.FC."+grantsStream+".>",
+			"$KV."+wire.GrantsBucket+".>")
 		// "A person is being asked" heartbeats, then the decision.
 		p.Response.MaxMsgs = -1
 	case home.RoleSandboxd:

@@ -66,8 +66,8 @@ func adminConn(ns *server.Server, h home.Home) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// ensureStreams creates the streams moat keeps (MOAT_AUDIT, MOAT_RUNS, and the
-// anchor bucket MOAT_AUDIT_ANCHOR) with
+// ensureStreams creates the streams moat keeps (MOAT_AUDIT, MOAT_RUNS, the
+// anchor bucket MOAT_AUDIT_ANCHOR and the grants bucket MOAT_GRANTS) with
 // replicas copies, or updates them; running it on every start is safe. It
 // never lowers a stream's replicas.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, maxBytes int64, replicas int) error {
@@ -82,15 +82,33 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, maxBytes int64, 
 			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
 		}
 	}
-	anchor := AuditAnchorConfig()
-	anchor.Replicas = replicas
-	if s, err := js.Stream(ctx, "KV_"+anchor.Bucket); err == nil && s.CachedInfo().Config.Replicas > replicas {
-		anchor.Replicas = s.CachedInfo().Config.Replicas
-	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, anchor); err != nil {
-		return fmt.Errorf("create key-value bucket %s: %w", wire.AuditAnchorBucket, err)
+	for _, kv := range []jetstream.KeyValueConfig{AuditAnchorConfig(), GrantsConfig()} {
+		kv.Replicas = replicas
+		if s, err := js.Stream(ctx, "KV_"+kv.Bucket); err == nil && s.CachedInfo().Config.Replicas > replicas {
+			kv.Replicas = s.CachedInfo().Config.Replicas
+		}
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			return fmt.Errorf("create key-value bucket %s: %w", kv.Bucket, err)
+		}
 	}
 	return nil
+}
+
+// GrantsConfig is the key-value bucket where policyd keeps grants
+// (wire.GrantsBucket): one key per grant, file storage, the latest value
+// only. Per-key expiry is on (LimitMarkerTTL), so a grant with an expiry
+// leaves the bucket by itself; policyd still checks the expiry on each use.
+func GrantsConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         wire.GrantsBucket,
+		Description:    "moat grants: approvals given for a session, a duration, a number of uses, or as a rule",
+		History:        1,
+		Storage:        jetstream.FileStorage,
+		MaxBytes:       64 << 20,
+		MaxValueSize:   16 << 10,
+		LimitMarkerTTL: time.Minute,
+		Replicas:       1,
+	}
 }
 
 // AuditAnchorConfig is the key-value bucket where auditd keeps the latest

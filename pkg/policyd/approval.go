@@ -41,7 +41,9 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 	}
 
 	w := &wait{answers: make(chan wire.ApprovalAnswer, 1), gone: make(chan string, 1)}
-	sub, err := d.nc.Subscribe(wire.ApprovalAnswerSubject(q.ID), func(m *nats.Msg) { w.answer(m, q.ID) })
+	sub, err := d.nc.Subscribe(wire.ApprovalAnswerSubject(q.ID), func(m *nats.Msg) {
+		w.answer(m, q.ID, func(a *wire.ApprovalAnswer) (*wire.Grant, error) { return d.grantFor(q, a) })
+	})
 	if err != nil {
 		return denied(wire.ReasonApprovalTimeout, "cannot wait for an approval: %v", err)
 	}
@@ -134,9 +136,10 @@ type wait struct {
 	ack     atomic.Int64             // unix nanoseconds of the latest ack
 }
 
-// answer takes a person's answer on moat.approval.answer.<id>. The ack goes
-// out before the waiting check sees the answer (and unsubscribes).
-func (w *wait) answer(m *nats.Msg, id string) {
+// answer takes a person's answer on moat.approval.answer.<id>, storing the
+// grant it asks for (grant) before the ack. The ack goes out before the
+// waiting check sees the answer (and unsubscribes).
+func (w *wait) answer(m *nats.Msg, id string, grant func(*wire.ApprovalAnswer) (*wire.Grant, error)) {
 	var a wire.ApprovalAnswer
 	err := wire.Decode(wire.DetectFormat(m.Header.Get(wire.HeaderContentType), m.Data), m.Data, &a)
 	if err == nil && a.Verdict != wire.VerdictAllow && a.Verdict != wire.VerdictDeny {
@@ -148,11 +151,17 @@ func (w *wait) answer(m *nats.Msg, id string) {
 	if err == nil && !w.taken.CompareAndSwap(false, true) {
 		err = wire.Errorf(wire.CodeDenied, "approval %s was already answered", id)
 	}
+	var gr *wire.Grant
+	if err == nil {
+		if gr, err = grant(&a); err != nil {
+			w.taken.Store(false) // not taken: the approver may answer again
+		}
+	}
 	if err != nil {
 		respondError(m, err)
 		return
 	}
-	respond(m, &wire.ApprovalAck{ID: id, Verdict: a.Verdict})
+	respond(m, &wire.ApprovalAck{ID: id, Verdict: a.Verdict, Grant: gr})
 	w.answers <- a
 }
 

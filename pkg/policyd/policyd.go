@@ -9,6 +9,8 @@
 //     it), a deny or prompt's ack is awaited asynchronously; if the event
 //     cannot be recorded, the answer is a deny (audit-unavailable);
 //   - evaluation has a deadline: past it the answer is a deny (policy-timeout);
+//   - a prompt (never a deny) that a grant covers is allowed without asking,
+//     the use spent in the grants bucket and on record first (grants.go);
 //   - a prompt waits for a person at most the approval timeout, holding one
 //     of MaxApprovals places and no request slot, never holding up other
 //     checks; the wait ends at once when its caller goes away or policyd
@@ -55,7 +57,10 @@ type Config struct {
 	Deadline        time.Duration    // evaluation, profile resolution included
 	MaxApprovals    int              // approvals waiting at once; past it a prompt is denied (approval-busy)
 	Sanitizer       *audit.Sanitizer // sanitizes events before they leave the process
-	Logger          *slog.Logger
+	// RulesFile is where a "rule" grant appends its prefix_rule (empty: a
+	// rule grant is refused); it should be among the watched rules paths.
+	RulesFile string
+	Logger    *slog.Logger
 }
 
 // Daemon serves policy checks on the bus.
@@ -70,8 +75,10 @@ type Daemon struct {
 	pending  map[string]*wire.ApprovalAsk // approval id → question, while it waits
 	waiting  chan struct{}                // a place per approval waiting, MaxApprovals of them
 	stopping chan struct{}                // closed by Stop: waits end at once
-	evals    sync.WaitGroup               // evaluations, joined by Stop
-	overdue  atomic.Int32                 // evaluations still running past their deadline
+	stopOnce sync.Once
+	evals    sync.WaitGroup // evaluations, joined by Stop
+	grants   *grants        // the grants bucket, watched into memory
+	overdue  atomic.Int32   // evaluations still running past their deadline
 	// noWorkspace is an empty directory standing in for the workspace of a
 	// check that names none.
 	noWorkspace string
@@ -106,15 +113,26 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.svc = svc
+	if d.grants, err = startGrants(nc, cfg.Deadline, cfg.Logger.Warn); err != nil {
+		svc.Stop()
+		return nil, err
+	}
 	if d.audit, err = audit.NewPublisher(nc, wire.ServicePolicyd, svc.ID()); err == nil {
 		d.audit.SetLogger(cfg.Logger)
 		d.audit.SetSanitizer(cfg.Sanitizer)
 		if err = svc.Handle("check", wire.SubjectCheck, d.check); err == nil {
 			err = svc.HandleAll("approvals", wire.SubjectApprovals, d.approvals)
 		}
+		if err == nil {
+			err = svc.Handle("grants", wire.SubjectGrants, d.listGrants)
+		}
+		if err == nil {
+			err = svc.Handle("revoke", wire.SubjectRevoke, d.revokeGrant)
+		}
 	}
 	if err != nil {
 		svc.Stop()
+		d.grants.stop()
 		return nil, err
 	}
 	return d, nil
@@ -126,11 +144,16 @@ func (d *Daemon) ID() string { return d.svc.ID() }
 // Stop stops taking requests, ends every approval wait (a deny, recorded
 // and answered), and waits for the checks in flight and the evaluations
 // they started.
+// A second Stop does nothing.
 func (d *Daemon) Stop() error {
-	close(d.stopping)
-	err := d.svc.Stop()
-	d.evals.Wait()
-	os.Remove(d.noWorkspace)
+	var err error
+	d.stopOnce.Do(func() {
+		close(d.stopping)
+		err = d.svc.Stop()
+		d.evals.Wait()
+		d.grants.stop()
+		os.Remove(d.noWorkspace)
+	})
 	return err
 }
 
@@ -167,6 +190,9 @@ func (d *Daemon) check(ctx context.Context, req *service.Request) (any, error) {
 		return nil, err
 	}
 	dec := d.evaluate(dctx, in)
+	if dec.Verdict == wire.VerdictPrompt && cr.Approval == wire.ApprovalOnRequest {
+		dec = d.fromGrant(dctx, &cr, prof, dec) // only a prompt: a grant never lifts a deny
+	}
 	if dec.Verdict == wire.VerdictPrompt {
 		switch cr.Approval {
 		case wire.ApprovalNever:

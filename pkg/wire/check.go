@@ -122,12 +122,19 @@ type ApprovalAnswer struct {
 	Verdict string `json:"verdict"` // allow or deny
 	By      string `json:"by,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// For grants more than this once (an allow only; see ParseGrant):
+	// once (empty), session, a duration, a use count, or rule.
+	For string `json:"for,omitempty"`
+	// Prefix narrows a grant to commands that start with these words (a
+	// leading part of the asked argv); empty: the exact argv.
+	Prefix []string `json:"prefix,omitempty"`
 }
 
 // ApprovalAck is policyd's reply to an answer.
 type ApprovalAck struct {
 	ID      string `json:"id"`
 	Verdict string `json:"verdict"`
+	Grant   *Grant `json:"grant,omitempty"` // the grant the answer made, if any
 }
 
 // ApprovalWait is what a caller learns while a person is asked about its

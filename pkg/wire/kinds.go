@@ -7,6 +7,9 @@ const (
 	KindProfileResolved = "profile.resolved" // profiled resolved a profile for a workspace
 	KindPolicyDecision  = "policy.decision"  // policyd decided on a command
 	KindApprovalAsked   = "approval.asked"   // policyd asked a person
+	KindGrantCreated    = "grant.created"    // policyd stored a grant a person gave
+	KindGrantUsed       = "grant.used"       // policyd allowed a prompt on a grant
+	KindGrantRevoked    = "grant.revoked"    // a person ended a grant
 	KindRunDecision     = "run.decision"     // sandboxd recorded the decision before a run (acked first)
 	KindRunExit         = "run.exit"         // sandboxd: how a run ended
 	KindRunFailed       = "run.failed"       // sandboxd: the sandbox could not run the command
