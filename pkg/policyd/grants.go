@@ -28,7 +28,7 @@ type grants struct {
 	mu     sync.RWMutex
 	kv     jetstream.KeyValue                // nil until the bucket is open
 	scope  map[string]map[string]*wire.Grant // workspace\x00profile → id → grant
-	loaded chan struct{} // closed once the bucket's state is first in memory
+	loaded chan struct{}                     // closed once the bucket's state is first in memory
 	once   sync.Once
 	cancel context.CancelFunc
 	done   chan struct{}
