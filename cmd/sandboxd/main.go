@@ -39,7 +39,8 @@ func main() {
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sandboxd", flag.ContinueOnError)
 	opts := client.Flags(fs, home.RoleSandboxd)
-	maxRuns := fs.Int("max-runs", 0, "commands run at once (default 4 per CPU); past it a 503")
+	maxRuns := fs.Int("max-runs", 0, "commands run at once (default 4 per CPU); past it an allowed run waits in the queue")
+	maxQueue := fs.Int("max-queue", 0, "allowed runs waiting for a slot, fair across sessions, each until its caller's deadline (default 2 × max-runs); past it a 503")
 	drain := fs.Duration("drain", sandboxd.DefaultDrain, "on SIGTERM (or busd stopping), how long runs may go on before they are cancelled; their ends are recorded either way")
 	warm := fs.Int("pool", 2, "sandbox helpers kept started ahead of requests, per kind (0: none)")
 	if err := fs.Parse(args); err != nil {
@@ -67,7 +68,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d, err := sandboxd.Start(c.Conn(), sandboxd.Config{MaxRuns: *maxRuns, Drain: *drain, Logger: log, Sanitizer: san})
+	d, err := sandboxd.Start(c.Conn(), sandboxd.Config{MaxRuns: *maxRuns, MaxQueue: *maxQueue, Drain: *drain, Logger: log, Sanitizer: san})
 	if err != nil {
 		return err
 	}

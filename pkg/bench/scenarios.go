@@ -433,6 +433,8 @@ func throughput(ctx context.Context, e *Env) ([]Result, error) {
 		per := max(e.Opts.Duration/5, time.Duration(float64(5*time.Second)/rate), 2*time.Second)
 		e.progress(fmt.Sprintf("throughput %.1f/s", rate))
 		rec := NewRecorder(fmt.Sprintf("%.1f runs/s", rate))
+		// The allowed runs' wait in sandboxd's queue for a slot, its own series.
+		queued := NewRecorder(fmt.Sprintf("%.1f runs/s: queue wait", rate))
 		tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 		end := time.After(per)
 		var wg sync.WaitGroup
@@ -444,7 +446,10 @@ func throughput(ctx context.Context, e *Env) ([]Result, error) {
 				go func() {
 					defer wg.Done()
 					rec.Time(func() error {
-						_, err := c.Run(ctx, &wire.RunRequest{Profile: "offline", Workspace: e.WS, Argv: []string{"/bin/true"}}, nil)
+						res, err := c.Run(ctx, &wire.RunRequest{Profile: "offline", Workspace: e.WS, Argv: []string{"/bin/true"}}, nil)
+						if err == nil {
+							queued.Observe(time.Duration(res.QueueUS)*time.Microsecond, nil)
+						}
 						return err
 					})
 				}()
@@ -460,7 +465,8 @@ func throughput(ctx context.Context, e *Env) ([]Result, error) {
 		r := rec.Result("throughput")
 		sent := float64(r.Count + r.ErrorCount)
 		r.Extra = map[string]float64{"target_per_second": rate, "achieved_per_second": float64(r.Count) / per.Seconds()}
-		out = append(out, r)
+		queued.Stop()
+		out = append(out, queued.Result("throughput"), r)
 		// Ticks lost to a busy sender or errors mean the rate was not held.
 		if r.ErrorCount > 0 || sent < 0.9*rate*per.Seconds()-1 {
 			r.Note = "ceiling passed"

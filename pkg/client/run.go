@@ -58,6 +58,9 @@ func (c *Client) RunWaiting(ctx context.Context, req *wire.RunRequest, output fu
 	msg.Header.Set(wire.HeaderContentType, wire.ContentMsgpack)
 	msg.Header.Set(wire.HeaderRequestID, req.RequestID)
 	msg.Header.Set(wire.HeaderAcceptInterim, "1")
+	if dl, ok := ctx.Deadline(); ok { // a queued run waits no longer
+		msg.Header.Set(wire.HeaderDeadline, dl.UTC().Format(time.RFC3339Nano))
+	}
 	if req.SessionID != "" {
 		msg.Header.Set(wire.HeaderSessionID, req.SessionID)
 	}

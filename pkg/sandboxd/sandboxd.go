@@ -8,9 +8,12 @@
 //   - no decision in time: a deny (pkg/client's Check never fails open);
 //   - the decision is acked by JetStream before the command starts: no ack,
 //     nothing runs (503) — nothing runs without a durable record;
-//   - at most MaxRuns commands at once; past it a clear 503; a run takes
-//     its slot once allowed: a decision, and a person asked for one, hold
-//     none (nor one of the service's request slots once a person is asked);
+//   - at most MaxRuns commands at once; an allowed run past it waits in a
+//     bounded queue, fair across sessions (queue.go), until a slot frees or
+//     the caller's deadline (HeaderDeadline) passes (408, nothing ran); a
+//     503 only when the queue itself is full; a run takes its slot once
+//     allowed: a decision, and a person asked for one, hold none (nor one
+//     of the service's request slots once a person is asked);
 //   - while a run goes on, the caller hears a heartbeat every second, so a
 //     sandboxd that dies is noticed, and its children die with it; the caller
 //     answers each, so a caller that cancels, dies or stops answering has its
@@ -39,7 +42,11 @@ const Version = "0.1.0"
 
 // Config configures the daemon.
 type Config struct {
-	MaxRuns   int              // concurrent commands; default 4 per CPU
+	MaxRuns  int // concurrent commands; default 4 per CPU
+	MaxQueue int // allowed runs waiting for a slot; default 2 × MaxRuns
+	// QueueWait bounds a queued run's wait when its caller sent no
+	// deadline (HeaderDeadline); default DefaultQueueWait.
+	QueueWait time.Duration
 	Sanitizer *audit.Sanitizer // sanitizes events before they leave the process
 	Logger    *slog.Logger
 	Net       sandbox.NetHooks // the runs' egress resolver and dialer (tests); OnConn is sandboxd's own
@@ -55,7 +62,7 @@ type Daemon struct {
 	svc   *service.Service
 	audit *audit.Publisher
 	bus   *client.Client
-	runs  chan struct{}
+	runs  *runQueue
 	log   *slog.Logger
 	// callers routes the run protocol's control messages (caller.go).
 	callers *callers
@@ -75,11 +82,17 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if cfg.Drain == 0 {
 		cfg.Drain = DefaultDrain
 	}
-	d := &Daemon{cfg: cfg, nc: nc, log: cfg.Logger, runs: make(chan struct{}, cfg.MaxRuns), bus: client.FromConn(nc, 5*time.Second),
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = 2 * cfg.MaxRuns
+	}
+	if cfg.QueueWait <= 0 {
+		cfg.QueueWait = DefaultQueueWait
+	}
+	d := &Daemon{cfg: cfg, nc: nc, log: cfg.Logger, runs: newRunQueue(cfg.MaxRuns, cfg.MaxQueue), bus: client.FromConn(nc, 5*time.Second),
 		callers: &callers{nc: nc}}
 	d.quit, d.doQuit = context.WithCancelCause(context.Background())
 	svc, err := service.New(nc, service.Config{
-		Name: wire.ServiceSandboxd, Version: Version, Logger: cfg.Logger, MaxInflight: 4 * cfg.MaxRuns,
+		Name: wire.ServiceSandboxd, Version: Version, Logger: cfg.Logger, MaxInflight: 2*cfg.MaxRuns + cfg.MaxQueue,
 		Description: "runs approved commands under kernel isolation",
 	})
 	if err != nil {
@@ -110,13 +123,17 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	if rr.RequestID == "" {
 		rr.RequestID = wire.NewID()
 	}
+	deadline, err := d.queueDeadline(req)
+	if err != nil {
+		return nil, err
+	}
 	ctx, leave := d.stopping(ctx)
 	defer leave()
 	// A run takes its slot once it is allowed: deciding (and a person's
-	// answer) holds none. Full already: refused before anything is decided.
-	slot := &runSlot{ch: d.runs}
-	if slot.full() {
-		return nil, wire.Errorf(wire.CodeUnavailable, "sandboxd is running %d commands, its limit: retry, or start another copy", d.cfg.MaxRuns)
+	// answer) holds none. Queue full already: refused before anything is decided.
+	slot := &runSlot{q: d.runs}
+	if full, n := d.runs.full(); full {
+		return nil, d.queueFull(n)
 	}
 	defer slot.release()
 	caller, ctx, err := d.callers.start(ctx, req)
@@ -152,14 +169,15 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	if dec.Verdict != wire.VerdictAllow {
 		return &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: 77, Refusal: wire.RefusalOf(rr.Argv, &dec)}, nil
 	}
-	if !slot.retake() {
-		err := wire.Errorf(wire.CodeUnavailable, "sandboxd is running %d commands, its limit, now that the command was allowed: nothing ran; retry, or start another copy", d.cfg.MaxRuns)
+	queued := time.Now()
+	if err := d.waitSlot(ctx, slot, rr.SessionID, deadline); err != nil {
 		d.record(&wire.AuditEvent{Kind: "run.failed", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}})
 		return nil, err
 	}
 	// A cancel from here on still ends with a run.exit (cancelled): the
 	// claim is made regardless, and the sandbox stops what it started.
+	queueUS := time.Since(queued).Microseconds()
 	if err := d.claim(context.WithoutCancel(ctx), rr.RequestID); err != nil { // once.go: a request id runs once
 		return nil, err
 	}
@@ -175,7 +193,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}})
 		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
 	}
-	out := &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: res.ExitCode, Signal: res.Signal,
+	out := &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, QueueUS: queueUS, ExitCode: res.ExitCode, Signal: res.Signal,
 		TimedOut: res.TimedOut, Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated,
 		StderrTruncated: res.StderrTruncated, DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation,
 		Refusal: limitRefusal(res, spec), Quarantined: res.Quarantined, NetDenied: netDenied(res.NetDenied)}

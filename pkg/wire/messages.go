@@ -182,6 +182,9 @@ type RunResult struct {
 	// went away; CancelReason says which.
 	Cancelled    bool   `json:"cancelled,omitempty"`
 	CancelReason string `json:"cancel_reason,omitempty"`
+	// QueueUS is how long the allowed run waited in sandboxd's queue for
+	// a run slot (0 when one was free).
+	QueueUS int64 `json:"queue_us,omitempty"`
 	// Quarantined lists what the run left that could make a program run
 	// later outside any sandbox (a git hook, a core.fsmonitor, …), moved out
 	// of the workspace before this answer (docs/sandbox.md, "After the run").

@@ -26,6 +26,10 @@ import "time"
 const (
 	HeaderChunks = "Moat-Chunks" // on the result: output chunks sent before it
 	HeaderCancel = "Moat-Cancel" // caller → sandboxd: stop the run; the value says why
+	// HeaderDeadline (RFC 3339, on the request) is when the caller stops
+	// waiting: an allowed run past sandboxd's slots waits in its queue until
+	// then at most (408, nothing ran).
+	HeaderDeadline = "Moat-Deadline"
 
 	HeartbeatAck = "ack" // HeaderHeartbeat's value in the caller's answer
 
