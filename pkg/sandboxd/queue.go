@@ -218,3 +218,8 @@ func (d *Daemon) waitSlot(ctx context.Context, slot *runSlot, session string, de
 	}
 	return wire.Errorf(wire.CodeUnavailable, "stopped waiting for a run slot (%v): nothing ran", err)
 }
+
+// inflight is the service's request limit: every run slot and every place
+// in the queue, as many again deciding, and room for a burst, so that past
+// the run slots it is the queue that answers 503, naming its length.
+func inflight(cfg Config) int { return 2*(cfg.MaxRuns+cfg.MaxQueue) + 64 }

@@ -92,7 +92,7 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 		callers: &callers{nc: nc}}
 	d.quit, d.doQuit = context.WithCancelCause(context.Background())
 	svc, err := service.New(nc, service.Config{
-		Name: wire.ServiceSandboxd, Version: Version, Logger: cfg.Logger, MaxInflight: 2*cfg.MaxRuns + cfg.MaxQueue,
+		Name: wire.ServiceSandboxd, Version: Version, Logger: cfg.Logger, MaxInflight: inflight(cfg),
 		Description: "runs approved commands under kernel isolation",
 	})
 	if err != nil {
