@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("busd ready", "url", srv.ClientURL(), "name", srv.Name(), "cluster", t.Cluster, "leaf_of", *hub, "keys", srv.Keys(), "stream", wire.AuditStream)
+	log.Info("busd ready", "url", srv.ClientURL(), "name", srv.Name(), "cluster", t.Cluster, "leaf_of", *hub, "keys", srv.Keys())
 	if strings.HasSuffix(*listen, ":0") {
 		fmt.Fprintln(stdout, srv.ClientURL())
 	}
