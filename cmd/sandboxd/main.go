@@ -21,7 +21,6 @@ import (
 )
 
 func main() {
-	sandbox.Init() // when re-executed as the sandbox helper, this never returns
 	if len(os.Args) > 1 && os.Args[1] == "exec" {
 		// The command hears the signals and ends as it chooses.
 		sigs := make(chan os.Signal, 4)
@@ -44,6 +43,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	drain := fs.Duration("drain", sandboxd.DefaultDrain, "on SIGTERM (or busd stopping), how long runs may go on before they are cancelled; their ends are recorded either way")
 	warm := fs.Int("pool", 2, "sandbox helpers kept started ahead of requests, per kind (0: none)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// Runs start moat-sandbox-helper from this binary's directory (`exec`
+	// refuses with the same message): without it no run could start, so
+	// the daemon says so now rather than at its first request.
+	if err := sandbox.FindHelper(); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))

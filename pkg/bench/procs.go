@@ -13,6 +13,9 @@ type ProcStat struct {
 	PID      int     `json:"pid"`
 	RSSBytes int64   `json:"rss_bytes"`
 	CPUSecs  float64 `json:"cpu_seconds"`
+	// ChildCPUSecs is the CPU of the children it has reaped and theirs:
+	// for sandboxd, its sandbox helpers and the commands they ran.
+	ChildCPUSecs float64 `json:"child_cpu_seconds"`
 }
 
 // clockTicks is USER_HZ, 100 on every Linux moat runs on.
@@ -37,9 +40,11 @@ func readProc(pid int) (ProcStat, bool) {
 	}
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
+	cutime, _ := strconv.ParseFloat(f[13], 64)
+	cstime, _ := strconv.ParseFloat(f[14], 64)
 	rssPages, _ := strconv.ParseInt(f[21], 10, 64)
 	return ProcStat{Name: s[open+1 : close], PID: pid, RSSBytes: rssPages * int64(os.Getpagesize()),
-		CPUSecs: (utime + stime) / clockTicks}, true
+		CPUSecs: (utime + stime) / clockTicks, ChildCPUSecs: (cutime + cstime) / clockTicks}, true
 }
 
 // findProcs lists the processes whose executable's base name is one of names.

@@ -229,68 +229,69 @@ func check(ctx context.Context, e *Env) ([]Result, error) {
 	return []Result{one, many}, err
 }
 
-// run measures /bin/true five ways, interleaved so each sees the same machine.
+// run measures /bin/true five ways, interleaved so each sees the same
+// machine, with the CPU each way costs a run (see cpu.go).
 func run(ctx context.Context, e *Env) ([]Result, error) {
 	c, err := e.Stack.Client(home.RoleBenchd)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	type way struct {
-		name string
-		op   func() error
-	}
 	ways := []way{
-		{"plain exec", func() error { return exec.Command("/bin/true").Run() }},
-		{"full pipeline", func() error {
+		{name: "plain exec", op: childCPU(func() *exec.Cmd { return exec.Command("/bin/true") })},
+		{name: "full pipeline", daemons: true, op: func() (time.Duration, error) {
 			res, err := c.Run(ctx, &wire.RunRequest{Profile: "offline", Workspace: e.WS, Argv: []string{"/bin/true"}}, nil)
 			if err == nil && res.ExitCode != 0 {
 				err = wire.Errorf(wire.CodeInternal, "exit %d (%v)", res.ExitCode, res.Decision)
 			}
-			return err
+			return 0, err
 		}},
 	}
 	if e.Stack.BinDir != "" {
-		ways = append(ways, way{"sandboxd exec", func() error {
-			cmd := e.Stack.command("sandboxd", "exec", "--profile", "offline", "--workspace", e.WS, "--", "/bin/true")
-			return cmd.Run()
-		}})
+		ways = append(ways, way{name: "sandboxd exec", op: childCPU(func() *exec.Cmd {
+			return e.Stack.command("sandboxd", "exec", "--profile", "offline", "--workspace", e.WS, "--", "/bin/true")
+		})})
 	}
 	if bw, err := exec.LookPath("bwrap"); err == nil {
-		ways = append(ways, way{"bwrap", func() error {
-			return exec.Command(bw, "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "/bin/true").Run()
-		}})
+		ways = append(ways, way{name: "bwrap", op: childCPU(func() *exec.Cmd {
+			return exec.Command(bw, "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "/bin/true")
+		})})
 	}
 	if fj, err := exec.LookPath("firejail"); err == nil {
-		ways = append(ways, way{"firejail", func() error {
-			return exec.Command(fj, "--quiet", "--noprofile", "--net=none", "/bin/true").Run()
-		}})
+		ways = append(ways, way{name: "firejail", op: childCPU(func() *exec.Cmd {
+			return exec.Command(fj, "--quiet", "--noprofile", "--net=none", "/bin/true")
+		})})
 	}
 	recs := make([]*Recorder, len(ways))
 	for i, w := range ways {
 		recs[i] = NewRecorder(w.name)
 	}
+	before := e.Stack.ProcStats()
 	for i := 0; i < e.Opts.Count && ctx.Err() == nil; i++ {
 		if i%10 == 0 {
 			e.progress(fmt.Sprintf("run %d/%d", i, e.Opts.Count))
 		}
-		for k, w := range ways {
-			recs[k].Time(w.op)
+		for k := range ways {
+			ways[k].time(recs[k])
 		}
 	}
+	after := e.Stack.ProcStats()
 	var out []Result
 	base := 0.0
-	for k := range ways {
+	for k, w := range ways {
 		recs[k].Stop()
 		r := recs[k].Result("run")
 		if k == 0 {
 			base = r.P50
 		}
+		r.Extra = map[string]float64{}
 		if base > 0 {
-			r.Extra = map[string]float64{"x_plain_p50": r.P50 / base}
+			r.Extra["x_plain_p50"] = r.P50 / base
 		}
+		w.cpuExtra(r, before, after)
 		out = append(out, r)
 	}
+	cpuAgainst(out, "bwrap")
 	return out, nil
 }
 

@@ -15,11 +15,14 @@ import (
 )
 
 // Init turns this process into the sandbox helper when it was started as one
-// and never returns then; otherwise it returns at once. Every binary that
-// calls Run (and every test binary that does) must call Init first thing in
-// main or TestMain.
+// and never returns then. Otherwise it returns at once, and Run re-executes
+// this binary as its helper: test binaries call it first thing in TestMain.
+// A binary that does not call it runs [HelperName] from its own directory
+// (cmd/moat-sandbox-helper, whose main is Init), so the helper starts none
+// of the packages the caller links.
 func Init() {
 	if len(os.Args) == 0 || os.Args[0] != initArg0 {
+		selfHelper = true
 		return
 	}
 	// Credentials, securebits and the seccomp filter that execve passes on

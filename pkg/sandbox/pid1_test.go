@@ -100,7 +100,7 @@ print(sum(1 for c, s in procs() if s == 'Z'), seen)
 // by the init, even when the command itself never waits for anything.
 func TestInitReapsOrphans(t *testing.T) {
 	_, p := initWorkspace(t, "offline")
-	script := "for i in 1 2 3 4 5; do (sleep 0.05 &); done; exec python3 -c \"$0\""
+	script := "for i in 1 2 3 4 5; do (sleep 0.5 &); done; exec python3 -c \"$0\""
 	res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", script, zombieCheck}, Profile: p})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,9 @@ func Init() {}
 // EnablePool does nothing outside Linux: there are no helpers to keep.
 func EnablePool(int) {}
 
+// FindHelper has nothing to find outside Linux: there is no helper.
+func FindHelper() error { return nil }
+
 // runWrapped runs the command, prefixed by wrapper (sandbox-exec on macOS,
 // nothing for trusted elsewhere), with the timeout, output caps and a
 // reduced environment; the whole process group is killed at the timeout.

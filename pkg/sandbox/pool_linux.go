@@ -26,13 +26,19 @@ type helperProc struct {
 	stdout *os.File
 	stderr *os.File
 	noNet  bool
+	idle   bool          // started at SCHED_IDLE: wake before its run
 	exited chan struct{} // closed once the helper has exited and been reaped
 	err    error         // cmd.Wait's error, once exited is closed
 }
 
 // spawn starts a helper in fresh namespaces (with a network namespace when
-// noNet). It does nothing until it reads its configuration.
-func spawn(noNet bool) (*helperProc, error) {
+// noNet). It does nothing until it reads its configuration. An idle one
+// (a pool's refill) starts at SCHED_IDLE, taking only CPU no run wants.
+func spawn(noNet, idle bool) (*helperProc, error) {
+	exe, err := helperPath()
+	if err != nil {
+		return nil, err
+	}
 	h := &helperProc{noNet: noNet}
 	var child []*os.File // the ends the helper keeps
 	pipe := func(parentReads bool) (*os.File, error) {
@@ -47,7 +53,6 @@ func spawn(noNet bool) (*helperProc, error) {
 		child = append(child, r)
 		return w, nil
 	}
-	var err error
 	if h.cfg, err = pipe(false); err == nil {
 		if h.status, err = pipe(true); err == nil {
 			if h.stdin, err = pipe(false); err == nil {
@@ -66,7 +71,7 @@ func spawn(noNet bool) (*helperProc, error) {
 		h.close()
 		return nil, refuse("pipes for the sandbox helper: %v", err)
 	}
-	cmd := exec.Command("/proc/self/exe")
+	cmd := exec.Command(exe)
 	cmd.Args, cmd.Env, cmd.Dir = []string{initArg0}, []string{}, "/"
 	// child: cfg read end, status write end, stdin read end, stdout and stderr write ends.
 	cmd.ExtraFiles = []*os.File{child[0], child[1]}
@@ -75,8 +80,17 @@ func spawn(noNet bool) (*helperProc, error) {
 	// Pdeathsig fires when the thread that forked exits: keep it to this
 	// goroutine's thread while starting (Go parks, never ends, such threads).
 	runtime.LockOSThread()
+	var restore func() bool
+	if idle {
+		restore = lowerPriority()
+		h.idle = restore != nil
+	}
 	err = cmd.Start()
-	runtime.UnlockOSThread()
+	if restore == nil || restore() {
+		// A thread left at SCHED_IDLE stays locked: Go ends it with
+		// this goroutine rather than run anything else on it.
+		runtime.UnlockOSThread()
+	}
 	if err != nil {
 		h.close()
 		return nil, refuse("start the sandbox helper: %v", err)
@@ -145,13 +159,13 @@ func take(noNet bool) (h *helperProc, pooled bool, err error) {
 	if size > 0 {
 		go refill(noNet)
 	}
-	if h != nil && h.alive() {
+	if h != nil && h.alive() && h.wake() == nil {
 		return h, true, nil
 	}
 	if h != nil {
 		h.kill()
 	}
-	h, err = spawn(noNet)
+	h, err = spawn(noNet, false)
 	return h, false, err
 }
 
@@ -218,7 +232,7 @@ func refill(noNet bool) {
 		if short <= 0 {
 			return
 		}
-		h, err := spawn(noNet)
+		h, err := spawn(noNet, true)
 		if err != nil {
 			return // runs spawn their own; the next take tries again
 		}

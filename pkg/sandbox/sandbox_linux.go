@@ -155,7 +155,7 @@ func launch(ctx context.Context, spec *Spec, cfg *helperConfig, cg *cgroup) (*Re
 		// refusal that is the run's own comes again and stands).
 		h.close()
 		eg.stop()
-		if h, err = spawn(netns); err != nil {
+		if h, err = spawn(netns, false); err != nil {
 			return nil, err
 		}
 		st, err = begin()

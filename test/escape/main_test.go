@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	build := exec.Command("go", "build", "-o", dir+"/", "../../cmd/sandboxd")
+	build := exec.Command("go", "build", "-o", dir+"/", "../../cmd/sandboxd", "../../cmd/moat-sandbox-helper")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build sandboxd: %v\n%s", err, out)
 		os.Exit(1)

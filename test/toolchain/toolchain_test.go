@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Chmod(dir, 0o755)
-	build := exec.Command("go", "build", "-o", dir+"/", "../../cmd/sandboxd")
+	build := exec.Command("go", "build", "-o", dir+"/", "../../cmd/sandboxd", "../../cmd/moat-sandbox-helper")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build sandboxd: %v\n%s", err, out)
 		os.Exit(1)
