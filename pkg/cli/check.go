@@ -178,6 +178,11 @@ func runDeny(ctx context.Context, e *env, args []string) int {
 func answer(ctx context.Context, e *env, cmd, verdict string, args []string) int {
 	fs, js, opts := e.approverFlags(cmd)
 	reason := fs.String("reason", "", "why, for the record")
+	var grantFor, prefix *string
+	if verdict == wire.VerdictAllow {
+		grantFor = fs.String("for", wire.GrantOnce, "grant more than once: session, a duration (5m, 2h), a use count (3uses), or rule (moat grants lists them)")
+		prefix = fs.String("prefix", "", "with --for: cover every command that starts with these words (\"git push\"), not only this one")
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		args = append(append([]string{}, args[1:]...), args[0]) // moat approve ID --reason …
 	}
@@ -197,7 +202,15 @@ func answer(ctx context.Context, e *env, cmd, verdict string, args []string) int
 	if u, err := user.Current(); err == nil {
 		by = u.Username
 	}
-	ack, err := c.Answer(ctx, &wire.ApprovalAnswer{ID: fs.Arg(0), Verdict: verdict, By: by, Reason: *reason})
+	a := &wire.ApprovalAnswer{ID: fs.Arg(0), Verdict: verdict, By: by, Reason: *reason}
+	if grantFor != nil {
+		if _, err := wire.ParseGrant(*grantFor); err != nil {
+			fmt.Fprintf(e.stderr, "moat %s: --for: %v\n", cmd, err)
+			return ExitUsage
+		}
+		a.For, a.Prefix = *grantFor, strings.Fields(*prefix)
+	}
+	ack, err := c.Answer(ctx, a)
 	if err != nil {
 		return e.fail(err)
 	}
@@ -205,6 +218,9 @@ func answer(ctx context.Context, e *env, cmd, verdict string, args []string) int
 		return e.json(ack)
 	}
 	fmt.Fprintf(e.stdout, "approval %s: %s\n", ack.ID, map[string]string{wire.VerdictAllow: "granted", wire.VerdictDeny: "refused"}[ack.Verdict])
+	if g := ack.Grant; g != nil {
+		fmt.Fprintf(e.stdout, "grant %s: %s, %s\n", g.ID, g.Describe(), grantTerms(g))
+	}
 	return ExitOK
 }
 

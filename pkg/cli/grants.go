@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+)
+
+// runGrants lists the grants in force (moat grants).
+func runGrants(ctx context.Context, e *env, args []string) int {
+	fs, js, opts := e.approverFlags("grants")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	c, ok := e.dial(ctx, opts)
+	if !ok {
+		return ExitError
+	}
+	defer c.Close()
+	l, err := c.Grants(ctx)
+	if err != nil {
+		return e.fail(err)
+	}
+	if *js {
+		if l == nil {
+			l = []wire.Grant{}
+		}
+		return e.json(l)
+	}
+	if len(l) == 0 {
+		fmt.Fprintln(e.stdout, "no grants in force")
+		return ExitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tBY\tAT\tWORKSPACE\tPROFILE\tCOMMAND\tTERMS")
+	for _, g := range l {
+		cmd := strings.Join(g.Argv, " ")
+		if g.Prefix {
+			cmd += " …"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.By, g.At.Local().Format(time.DateTime), g.Workspace, g.Profile, cmd, grantTerms(&g))
+	}
+	tw.Flush()
+	fmt.Fprintln(e.stdout, "\nend one with: moat revoke ID")
+	return ExitOK
+}
+
+// grantTerms says how long a grant lasts: uses left, expiry, session.
+func grantTerms(g *wire.Grant) string {
+	var t []string
+	if g.Uses > 0 {
+		t = append(t, fmt.Sprintf("%d uses left", g.Uses))
+	}
+	if g.SessionID != "" {
+		t = append(t, "session "+g.SessionID)
+	}
+	if !g.ExpiresAt.IsZero() {
+		t = append(t, "until "+g.ExpiresAt.Local().Format(time.DateTime))
+	} else if g.Uses == 0 {
+		t = append(t, "until revoked")
+	}
+	return strings.Join(t, ", ")
+}
+
+// runRevoke ends a grant (moat revoke ID).
+func runRevoke(ctx context.Context, e *env, args []string) int {
+	fs, js, opts := e.approverFlags("revoke")
+	reason := fs.String("reason", "", "why, for the record")
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		args = append(append([]string{}, args[1:]...), args[0]) // moat revoke ID --reason …
+	}
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(e.stderr, "moat revoke: give one grant id (moat grants lists them)")
+		return ExitUsage
+	}
+	c, ok := e.dial(ctx, opts)
+	if !ok {
+		return ExitError
+	}
+	defer c.Close()
+	by := "unknown"
+	if u, err := user.Current(); err == nil {
+		by = u.Username
+	}
+	ack, err := c.Revoke(ctx, &wire.RevokeRequest{ID: fs.Arg(0), By: by, Reason: *reason})
+	if err != nil {
+		return e.fail(err)
+	}
+	if *js {
+		return e.json(ack)
+	}
+	fmt.Fprintf(e.stdout, "grant %s: revoked\n", ack.ID)
+	return ExitOK
+}
