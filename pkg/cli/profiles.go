@@ -48,6 +48,9 @@ func runProfiles(ctx context.Context, e *env, args []string) int {
 	}
 	tw.Flush()
 	for _, p := range l.Profiles {
+		if p.Base != "trusted" {
+			fmt.Fprintf(e.stdout, "\n%s reads the system, its workspace and write roots, and: %s\n", p.Name, join(p.Read))
+		}
 		if len(p.NetAllow) > 0 {
 			fmt.Fprintf(e.stdout, "\n%s may reach: %s\n", p.Name, strings.Join(p.NetAllow, ", "))
 		}
@@ -98,6 +101,11 @@ func printProfile(e *env, p *wire.Profile) {
 	}
 	fmt.Fprintf(tw, "caches\t%s\n", orNothing(caches, "-"))
 	fmt.Fprintf(tw, "write deny\t%s\n", orNothing(p.FS.WriteDeny, "-"))
+	if p.Base == "trusted" {
+		fmt.Fprintf(tw, "read\teverything but the read deny\n")
+	} else {
+		fmt.Fprintf(tw, "read\tthe system, the workspace, the write roots, and\n\t%s\n", orNothing(p.FS.Read, "-"))
+	}
 	fmt.Fprintf(tw, "read deny\t%s\n", orNothing(p.FS.ReadDeny, "-"))
 	net := p.Net.Mode
 	if p.Net.Mode == wire.NetAllowlist {

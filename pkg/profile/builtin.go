@@ -45,6 +45,7 @@ type Spec struct {
 	Source      string
 	scope       writeScope
 	Write       []string // extra write roots
+	Read        []string // read-only paths beyond the system, workspace and writable roots
 	ReadDeny    []string
 	WriteDeny   []string
 	Release     []string // entries of Protected this profile leaves writable
@@ -74,16 +75,22 @@ var DefaultEnv = wire.Env{
 	Set: map[string]string{"TMPDIR": "/tmp"},
 }
 
+// DefaultRead is the per-user configuration every profile but trusted may
+// read, so that tools behave as they do for the user: git's identity,
+// aliases and ignore rules. Everything else in a home is absent from a run
+// unless a profile's read entries name it (docs/sandbox.md).
+var DefaultRead = []string{"~/.gitconfig", "~/.config/git"}
+
 // DefaultReadDeny lists what no sandboxed command may read: credentials of
 // the usual tools in every relevant home, and the system's secrets. Globs are
 // expanded at resolution.
 var DefaultReadDeny = []string{
 	"~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh", "~/.config/hub", "~/.netrc",
-	"~/.docker/config.json", "~/.kube", "~/.config/gcloud", "~/.azure", "~/.git-credentials",
+	"~/.docker/config.json", "~/.kube", "~/.config/gcloud", "~/.azure", "~/.git-credentials", "~/.config/git/credentials",
 	"~/.npmrc", "~/.pypirc", "~/.cargo/credentials", "~/.cargo/credentials.toml",
 	"~/.password-store", "~/.local/share/keyrings", "~/.vault-token",
 	"~/.terraform.d/credentials.tfrc.json", "~/.gem/credentials",
-	"/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d", "/etc/ssh/ssh_host_*_key",
+	"/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d", "/etc/ssh/ssh_host_*_key", "/etc/ssl/private",
 	// Sockets of daemons that run as root: reaching one is root on the host.
 	"/var/run/docker.sock", "/run/docker.sock", "/run/containerd", "/run/podman", "/var/run/libvirt",
 	"/run/snapd.socket", "/run/user/*/docker.sock", "/run/user/*/podman",
@@ -103,10 +110,11 @@ var fixed = []string{".moat", ".moat-profile"}
 func builtins() map[string]*Spec {
 	mk := func(name, desc string, scope writeScope, net string) *Spec {
 		s := &Spec{Name: name, Base: name, Description: desc, Source: "builtin", scope: scope,
-			ReadDeny: DefaultReadDeny, Net: wire.Net{Mode: net}, Limits: DefaultLimits, Env: DefaultEnv}
+			Read: DefaultRead, ReadDeny: DefaultReadDeny, Net: wire.Net{Mode: net}, Limits: DefaultLimits, Env: DefaultEnv}
 		return s
 	}
 	trusted := mk(Trusted, "everything, with network; for admin work, off unless profiled runs with --allow-trusted, always audited", writeEverything, wire.NetFull)
+	trusted.Read = nil     // it reads everything
 	trusted.ReadDeny = nil // only moat's own secrets stay hidden (added at resolution)
 	trusted.Limits.TimeoutMS = (10 * time.Minute).Milliseconds()
 	return map[string]*Spec{

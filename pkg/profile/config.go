@@ -23,6 +23,7 @@ import (
 //	extends = "workspace-net"
 //	description = "CI jobs"
 //	write = ["~/.cache/go-build"]       # extra write roots
+//	read = ["~/.config/ci", "/srv/data"] # extra read-only paths
 //	read_deny = ["~/.config/ci"]
 //	write_deny = ["/srv/ci/config"]
 //	release = [".devcontainer"]         # protected entries left writable
@@ -46,6 +47,7 @@ type customTOML struct {
 	Extends     string            `toml:"extends"`
 	Description string            `toml:"description"`
 	Write       []string          `toml:"write"`
+	Read        []string          `toml:"read"`
 	ReadDeny    []string          `toml:"read_deny"`
 	WriteDeny   []string          `toml:"write_deny"`
 	Release     []string          `toml:"release"`
@@ -150,7 +152,7 @@ func (c *Catalog) custom(name string, t customTOML, path string) (*Spec, error) 
 	if !ok || base.Source != "builtin" {
 		return nil, fmt.Errorf("extends = %q: a custom profile extends one of %s", t.Extends, strings.Join(BuiltinNames, ", "))
 	}
-	for key, list := range map[string][]string{"write": t.Write, "read_deny": t.ReadDeny, "write_deny": t.WriteDeny} {
+	for key, list := range map[string][]string{"write": t.Write, "read": t.Read, "read_deny": t.ReadDeny, "write_deny": t.WriteDeny} {
 		if err := checkPaths(list); err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
@@ -163,6 +165,7 @@ func (c *Catalog) custom(name string, t customTOML, path string) (*Spec, error) 
 		s.Description = "custom, extends " + base.Name
 	}
 	s.Write = concat(base.Write, t.Write)
+	s.Read = concat(base.Read, t.Read)
 	s.ReadDeny = concat(base.ReadDeny, t.ReadDeny)
 	s.WriteDeny = concat(base.WriteDeny, t.WriteDeny)
 	for _, r := range t.Release {

@@ -27,7 +27,7 @@ func (r *Resolver) List() *wire.ProfileList {
 		out.Profiles = append(out.Profiles, wire.ProfileInfo{
 			Name: name, Base: s.Base, Description: s.Description, Aliases: aliases,
 			Write: write, Network: s.Net.Mode, Enabled: s.Base != Trusted || r.opts.AllowTrusted, Source: s.Source,
-			Caches: s.Caches, CacheScope: cacheScope(s), NetAllow: s.Net.Allow, NetDeny: s.Net.Deny,
+			Caches: s.Caches, CacheScope: cacheScope(s), NetAllow: s.Net.Allow, NetDeny: s.Net.Deny, Read: s.Read,
 		})
 	}
 	return out

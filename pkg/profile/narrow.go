@@ -125,7 +125,7 @@ func (r *Resolver) applyDirFile(cat *Catalog, p *wire.Profile, path string, data
 }
 
 // Meet is the greatest profile both a and b allow: writes only where both
-// write, every denied path of either, the smaller network, the lower limits,
+// write, reads beyond the system only where both read, every denied path of either, the smaller network, the lower limits,
 // only the variables both pass. It keeps a's name, source and fixed variables.
 func Meet(a, b *wire.Profile) *wire.Profile {
 	m := *a
@@ -142,6 +142,7 @@ func Meet(a, b *wire.Profile) *wire.Profile {
 	}
 	m.FS = wire.FS{
 		Write:     tidy(write),
+		Read:      meetRead(a, b),
 		ReadDeny:  tidy(concat(a.FS.ReadDeny, b.FS.ReadDeny)),
 		WriteDeny: tidy(concat(a.FS.WriteDeny, b.FS.WriteDeny)),
 	}
@@ -166,4 +167,31 @@ func Meet(a, b *wire.Profile) *wire.Profile {
 	m.Env = wire.Env{Pass: pass, Set: cloneMap(a.Env.Set)}
 	meetCaches(&m, a)
 	return &m
+}
+
+// meetRead is what both a and b let a command read beyond the system and
+// the workspace: a's read entries inside what b reads or writes, and b's
+// read entries inside what a reads. A trusted side reads everything.
+func meetRead(a, b *wire.Profile) []string {
+	switch {
+	case b.Base == Trusted:
+		return slices.Clone(a.FS.Read)
+	case a.Base == Trusted:
+		return slices.Clone(b.FS.Read)
+	}
+	var read []string
+	for _, x := range a.FS.Read {
+		if slices.ContainsFunc(concat(b.FS.Read, b.FS.Write), func(y string) bool { return within(x, y) }) {
+			read = append(read, x)
+		}
+	}
+	for _, y := range b.FS.Read {
+		if slices.ContainsFunc(a.FS.Read, func(x string) bool { return within(y, x) }) {
+			read = append(read, y)
+		}
+	}
+	if len(read) == 0 {
+		return nil
+	}
+	return tidy(read)
 }

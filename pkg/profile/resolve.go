@@ -165,8 +165,15 @@ func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []strin
 	}
 	writeDeny = append(writeDeny, wd...)
 	writeDeny = append(writeDeny, r.opts.MoatHome) // the audit trail stays out of reach
+	read, err := expand(spec.Read, homes)
+	if err != nil {
+		return nil, err
+	}
 	p.FS = wire.FS{Write: tidy(write), ReadDeny: slices.Clone(readDeny), WriteDeny: tidy(writeDeny),
 		WriteDenyGlobs: patterns(spec.WriteDeny, homes)}
+	if len(read) > 0 && spec.Base != Trusted {
+		p.FS.Read = tidy(read)
+	}
 	if spec.scope != writeEverything {
 		addCaches(p, spec, OwnerHome(ws))
 	}

@@ -11,10 +11,12 @@
 // from sandboxd's side: the namespace has no other route.
 // Before it executes the command the helper, in this order:
 //
-//  1. builds the mount namespace: everything read-only, the writable roots
-//     writable again, protected paths read-only (placeholders for the ones
-//     that do not exist yet), read-denied paths hidden, a private
-//     size-limited /tmp, a fresh /proc and a minimal /dev;
+//  1. builds the mount namespace: everything read-only, everything outside
+//     the system covered but the workspace, the writable roots and the
+//     profile's read set (reads_linux.go), the writable roots writable
+//     again, protected paths read-only (placeholders for the ones that do
+//     not exist yet), read-denied paths hidden, a private size-limited
+//     /tmp, a fresh /proc and a minimal /dev;
 //  2. sets rlimits, then drops to the workspace owner with no capability at
 //     all (every set empty, securebits locked so execve cannot hand any back);
 //  3. sets no_new_privs, enforces Landlock at a pinned ABI (refusing to run

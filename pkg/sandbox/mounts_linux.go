@@ -43,6 +43,16 @@ func buildMounts(cfg *helperConfig) ([]string, error) {
 		}
 		devFDs[d] = fd
 	}
+	// What the run may read beyond the system is held open now, before
+	// anything covers it (see reads_linux.go).
+	var reads *readPlan
+	if !cfg.Trusted {
+		var err error
+		if reads, err = planReads(visible(cfg)); err != nil {
+			return nil, err
+		}
+		defer reads.close()
+	}
 	var applied []string
 	if !cfg.Trusted {
 		if err := setattr("/", unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID, 0); err != nil {
@@ -54,6 +64,13 @@ func buildMounts(cfg *helperConfig) ([]string, error) {
 		return nil, err
 	}
 	applied = append(applied, fmt.Sprintf("tmpfs:/tmp size=%d", cfg.TmpBytes))
+	if reads != nil {
+		what, err := confineReads(reads)
+		if err != nil {
+			return nil, err
+		}
+		applied = append(applied, what)
+	}
 	if err := minimalDev(devFDs); err != nil {
 		return nil, err
 	}
@@ -83,6 +100,19 @@ func buildMounts(cfg *helperConfig) ([]string, error) {
 		return nil, err
 	}
 	return append(applied, fmt.Sprintf("protected:%d paths (%d parents pinned)", ro, pinned), fmt.Sprintf("hidden:%d paths", hidden)), nil
+}
+
+// visible lists what a run sees besides the system: its workspace, its
+// writable roots and its profile's read set.
+func visible(cfg *helperConfig) []string {
+	p := cfg.Profile
+	out := []string{p.Workspace}
+	for _, w := range p.FS.Write {
+		if w != "/" {
+			out = append(out, w)
+		}
+	}
+	return append(out, p.FS.Read...)
 }
 
 func setattr(path string, flags uint, set, clr uint64) error {

@@ -62,6 +62,12 @@ type FS struct {
 	// are in WriteDeny: sandboxd checks files created during a run against
 	// them afterwards (docs/profiles.md, "Patterns").
 	WriteDenyGlobs []string `json:"write_deny_globs,omitempty"`
+	// Read are the paths beyond the system, the workspace and the writable
+	// roots that the command may read (read-only): the per-user
+	// configuration tools read and the profile's read entries. Everything
+	// else outside the system is absent from the run (docs/sandbox.md,
+	// "What a run sees"); entries that do not exist are skipped.
+	Read []string `json:"read,omitempty"`
 }
 
 // Cache is one moat-managed toolchain cache directory of a profile: a
@@ -120,6 +126,9 @@ type ProfileInfo struct {
 	CacheScope  string   `json:"cache_scope,omitempty"` // user or workspace
 	Enabled     bool     `json:"enabled"`
 	Source      string   `json:"source"`
+	// Read is what it reads beyond the system, the workspace and its write
+	// roots, as listed (~ for each home); empty for trusted, which reads all.
+	Read []string `json:"read,omitempty"`
 }
 
 // Reason explains one part of a decision.

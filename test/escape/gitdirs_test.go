@@ -4,6 +4,7 @@ package escape
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,7 +168,10 @@ func TestPlainGitLeavesNothing(t *testing.T) {
 	w.hostGit(t, w.ws, "init", "-q")
 	w.hostGit(t, w.ws, "add", "README.md")
 	w.hostGit(t, w.ws, "commit", "-q", "-m", "top")
-	r := w.run(t, "workspace-write", sh("export GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@a GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@a; "+
+	// The bare repository lies outside the workspace: a profile names it
+	// to be read (docs/sandbox.md, "What a run sees").
+	write(t, filepath.Join(w.moatHome, "profiles.toml"), fmt.Sprintf("[profiles.cloner]\nextends = \"workspace-write\"\nread = [%q]\n", bare))
+	r := w.run(t, "cloner", sh("export GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@a GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@a; "+
 		"git init -q fresh && git -C fresh commit -q --allow-empty -m x && git clone -q "+bare+" cloned 2>&1 && "+
 		"git clone -q fresh fresh2 && git worktree add -q wt2 && git commit -q --allow-empty -m y && echo ok"), "--json")
 	var res struct {

@@ -1,0 +1,208 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Reads are confined by default (docs/sandbox.md, "What a run sees"): every
+// profile but trusted sees the system a program needs, its workspace, its
+// writable roots (the toolchain caches among them), its private /tmp and
+// the profile's read set. Every other entry at the top of the filesystem —
+// /root, /home, /var, /srv, /mnt, /media, /run, /boot and whatever else a
+// host keeps there — is covered: an empty, read-only tmpfs over a
+// directory, /dev/null over a file. Covering by default (rather than
+// listing what to cover) means a directory the host adds later (/data,
+// /work) is absent too.
+//
+// What the run must see under a covered entry (a workspace in /home, the
+// caches in ~/.cache/moat, ~/.gitconfig) is held open before anything is
+// covered and bound back at its path from that descriptor, so no path
+// lookup after the covering can be steered elsewhere by a symlink.
+
+// systemRoots are the top-level entries a run sees as they are: programs,
+// libraries and configuration (read-only, minus the read-denied secrets),
+// package stores, and the kernel's interfaces; /tmp, /dev and /proc are
+// replaced by the run's own.
+var systemRoots = map[string]bool{
+	"usr": true, "bin": true, "sbin": true, "lib": true, "lib32": true, "lib64": true, "libx32": true,
+	"etc": true, "opt": true, "nix": true, "snap": true,
+	"proc": true, "dev": true, "sys": true, "tmp": true,
+}
+
+// systemFiles are system paths that may point into a covered entry and
+// that programs need to work: /etc/resolv.conf is a link into /run under
+// systemd-resolved.
+var systemFiles = []string{"/etc/resolv.conf"}
+
+// readBack is a path bound back into a covered entry.
+type readBack struct {
+	dst string // where the run sees it
+	fd  int    // O_PATH descriptor of what it is, opened before covering
+	dir bool
+}
+
+// readPlan is what confineReads covers and binds back.
+type readPlan struct {
+	cover []string // top-level entries, absolute
+	back  []readBack
+	// skipped counts read entries that do not exist (listed in the
+	// profile, never created on the host).
+	skipped int
+}
+
+// planReads lists the top-level entries to cover and opens what must be
+// bound back into them: visible are the paths the run sees besides the
+// system. It must run before anything is covered or made read-only.
+func planReads(visible []string) (*readPlan, error) {
+	top, err := os.ReadDir("/")
+	if err != nil {
+		return nil, fmt.Errorf("confine reads: list /: %v", err)
+	}
+	plan := &readPlan{}
+	for _, e := range top {
+		if systemRoots[e.Name()] || e.Type()&os.ModeSymlink != 0 {
+			// A top-level link resolves to a path that is itself
+			// covered or a system root.
+			continue
+		}
+		plan.cover = append(plan.cover, "/"+e.Name())
+	}
+	covered := func(p string) bool {
+		return slices.ContainsFunc(plan.cover, func(c string) bool { return p == c || strings.HasPrefix(p, c+"/") })
+	}
+	var dsts []string
+	for _, v := range append(slices.Clone(systemFiles), visible...) {
+		real, err := filepath.EvalSymlinks(v)
+		if err != nil {
+			plan.skipped++
+			continue
+		}
+		// Seen where it is, and where it is named when that is a link
+		// (~/.gitconfig pointing into a dotfiles checkout).
+		for _, dst := range []string{real, namedAt(v)} {
+			if dst != "" && covered(dst) && dst != "/" && !slices.Contains(plan.cover, dst) && !slices.Contains(dsts, dst) {
+				dsts = append(dsts, dst)
+			} else if slices.Contains(plan.cover, dst) {
+				// A whole top-level entry is visible: do not cover it.
+				plan.cover = slices.DeleteFunc(plan.cover, func(c string) bool { return c == dst })
+			}
+		}
+	}
+	// Parents first; a path inside another bound-back path is seen through it.
+	slices.Sort(dsts)
+	var kept []string
+	for _, dst := range dsts {
+		if !covered(dst) || slices.ContainsFunc(kept, func(k string) bool { return strings.HasPrefix(dst, k+"/") }) {
+			continue
+		}
+		fd, err := unix.Open(dst, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			plan.skipped++
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("confine reads: %s: %v", dst, err)
+		}
+		plan.back = append(plan.back, readBack{dst: dst, fd: fd, dir: st.Mode&unix.S_IFMT == unix.S_IFDIR})
+		kept = append(kept, dst)
+	}
+	return plan, nil
+}
+
+// namedAt is p with its parent's links resolved but not its own: where a
+// link p is seen. Empty when the parent does not resolve.
+func namedAt(p string) string {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(p))
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, filepath.Base(p))
+}
+
+// close releases the descriptors of a plan that was not carried out.
+func (plan *readPlan) close() {
+	for _, b := range plan.back {
+		if b.fd >= 0 {
+			unix.Close(b.fd)
+		}
+	}
+}
+
+// confineReads covers the plan's entries and binds its paths back,
+// read-only (writable roots are made writable again afterwards). It
+// returns the mechanism applied.
+func confineReads(plan *readPlan) (string, error) {
+	defer plan.close()
+	for _, c := range plan.cover {
+		if err := coverEntry(c); err != nil {
+			return "", fmt.Errorf("confine reads: cover %s: %v", c, err)
+		}
+	}
+	for i := range plan.back {
+		b := &plan.back[i]
+		if err := bindBack(b); err != nil {
+			return "", fmt.Errorf("confine reads: show %s: %v", b.dst, err)
+		}
+		unix.Close(b.fd)
+		b.fd = -1
+	}
+	// Only now read-only: the mount points above were made in them.
+	for _, c := range plan.cover {
+		if err := setattr(c, 0, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+			return "", fmt.Errorf("confine reads: %s read-only: %v", c, err)
+		}
+	}
+	return fmt.Sprintf("reads:system+%d paths (%d covered, %d missing)", len(plan.back), len(plan.cover), plan.skipped), nil
+}
+
+// coverEntry puts an empty tmpfs over a directory and /dev/null over
+// anything else. The tmpfs stays writable until the paths are bound back.
+func coverEntry(path string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return unix.Mount("tmpfs", path, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=64k,nr_inodes=4096,mode=755")
+	case unix.S_IFLNK:
+		return nil
+	}
+	if err := unix.Mount("/dev/null", path, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	return nil
+}
+
+// bindBack makes b's mount point inside its covering tmpfs and binds what
+// b's descriptor holds there, read-only.
+func bindBack(b *readBack) error {
+	if err := os.MkdirAll(filepath.Dir(b.dst), 0o755); err != nil {
+		return err
+	}
+	if b.dir {
+		if err := os.Mkdir(b.dst, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	} else if err := os.WriteFile(b.dst, nil, 0o444); err != nil {
+		return err
+	}
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", b.fd), b.dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	return setattr(b.dst, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID, 0)
+}
