@@ -126,9 +126,14 @@ func (r *Resolver) applyDirFile(cat *Catalog, p *wire.Profile, path string, data
 
 // Meet is the greatest profile both a and b allow: writes only where both
 // write, reads beyond the system only where both read, every denied path of either, the smaller network, the lower limits,
-// only the variables both pass. It keeps a's name, source and fixed variables.
+// only the variables both pass. It keeps a's name, source and fixed variables,
+// and a's base unless that is trusted and b's is not: the sandbox confines
+// nothing for base trusted, so the meet takes b's.
 func Meet(a, b *wire.Profile) *wire.Profile {
 	m := *a
+	if a.Base == Trusted && b.Base != Trusted {
+		m.Base = b.Base
+	}
 	var write []string
 	for _, x := range a.FS.Write {
 		for _, y := range b.FS.Write {

@@ -138,6 +138,11 @@ func TestDirFileNarrows(t *testing.T) {
 				if len(p.FS.Write) != 0 || p.Net.Mode != wire.NetNone || p.Name != Trusted {
 					t.Fatalf("got write %v net %s name %s", p.FS.Write, p.Net.Mode, p.Name)
 				}
+				// The sandbox drops its confinement for base trusted: the
+				// meet must not keep it.
+				if p.Base != Offline || !slices.Equal(p.FS.Read, ceilingRead(t, f)) {
+					t.Fatalf("base %s read %v: want offline's", p.Base, p.FS.Read)
+				}
 				if p.Limits.TimeoutMS != DefaultLimits.TimeoutMS {
 					t.Fatalf("timeout %d not lowered to the ceiling's", p.Limits.TimeoutMS)
 				}
@@ -279,4 +284,17 @@ func TestSizes(t *testing.T) {
 			t.Errorf("parseSize(%q) accepted", in)
 		}
 	}
+}
+
+// ceilingRead is offline's read set in f's workspace.
+func ceilingRead(t *testing.T, f fixture) []string {
+	t.Helper()
+	p, err := f.resolver(t, true, "").Resolve(&wire.ResolveRequest{Profile: Offline, Workspace: f.ws})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.FS.Read) == 0 {
+		t.Fatal("offline reads nothing beyond the system")
+	}
+	return p.FS.Read
 }
