@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
@@ -33,7 +35,8 @@ func (c *Client) CheckWaiting(ctx context.Context, req *wire.CheckRequest, waiti
 	if req.RequestID == "" {
 		req.RequestID = wire.NewID()
 	}
-	body, err := wire.Encode(wire.Msgpack, req)
+	out := c.outgoing(req)
+	body, err := out.body(false)
 	if err != nil {
 		return denied(wire.ReasonPolicyError, "cannot encode the request: %v", err)
 	}
@@ -46,15 +49,21 @@ func (c *Client) CheckWaiting(ctx context.Context, req *wire.CheckRequest, waiti
 		return denied(wire.ReasonPolicyUnavailable, "cannot wait for policyd's answer: %v", err)
 	}
 	defer done()
-	msg := nats.NewMsg(wire.SubjectCheck)
-	msg.Reply, msg.Data = reply, body
-	msg.Header.Set(wire.HeaderContentType, wire.ContentMsgpack)
-	msg.Header.Set(wire.HeaderRequestID, req.RequestID)
-	msg.Header.Set(wire.HeaderAcceptInterim, "1")
-	if req.SessionID != "" {
-		msg.Header.Set(wire.HeaderSessionID, req.SessionID)
+	send := func(body []byte, whole bool) error {
+		msg := nats.NewMsg(wire.SubjectCheck)
+		msg.Reply, msg.Data = reply, body
+		msg.Header.Set(wire.HeaderContentType, wire.ContentMsgpack)
+		msg.Header.Set(wire.HeaderRequestID, req.RequestID)
+		msg.Header.Set(wire.HeaderAcceptInterim, "1")
+		if req.SessionID != "" {
+			msg.Header.Set(wire.HeaderSessionID, req.SessionID)
+		}
+		if whole && out.hash != "" {
+			msg.Header.Set(wire.HeaderProfileHash, out.hash)
+		}
+		return c.nc.PublishMsg(msg)
 	}
-	if err := c.nc.PublishMsg(msg); err != nil {
+	if err := send(body, !out.byHash); err != nil {
 		return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)
 	}
 	ctl := "" // the approval's control subject, once a person is asked
@@ -100,8 +109,90 @@ func (c *Client) CheckWaiting(ctx context.Context, req *wire.CheckRequest, waiti
 			}
 			continue
 		}
+		if out.byHash && m.Header.Get(wire.HeaderErrorCode) == strconv.Itoa(wire.CodeNotFound) {
+			// This policyd does not keep the profile: send it whole, once.
+			c.kept.forget(out.hash)
+			out.byHash = false
+			if body, err = out.body(true); err == nil {
+				err = send(body, true)
+			}
+			if err != nil {
+				return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)
+			}
+			continue
+		}
+		if h := m.Header.Get(wire.HeaderProfileCached); h != "" && h == out.hash {
+			c.kept.add(h)
+		}
 		return c.decisionOf(m)
 	}
+}
+
+// maxKept bounds the profile hashes a client remembers policyd keeping.
+const maxKept = 256
+
+// keptProfiles are the hashes of resolved profiles a policyd said it keeps
+// (wire.HeaderProfileCached): checks under them send the hash alone.
+type keptProfiles struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+func (k *keptProfiles) has(h string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.m[h]
+	return ok
+}
+
+func (k *keptProfiles) add(h string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[string]struct{}{}
+	}
+	if len(k.m) >= maxKept {
+		for x := range k.m {
+			delete(k.m, x)
+			break
+		}
+	}
+	k.m[h] = struct{}{}
+}
+
+func (k *keptProfiles) forget(h string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.m, h)
+}
+
+// outgoing is a check as it goes on the bus: with a resolved profile, the
+// profile's hash, and whether the hash alone is sent (a policyd said it
+// keeps it) or the whole profile with the hash in HeaderProfileHash.
+type outgoing struct {
+	req    *wire.CheckRequest
+	hash   string
+	byHash bool
+}
+
+func (c *Client) outgoing(req *wire.CheckRequest) *outgoing {
+	o := &outgoing{req: req}
+	if req.Profile.Resolved != nil && req.ProfileHash == "" {
+		if h, err := wire.ProfileHash(req.Profile.Resolved); err == nil {
+			o.hash, o.byHash = h, c.kept.has(h)
+		}
+	}
+	return o
+}
+
+// body encodes the request: by hash unless whole or not kept.
+func (o *outgoing) body(whole bool) ([]byte, error) {
+	if whole || !o.byHash {
+		return wire.Encode(wire.Msgpack, o.req)
+	}
+	r := *o.req
+	r.Profile, r.ProfileHash = wire.ProfileRef{}, o.hash
+	return wire.Encode(wire.Msgpack, &r)
 }
 
 func (c *Client) decisionOf(m *nats.Msg) wire.Decision {

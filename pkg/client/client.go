@@ -68,6 +68,7 @@ type Client struct {
 	nc      *nats.Conn
 	timeout time.Duration
 	mux     mux
+	kept    keptProfiles // profile hashes a policyd keeps (check.go)
 }
 
 // Dial connects with the key in o.Creds. Call o.Fill first for defaults.

@@ -79,3 +79,23 @@ func BenchmarkCheckThroughput(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "decisions/s")
 }
+
+// BenchmarkPing: the bus's floor in the same run, one request-reply to
+// $SRV.PING.policyd — what BenchmarkCheckOverBus compares against.
+func BenchmarkPing(b *testing.B) {
+	s := start(b, policyd.Config{})
+	nc := s.Conn(b, home.RoleClient)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := nc.Request("$SRV.PING.policyd", nil, 5*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}

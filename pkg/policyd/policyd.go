@@ -70,6 +70,7 @@ type Daemon struct {
 	svc      *service.Service
 	audit    *audit.Publisher
 	profiles *client.Client
+	cache    profileCache // resolved profiles by hash (profiles.go)
 	log      *slog.Logger
 	mu       sync.Mutex
 	pending  map[string]*wire.ApprovalAsk // approval id → question, while it waits
@@ -172,7 +173,16 @@ func (d *Daemon) check(ctx context.Context, req *service.Request) (any, error) {
 	dctx, cancel := context.WithTimeout(ctx, d.cfg.Deadline)
 	defer cancel()
 	prof := cr.Profile.Resolved
-	if prof == nil {
+	switch {
+	case cr.ProfileHash != "":
+		if prof = d.cache.get(cr.ProfileHash); prof == nil {
+			return nil, wire.Errorf(wire.CodeNotFound, "profile %s is not kept by this policyd: send the resolved profile", cr.ProfileHash)
+		}
+	case prof != nil:
+		if h := req.Header(wire.HeaderProfileHash); h != "" && d.cache.keep(h, prof) {
+			req.SetReplyHeader(wire.HeaderProfileCached, h)
+		}
+	default:
 		if cr.Workspace == "" {
 			// A hand-typed check names no workspace: judge it as if in an
 			// empty one (relative paths then point nowhere that matters).

@@ -27,6 +27,9 @@ type CheckRequest struct {
 	Approval string `json:"approval,omitempty"`
 	// ApprovalTimeoutMS shortens policyd's approval timeout for this request.
 	ApprovalTimeoutMS int64 `json:"approval_timeout_ms,omitempty"`
+	// ProfileHash names a resolved profile policyd keeps, by its
+	// ProfileHash, instead of Profile (profilehash.go).
+	ProfileHash string `json:"profile_hash,omitempty"`
 }
 
 // ProfileRef is a profile given by name (resolved by policyd through

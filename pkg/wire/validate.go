@@ -102,7 +102,7 @@ func (r *RunRequest) Validate() error {
 func (r *CheckRequest) Validate() error {
 	if err := firstErr(CheckID("request_id", r.RequestID), CheckID("session_id", r.SessionID),
 		checkText("workspace", r.Workspace, MaxPathBytes), checkText("cwd", r.Cwd, MaxPathBytes),
-		checkText("profile", r.Profile.Name, MaxNameBytes), CheckArgv(r.Argv)); err != nil {
+		checkText("profile", r.Profile.Name, MaxNameBytes), CheckArgv(r.Argv), checkProfileHash(r)); err != nil {
 		return err
 	}
 	switch r.Approval {
