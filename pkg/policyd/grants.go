@@ -26,9 +26,9 @@ import (
 type grants struct {
 	js     jetstream.JetStream
 	mu     sync.RWMutex
-	kv     jetstream.KeyValue                // nil until the bucket is open
-	scope  map[string]map[string]*wire.Grant // workspace\x00profile → id → grant
-	loaded chan struct{}                     // closed once the bucket's state is first in memory
+	kv     jetstream.KeyValue // nil until the bucket is open
+	idx    *index             // the grants in memory
+	loaded chan struct{}      // closed once the bucket's state is first in memory
 	once   sync.Once
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -36,8 +36,6 @@ type grants struct {
 
 // maxCAS bounds the compare-and-swap retries of one use under contention.
 const maxCAS = 32
-
-func scopeKey(workspace, profile string) string { return workspace + "\x00" + profile }
 
 // startGrants opens the bucket and watches it until stop; a bucket that
 // cannot be opened yet is retried every second (prompts ask meanwhile). It
@@ -49,7 +47,7 @@ func startGrants(nc *nats.Conn, wait time.Duration, logf func(msg string, args .
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &grants{js: js, scope: map[string]map[string]*wire.Grant{}, cancel: cancel, done: make(chan struct{}),
+	g := &grants{js: js, idx: newIndex(), cancel: cancel, done: make(chan struct{}),
 		loaded: make(chan struct{})}
 	go func() {
 		defer close(g.done)
@@ -89,7 +87,7 @@ func (g *grants) watch(ctx context.Context) error {
 		return fmt.Errorf("watch key-value bucket %s: %w", wire.GrantsBucket, err)
 	}
 	defer w.Stop()
-	fresh := map[string]map[string]*wire.Grant{}
+	fresh := newIndex()
 	initial := true
 	for {
 		var e jetstream.KeyValueEntry
@@ -104,7 +102,7 @@ func (g *grants) watch(ctx context.Context) error {
 		}
 		if e == nil { // the bucket's current state is in: swap it in whole
 			g.mu.Lock()
-			g.kv, g.scope, initial = kv, fresh, false
+			g.kv, g.idx, initial = kv, fresh, false
 			g.mu.Unlock()
 			g.once.Do(func() { close(g.loaded) })
 			continue
@@ -114,28 +112,23 @@ func (g *grants) watch(ctx context.Context) error {
 			continue
 		}
 		g.mu.Lock()
-		apply(g.scope, e)
+		apply(g.idx, e)
 		g.mu.Unlock()
 	}
 }
 
 // apply puts one bucket entry into m: a grant stored, or a key gone.
-func apply(m map[string]map[string]*wire.Grant, e jetstream.KeyValueEntry) {
+func apply(x *index, e jetstream.KeyValueEntry) {
 	if e.Operation() != jetstream.KeyValuePut {
-		for _, ids := range m {
-			delete(ids, e.Key())
-		}
+		x.remove(e.Key())
 		return
 	}
 	gr, err := decodeGrant(e)
 	if err != nil {
+		x.remove(e.Key())
 		return // not a grant policyd wrote: it covers nothing
 	}
-	k := scopeKey(gr.Workspace, gr.Profile)
-	if m[k] == nil {
-		m[k] = map[string]*wire.Grant{}
-	}
-	m[k][gr.ID] = gr
+	x.put(gr)
 }
 
 func decodeGrant(e jetstream.KeyValueEntry) (*wire.Grant, error) {
@@ -155,11 +148,9 @@ func decodeGrant(e jetstream.KeyValueEntry) (*wire.Grant, error) {
 func (g *grants) candidates(workspace, profile, session string, argv []string, now time.Time) []wire.Grant {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	var out []wire.Grant
-	for _, gr := range g.scope[scopeKey(workspace, profile)] {
-		if gr.Covers(workspace, profile, session, argv, now) {
-			out = append(out, *gr)
-		}
+	out := g.idx.covering(nil, workspace, profile, session, argv, now)
+	if len(out) < 2 {
+		return out
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if (out[i].Uses == 0) != (out[j].Uses == 0) {
@@ -216,7 +207,7 @@ func (g *grants) use(ctx context.Context, workspace, profile, session string, ar
 			if err == nil {
 				g.mu.Lock()
 				if gr.Uses == 0 {
-					delete(g.scope[scopeKey(workspace, profile)], gr.ID)
+					g.idx.remove(gr.ID)
 				}
 				g.mu.Unlock()
 				return gr, nil
@@ -267,12 +258,8 @@ func (g *grants) create(ctx context.Context, gr *wire.Grant) error {
 	}
 	gr.Revision = rev
 	g.mu.Lock()
-	k := scopeKey(gr.Workspace, gr.Profile)
-	if g.scope[k] == nil {
-		g.scope[k] = map[string]*wire.Grant{}
-	}
 	c := *gr
-	g.scope[k][gr.ID] = &c
+	g.idx.put(&c)
 	g.mu.Unlock()
 	return nil
 }
@@ -295,9 +282,7 @@ func (g *grants) revoke(ctx context.Context, id string) (*wire.Grant, error) {
 		return nil, wire.Errorf(wire.CodeUnavailable, "revoke grant %s: %v", id, err)
 	}
 	g.mu.Lock()
-	for _, ids := range g.scope {
-		delete(ids, id)
-	}
+	g.idx.remove(id)
 	g.mu.Unlock()
 	return gr, nil
 }
@@ -307,11 +292,9 @@ func (g *grants) list() []wire.Grant {
 	now := time.Now()
 	g.mu.RLock()
 	out := []wire.Grant{}
-	for _, ids := range g.scope {
-		for _, gr := range ids {
-			if gr.ExpiresAt.IsZero() || now.Before(gr.ExpiresAt) {
-				out = append(out, *gr)
-			}
+	for _, gr := range g.idx.all() {
+		if gr.ExpiresAt.IsZero() || now.Before(gr.ExpiresAt) {
+			out = append(out, *gr)
 		}
 	}
 	g.mu.RUnlock()
