@@ -24,6 +24,7 @@ import (
 //     any grant is read back first (so a revoke or an expiry holds at once);
 //   - a grant never lifts a deny: only a prompt consults grants.
 type grants struct {
+	nc     *nats.Conn
 	js     jetstream.JetStream
 	mu     sync.RWMutex
 	kv     jetstream.KeyValue // nil until the bucket is open
@@ -47,12 +48,16 @@ func startGrants(nc *nats.Conn, wait time.Duration, logf func(msg string, args .
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &grants{js: js, idx: newIndex(), cancel: cancel, done: make(chan struct{}),
+	g := &grants{nc: nc, js: js, idx: newIndex(), cancel: cancel, done: make(chan struct{}),
 		loaded: make(chan struct{})}
 	go func() {
 		defer close(g.done)
 		for ctx.Err() == nil {
-			if err := g.watch(ctx); err != nil && ctx.Err() == nil {
+			err := g.watch(ctx)
+			if err == errReconnected {
+				continue
+			}
+			if err != nil && ctx.Err() == nil {
 				logf("grants bucket unavailable; prompts ask until it is back", "bucket", wire.GrantsBucket, "err", err)
 			}
 			select {
@@ -74,8 +79,16 @@ func (g *grants) stop() {
 	<-g.done
 }
 
-// watch copies the bucket into memory, then follows it until the watcher ends.
+// errReconnected ends a watch when the connection came back: a watcher's
+// consumer may not have survived a busd restart, so the bucket is read anew.
+var errReconnected = errors.New("reconnected")
+
+// watch copies the bucket into memory, then follows it until the watcher
+// ends or the connection reconnects.
 func (g *grants) watch(ctx context.Context) error {
+	reconnects := g.nc.Stats().Reconnects
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	kv, err := g.js.KeyValue(octx, wire.GrantsBucket)
 	cancel()
@@ -95,6 +108,11 @@ func (g *grants) watch(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick.C:
+			if g.nc.Stats().Reconnects != reconnects {
+				return errReconnected
+			}
+			continue
 		case e, ok = <-w.Updates():
 			if !ok {
 				return errors.New("the watcher ended")

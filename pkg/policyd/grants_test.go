@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatsec/moat/pkg/bus"
 	"github.com/moatsec/moat/pkg/bus/bustest"
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
@@ -350,4 +351,37 @@ func startProfiled(t *testing.T, b *bustest.Stack) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pd.Stop() })
+}
+
+// TestGrantWatcherFollowsBusdRestart: busd restarts in place (same address,
+// same store) under running policyd copies: each reconnects, a grant made
+// before is still spent exactly, and a grant made through one copy after
+// the restart reaches the other's memory.
+func TestGrantWatcherFollowsBusdRestart(t *testing.T) {
+	s := start(t, policyd.Config{})
+	second := startPolicyd(t, s.Stack)
+	grant(t, s, "workspace-write", "", wire.ApprovalAnswer{For: "2uses"}, inline...)
+	addr := strings.TrimPrefix(s.URL, "nats://")
+	s.Server.Close()
+	srv, err := bus.Start(context.Background(), bus.Config{Home: s.Home, Listen: addr, Logger: quiet})
+	if err != nil {
+		t.Fatalf("restart busd on %s: %v", addr, err)
+	}
+	t.Cleanup(srv.Close)
+	c := s.Client(t, home.RoleClient)
+	var d wire.Decision
+	for i := 0; i < 100; i++ { // the daemons reconnect on their own
+		if d = grantCheck(t, c, s.ws, "workspace-write", "", inline...); covered(d) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !covered(d) || !strings.Contains(d.Reasons[0].Message, "1 uses left") {
+		t.Fatalf("after busd restarted in place: %+v", d)
+	}
+	g := grant(t, s, "offline", "", wire.ApprovalAnswer{For: "1h"}, inline...)
+	s.policy.Stop() // only the second copy is left: it must have g in memory
+	if d := grantCheck(t, c, s.ws, "offline", "", inline...); !covered(d) || d.DecidedBy != second.ID() || !strings.Contains(d.Reasons[0].Message, g.ID) {
+		t.Fatalf("a grant made after the restart, on the other copy: %+v", d)
+	}
 }
