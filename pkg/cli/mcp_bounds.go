@@ -45,6 +45,11 @@ func wider(p, max *wire.Profile) string {
 			return "it writes " + w
 		}
 	}
+	for _, r := range p.FS.Read {
+		if max.Base != "trusted" && !under(r, max.FS.Read) && !under(r, max.FS.Write) {
+			return "it reads " + r
+		}
+	}
 	for _, m := range max.FS.ReadDeny {
 		if !under(m, p.FS.ReadDeny) {
 			return "it does not hide " + m

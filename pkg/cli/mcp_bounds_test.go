@@ -9,7 +9,7 @@ import (
 func TestWider(t *testing.T) {
 	base := func() *wire.Profile {
 		return &wire.Profile{Name: "max", Base: "workspace-write",
-			FS:     wire.FS{Write: []string{"/ws"}, ReadDeny: []string{"/home/u/.ssh"}, WriteDeny: []string{"/ws/.git/hooks"}},
+			FS:     wire.FS{Write: []string{"/ws"}, Read: []string{"/home/u/.gitconfig"}, ReadDeny: []string{"/home/u/.ssh"}, WriteDeny: []string{"/ws/.git/hooks"}},
 			Net:    wire.Net{Mode: wire.NetAllowlist, Allow: []string{"proxy.golang.org:443"}},
 			Limits: wire.Limits{TimeoutMS: 1000, MemoryBytes: 1 << 30, Pids: 100, CPUMS: 1000, OutputBytes: 1 << 20, FileBytes: 1 << 20},
 			Env:    wire.Env{Pass: []string{"PATH"}, Set: map[string]string{"TMPDIR": "/tmp"}}}
@@ -31,6 +31,9 @@ func TestWider(t *testing.T) {
 		{"writes what max keeps read-only", func(p *wire.Profile) { p.FS.WriteDeny = nil }, true},
 		{"writes inside what max keeps read-only", func(p *wire.Profile) { p.FS.Write = []string{"/ws/.git/hooks/x"}; p.FS.WriteDeny = nil }, true},
 		{"reads a denied path", func(p *wire.Profile) { p.FS.ReadDeny = nil }, true},
+		{"reads less", func(p *wire.Profile) { p.FS.Read = nil }, false},
+		{"reads inside a write root of max", func(p *wire.Profile) { p.FS.Read = []string{"/ws/doc"} }, false},
+		{"reads another path", func(p *wire.Profile) { p.FS.Read = append(p.FS.Read, "/srv/data") }, true},
 		{"full network", func(p *wire.Profile) { p.Net = wire.Net{Mode: wire.NetFull} }, true},
 		{"another host", func(p *wire.Profile) { p.Net.Allow = []string{"evil.example:443"} }, true},
 		{"unknown network mode", func(p *wire.Profile) { p.Net.Mode = "weird" }, true},

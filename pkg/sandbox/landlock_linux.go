@@ -16,8 +16,9 @@ import (
 // truncation. A kernel without it refuses the run; it is never best effort.
 var landlockABI = landlock.V6
 
-// restrictLandlock lets the command read and execute everything (what must
-// not be read is hidden by the mount namespace), write only its writable
+// restrictLandlock lets the command list every directory but read and
+// execute only what the mount namespace shows it (readRules: a second
+// layer under the covering, see reads_linux.go), write only its writable
 // roots, the private /tmp and /dev, and, without full network, connect only
 // to allowed TCP ports.
 func restrictLandlock(cfg *helperConfig) (string, error) {
@@ -29,7 +30,7 @@ func restrictLandlock(cfg *helperConfig) (string, error) {
 		// signal or abstract socket.
 		conf.HandledAccessFS, conf.HandledAccessNet = 0, 0
 	} else {
-		rules = append(rules, landlock.RODirs("/"))
+		rules = append(rules, readRules(cfg)...)
 		var rw []string
 		for _, r := range append([]string{"/tmp", "/dev"}, p.FS.Write...) {
 			if _, err := os.Stat(r); err == nil {

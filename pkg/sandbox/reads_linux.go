@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/landlock-lsm/go-landlock/landlock"
+	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,7 +64,11 @@ type readPlan struct {
 // planReads lists the top-level entries to cover and opens what must be
 // bound back into them: visible are the paths the run sees besides the
 // system. It must run before anything is covered or made read-only.
-func planReads(visible []string) (*readPlan, error) {
+//
+// An entry that leads into a read-denied path (a ~/.gitconfig linked to a
+// key under ~/.ssh) is skipped: bound back where it is named, it would show
+// what the read deny hides where it is.
+func planReads(visible, deny []string) (*readPlan, error) {
 	top, err := os.ReadDir("/")
 	if err != nil {
 		return nil, fmt.Errorf("confine reads: list /: %v", err)
@@ -82,7 +88,8 @@ func planReads(visible []string) (*readPlan, error) {
 	var dsts []string
 	for _, v := range append(slices.Clone(systemFiles), visible...) {
 		real, err := filepath.EvalSymlinks(v)
-		if err != nil {
+		// Only a link can lead elsewhere than hide() will cover.
+		if err != nil || real != filepath.Clean(v) && denied(real, deny) {
 			plan.skipped++
 			continue
 		}
@@ -118,6 +125,20 @@ func planReads(visible []string) (*readPlan, error) {
 		kept = append(kept, dst)
 	}
 	return plan, nil
+}
+
+// denied reports whether p lies in a read-denied path, as named or with
+// its links resolved.
+func denied(p string, deny []string) bool {
+	for _, d := range deny {
+		if p == d || strings.HasPrefix(p, d+"/") {
+			return true
+		}
+		if real, err := filepath.EvalSymlinks(d); err == nil && (p == real || strings.HasPrefix(p, real+"/")) {
+			return true
+		}
+	}
+	return false
 }
 
 // namedAt is p with its parent's links resolved but not its own: where a
@@ -205,4 +226,38 @@ func bindBack(b *readBack) error {
 		return err
 	}
 	return setattr(b.dst, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID, 0)
+}
+
+// readRules are the Landlock rules that repeat the read confinement, so a
+// hole in the mount namespace would still not let a file's content out:
+// every directory may be listed (tools walk up from their working
+// directory; covered ones are empty), but files are read and executed only
+// under the system roots, the workspace, the writable roots and the read
+// set. /tmp and /dev get their rights with the writable roots.
+func readRules(cfg *helperConfig) []landlock.Rule {
+	var dirs, files []string
+	for name := range systemRoots {
+		if name != "tmp" && name != "dev" {
+			dirs = append(dirs, "/"+name)
+		}
+	}
+	for _, v := range append(slices.Clone(systemFiles), visible(cfg)...) {
+		real, err := filepath.EvalSymlinks(v)
+		if err != nil {
+			continue
+		}
+		if fi, err := os.Stat(real); err == nil && fi.IsDir() {
+			dirs = append(dirs, real)
+		} else if err == nil {
+			files = append(files, real)
+		}
+	}
+	rules := []landlock.Rule{
+		landlock.PathAccess(llsys.AccessFSReadDir, "/"),
+		landlock.RODirs(dirs...).IgnoreIfMissing(),
+	}
+	if len(files) > 0 {
+		rules = append(rules, landlock.ROFiles(files...).IgnoreIfMissing())
+	}
+	return rules
 }

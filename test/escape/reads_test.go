@@ -56,7 +56,7 @@ func newReadWorld(t *testing.T) *readWorld {
 		write(t, f, r.content+"\n")
 	}
 	write(t, filepath.Join(r.ws, "README.md"), "# project\n")
-	write(t, filepath.Join(r.home, ".gitconfig"), "[user]\n\tname = Reads "+r.name+"\n\temail = reads@example.com\n")
+	write(t, filepath.Join(r.home, ".gitconfig"), "[user]\n\tname = Reads "+filepath.Base(r.home)+"\n\temail = reads@example.com\n")
 	r.sock = filepath.Join("/run", r.name+".sock")
 	l, err := net.Listen("unix", r.sock)
 	if err != nil {
@@ -227,7 +227,7 @@ func TestReadsAllowed(t *testing.T) {
 	for _, p := range []string{"offline", "workspace-write", "reader"} {
 		t.Run(p, func(t *testing.T) {
 			res := r.run(t, p, sh("cat README.md; git config user.name; /usr/bin/python3 -c 'print(6*7)'; cat "+r.files[3]+"; echo x > "+r.files[3]))
-			for _, want := range []string{"# project\n", "Reads " + r.name + "\n", "42\n"} {
+			for _, want := range []string{"# project\n", "Reads " + filepath.Base(r.home) + "\n", "42\n"} {
 				if !strings.Contains(res.stdout, want) {
 					t.Fatalf("the run did not print %q:\n%s", want, res)
 				}
@@ -237,6 +237,47 @@ func TestReadsAllowed(t *testing.T) {
 			}
 			unchanged(t, r.files[3], r.content+"\n")
 			absent(t, missing)
+		})
+	}
+}
+
+// TestReadsSecondLayer: under the covering, Landlock reads only what the
+// run may see, so a file left visible by the mount namespace still keeps
+// its content: a top-level file (covered by /dev/null) is refused outright.
+func TestReadsSecondLayer(t *testing.T) {
+	r := newReadWorld(t)
+	top := filepath.Join("/", r.name)
+	write(t, top, r.content+"\n")
+	t.Cleanup(func() { os.Remove(top) })
+	for _, p := range confined {
+		t.Run(p, func(t *testing.T) {
+			res := r.run(t, p, sh("cat "+top+"; cat /proc/self/root"+top))
+			r.hidden(t, res)
+			if strings.Count(res.stderr, "Permission denied") != 2 {
+				t.Fatalf("Landlock did not refuse the read:\n%s", res)
+			}
+		})
+	}
+}
+
+// TestReadsLinkIntoDenied: a read-set entry that is a link into a
+// read-denied path (~/.config/git → ~/.ssh) shows nothing of it.
+func TestReadsLinkIntoDenied(t *testing.T) {
+	r := newReadWorld(t)
+	write(t, filepath.Join(r.home, ".ssh", "id_rsa"), r.content+"\n")
+	if err := os.Symlink(filepath.Join(r.home, ".ssh"), filepath.Join(r.home, ".config", "git")); err != nil {
+		os.MkdirAll(filepath.Join(r.home, ".config"), 0o755)
+		if err := os.Symlink(filepath.Join(r.home, ".ssh"), filepath.Join(r.home, ".config", "git")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range confined {
+		t.Run(p, func(t *testing.T) {
+			res := r.run(t, p, sh("cat ~/.config/git/id_rsa "+r.home+"/.config/git/id_rsa "+r.home+"/.ssh/id_rsa; git config user.name"))
+			r.hidden(t, res)
+			if !strings.Contains(res.stdout, "Reads "+filepath.Base(r.home)) {
+				t.Fatalf("git lost the user's identity:\n%s", res)
+			}
 		})
 	}
 }
