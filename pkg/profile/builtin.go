@@ -77,9 +77,9 @@ var DefaultEnv = wire.Env{
 
 // DefaultRead is the per-user configuration every profile but trusted may
 // read, so that tools behave as they do for the user: git's identity,
-// aliases and ignore rules. Everything else in a home is absent from a run
+// aliases and ignore rules, go's settings (go env -w). Everything else in a home is absent from a run
 // unless a profile's read entries name it (docs/sandbox.md).
-var DefaultRead = []string{"~/.gitconfig", "~/.config/git"}
+var DefaultRead = []string{"~/.gitconfig", "~/.config/git", "~/.config/go/env"}
 
 // DefaultReadDeny lists what no sandboxed command may read: credentials of
 // the usual tools in every relevant home, and the system's secrets. Globs are

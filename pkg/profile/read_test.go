@@ -28,7 +28,7 @@ func TestReadSet(t *testing.T) {
 		}
 		return p
 	}
-	defaults := []string{filepath.Join(home, ".config/git"), filepath.Join(home, ".gitconfig")}
+	defaults := []string{filepath.Join(home, ".config/git"), filepath.Join(home, ".config/go/env"), filepath.Join(home, ".gitconfig")}
 	if got := resolve("offline").FS.Read; !slices.Equal(got, defaults) {
 		t.Fatalf("offline reads %v, want %v", got, defaults)
 	}

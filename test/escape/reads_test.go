@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -224,10 +225,15 @@ func TestReadsAllowed(t *testing.T) {
 	srv := filepath.Dir(r.files[3])
 	missing := filepath.Join("/srv", r.name+"-missing")
 	write(t, filepath.Join(r.moat, "profiles.toml"), fmt.Sprintf("[profiles.reader]\nextends = \"workspace-write\"\nread = [%q, %q]\n", srv, missing))
+	write(t, filepath.Join(r.home, ".config", "go", "env"), "GOFLAGS=-buildvcs=false\n")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go is not installed: %v (see go.dev/doc/install)", err)
+	}
 	for _, p := range []string{"offline", "workspace-write", "reader"} {
 		t.Run(p, func(t *testing.T) {
-			res := r.run(t, p, sh("cat README.md; git config user.name; /usr/bin/python3 -c 'print(6*7)'; cat "+r.files[3]+"; echo x > "+r.files[3]))
-			for _, want := range []string{"# project\n", "Reads " + filepath.Base(r.home) + "\n", "42\n"} {
+			res := r.run(t, p, sh("cat README.md; git config user.name; "+goBin+" env GOFLAGS; /usr/bin/python3 -c 'print(6*7)'; cat "+r.files[3]+"; echo x > "+r.files[3]))
+			for _, want := range []string{"# project\n", "Reads " + filepath.Base(r.home) + "\n", "-buildvcs=false\n", "42\n"} {
 				if !strings.Contains(res.stdout, want) {
 					t.Fatalf("the run did not print %q:\n%s", want, res)
 				}
