@@ -26,14 +26,15 @@ type helperProc struct {
 	stdout *os.File
 	stderr *os.File
 	noNet  bool
-	idle   bool          // started at SCHED_IDLE: wake before its run
+	idle   bool          // at SCHED_IDLE: wake before its run
 	exited chan struct{} // closed once the helper has exited and been reaped
 	err    error         // cmd.Wait's error, once exited is closed
 }
 
 // spawn starts a helper in fresh namespaces (with a network namespace when
 // noNet). It does nothing until it reads its configuration. An idle one
-// (a pool's refill) starts at SCHED_IDLE, taking only CPU no run wants.
+// (a pool's refill) runs at SCHED_IDLE once started, taking only CPU no
+// run wants (see priority_linux.go).
 func spawn(noNet, idle bool) (*helperProc, error) {
 	exe, err := helperPath()
 	if err != nil {
@@ -80,22 +81,16 @@ func spawn(noNet, idle bool) (*helperProc, error) {
 	// Pdeathsig fires when the thread that forked exits: keep it to this
 	// goroutine's thread while starting (Go parks, never ends, such threads).
 	runtime.LockOSThread()
-	var restore func() bool
-	if idle {
-		restore = lowerPriority()
-		h.idle = restore != nil
-	}
 	err = cmd.Start()
-	if restore == nil || restore() {
-		// A thread left at SCHED_IDLE stays locked: Go ends it with
-		// this goroutine rather than run anything else on it.
-		runtime.UnlockOSThread()
-	}
+	runtime.UnlockOSThread()
 	if err != nil {
 		h.close()
 		return nil, refuse("start the sandbox helper: %v", err)
 	}
 	h.cmd = cmd
+	if idle {
+		h.lower()
+	}
 	h.exited = make(chan struct{})
 	go func() { h.err = cmd.Wait(); close(h.exited) }()
 	return h, nil

@@ -33,7 +33,7 @@ export MOAT_POOL_MARK=set-by-run
 // TestPoolHelperSingleUse: a pooled helper serves one run and is gone after
 // it, and nothing of a run reaches the next one through the pool — not its
 // files, environment, cgroup, namespaces, IPC objects or processes — and a
-// helper started at idle priority runs the command at normal priority.
+// helper waits at idle priority and runs the command at normal priority.
 func TestPoolHelperSingleUse(t *testing.T) {
 	EnablePool(1)
 	defer EnablePool(0)
@@ -41,6 +41,11 @@ func TestPoolHelperSingleUse(t *testing.T) {
 	seen := map[string]string{} // a cgroup → the run that had it
 	for i := 0; i < 4; i++ {
 		pid := waitPooled(t, true)
+		if os.Geteuid() == 0 { // only root can wake it again
+			if pol := threadPolicies(pid); len(pol) == 0 || strings.Trim(pol, "5") != "" {
+				t.Errorf("run %d: the pooled helper's threads have policies %q, want all 5 (SCHED_IDLE)", i, pol)
+			}
+		}
 		ns := map[string]string{}
 		for _, n := range []string{"mnt", "pid", "ipc", "uts", "net"} {
 			l, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "ns", n))
@@ -127,6 +132,22 @@ func waitPooled(t *testing.T, noNet bool) int {
 	}
 	t.Fatal("the pool held no helper after 60s")
 	return 0
+}
+
+// threadPolicies is the scheduling policy of each thread of pid, one digit
+// each.
+func threadPolicies(pid int) string {
+	var out string
+	stats, _ := filepath.Glob(filepath.Join("/proc", strconv.Itoa(pid), "task", "*", "stat"))
+	for _, f := range stats {
+		if b, err := os.ReadFile(f); err == nil {
+			s := string(b)
+			if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 38 {
+				out += f[38]
+			}
+		}
+	}
+	return out
 }
 
 // sleepers lists the host's processes running `sleep arg`.
