@@ -219,6 +219,11 @@ func checkLoad(ctx context.Context, e *Env, name string, count, conc int) (Resul
 }
 
 func check(ctx context.Context, e *Env) ([]Result, error) {
+	e.progress("check: the ping baseline")
+	ping, err := pingLoad(ctx, e, e.Opts.Count)
+	if err != nil {
+		return nil, err
+	}
 	e.progress("check, one caller")
 	one, err := checkLoad(ctx, e, "one caller", e.Opts.Count, 1)
 	if err != nil {
@@ -226,7 +231,28 @@ func check(ctx context.Context, e *Env) ([]Result, error) {
 	}
 	e.progress(fmt.Sprintf("check, %d callers", e.Opts.Concurrency))
 	many, err := checkLoad(ctx, e, fmt.Sprintf("%d callers", e.Opts.Concurrency), e.Opts.Count*4, e.Opts.Concurrency)
-	return []Result{one, many}, err
+	return []Result{ping, one, many}, err
+}
+
+// pingLoad is the bus's floor in the same run: count $SRV.PING.policyd
+// round trips, one at a time, that a check's figures are read against.
+func pingLoad(ctx context.Context, e *Env, count int) (Result, error) {
+	c, err := e.Stack.Client(home.RoleBenchd)
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.Close()
+	rec := NewRecorder("$SRV.PING.policyd round trip (baseline)")
+	for range count {
+		if ctx.Err() != nil {
+			break
+		}
+		rec.Time(func() error {
+			_, err := c.Conn().Request("$SRV.PING."+wire.ServicePolicyd, nil, 5*time.Second)
+			return err
+		})
+	}
+	return rec.Result("check"), nil
 }
 
 // run measures /bin/true five ways, interleaved so each sees the same
