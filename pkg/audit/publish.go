@@ -148,21 +148,16 @@ func (p *Publisher) message(ev *wire.AuditEvent) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode audit event: %w", err)
 	}
-	msg := nats.NewMsg(wire.AuditSubject(p.source, ev.Kind))
-	msg.Data = body
-	msg.Header.Set(wire.HeaderMsgID, ev.ID)
-	msg.Header.Set(wire.HeaderContentType, wire.ContentMsgpack)
-	msg.Header.Set(wire.HeaderKind, ev.Kind)
-	if ev.Verdict != "" {
-		msg.Header.Set(wire.HeaderVerdict, ev.Verdict)
+	// The header's values share one array: an allocation, not one each.
+	vals := [...]string{ev.ID, wire.ContentMsgpack, ev.Kind, ev.Verdict, ev.RequestID, ev.SessionID}
+	keys := [...]string{wire.HeaderMsgID, wire.HeaderContentType, wire.HeaderKind, wire.HeaderVerdict, wire.HeaderRequestID, wire.HeaderSessionID}
+	hdr := make(nats.Header, len(keys))
+	for i, k := range keys {
+		if i < 3 || vals[i] != "" { // id, content type and kind always
+			hdr[k] = vals[i : i+1 : i+1]
+		}
 	}
-	if ev.RequestID != "" {
-		msg.Header.Set(wire.HeaderRequestID, ev.RequestID)
-	}
-	if ev.SessionID != "" {
-		msg.Header.Set(wire.HeaderSessionID, ev.SessionID)
-	}
-	return msg, nil
+	return &nats.Msg{Subject: wire.AuditSubject(p.source, ev.Kind), Header: hdr, Data: body}, nil
 }
 
 // unrecorded turns a failed publish into a 503 that says what to do.

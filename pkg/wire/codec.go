@@ -123,10 +123,11 @@ func Encode(f Format, v any) ([]byte, error) {
 	if f == JSON {
 		return json.Marshal(v)
 	}
-	var buf bytes.Buffer
+	// Most bodies fit 1 KiB: one allocation instead of a doubling series.
+	buf := bytes.NewBuffer(make([]byte, 0, 1024))
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf)
+	enc.Reset(buf)
 	enc.SetCustomStructTag("json")
 	if err := enc.Encode(v); err != nil {
 		return nil, err

@@ -1,12 +1,14 @@
 package wire
 
 import (
-	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
 )
 
 // Resolved profiles by content hash (docs/bus.md, "Profiles by hash"). A
@@ -25,21 +27,91 @@ const (
 // ProfileHashLen is the length of a profile hash: SHA-256 in hex.
 const ProfileHashLen = 2 * sha256.Size
 
-// ProfileHash is the content hash of a resolved profile: SHA-256 of its
-// canonical msgpack (map keys sorted), in hex. Equal profiles hash alike
-// whoever encodes them.
+// ProfileHash is the content hash of a resolved profile: SHA-256, in hex,
+// of a canonical serialisation of every field, found by reflection so that a
+// field added to Profile is covered without anybody remembering to: each
+// string and list is length-prefixed, numbers are 8 bytes, maps go in key
+// order. Equal profiles hash alike whoever builds them; profiles that differ
+// in any field hash apart.
 func ProfileHash(p *Profile) (string, error) {
-	var buf bytes.Buffer
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf)
-	enc.SetCustomStructTag("json")
-	enc.SetSortMapKeys(true)
-	if err := enc.Encode(p); err != nil {
+	bp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bp)
+	b, err := appendCanonical((*bp)[:0], reflect.ValueOf(p).Elem())
+	*bp = b
+	if err != nil {
 		return "", fmt.Errorf("hash the profile: %w", err)
 	}
-	sum := sha256.Sum256(buf.Bytes())
+	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// appendCanonical appends v's canonical bytes to b. Kinds a profile does
+// not hold are an error (and the caller sends the profile whole).
+func appendCanonical(b []byte, v reflect.Value) ([]byte, error) {
+	var err error
+	switch v.Kind() {
+	case reflect.String:
+		b = binary.BigEndian.AppendUint64(b, uint64(v.Len()))
+		b = append(b, v.String()...)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		b = binary.BigEndian.AppendUint64(b, uint64(v.Int()))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		b = binary.BigEndian.AppendUint64(b, v.Uint())
+	case reflect.Bool:
+		if v.Bool() {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() {
+			b = append(b, 0) // nil and empty differ: encodings tell them apart too
+			break
+		}
+		b = binary.BigEndian.AppendUint64(append(b, 1), uint64(v.Len()))
+		for i := range v.Len() {
+			if b, err = appendCanonical(b, v.Index(i)); err != nil {
+				return b, err
+			}
+		}
+	case reflect.Struct:
+		b = binary.BigEndian.AppendUint64(b, uint64(v.NumField()))
+		for i := range v.NumField() {
+			if b, err = appendCanonical(b, v.Field(i)); err != nil {
+				return b, err
+			}
+		}
+	case reflect.Map:
+		if v.IsNil() {
+			b = append(b, 0)
+			break
+		}
+		if v.Type().Key().Kind() != reflect.String {
+			return b, fmt.Errorf("a map keyed by %s", v.Type().Key())
+		}
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(x, y reflect.Value) int { return strings.Compare(x.String(), y.String()) })
+		b = binary.BigEndian.AppendUint64(append(b, 1), uint64(len(keys)))
+		for _, k := range keys {
+			if b, err = appendCanonical(b, k); err != nil {
+				return b, err
+			}
+			if b, err = appendCanonical(b, v.MapIndex(k)); err != nil {
+				return b, err
+			}
+		}
+	case reflect.Pointer:
+		if v.IsNil() {
+			b = append(b, 0)
+			break
+		}
+		return appendCanonical(append(b, 1), v.Elem())
+	default:
+		return b, fmt.Errorf("a field of kind %s", v.Kind())
+	}
+	return b, nil
 }
 
 // checkProfileHash checks a profile_hash field: empty, or ProfileHashLen
