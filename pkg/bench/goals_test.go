@@ -9,8 +9,8 @@ func TestGoalsJudgeAndSayByHowMuch(t *testing.T) {
 	rs := []Result{
 		{Scenario: "coldstart", Name: "profiled", P50: 35},
 		{Scenario: "coldstart", Name: "policyd", P50: 90},
-		{Scenario: "run", Name: "full pipeline", P50: 18},
-		{Scenario: "run", Name: "bwrap", P50: 9},
+		{Scenario: "run", Name: "full pipeline", P50: 18, Extra: map[string]float64{"cpu_ms_per_run": 10, "cpu_x_bwrap": 5}},
+		{Scenario: "run", Name: "bwrap", P50: 9, Extra: map[string]float64{"cpu_ms_per_run": 2, "cpu_x_bwrap": 1}},
 		{Scenario: "agents", Name: "8 agents", Extra: map[string]float64{"tasks_per_agent": 20, "total_ms": 1600}},
 		{Scenario: "scaling", Name: "2 copies: checks", PerSecond: 5000},
 		{Scenario: "audit", Name: "events", PerSecond: 30000, Extra: map[string]float64{"lost_acks": 2}},
@@ -30,6 +30,7 @@ func TestGoalsJudgeAndSayByHowMuch(t *testing.T) {
 		"policyd cold start p50":               {false, 90, "1.1× the target"},
 		"moat run /bin/true p50":               {false, 18, "3.6× the target, 13 ms over"},
 		"moat run /bin/true p50 against bwrap": {false, 2, "2.0× the target"},
+		"moat run CPU per run against bwrap":   {false, 5, "5.0× the target"},
 		"8 agents × 10 tasks, total":           {false, 800, "1.6× the target"},
 		"decisions with two policyd copies":    {false, 5000, "25% of the target, 4.0× short"},
 		"audit events end to end":              {false, 30000, "2 events lost"},
