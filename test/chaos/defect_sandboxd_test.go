@@ -30,15 +30,34 @@ func TestSandboxdKilledMidRun(t *testing.T) {
 	s.up(copies{"profiled": 1, "policyd": 1, "sandboxd": 1, "auditd": 1})
 	c := s.dial(home.RoleClient)
 	defer c.Close()
+	// $SRV.PING answers a moment before the endpoints do (see the report
+	// of the suite): wait for a real answer first.
+	eventually(t, 30*time.Second, "policyd answering checks", func() error {
+		d := c.Check(context.Background(), &wire.CheckRequest{Argv: []string{"true"}, Workspace: s.ws, Cwd: s.ws, Profile: wire.RefName("workspace-write")})
+		if d.Verdict != wire.VerdictAllow {
+			return fmt.Errorf("%s %+v", d.Verdict, d.Reasons)
+		}
+		return nil
+	})
 	id := wire.NewID()
 	marker := filepath.Join(s.ws, "started-"+id)
 	done := make(chan error, 1)
+	var res *wire.RunResult
 	go func() {
-		_, err := c.Run(context.Background(), &wire.RunRequest{RequestID: id, Profile: "workspace-write", Workspace: s.ws, Cwd: s.ws,
+		var err error
+		res, err = c.Run(context.Background(), &wire.RunRequest{RequestID: id, Profile: "workspace-write", Workspace: s.ws, Cwd: s.ws,
 			Argv: []string{"sh", "-c", "touch " + marker + "; sleep 300; true"}}, nil)
 		done <- err
 	}()
-	eventually(t, 30*time.Second, "the run started", func() error { _, err := os.Stat(marker); return err })
+	eventually(t, 30*time.Second, "the run started", func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("the run ended before its sandboxd was killed: %v %+v %+v", err, res, res.Decision)
+		default:
+		}
+		_, err := os.Stat(marker)
+		return err
+	})
 
 	s.proc("sandboxd-0").signal(syscall.SIGKILL, stopWithin)
 	s.start("sandboxd-0")
