@@ -87,7 +87,7 @@ var errReconnected = errors.New("reconnected")
 // ends or the connection reconnects.
 func (g *grants) watch(ctx context.Context) error {
 	reconnects := g.nc.Stats().Reconnects
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	kv, err := g.js.KeyValue(octx, wire.GrantsBucket)

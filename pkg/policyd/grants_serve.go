@@ -17,7 +17,8 @@ import (
 const ReasonGrant = "approval.grant"
 
 // fromGrant allows a prompt that a grant covers, spending one of its uses;
-// the use is on record before the answer. No grant: dec unchanged.
+// the use is on record before the answer (grant.used, and the allow's own
+// record, acked, whose first reason names the grant). No grant: dec unchanged.
 func (d *Daemon) fromGrant(ctx context.Context, cr *wire.CheckRequest, prof *wire.Profile, dec wire.Decision) wire.Decision {
 	gr, err := d.grants.use(ctx, prof.Workspace, prof.Name, cr.SessionID, cr.Argv)
 	if err != nil {
@@ -31,7 +32,9 @@ func (d *Daemon) fromGrant(ctx context.Context, cr *wire.CheckRequest, prof *wir
 		Profile: prof.Name, Argv: cr.Argv, Cwd: prof.Cwd, Verdict: wire.VerdictAllow, Reasons: dec.Reasons,
 		Detail: map[string]any{"grant_id": gr.ID, "grant_kind": gr.Kind, "uses_left": gr.Uses, "granted_by": gr.By,
 			"workspace": prof.Workspace}}
-	if err := d.audit.Publish(ctx, ev); err != nil {
+	// Its ack is awaited asynchronously: the allow that follows names the
+	// grant and is itself acked before it is answered.
+	if err := d.audit.PublishAsync(ev); err != nil {
 		return withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonAuditUnavailable,
 			Message: "the use of grant " + gr.ID + " could not be recorded (" + err.Error() + "), so nothing may run"}, dec)
 	}

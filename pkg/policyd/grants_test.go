@@ -113,6 +113,35 @@ func TestGrantUses(t *testing.T) {
 	if l, _ := s.Client(t, home.RoleApprover).Grants(context.Background()); len(l) != 0 {
 		t.Fatalf("a spent grant is still listed: %+v", l)
 	}
+	// Each use is on record, and so is the grant.
+	for kind, want := range map[string]uint64{wire.KindGrantUsed: 2, wire.KindGrantCreated: 1} {
+		if got := eventsOf(t, s, kind, want); got != want {
+			t.Fatalf("%d %s events on record, want %d", got, kind, want)
+		}
+	}
+}
+
+// eventsOf counts policyd's events of kind in MOAT_AUDIT, waiting a while for want.
+func eventsOf(t *testing.T, s *stack, kind string, want uint64) uint64 {
+	t.Helper()
+	js, _ := jetstream.New(s.Conn(t, home.RoleAdmin))
+	subj := wire.AuditSubject("policyd", kind)
+	var got uint64
+	for i := 0; i < 100; i++ {
+		st, err := js.Stream(context.Background(), wire.AuditStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(subj))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got = info.State.Subjects[subj]; got >= want {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return got
 }
 
 // TestGrantScope: another profile, workspace, session or command is not covered;
@@ -288,6 +317,7 @@ func TestGrantSharedByCopies(t *testing.T) {
 	// A grant made through one copy is listed and used by the other.
 	g := grant(t, s, "offline", "", wire.ApprovalAnswer{For: "1h"}, inline...)
 	s.policy.Stop()
+	onlyPolicyd(t, s, second.ID())
 	c := s.Client(t, home.RoleClient)
 	if d := grantCheck(t, c, s.ws, "offline", "", inline...); !covered(d) || d.DecidedBy != second.ID() {
 		t.Fatalf("the other copy: %+v", d)
@@ -381,7 +411,34 @@ func TestGrantWatcherFollowsBusdRestart(t *testing.T) {
 	}
 	g := grant(t, s, "offline", "", wire.ApprovalAnswer{For: "1h"}, inline...)
 	s.policy.Stop() // only the second copy is left: it must have g in memory
-	if d := grantCheck(t, c, s.ws, "offline", "", inline...); !covered(d) || d.DecidedBy != second.ID() || !strings.Contains(d.Reasons[0].Message, g.ID) {
-		t.Fatalf("a grant made after the restart, on the other copy: %+v", d)
+	onlyPolicyd(t, s, second.ID())
+	for i := 0; i < 20; i++ { // its watcher starts anew once it has reconnected
+		if d = grantCheck(t, c, s.ws, "offline", "", inline...); covered(d) {
+			break
+		}
 	}
+	if !covered(d) || d.DecidedBy != second.ID() || !strings.Contains(d.Reasons[0].Message, g.ID) {
+		t.Fatalf("a grant made after the restart, on the other copy (%s; the first was %s): %+v", second.ID(), s.policy.ID(), d)
+	}
+}
+
+// onlyPolicyd waits until id is the one policyd that answers a ping.
+func onlyPolicyd(t *testing.T, s *stack, id string) {
+	t.Helper()
+	c := s.Client(t, home.RoleClient)
+	var got []string
+	for i := 0; i < 100; i++ {
+		l, _ := c.Ping(context.Background(), 200*time.Millisecond)
+		got = got[:0]
+		for _, p := range l {
+			if p.Name == wire.ServicePolicyd {
+				got = append(got, p.ID)
+			}
+		}
+		if len(got) == 1 && got[0] == id {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("policyd copies answering: %v, want only %s", got, id)
 }
