@@ -60,10 +60,8 @@ func buildMounts(cfg *helperConfig) ([]string, error) {
 		}
 		applied = append(applied, "fs:read-only")
 	}
-	if err := privateTmp(cfg, keepFDs); err != nil {
-		return nil, err
-	}
-	applied = append(applied, fmt.Sprintf("tmpfs:/tmp size=%d", cfg.TmpBytes))
+	// Reads are confined before /tmp is made private: the covers are
+	// staged in a tmpfs on /tmp, which the private one then hides.
 	if reads != nil {
 		what, err := confineReads(reads)
 		if err != nil {
@@ -71,6 +69,10 @@ func buildMounts(cfg *helperConfig) ([]string, error) {
 		}
 		applied = append(applied, what)
 	}
+	if err := privateTmp(cfg, keepFDs); err != nil {
+		return nil, err
+	}
+	applied = append(applied, fmt.Sprintf("tmpfs:/tmp size=%d", cfg.TmpBytes))
 	if err := minimalDev(devFDs); err != nil {
 		return nil, err
 	}

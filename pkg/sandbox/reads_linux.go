@@ -160,72 +160,92 @@ func (plan *readPlan) close() {
 	}
 }
 
+// stage is where confineReads builds its covers: a tmpfs mounted on /tmp
+// before the run's private /tmp is mounted over it.
+const stage = "/tmp"
+
 // confineReads covers the plan's entries and binds its paths back,
-// read-only (writable roots are made writable again afterwards). It
-// returns the mechanism applied.
+// read-only (writable roots are made writable again afterwards). It must
+// run before the private /tmp is mounted, which hides its staging tmpfs.
+// It returns the mechanism applied.
+//
+// One tmpfs holds every cover: the mount points of what is bound back are
+// made in it first, then it is made read-only, and each covered directory
+// gets a bind of its own empty directory in it — a bind copies the
+// read-only flag, and costs less than a tmpfs of its own.
 func confineReads(plan *readPlan) (string, error) {
 	defer plan.close()
+	if err := unix.Mount("tmpfs", stage, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=64k,nr_inodes=4096,mode=755"); err != nil {
+		return "", fmt.Errorf("confine reads: stage the covers: %v", err)
+	}
+	kinds := make(map[string]uint32, len(plan.cover))
 	for _, c := range plan.cover {
-		if err := coverEntry(c); err != nil {
+		var st unix.Stat_t
+		if err := unix.Lstat(c, &st); err != nil {
+			continue // gone meanwhile: nothing to cover
+		}
+		kinds[c] = st.Mode & unix.S_IFMT
+		if kinds[c] == unix.S_IFDIR {
+			if err := os.Mkdir(stage+c, 0o755); err != nil {
+				return "", fmt.Errorf("confine reads: stage %s: %v", c, err)
+			}
+		}
+	}
+	for _, b := range plan.back {
+		if err := mountPoint(stage+b.dst, b.dir); err != nil {
+			return "", fmt.Errorf("confine reads: stage %s: %v", b.dst, err)
+		}
+	}
+	if err := setattr(stage, 0, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+		return "", fmt.Errorf("confine reads: stage read-only: %v", err)
+	}
+	for _, c := range plan.cover {
+		if err := coverEntry(c, kinds[c]); err != nil {
 			return "", fmt.Errorf("confine reads: cover %s: %v", c, err)
 		}
 	}
 	for i := range plan.back {
 		b := &plan.back[i]
-		if err := bindBack(b); err != nil {
+		if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", b.fd), b.dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return "", fmt.Errorf("confine reads: show %s: %v", b.dst, err)
+		}
+		if err := setattr(b.dst, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID, 0); err != nil {
+			return "", fmt.Errorf("confine reads: show %s read-only: %v", b.dst, err)
 		}
 		unix.Close(b.fd)
 		b.fd = -1
 	}
-	// Only now read-only: the mount points above were made in them.
-	for _, c := range plan.cover {
-		if err := setattr(c, 0, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
-			return "", fmt.Errorf("confine reads: %s read-only: %v", c, err)
-		}
-	}
 	return fmt.Sprintf("reads:system+%d paths (%d covered, %d missing)", len(plan.back), len(plan.cover), plan.skipped), nil
 }
 
-// coverEntry puts an empty tmpfs over a directory and /dev/null over
-// anything else. The tmpfs stays writable until the paths are bound back.
-func coverEntry(path string) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil
-		}
-		return err
-	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return unix.Mount("tmpfs", path, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=64k,nr_inodes=4096,mode=755")
-	case unix.S_IFLNK:
+// coverEntry binds its empty directory in the stage over a directory and
+// /dev/null, read-only, over anything else but a link.
+func coverEntry(path string, kind uint32) error {
+	switch kind {
+	case 0, unix.S_IFLNK:
 		return nil
+	case unix.S_IFDIR:
+		return unix.Mount(stage+path, path, "", unix.MS_BIND, "")
 	}
 	if err := unix.Mount("/dev/null", path, "", unix.MS_BIND, ""); err != nil {
 		return err
 	}
-	return nil
+	return setattr(path, 0, unix.MOUNT_ATTR_RDONLY, 0)
 }
 
-// bindBack makes b's mount point inside its covering tmpfs and binds what
-// b's descriptor holds there, read-only.
-func bindBack(b *readBack) error {
-	if err := os.MkdirAll(filepath.Dir(b.dst), 0o755); err != nil {
+// mountPoint makes an empty directory, or an empty file, at path and its
+// missing parents.
+func mountPoint(path string, dir bool) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if b.dir {
-		if err := os.Mkdir(b.dst, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+	if dir {
+		if err := os.Mkdir(path, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return err
 		}
-	} else if err := os.WriteFile(b.dst, nil, 0o444); err != nil {
-		return err
+		return nil
 	}
-	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", b.fd), b.dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return err
-	}
-	return setattr(b.dst, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID, 0)
+	return os.WriteFile(path, nil, 0o444)
 }
 
 // readRules are the Landlock rules that repeat the read confinement, so a
