@@ -17,14 +17,13 @@ import (
 )
 
 // TestPromptFloodHoldsNothing: more prompting checks than policyd has
-// request slots, whose callers then go away, leave other checks answered at
-// once; past the approval limit, a prompt is refused with its own reason;
-// and every abandoned wait ends when its caller goes.
+// request slots leave other checks answered at once, and when their
+// callers go away, every wait ends.
 func TestPromptFloodHoldsNothing(t *testing.T) {
 	const slots = 1024 // the service's default in-flight limit
-	s := start(t, policyd.Config{ApprovalTimeout: time.Hour, MaxApprovals: 64})
+	s := start(t, policyd.Config{ApprovalTimeout: time.Hour, MaxApprovals: 2 * slots})
 	inline := []string{"python3", "-c", "print(1)"}
-	// Callers that leave: connections that send a prompting check and close.
+	// Callers that leave: connections that send prompting checks and close.
 	var conns []*nats.Conn
 	for i := 0; i < 8; i++ {
 		conns = append(conns, s.Conn(t, home.RoleClient))
@@ -35,34 +34,58 @@ func TestPromptFloodHoldsNothing(t *testing.T) {
 	leaveCtx, leave := context.WithCancel(context.Background())
 	defer leave()
 	var wg sync.WaitGroup
-	for i := 0; i < slots+76; i++ {
-		nc := conns[i%len(conns)]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(leaveCtx, 5*time.Minute)
-			defer cancel()
-			client.FromConn(nc, time.Second).Check(ctx, &wire.CheckRequest{Argv: inline, Workspace: s.ws,
-				Profile: wire.RefName("workspace-write"), Approval: wire.ApprovalOnRequest})
-		}()
+	flood := func(n int) {
+		for i := 0; i < n; i++ {
+			nc := conns[i%len(conns)]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(leaveCtx, 5*time.Minute)
+				defer cancel()
+				client.FromConn(nc, time.Second).Check(ctx, &wire.CheckRequest{Argv: inline, Workspace: s.ws,
+					Profile: wire.RefName("workspace-write"), Approval: wire.ApprovalOnRequest})
+			}()
+		}
 	}
+	// In two waves: a burst above the slots is refused while it is still
+	// being evaluated; once waiting, the first wave holds no slot.
+	flood(1000)
+	waitApprovals(t, s, 1000)
+	flood(100)
 	c := s.Client(t, home.RoleClient)
-	waitApprovals(t, s, 64)
+	waitApprovals(t, s, 1100)
 	for i := 0; i < 20; i++ {
 		if d := s.check(t, c, "offline", "ls"); d.Verdict != wire.VerdictAllow {
 			t.Fatalf("check %d beside the flood: %+v", i, d)
 		}
 	}
-	d := c.Check(context.Background(), &wire.CheckRequest{Argv: inline, Workspace: s.ws, Profile: wire.RefName("workspace-write"), Approval: wire.ApprovalOnRequest})
-	if d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonApprovalBusy {
-		t.Fatalf("a prompt past the approval limit: %+v", d)
-	}
+	// The callers go: their connections close (nothing can be sent on
+	// them any more), then their goroutines end.
 	for _, nc := range conns {
 		nc.Close()
 	}
 	waitApprovals(t, s, 0) // the closed connections alone end every wait
 	leave()
 	wg.Wait()
+}
+
+// TestApprovalBusy: past its limit of waiting approvals, policyd denies a
+// prompt at once with its own reason.
+func TestApprovalBusy(t *testing.T) {
+	s := start(t, policyd.Config{ApprovalTimeout: time.Hour, MaxApprovals: 2})
+	c := s.Client(t, home.RoleClient)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ask := func(ctx context.Context) wire.Decision {
+		return c.Check(ctx, &wire.CheckRequest{Argv: []string{"python3", "-c", "1"}, Workspace: s.ws,
+			Profile: wire.RefName("offline"), Approval: wire.ApprovalOnRequest})
+	}
+	go ask(ctx)
+	go ask(ctx)
+	waitApprovals(t, s, 2)
+	if d := ask(context.Background()); d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonApprovalBusy {
+		t.Fatalf("a prompt past the approval limit: %+v", d)
+	}
 }
 
 // TestApprovalEndsWithItsCaller: a caller that cancels ends its approval at
