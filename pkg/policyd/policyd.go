@@ -56,6 +56,7 @@ type Config struct {
 	ApprovalTimeout time.Duration    // how long a prompt waits for a person
 	Deadline        time.Duration    // evaluation, profile resolution included
 	MaxApprovals    int              // approvals waiting at once; past it a prompt is denied (approval-busy)
+	MaxInflight     int              // checks evaluated at once (the service's bound); default 1024
 	Sanitizer       *audit.Sanitizer // sanitizes events before they leave the process
 	// RulesFile is where a "rule" grant appends its prefix_rule (empty: a
 	// rule grant is refused); it should be among the watched rules paths.
@@ -107,7 +108,7 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("make the stand-in workspace: %w", err)
 	}
 	svc, err := service.New(nc, service.Config{
-		Name: wire.ServicePolicyd, Version: Version, Logger: cfg.Logger,
+		Name: wire.ServicePolicyd, Version: Version, Logger: cfg.Logger, MaxInflight: cfg.MaxInflight,
 		Description: "decides allow, prompt or deny for each command, and explains why",
 	})
 	if err != nil {

@@ -16,12 +16,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// TestPromptFloodHoldsNothing: more prompting checks than policyd has
-// request slots leave other checks answered at once, and when their
+// TestPromptFloodHoldsNothing: more prompting checks waiting than policyd
+// has request slots leave other checks answered at once, and when their
 // callers go away, every wait ends.
 func TestPromptFloodHoldsNothing(t *testing.T) {
-	const slots = 1024 // the service's default in-flight limit
-	s := start(t, policyd.Config{ApprovalTimeout: time.Hour, MaxApprovals: 2 * slots})
+	const slots = 64 // checks in flight at once
+	s := start(t, policyd.Config{ApprovalTimeout: time.Hour, MaxInflight: slots, MaxApprovals: 4 * slots})
 	inline := []string{"python3", "-c", "print(1)"}
 	// Callers that leave: connections that send prompting checks and close.
 	var conns []*nats.Conn
@@ -49,11 +49,11 @@ func TestPromptFloodHoldsNothing(t *testing.T) {
 	}
 	// In two waves: a burst above the slots is refused while it is still
 	// being evaluated; once waiting, the first wave holds no slot.
-	flood(1000)
-	waitApprovals(t, s, 1000)
-	flood(100)
+	flood(slots - 8)
+	waitApprovals(t, s, slots-8)
+	flood(slots)
 	c := s.Client(t, home.RoleClient)
-	waitApprovals(t, s, 1100)
+	waitApprovals(t, s, 2*slots-8)
 	for i := 0; i < 20; i++ {
 		if d := s.check(t, c, "offline", "ls"); d.Verdict != wire.VerdictAllow {
 			t.Fatalf("check %d beside the flood: %+v", i, d)
