@@ -66,6 +66,12 @@ func adminConn(ns *server.Server, h home.Home) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// StreamNames lists the JetStream streams busd keeps, key-value buckets
+// under their streams' names (KV_<bucket>).
+func StreamNames() []string {
+	return []string{wire.AuditStream, RunsStreamConfig().Name, "KV_" + AuditAnchorConfig().Bucket, "KV_" + GrantsConfig().Bucket}
+}
+
 // ensureStreams creates the streams moat keeps (MOAT_AUDIT, MOAT_RUNS, the
 // anchor bucket MOAT_AUDIT_ANCHOR and the grants bucket MOAT_GRANTS) with
 // replicas copies, or updates them; running it on every start is safe. It

@@ -114,7 +114,9 @@ func TestForemanDaemonExit(t *testing.T) {
 	f.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	fp := start(t, f)
 	c := dialWait(t, e, url)
-	waitService(t, c, "sandboxd", 1)
+	for _, svc := range []string{"profiled", "policyd", "sandboxd"} {
+		waitService(t, c, svc, 1) // a run asked before policyd answers is denied
+	}
 	c.Close()
 	e.setBus(url)
 
