@@ -149,6 +149,7 @@ func TestClientProfileByHash(t *testing.T) {
 			sizes = append(sizes, -len(m.Data))
 		}
 	}
+	t.Logf("request sizes %v (negative: the whole profile)", sizes)
 	if len(sizes) != 6 || sizes[0] > 0 || sizes[1] < 0 || sizes[1]*4 > -sizes[0] {
 		t.Fatalf("request sizes %v (negative: the whole profile); want the first whole, the other five by hash, each under a quarter of it", sizes)
 	}
