@@ -95,7 +95,11 @@ func planReads(visible, deny []string) (*readPlan, error) {
 		}
 		// Seen where it is, and where it is named when that is a link
 		// (~/.gitconfig pointing into a dotfiles checkout).
-		for _, dst := range []string{real, namedAt(v)} {
+		at := []string{real}
+		if real != filepath.Clean(v) {
+			at = append(at, namedAt(v))
+		}
+		for _, dst := range at {
 			if dst != "" && covered(dst) && dst != "/" && !slices.Contains(plan.cover, dst) && !slices.Contains(dsts, dst) {
 				dsts = append(dsts, dst)
 			} else if slices.Contains(plan.cover, dst) {
