@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moatsec/moat/pkg/bus"
 	"github.com/moatsec/moat/pkg/home"
-	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -128,7 +128,7 @@ func (s *servers) healthy(within time.Duration, want int) {
 	eventually(s.w.t, within, fmt.Sprintf("streams at R%d with every replica current", want), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		for _, name := range []string{wire.AuditStream, wire.RunsStream, "KV_" + wire.AuditAnchorBucket} {
+		for _, name := range bus.StreamNames() {
 			st, err := s.stream(ctx, js, name)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
