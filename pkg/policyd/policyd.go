@@ -107,18 +107,20 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if d.noWorkspace, err = os.MkdirTemp("", "moat-policyd-no-workspace-"); err != nil {
 		return nil, fmt.Errorf("make the stand-in workspace: %w", err)
 	}
+	// The grants bucket is opened first: from service.New on, policyd
+	// answers $SRV.PING, and `moat status` counts it ready.
+	if d.grants, err = startGrants(nc, cfg.Deadline, cfg.Logger.Warn); err != nil {
+		return nil, err
+	}
 	svc, err := service.New(nc, service.Config{
 		Name: wire.ServicePolicyd, Version: Version, Logger: cfg.Logger, MaxInflight: cfg.MaxInflight,
 		Description: "decides allow, prompt or deny for each command, and explains why",
 	})
 	if err != nil {
+		d.grants.stop()
 		return nil, err
 	}
 	d.svc = svc
-	if d.grants, err = startGrants(nc, cfg.Deadline, cfg.Logger.Warn); err != nil {
-		svc.Stop()
-		return nil, err
-	}
 	if d.audit, err = audit.NewPublisher(nc, wire.ServicePolicyd, svc.ID()); err == nil {
 		d.audit.SetLogger(cfg.Logger)
 		d.audit.SetSanitizer(cfg.Sanitizer)

@@ -126,7 +126,9 @@ type Service struct {
 }
 
 // New registers the service on nc. Set nc's handlers before calling it: micro
-// wraps them.
+// wraps them. From New on, the instance answers $SRV.PING, which `moat
+// status` and the tests take for ready: a daemon does its slow setup
+// (buckets, stores) before New and adds its endpoints right after it.
 func New(nc *nats.Conn, cfg Config) (*Service, error) {
 	if cfg.MaxInflight <= 0 {
 		cfg.MaxInflight = 1024
