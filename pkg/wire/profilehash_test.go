@@ -126,3 +126,18 @@ func TestProfileHashCanonical(t *testing.T) {
 		t.Fatal("fields split differently hash alike")
 	}
 }
+
+// BenchmarkProfileHash: what a caller pays per check to name its profile.
+func BenchmarkProfileHash(b *testing.B) {
+	var p Profile
+	fill(reflect.ValueOf(&p).Elem())
+	for i := range 40 { // about the size of a resolved profile
+		p.FS.Write = append(p.FS.Write, "/home/user/.cache/tool-"+string(rune('a'+i%26)))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ProfileHash(&p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
