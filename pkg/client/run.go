@@ -85,7 +85,7 @@ func (c *Client) RunWaiting(ctx context.Context, req *wire.RunRequest, output fu
 			case <-tick.C:
 				// One tick per period lived: a paused caller sees one, not many.
 				if quiet += wire.RunHeartbeat; quiet >= RunSilence {
-					return nil, wire.Errorf(wire.CodeUnavailable, "sandboxd stopped answering: its runs were killed with it; the audit trail says how far it got")
+					return nil, wire.Errorf(wire.CodeUnavailable, "no word from sandboxd for %s: either it died (its runs died with it) or the bus lost its answer after a failover (the run may have finished); `moat audit query --request %s` says how it ended, and the same request id never runs twice", RunSilence, req.RequestID)
 				}
 			case <-cancelled:
 				cancelled, grace = nil, time.After(CancelGrace)
