@@ -106,7 +106,7 @@ func TestStack(t *testing.T) {
 	}
 
 	out = run(t, e.cmd("moat", "resolve", "--profile", "workspace-net", "--workspace", e.ws))
-	for _, want := range []string{"workspace-net", "network", "allowlist: proxy.golang.org", ".git/hooks"} {
+	for _, want := range []string{"workspace-net", "network", "allowlist: proxy.golang.org", ".git/hooks", "the system, the workspace, the write roots, and", "/.gitconfig"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("moat resolve output lacks %q:\n%s", want, out)
 		}
@@ -118,6 +118,8 @@ func TestStack(t *testing.T) {
 	}
 	if out = run(t, e.cmd("moat", "profiles")); !strings.Contains(out, "workspace-net may reach: proxy.golang.org, sum.golang.org") {
 		t.Errorf("moat profiles does not show workspace-net's allow list:\n%s", out)
+	} else if !strings.Contains(out, "offline reads the system, its workspace and write roots, and: ~/.gitconfig ~/.config/git ~/.config/go/env") {
+		t.Errorf("moat profiles does not show offline's read set:\n%s", out)
 	}
 	cmd := e.cmd("moat", "status")
 	outb, err := cmd.Output()
