@@ -20,8 +20,8 @@ import (
 // writable roots (the toolchain caches among them), its private /tmp and
 // the profile's read set. Every other entry at the top of the filesystem —
 // /root, /home, /var, /srv, /mnt, /media, /run, /boot and whatever else a
-// host keeps there — is covered: an empty, read-only tmpfs over a
-// directory, /dev/null over a file. Covering by default (rather than
+// host keeps there — is covered: an empty, read-only directory over a
+// directory (see confineReads), /dev/null over a file. Covering by default (rather than
 // listing what to cover) means a directory the host adds later (/data,
 // /work) is absent too.
 //
