@@ -74,8 +74,10 @@ func TestScenarios(t *testing.T) {
 	if seen["agents"] != 4 || seen["scaling"] != 6 || seen["coldstart"] != len(Daemons)+1 || seen["shell"] != 3 {
 		t.Errorf("series per scenario: %v", seen)
 	}
-	if len(r.Goals) != len(Daemons)+8 {
-		t.Errorf("%d goals judged, want one per daemon and 8 more: %+v", len(r.Goals), r.Goals)
+	// One cold start per daemon, then: run p50, run against bwrap, run CPU
+	// against bwrap, moat sh, MCP, agents, decisions, audit, runs held.
+	if len(r.Goals) != len(Daemons)+9 {
+		t.Errorf("%d goals judged, want one per daemon and 9 more: %+v", len(r.Goals), r.Goals)
 	}
 	for _, g := range r.Goals {
 		if g.Met == (g.Off != "") {

@@ -103,7 +103,9 @@ func Permissions(role string) *server.Permissions {
 	case home.RoleSandboxd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.sandbox.>")
 		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck,
-			wire.SubjectRunClaim+".*") // a request id runs once (MOAT_RUNS)
+			wire.SubjectRunClaim+".*", // a request id runs once (MOAT_RUNS)
+			// and a claim sent again is recognised by reading it back
+			"$JS.API.STREAM.INFO."+wire.RunsStream, "$JS.API.STREAM.MSG.GET."+wire.RunsStream)
 		// Heartbeats and output chunks while a command runs, then the result.
 		p.Response.MaxMsgs = -1
 	case home.RoleAuditd:

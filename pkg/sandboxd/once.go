@@ -31,17 +31,22 @@ const ClaimWait = 10 * time.Second
 // stream's MaxAge (a day). No claim, no run: a stream that does not answer
 // is a 503 and nothing ran.
 func (d *Daemon) claim(ctx context.Context, requestID string) error {
+	return d.claimAttempt(ctx, requestID, wire.NewID())
+}
+
+// claimAttempt stores the claim of one attempt; sending it again with the
+// same attempt (its ack was lost) succeeds, another attempt gets 409.
+func (d *Daemon) claimAttempt(ctx context.Context, requestID, attempt string) error {
 	js, err := jetstream.New(d.nc)
 	if err != nil {
 		return wire.Errorf(wire.CodeUnavailable, "cannot claim request %s: %v: nothing ran", requestID, err)
 	}
 	sum := sha256.Sum256([]byte(requestID))
 	key := hex.EncodeToString(sum[:16])
-	body, _ := json.Marshal(map[string]any{"request_id": requestID, "instance": d.ID(), "at": time.Now().UTC()})
+	body, _ := json.Marshal(map[string]any{"request_id": requestID, "instance": d.ID(), "attempt": attempt, "at": time.Now().UTC()})
 	msg := nats.NewMsg(wire.SubjectRunClaim + "." + key)
 	msg.Data = body
 	msg.Header.Set(wire.HeaderRequestID, requestID)
-	attempt := wire.NewID()
 	ctx, cancel := context.WithTimeout(ctx, ClaimWait)
 	defer cancel()
 	for {
@@ -55,6 +60,11 @@ func (d *Daemon) claim(ctx context.Context, requestID string) error {
 			return nil
 		case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+			// nats-server checks the expected sequence before de-duplicating
+			// by Nats-Msg-Id: a resend of our own stored claim lands here.
+			if ours, lerr := ownClaim(ctx, js, msg.Subject, attempt); lerr == nil && ours {
+				return nil
+			}
 			return wire.Errorf(wire.CodeConflict, "request %s was already run (a request id runs once): not run again; "+
 				"its record is in the audit (moat audit query --request %s); send a new request id to run it again", requestID, requestID)
 		case errors.As(err, &apiErr):
@@ -66,4 +76,23 @@ func (d *Daemon) claim(ctx context.Context, requestID string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// ownClaim reports whether the claim stored on subject is the one of attempt.
+func ownClaim(ctx context.Context, js jetstream.JetStream, subject, attempt string) (bool, error) {
+	st, err := js.Stream(ctx, wire.RunsStream)
+	if err != nil {
+		return false, err
+	}
+	m, err := st.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		return false, err
+	}
+	var c struct {
+		Attempt string `json:"attempt"`
+	}
+	if err := json.Unmarshal(m.Data, &c); err != nil {
+		return false, err
+	}
+	return c.Attempt == attempt, nil
 }

@@ -56,6 +56,28 @@ func TestClaimOnce(t *testing.T) {
 	}
 }
 
+// A claim sent again by the same attempt (its ack was lost, and the server
+// checks the expected sequence before de-duplicating) is still its own: the
+// run goes on. Another attempt at the same id is refused.
+func TestClaimResentIsOwn(t *testing.T) {
+	s := bustest.Start(t)
+	d, err := Start(s.Conn(t, home.RoleSandboxd), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	ctx := context.Background()
+	if err := d.claimAttempt(ctx, "req-r", "attempt-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.claimAttempt(ctx, "req-r", "attempt-1"); err != nil {
+		t.Fatalf("the same attempt again: %v, want its own claim", err)
+	}
+	if err := d.claimAttempt(ctx, "req-r", "attempt-2"); wire.CodeOf(err) != wire.CodeConflict {
+		t.Fatalf("another attempt: %v, want 409", err)
+	}
+}
+
 // Without the claim stream nothing runs: the claim fails closed with 503.
 func TestClaimFailsClosed(t *testing.T) {
 	s := bustest.Start(t)
