@@ -123,6 +123,15 @@ func (e *env) dial(ctx context.Context, opts optsFunc) (*client.Client, bool) {
 	return c, true
 }
 
+// output writes a run's live output to the stream it came from.
+func (e *env) output(stream string, data []byte) {
+	if stream == wire.StreamStderr {
+		e.stderr.Write(data)
+	} else {
+		e.stdout.Write(data)
+	}
+}
+
 // fail prints err for a person and returns the generic error code.
 func (e *env) fail(err error) int {
 	var we *wire.Error

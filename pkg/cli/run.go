@@ -69,13 +69,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		return ExitSandboxFailure
 	}
 	defer c.Close()
-	res, err := c.RunWaiting(ctx, req, func(stream string, data []byte) {
-		if stream == "stderr" {
-			e.stderr.Write(data)
-		} else {
-			e.stdout.Write(data)
-		}
-	}, e.waiting(*js))
+	res, err := c.RunWaiting(ctx, req, e.output, e.waiting(*js))
 	if err != nil {
 		e.fail(err)
 		return ExitSandboxFailure

@@ -89,13 +89,7 @@ func runSh(ctx context.Context, e *env, args []string) int {
 		return ExitSandboxFailure
 	}
 	defer c.Close()
-	res, err := c.Run(ctx, req, func(stream string, data []byte) {
-		if stream == "stderr" {
-			e.stderr.Write(data)
-		} else {
-			e.stdout.Write(data)
-		}
-	})
+	res, err := c.Run(ctx, req, e.output)
 	if err != nil {
 		e.fail(err)
 		return ExitSandboxFailure

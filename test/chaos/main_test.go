@@ -40,6 +40,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moatsec/moat/test/testbin"
 )
 
 var binDir string
@@ -47,18 +49,12 @@ var binDir string
 func TestMain(m *testing.M) { os.Exit(setup(m)) }
 
 func setup(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "moat-chaos-bin-")
+	dir, err := testbin.Build("moat-chaos-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
-		return 1
-	}
 	binDir = dir
 	return m.Run()
 }
@@ -139,23 +135,14 @@ func (d *daemon) signal(sig syscall.Signal) {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  strings.Builder
+	log  testbin.Output
 	done chan struct{}
 	err  error
 }
 
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
+func (p *proc) Write(b []byte) (int, error) { return p.log.Write(b) }
 
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *proc) output() string { return p.log.String() }
 
 // signal sends sig to the process itself (not its group: a daemon's
 // children are its own business) and waits up to within for it to exit.

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 var binDir string // the freshly built binaries
@@ -29,23 +29,12 @@ var binDir string // the freshly built binaries
 func TestMain(m *testing.M) { os.Exit(setup(m)) }
 
 func setup(m *testing.M) int {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "moat-cluster-bin-")
+	dir, err := testbin.Build("moat-cluster-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
-		return 1
-	}
 	binDir = dir
 	return m.Run()
 }
@@ -54,23 +43,14 @@ func setup(m *testing.M) int {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  strings.Builder
+	log  testbin.Output
 	done chan struct{}
 	err  error
 }
 
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
+func (p *proc) Write(b []byte) (int, error) { return p.log.Write(b) }
 
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *proc) output() string { return p.log.String() }
 
 // kill SIGKILLs the process group and waits for it.
 func (p *proc) kill() {

@@ -15,10 +15,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moatsec/moat/test/testbin"
 )
 
 var (
@@ -37,18 +38,12 @@ func setup(m *testing.M) int {
 		return 1
 	}
 	repoRoot = root
-	dir, err := os.MkdirTemp("", "moat-e2e-bin-")
+	dir, err := testbin.Build("moat-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build binaries: %v\n%s", err, out)
-		return 1
-	}
 	binDir = dir
 	return m.Run()
 }
@@ -108,23 +103,14 @@ func (e *env) setBus(url string) { e.vars = append(e.vars, "MOAT_BUS="+url) }
 // proc is a running child whose output is kept for failure messages.
 type proc struct {
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  strings.Builder
+	log  testbin.Output
 	done chan struct{}
 	err  error
 }
 
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
+func (p *proc) Write(b []byte) (int, error) { return p.log.Write(b) }
 
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *proc) output() string { return p.log.String() }
 
 // start runs c until the test ends; the whole process group is killed then.
 func start(t testing.TB, c *exec.Cmd) *proc {

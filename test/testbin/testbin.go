@@ -1,0 +1,55 @@
+// Package testbin is what the end-to-end suites (test/e2e, test/chaos,
+// test/cluster) share to run moat's real binaries: one fresh build of
+// ./cmd/..., and a child's output kept safe for failure messages.
+package testbin
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+// Root is the repository's root directory.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Build builds every binary of ./cmd/... into a fresh directory whose name
+// starts with prefix; remove it when the tests end.
+func Build(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
+	build.Dir = Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("build binaries: %v\n%s", err, out)
+	}
+	return dir, nil
+}
+
+// Output keeps what a child process writes, safe to read while it runs.
+type Output struct {
+	mu  sync.Mutex
+	out strings.Builder
+}
+
+func (o *Output) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.out.Write(b)
+}
+
+// String is everything written so far.
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.out.String()
+}
