@@ -43,6 +43,12 @@ func ensureOwnedDir(dir string, uid, gid int) error {
 	if err != nil {
 		return err
 	}
+	// The usual case, every run after the first: the whole path is there,
+	// opened in one call that still follows no symlink.
+	if whole, err := openNoFollow(fd, strings.TrimPrefix(dir, "/")); err == nil {
+		unix.Close(fd)
+		return ownedBy(whole, uid)
+	}
 	for _, name := range strings.Split(strings.TrimPrefix(dir, "/"), "/") {
 		next, err := openNoFollow(fd, name)
 		if errors.Is(err, unix.ENOENT) {
@@ -63,6 +69,11 @@ func ensureOwnedDir(dir string, uid, gid int) error {
 		}
 		fd = next
 	}
+	return ownedBy(fd, uid)
+}
+
+// ownedBy checks that the directory open at fd belongs to uid, and closes it.
+func ownedBy(fd, uid int) error {
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {

@@ -48,7 +48,7 @@ func buildMounts(cfg *helperConfig) ([]string, error) {
 	var reads *readPlan
 	if !cfg.Trusted {
 		var err error
-		if reads, err = planReads(visible(cfg), p.FS.ReadDeny); err != nil {
+		if reads, err = planReads(visible(cfg), p.FS.ReadDeny, cfg.UID, cfg.GID); err != nil {
 			return nil, err
 		}
 		defer reads.close()

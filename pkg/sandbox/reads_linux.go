@@ -68,7 +68,7 @@ type readPlan struct {
 // An entry that leads into a read-denied path (a ~/.gitconfig linked to a
 // key under ~/.ssh) is skipped: bound back where it is named, it would show
 // what the read deny hides where it is.
-func planReads(visible, deny []string) (*readPlan, error) {
+func planReads(visible, deny []string, uid, gid int) (*readPlan, error) {
 	top, err := os.ReadDir("/")
 	if err != nil {
 		return nil, fmt.Errorf("confine reads: list /: %v", err)
@@ -88,8 +88,10 @@ func planReads(visible, deny []string) (*readPlan, error) {
 	var dsts []string
 	for _, v := range append(slices.Clone(systemFiles), visible...) {
 		real, err := filepath.EvalSymlinks(v)
-		// Only a link can lead elsewhere than hide() will cover.
-		if err != nil || real != filepath.Clean(v) && denied(real, deny) {
+		// Only a link can lead elsewhere than hide() will cover, or past a
+		// directory the run's user may not enter (the helper resolves as
+		// root; the link is the user's).
+		if err != nil || real != filepath.Clean(v) && (denied(real, deny) || !reachable(real, uid, gid)) {
 			plan.skipped++
 			continue
 		}
@@ -129,6 +131,41 @@ func planReads(visible, deny []string) (*readPlan, error) {
 		kept = append(kept, dst)
 	}
 	return plan, nil
+}
+
+// reachable reports whether the user uid (primary group gid) may reach and
+// read path by its mode bits: search on every directory above it, read on
+// it. Supplementary groups and ACLs are not consulted, so it errs towards
+// no.
+func reachable(path string, uid, gid int) bool {
+	if uid == 0 {
+		return true
+	}
+	may := func(st *unix.Stat_t, bits uint32) bool { // bits as for "other"
+		switch {
+		case int(st.Uid) == uid:
+			return st.Mode&(bits<<6) == bits<<6
+		case int(st.Gid) == gid:
+			return st.Mode&(bits<<3) == bits<<3
+		}
+		return st.Mode&bits == bits
+	}
+	var st unix.Stat_t
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		if unix.Stat(dir, &st) != nil || !may(&st, 0o1) {
+			return false
+		}
+		if dir == "/" {
+			break
+		}
+	}
+	if unix.Stat(path, &st) != nil {
+		return false
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return may(&st, 0o5)
+	}
+	return may(&st, 0o4)
 }
 
 // denied reports whether p lies in a read-denied path, as named or with

@@ -192,3 +192,39 @@ func TestPythonVenv(t *testing.T) {
 	}
 	absent(t, filepath.Join(u.home, ".cache", "pip"))
 }
+
+// TestLinkedReadSetStaysTheUsers: the helper resolves the read set as root,
+// but a link the user planted there (~/.gitconfig) shows only what the user
+// could read on the host — a file behind root's 0700 home stays covered —
+// while a link into the user's own dotfiles still works.
+func TestLinkedReadSetStaysTheUsers(t *testing.T) {
+	u := freshUser(t)
+	ws := u.workspace(t, "proj", map[string]string{"README": "x\n"})
+	canary := fmt.Sprintf("root-only-canary-%d", os.Getpid())
+	locked := filepath.Join("/root", fmt.Sprintf("moat-locked-%d", os.Getpid()))
+	if err := os.WriteFile(locked, []byte(canary+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(locked) })
+	if fi, err := os.Stat("/root"); err != nil || fi.Mode().Perm()&0o001 != 0 {
+		t.Fatalf("the test needs /root closed to other users: %v %v", fi.Mode(), err)
+	}
+	link := filepath.Join(u.home, ".gitconfig")
+	if err := os.Symlink(locked, link); err != nil {
+		t.Fatal(err)
+	}
+	exec.Command("chown", "-h", u.name+":", link).Run()
+	if out := run(t, ws, "sh", "-c", "cat ~/.gitconfig 2>&1; echo done"); strings.Contains(out, canary) || !strings.Contains(out, "done") {
+		t.Fatalf("the run read a file its user cannot reach on the host:\n%s", out)
+	}
+	// The same link into the user's own files is followed.
+	os.Remove(link)
+	own := u.workspace(t, "dotfiles", map[string]string{"gitconfig": "[user]\n\tname = Own Dotfiles\n"})
+	if err := os.Symlink(filepath.Join(own, "gitconfig"), link); err != nil {
+		t.Fatal(err)
+	}
+	exec.Command("chown", "-h", u.name+":", link).Run()
+	if out := run(t, ws, "sh", "-c", "cat ~/.gitconfig"); !strings.Contains(out, "Own Dotfiles") {
+		t.Fatalf("the user's own linked gitconfig is not read:\n%s", out)
+	}
+}
