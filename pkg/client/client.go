@@ -69,6 +69,7 @@ type Client struct {
 	timeout time.Duration
 	mux     mux
 	kept    keptProfiles // profile hashes a policyd keeps (check.go)
+	role    string       // the component connected (Options.Role)
 }
 
 // Dial connects with the key in o.Creds. Call o.Fill first for defaults.
@@ -109,7 +110,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 			if timeout == 0 {
 				timeout = DefaultTimeout
 			}
-			return &Client{nc: nc, timeout: timeout}, nil
+			return &Client{nc: nc, timeout: timeout, role: role}, nil
 		}
 		if errors.Is(err, nats.ErrAuthorization) || strings.Contains(err.Error(), "Authorization Violation") {
 			return nil, fmt.Errorf("the bus at %s refused key %s: it was not written by the `moat init` this bus uses", o.URL, o.Creds)

@@ -38,6 +38,11 @@ const (
 // Services lists every daemon that answers on the bus, in pipeline order.
 var Services = []string{ServiceProfiled, ServicePolicyd, ServiceSandboxd, ServiceAuditd}
 
+// StopOrder is the order busd tells the daemons to stop in
+// (SubjectBusStopping): each caller before the services it calls, so a
+// daemon finishing its last requests still reaches them, and auditd last.
+var StopOrder = []string{ServiceSandboxd, ServicePolicyd, ServiceProfiled, ServiceAuditd}
+
 // AuditSubject is the subject an audit event of kind (e.g. "profile.resolved")
 // from source is published on. Dots in kind stay: moat.audit.evt.profiled.profile.resolved.
 func AuditSubject(source, kind string) string {
