@@ -43,6 +43,8 @@ const streamInfo = "$JS.API.STREAM.INFO." + wire.AuditStream
 //   - only approver (and admin) answer approvals, so an agent cannot approve itself;
 //   - only approver (and admin) list and revoke grants, and only policyd
 //     reads and writes the grants bucket;
+//   - only sandboxd (and admin) send moat.policy.check.resolved, the checks
+//     whose profile grants may cover;
 //   - each daemon receives replies only on its own inbox prefix.
 func Permissions(role string) *server.Permissions {
 	switch role {
@@ -103,6 +105,7 @@ func Permissions(role string) *server.Permissions {
 	case home.RoleSandboxd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.sandbox.>")
 		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck,
+			wire.SubjectCheckResolved, // its own resolved profile: grants may cover it
 			wire.SubjectRunClaim+".*", // a request id runs once (MOAT_RUNS)
 			// and a claim sent again is recognised by reading it back
 			"$JS.API.STREAM.INFO."+wire.RunsStream, "$JS.API.STREAM.MSG.GET."+wire.RunsStream)

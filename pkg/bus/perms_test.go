@@ -112,6 +112,11 @@ func TestPermissions(t *testing.T) {
 		{home.RolePolicyd, "write a grant", pub("$KV." + wire.GrantsBucket + ".g1"), true},
 		{home.RolePolicyd, "delete the grants bucket", pub("$JS.API.STREAM.DELETE.KV_" + wire.GrantsBucket), false},
 		{home.RoleSandboxd, "write a grant", pub("$KV." + wire.GrantsBucket + ".g1"), false},
+		{home.RoleSandboxd, "send a check grants may cover", pub(wire.SubjectCheckResolved), true},
+		{home.RoleClient, "send a check grants may cover", pub(wire.SubjectCheckResolved), false},
+		{home.RoleApprover, "send a check grants may cover", pub(wire.SubjectCheckResolved), false},
+		{home.RoleBenchd, "send a check grants may cover", pub(wire.SubjectCheckResolved), false},
+		{home.RolePolicyd, "answer checks grants may cover", queueSub(wire.SubjectCheckResolved), true},
 		{home.RoleAdmin, "inspect everything", sub(">"), true},
 		{home.RoleAdmin, "answer an approval", pub(wire.ApprovalAnswerSubject("abc")), true},
 	}

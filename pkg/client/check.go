@@ -32,6 +32,17 @@ func (c *Client) Check(ctx context.Context, req *wire.CheckRequest) wire.Decisio
 // approval wait alive by answering its heartbeats, and ends it when ctx is
 // done (see wire's "approval wait").
 func (c *Client) CheckWaiting(ctx context.Context, req *wire.CheckRequest, waiting func(wire.ApprovalWait)) wire.Decision {
+	return c.check(ctx, wire.SubjectCheck, req, waiting)
+}
+
+// CheckResolved is CheckWaiting for sandboxd, whose req carries the profile
+// profiled resolved for the run: it goes on wire.SubjectCheckResolved, which
+// only sandboxd's key may publish, so that grants may cover its prompts.
+func (c *Client) CheckResolved(ctx context.Context, req *wire.CheckRequest, waiting func(wire.ApprovalWait)) wire.Decision {
+	return c.check(ctx, wire.SubjectCheckResolved, req, waiting)
+}
+
+func (c *Client) check(ctx context.Context, subject string, req *wire.CheckRequest, waiting func(wire.ApprovalWait)) wire.Decision {
 	if req.RequestID == "" {
 		req.RequestID = wire.NewID()
 	}
@@ -50,7 +61,7 @@ func (c *Client) CheckWaiting(ctx context.Context, req *wire.CheckRequest, waiti
 	}
 	defer done()
 	send := func(body []byte, whole bool) error {
-		msg := nats.NewMsg(wire.SubjectCheck)
+		msg := nats.NewMsg(subject)
 		msg.Reply, msg.Data = reply, body
 		msg.Header.Set(wire.HeaderContentType, wire.ContentMsgpack)
 		msg.Header.Set(wire.HeaderRequestID, req.RequestID)

@@ -17,8 +17,9 @@ import (
 // keys may publish — or the approval timeout, whichever comes first. The
 // wait holds one of policyd's MaxApprovals places and none of its request
 // slots, and ends at once when the caller goes away (see wire's "approval
-// wait") or policyd stops.
-func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Profile, dec wire.Decision) wire.Decision {
+// wait") or policyd stops. An answer may make a grant only when vouched (the
+// profile is not one the caller supplied).
+func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Profile, dec wire.Decision, vouched bool) wire.Decision {
 	select {
 	case d.waiting <- struct{}{}:
 		defer func() { <-d.waiting }()
@@ -42,7 +43,7 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 
 	w := &wait{answers: make(chan wire.ApprovalAnswer, 1), gone: make(chan string, 1)}
 	sub, err := d.nc.Subscribe(wire.ApprovalAnswerSubject(q.ID), func(m *nats.Msg) {
-		w.answer(m, q.ID, func(a *wire.ApprovalAnswer) (*wire.Grant, error) { return d.grantFor(q, a) })
+		w.answer(m, q.ID, func(a *wire.ApprovalAnswer) (*wire.Grant, error) { return d.grantFor(q, a, vouched) })
 	})
 	if err != nil {
 		return denied(wire.ReasonApprovalTimeout, "cannot wait for an approval: %v", err)

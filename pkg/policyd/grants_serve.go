@@ -50,7 +50,10 @@ func (d *Daemon) fromGrant(ctx context.Context, cr *wire.CheckRequest, prof *wir
 
 // grantFor makes the grant an allow answer asks for (nil: once). It is
 // stored before the answer is acked, so the approver learns if it was not.
-func (d *Daemon) grantFor(q *wire.ApprovalAsk, a *wire.ApprovalAnswer) (*wire.Grant, error) {
+// Unless vouched, the asked prompt was judged under a profile its caller
+// supplied: its workspace and profile name are only the caller's word, so
+// only once may be answered.
+func (d *Daemon) grantFor(q *wire.ApprovalAsk, a *wire.ApprovalAnswer, vouched bool) (*wire.Grant, error) {
 	spec, err := wire.ParseGrant(a.For)
 	if err != nil {
 		return nil, err
@@ -63,6 +66,9 @@ func (d *Daemon) grantFor(q *wire.ApprovalAsk, a *wire.ApprovalAnswer) (*wire.Gr
 	}
 	if a.Verdict != wire.VerdictAllow {
 		return nil, wire.Errorf(wire.CodeBadRequest, "only an allow grants (for %q)", a.For)
+	}
+	if !vouched {
+		return nil, wire.Errorf(wire.CodeBadRequest, "approval %s was asked under a profile its caller sent whole, which policyd cannot vouch for: answer once (grants are made from checks by profile name and from moat run)", q.ID)
 	}
 	now := time.Now().UTC()
 	gr := &wire.Grant{ID: wire.NewID(), ApprovalID: q.ID, Kind: spec.Kind, Workspace: q.Workspace, Profile: q.Profile,

@@ -11,6 +11,10 @@
 //   - evaluation has a deadline: past it the answer is a deny (policy-timeout);
 //   - a prompt (never a deny) that a grant covers is allowed without asking,
 //     the use spent in the grants bucket and on record first (grants.go);
+//     grants are consulted, and made, only under a profile policyd resolved
+//     itself through profiled or one sandboxd sent on
+//     moat.policy.check.resolved (only its key may): never under a profile
+//     a caller supplied on moat.policy.check;
 //   - a prompt waits for a person at most the approval timeout, holding one
 //     of MaxApprovals places and no request slot, never holding up other
 //     checks; the wait ends at once when its caller goes away or policyd
@@ -124,7 +128,15 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if d.audit, err = audit.NewPublisher(nc, wire.ServicePolicyd, svc.ID()); err == nil {
 		d.audit.SetLogger(cfg.Logger)
 		d.audit.SetSanitizer(cfg.Sanitizer)
-		if err = svc.Handle("check", wire.SubjectCheck, d.check); err == nil {
+		err = svc.Handle("check", wire.SubjectCheck, func(ctx context.Context, req *service.Request) (any, error) {
+			return d.check(ctx, req, false)
+		})
+		if err == nil {
+			err = svc.Handle("check-resolved", wire.SubjectCheckResolved, func(ctx context.Context, req *service.Request) (any, error) {
+				return d.check(ctx, req, true)
+			})
+		}
+		if err == nil {
 			err = svc.HandleAll("approvals", wire.SubjectApprovals, d.approvals)
 		}
 		if err == nil {
@@ -161,7 +173,11 @@ func (d *Daemon) Stop() error {
 	return err
 }
 
-func (d *Daemon) check(ctx context.Context, req *service.Request) (any, error) {
+// check answers one check. fromSandboxd says it came on
+// moat.policy.check.resolved, which only sandboxd's key may publish: its
+// profile is the one profiled resolved for the run. Grants cover a prompt
+// only under such a profile or one policyd resolves here (vouched).
+func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd bool) (any, error) {
 	start := time.Now()
 	var cr wire.CheckRequest
 	if err := req.Decode(&cr); err != nil {
@@ -176,6 +192,7 @@ func (d *Daemon) check(ctx context.Context, req *service.Request) (any, error) {
 	dctx, cancel := context.WithTimeout(ctx, d.cfg.Deadline)
 	defer cancel()
 	prof := cr.Profile.Resolved
+	vouched := fromSandboxd
 	switch {
 	case cr.ProfileHash != "":
 		if prof = d.cache.get(cr.ProfileHash); prof == nil {
@@ -196,14 +213,14 @@ func (d *Daemon) check(ctx context.Context, req *service.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		prof = p
+		prof, vouched = p, true
 	}
 	in := &policy.Input{Argv: cr.Argv, Cwd: cr.Cwd, Workspace: cr.Workspace, Profile: prof}
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
 	dec := d.evaluate(dctx, in)
-	if dec.Verdict == wire.VerdictPrompt && cr.Approval == wire.ApprovalOnRequest {
+	if dec.Verdict == wire.VerdictPrompt && cr.Approval == wire.ApprovalOnRequest && vouched {
 		dec = d.fromGrant(dctx, &cr, prof, dec) // only a prompt: a grant never lifts a deny
 	}
 	if dec.Verdict == wire.VerdictPrompt {
@@ -212,7 +229,7 @@ func (d *Daemon) check(ctx context.Context, req *service.Request) (any, error) {
 			dec = withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonApprovalNever,
 				Message: "the command needs a person's approval and the caller allows none"}, dec)
 		case wire.ApprovalOnRequest:
-			dec = d.ask(req, &cr, prof, dec)
+			dec = d.ask(req, &cr, prof, dec, vouched)
 		}
 	}
 	dec.DecidedBy = d.svc.ID()

@@ -158,7 +158,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	}
 	// While a person is asked, the caller hears who is asked and until when.
 	wait := &approvalWait{caller: caller, req: req}
-	dec := d.bus.CheckWaiting(ctx, &wire.CheckRequest{RequestID: rr.RequestID, SessionID: rr.SessionID, Argv: rr.Argv,
+	dec := d.bus.CheckResolved(ctx, &wire.CheckRequest{RequestID: rr.RequestID, SessionID: rr.SessionID, Argv: rr.Argv,
 		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: wire.RefResolved(prof), Approval: approval}, wait.tell)
 	ev := &wire.AuditEvent{Kind: "run.decision", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,

@@ -27,6 +27,12 @@ const (
 	DefaultListen      = "127.0.0.1:4222"
 )
 
+// SubjectCheckResolved is moat.policy.check for sandboxd alone (only its key
+// may publish it): the profile it sends is the one profiled resolved for the
+// run, so grants may cover its prompts. A profile a caller sends on
+// SubjectCheck is judged as given, but no grant covers it.
+const SubjectCheckResolved = "moat.policy.check.resolved"
+
 // Service names as registered with nats.go/micro.
 const (
 	ServiceProfiled = "profiled"
