@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/moatsec/moat/pkg/policy"
 	"github.com/moatsec/moat/pkg/service"
 	"github.com/moatsec/moat/pkg/wire"
 )
@@ -120,13 +119,11 @@ func (d *Daemon) appendRule(gr *wire.Grant) error {
 	if d.cfg.RulesFile == "" {
 		return wire.Errorf(wire.CodeBadRequest, "this policyd keeps no rules file for grants (--grant-rules): grant for a duration or uses instead")
 	}
-	words := make([]string, len(gr.Argv))
-	for i, w := range gr.Argv {
-		words[i] = strconv.Quote(w)
+	line, err := policy.PrefixRuleLine(gr.Argv, "allow", fmt.Sprintf("moat grant %s by %s at %s (asked in %s, profile %s)",
+		gr.ID, gr.By, gr.At.Format(time.RFC3339), gr.Workspace, gr.Profile))
+	if err != nil {
+		return wire.Errorf(wire.CodeBadRequest, "cannot grant this command as a rule: %v", err)
 	}
-	line := fmt.Sprintf("prefix_rule(pattern = [%s], decision = \"allow\", justification = %s)\n", strings.Join(words, ", "),
-		strconv.Quote(fmt.Sprintf("moat grant %s by %s at %s (asked in %s, profile %s)", gr.ID, gr.By,
-			gr.At.Format(time.RFC3339), gr.Workspace, gr.Profile)))
 	if err := os.MkdirAll(filepath.Dir(d.cfg.RulesFile), 0o755); err != nil {
 		return wire.Errorf(wire.CodeUnavailable, "rules file for grants: %v", err)
 	}

@@ -442,3 +442,41 @@ func onlyPolicyd(t *testing.T, s *stack, id string) {
 	}
 	t.Fatalf("policyd copies answering: %v, want only %s", got, id)
 }
+
+// TestGrantRuleNotUTF8: a rule grant for a command whose words are not
+// UTF-8 cannot be written as a Starlark string that matches exactly: it is
+// a 400 (the approval stays open), and the rules file still loads; a prefix
+// of valid words can still be granted as a rule.
+func TestGrantRuleNotUTF8(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rules", "grants.rules")
+	s := start(t, policyd.Config{RulesFile: file})
+	argv := []string{"python3", "-c", "print('\xff\xfe')"}
+	cl := s.Client(t, home.RoleClient)
+	done := make(chan wire.Decision, 1)
+	go func() {
+		done <- cl.Check(context.Background(), &wire.CheckRequest{Argv: argv, Workspace: s.ws, Profile: wire.RefName("workspace-write"),
+			Approval: wire.ApprovalOnRequest})
+	}()
+	waitApprovals(t, s, 1)
+	ap := s.Client(t, home.RoleApprover)
+	q, _ := ap.Approvals(context.Background(), 200*time.Millisecond)
+	if _, err := ap.Answer(context.Background(), &wire.ApprovalAnswer{ID: q[0].ID, Verdict: wire.VerdictAllow, For: "rule"}); wire.CodeOf(err) != wire.CodeBadRequest {
+		t.Fatalf("a rule for a word that is not UTF-8: %v, want 400", err)
+	}
+	if _, err := policy.LoadRules(file); err != nil {
+		t.Fatalf("the rules file no longer loads: %v", err)
+	}
+	ack, err := ap.Answer(context.Background(), &wire.ApprovalAnswer{ID: q[0].ID, Verdict: wire.VerdictAllow, For: "rule", Prefix: argv[:2]})
+	if err != nil || ack.Grant == nil {
+		t.Fatalf("a rule for its UTF-8 prefix: %+v %v", ack, err)
+	}
+	if d := <-done; d.Verdict != wire.VerdictAllow {
+		t.Fatalf("the asking check: %+v", d)
+	}
+	if _, err := policy.LoadRules(file); err != nil {
+		t.Fatalf("the rules file no longer loads: %v", err)
+	}
+	if d := grantCheck(t, cl, s.ws, "workspace-write", "", argv...); !covered(d) {
+		t.Fatalf("covered by the prefix rule grant: %+v", d)
+	}
+}
