@@ -22,6 +22,7 @@ const (
 	RuleUnresolved  = "net.unresolved" // the name has no address
 	RuleUnreachable = "net.unreachable"
 	RuleProtocol    = "net.protocol" // a request the proxy does not serve
+	RulePrompt      = "net.prompt"   // a rules file's network_rule says to ask a person
 )
 
 // Policy decides by name, then by address, which destinations a run may
@@ -32,6 +33,7 @@ type Policy struct {
 	Any     bool // full network: every public name and address
 	Allow   []Rule
 	Deny    []Rule
+	Prompt  []Rule // asked of a person (or refused) before any allow; every port
 }
 
 // NewPolicy parses a profile's lists. any is full network: every public
@@ -55,6 +57,28 @@ func NewPolicy(profile string, any bool, allow, deny []string) (*Policy, error) 
 	return p, nil
 }
 
+// Add puts one rules-file entry (a network_rule as policyd compiled it)
+// in the list its decision names: allow, deny or prompt. Deny and prompt
+// entries cover every port of their host.
+func (p *Policy) Add(decision, entry, source string) error {
+	r, err := ParseRule(entry, decision == "allow")
+	if err != nil {
+		return fmt.Errorf("network_rule at %s (%q): %w", source, entry, err)
+	}
+	r.Source = source
+	switch decision {
+	case "allow":
+		p.Allow = append(p.Allow, r)
+	case "deny":
+		p.Deny = append(p.Deny, r)
+	case "prompt":
+		p.Prompt = append(p.Prompt, r)
+	default:
+		return fmt.Errorf("network_rule at %s: decision %q: want allow, deny or prompt", source, decision)
+	}
+	return nil
+}
+
 // Verdict is a decision and the rule behind it.
 type Verdict struct {
 	OK     bool
@@ -75,7 +99,12 @@ func (p *Policy) Admit(host string, port int) Verdict {
 	}
 	for i := range p.Deny {
 		if r := &p.Deny[i]; r.matchName(name) && r.matchPort(port, false) {
-			return Verdict{Rule: RuleDenied, Entry: r.Text, Reason: fmt.Sprintf("net_deny entry %q of profile %s names it", r.Text, p.Profile)}
+			return Verdict{Rule: RuleDenied, Entry: r.Text, Reason: r.what("net_deny", p.Profile) + " names it"}
+		}
+	}
+	for i := range p.Prompt {
+		if r := &p.Prompt[i]; r.matchName(name) {
+			return Verdict{Rule: RulePrompt, Entry: r.Text, Reason: r.what("prompt", p.Profile) + " says a person decides"}
 		}
 	}
 	other := ""
@@ -103,7 +132,16 @@ func (p *Policy) Admit(host string, port int) Verdict {
 // admitLiteral judges an address given as the destination itself: only an
 // address or range entry (or full network, for a public address) admits it.
 func (p *Policy) admitLiteral(a netip.Addr, port int) Verdict {
-	if v := p.Address(a, port); !v.OK || v.Entry != "" {
+	v := p.Address(a, port)
+	if !v.OK {
+		return v
+	}
+	for i := range p.Prompt {
+		if r := &p.Prompt[i]; r.matchAddr(a.Unmap()) {
+			return Verdict{Rule: RulePrompt, Entry: r.Text, Reason: r.what("prompt", p.Profile) + " says a person decides"}
+		}
+	}
+	if v.Entry != "" {
 		return v
 	}
 	if p.Any {
@@ -124,7 +162,7 @@ func (p *Policy) Address(a netip.Addr, port int) Verdict {
 	a = a.Unmap().WithZone("")
 	for i := range p.Deny {
 		if r := &p.Deny[i]; r.matchAddr(a) && r.matchPort(port, false) {
-			return Verdict{Rule: RuleDenied, Entry: r.Text, Reason: fmt.Sprintf("net_deny entry %q of profile %s covers %s", r.Text, p.Profile, a)}
+			return Verdict{Rule: RuleDenied, Entry: r.Text, Reason: fmt.Sprintf("%s covers %s", r.what("net_deny", p.Profile), a)}
 		}
 	}
 	class, in := Classify(a)
@@ -192,7 +230,12 @@ func (p *Policy) Fix(host string, port int, v Verdict) string {
 	case RuleNotAllowed, RulePort, RuleNoEgress:
 		return fmt.Sprintf("add %q to net_allow of the profile (profiles.toml), or ask the user to", entry)
 	case RuleDenied:
+		if src := p.source(p.Deny, v.Entry); src != "" {
+			return fmt.Sprintf("remove the network_rule at %s, or ask the user to", src)
+		}
 		return fmt.Sprintf("remove %q from net_deny of the profile, or ask the user to", v.Entry)
+	case RulePrompt:
+		return fmt.Sprintf("a person must approve it (under approval on-request, moat approvals), or change the network_rule at %s", p.source(p.Prompt, v.Entry))
 	case RuleAddress:
 		return "a profile reaches this address only by naming its range and port in net_allow (e.g. \"10.0.0.0/8:5432\"); ask the user"
 	case RuleSNI, RuleHost:
@@ -201,6 +244,17 @@ func (p *Policy) Fix(host string, port int, v Verdict) string {
 		return "turn off encrypted ClientHello for this client"
 	}
 	return "check the destination"
+}
+
+// source is where the rules-file entry text of list came from ("" for a
+// profile's own).
+func (p *Policy) source(list []Rule, text string) string {
+	for i := range list {
+		if list[i].Text == text && list[i].Source != "" {
+			return list[i].Source
+		}
+	}
+	return ""
 }
 
 func joinHostPort(host string, port int) string {

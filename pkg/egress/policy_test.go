@@ -3,6 +3,7 @@ package egress
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -190,4 +191,49 @@ type askedResolver struct{ asked []string }
 func (r *askedResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
 	r.asked = append(r.asked, host)
 	return []netip.Addr{netip.MustParseAddr("93.184.215.1"), netip.MustParseAddr("127.0.0.1")}, nil
+}
+
+// TestPolicyNetworkRules: a rules file's entries join the profile's lists,
+// deny first, then prompt (every port), then allow; each reason names the
+// network_rule's file and line.
+func TestPolicyNetworkRules(t *testing.T) {
+	p, err := NewPolicy("web", false, []string{"allowed.test", "both.test"}, []string{"bad.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ decision, entry, source string }{
+		{"allow", "ruled.test:443", "r:1"}, {"deny", "both.test", "r:2"}, {"prompt", "ask.test", "r:3"}, {"prompt", "allowed.test", "r:4"},
+		{"deny", "[2001:db8::2]", "r:5"},
+	} {
+		if err := p.Add(r.decision, r.entry, r.source); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []struct{ decision, entry string }{{"allow", "*"}, {"forbidden", "x.test"}, {"allow", "10.0.0.0/8"}} {
+		if err := p.Add(bad.decision, bad.entry, "r:9"); err == nil {
+			t.Errorf("Add(%q, %q) took it", bad.decision, bad.entry)
+		}
+	}
+	for _, tc := range []struct {
+		host   string
+		port   int
+		rule   string
+		source string
+	}{
+		{"ruled.test", 443, RuleAllowed, ""},
+		{"ruled.test", 80, RulePort, ""},
+		{"both.test", 443, RuleDenied, "r:2"}, // a rules-file deny beats the profile's allow
+		{"ask.test", 8080, RulePrompt, "r:3"},
+		{"allowed.test", 443, RulePrompt, "r:4"}, // prompt beats allow
+		{"bad.test", 443, RuleDenied, ""},
+		{"2001:db8::2", 443, RuleDenied, "r:5"},
+	} {
+		v := p.Admit(tc.host, tc.port)
+		if v.Rule != tc.rule || (tc.source != "" && !strings.Contains(v.Reason, "network_rule at "+tc.source)) {
+			t.Errorf("Admit(%s, %d) = %+v, want %s from %q", tc.host, tc.port, v, tc.rule, tc.source)
+		}
+		if tc.source != "" && !strings.Contains(p.Fix(tc.host, tc.port, v), tc.source) {
+			t.Errorf("Fix for %s: %q names no %s", tc.host, p.Fix(tc.host, tc.port, v), tc.source)
+		}
+	}
 }

@@ -25,6 +25,17 @@ type Rule struct {
 	Wild   bool         // *.domain: Host is the domain
 	Prefix netip.Prefix // an address or range rule
 	Port   int          // 0: no port named
+	// Source is where a rules file's network_rule said it (file:line);
+	// empty for a profile's entry.
+	Source string
+}
+
+// what names the entry for a reason: a profile's list or a rules file.
+func (r *Rule) what(list, profile string) string {
+	if r.Source != "" {
+		return fmt.Sprintf("the network_rule at %s", r.Source)
+	}
+	return fmt.Sprintf("%s entry %q of profile %s", list, r.Text, profile)
 }
 
 // ParseRule parses one entry. allow says which list it comes from: a range

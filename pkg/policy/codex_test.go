@@ -218,8 +218,18 @@ network_rule(host = "prompt-only.example.com", protocol = "https", decision = "p
 		if len(nr) != 4 || nr[1].Protocol != "https" || nr[2].Decision != "forbidden" || nr[3].Decision != "prompt" || !strings.HasSuffix(nr[0].Source, "a.rules:2") {
 			t.Fatalf("network rules %+v", nr)
 		}
-		if len(rs.Notices()) != 4 || !strings.Contains(rs.Notices()[0], "a.rules:2") {
+		// Allows are applied only where a profile has an allowlist: said at load.
+		if len(rs.Notices()) != 2 || !strings.Contains(rs.Notices()[0], "a.rules:2") {
 			t.Fatalf("notices %q", rs.Notices())
+		}
+		want := []wire.NetRule{{Entry: "google.com:80", Decision: "allow"}, {Entry: "api.github.com:443", Decision: "allow"},
+			{Entry: "blocked.example.com", Decision: "deny"}, {Entry: "prompt-only.example.com", Decision: "prompt"}}
+		got := rs.Egress()
+		for i := range got {
+			got[i].Source = ""
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("egress %+v, want %+v", got, want)
 		}
 	})
 }
@@ -311,9 +321,9 @@ network_rule(host = "pypi.org", protocol = "https", decision = "allow")
 		{argv("curl https://evil.example.com/x"), "workspace-net", wire.VerdictDeny, path + ":19", "exfiltration host"},
 		{argv("git clone https://evil.example.com/r"), "workspace-net", wire.VerdictDeny, path + ":19", ""},
 		{argv("curl https://other.example.com/x"), "open", wire.VerdictAllow, "", ""},
-		// A network_rule allow grants nothing: offline stays offline.
+		// A network_rule allow joins an allowlist; offline stays offline.
 		{argv("curl https://pypi.org/simple"), "offline", wire.VerdictDeny, "", ""},
-		{argv("curl https://pypi.org/simple"), "proxied", wire.VerdictDeny, "", ""},
+		{argv("curl https://pypi.org/simple"), "proxied", wire.VerdictAllow, "", ""},
 	}
 	for _, tt := range tests {
 		d := w.decide(t, e, tt.prof, tt.argv)

@@ -134,6 +134,9 @@ func (j *judge) network(what string, hosts []string) {
 		}
 		j.add(allow, "net.allowed", "", "%s uses the network, which profile %s allows", what, j.in.Profile.Name)
 	case wire.NetAllowlist:
+		// The rules files' network_rule allows join the list, as the proxy
+		// will apply them (deny and prompt came in networkRules above).
+		n.Allow = append(slices.Clip(n.Allow), j.rs.egressAllows()...)
 		if len(hosts) == 0 {
 			// The sandbox's egress proxy holds the command to the list by name.
 			j.add(allow, "net.allowlist-unknown", "", "%s contacts hosts not named in its arguments: moat's egress proxy lets it reach only profile %s's allowlist (%s)", what, j.in.Profile.Name, strings.Join(n.Allow, ", "))

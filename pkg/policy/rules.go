@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/moatsec/moat/pkg/wire"
 )
 
 // Limits on rules files: a hostile or broken file must not hang policyd.
@@ -24,6 +26,7 @@ type Ruleset struct {
 	byFirst  map[string][]*prefixRule
 	hostExec map[string][]string // host_executable: name → absolute paths ("~/" kept)
 	network  []NetworkRule
+	egress   []wire.NetRule // network rules compiled for the egress proxy (netrules.go)
 	notices  []string
 	files    []string
 	count    int
@@ -37,9 +40,8 @@ type prefixRule struct {
 }
 
 // NetworkRule is one network_rule(host, protocol, decision, justification).
-// moat keeps them for the network allowlist; today an allow grants nothing
-// and a prompt or forbidden applies to the hosts a command names (see
-// docs/policy.md).
+// They feed a run's egress lists ([Ruleset.Egress]); a prompt or forbidden
+// also applies to the hosts a command names (see docs/policy.md).
 type NetworkRule struct {
 	Host          string `json:"host"`     // normalized: lowercase, no port, no trailing dot
 	Protocol      string `json:"protocol"` // http, https, socks5_tcp, socks5_udp
@@ -90,6 +92,7 @@ func LoadRules(paths ...string) (*Ruleset, error) {
 		}
 		rs.files = append(rs.files, f)
 	}
+	rs.egress = compileEgress(rs.network)
 	return rs, nil
 }
 

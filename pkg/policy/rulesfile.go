@@ -321,10 +321,11 @@ func (rs *Ruleset) networkRule(source string, args starlark.Tuple, kwargs []star
 	}
 	nr.Host = h
 	rs.network = append(rs.network, nr)
-	if nr.Decision == "allow" {
-		rs.notices = append(rs.notices, fmt.Sprintf("%s: network_rule allows %s: kept for the network allowlist; it grants nothing today, the profile's network decides", source, h))
-	} else {
-		rs.notices = append(rs.notices, fmt.Sprintf("%s: network_rule %s %s: applied to commands that name the host (curl, git, ssh, …); a program that connects on its own is held only by the profile's network", source, nr.Decision, h))
+	switch {
+	case nr.Protocol == "socks5_udp" && nr.Decision == "allow":
+		rs.notices = append(rs.notices, fmt.Sprintf("%s: network_rule allows %s over socks5_udp: moat's egress proxy carries no UDP, so it admits nothing", source, h))
+	case nr.Decision == "allow":
+		rs.notices = append(rs.notices, fmt.Sprintf("%s: network_rule allows %s (%s): added to the egress allowlist of runs whose profile has one; it never gives network to an offline profile", source, h, nr.Protocol))
 	}
 	return nil
 }

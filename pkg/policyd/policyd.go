@@ -232,6 +232,9 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 			dec = d.ask(req, &cr, prof, dec, vouched)
 		}
 	}
+	if dec.Verdict == wire.VerdictAllow {
+		dec.Net = d.cfg.Engine.Rules().Egress() // the run's egress proxy applies them (netrules.go)
+	}
 	dec.DecidedBy = d.svc.ID()
 	dec.ElapsedUS = time.Since(start).Microseconds()
 	ev := &wire.AuditEvent{Kind: "policy.decision", SessionID: cr.SessionID, RequestID: cr.RequestID,

@@ -35,6 +35,11 @@ func startEgress(pid int, spec *Spec, stderr io.Writer) (*egressRun, error) {
 	if err != nil {
 		return nil, refuse("network allowlist of profile %s: %v", p.Name, err)
 	}
+	for _, r := range spec.NetRules {
+		if err := pol.Add(r.Decision, r.Entry, r.Source); err != nil {
+			return nil, refuse("network rules: %v", err)
+		}
+	}
 	ln, pc, err := listenIn(pid)
 	if err != nil {
 		return nil, err

@@ -23,6 +23,10 @@ type Spec struct {
 	Stdout, Stderr io.Writer
 	// Net reaches into the run's egress proxy (see net.go); zero is production.
 	Net NetHooks
+	// NetRules are the rules files' network_rule entries policyd sent with
+	// its allow: the egress proxy adds them to the profile's lists. A
+	// profile without network (or trusted) has no proxy: they grant nothing.
+	NetRules []wire.NetRule
 	// Signals, when set, are passed on to the command's process group as
 	// they come (its init forwards SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
 	// SIGUSR2 and SIGWINCH; others are dropped).

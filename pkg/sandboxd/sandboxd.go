@@ -182,7 +182,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		return nil, err
 	}
 	spec := &sandbox.Spec{Argv: rr.Argv, Profile: prof, Dir: prof.Cwd, Env: rr.Env, Stdin: rr.Stdin,
-		Timeout: time.Duration(rr.TimeoutMS) * time.Millisecond, Net: d.netHooks(&rr, prof)}
+		Timeout: time.Duration(rr.TimeoutMS) * time.Millisecond, Net: d.netHooks(&rr, prof), NetRules: dec.Net}
 	live := rr.Stream && caller.protocol
 	if live {
 		spec.Stdout, spec.Stderr = caller.output(wire.StreamStdout), caller.output(wire.StreamStderr)

@@ -144,6 +144,18 @@ type Decision struct {
 	Reasons   []Reason `json:"reasons"`
 	DecidedBy string   `json:"decided_by"`
 	ElapsedUS int64    `json:"elapsed_us"`
+	// Net, on an allow, are the rules files' network_rule entries, which
+	// the run's egress proxy adds to the profile's lists (docs/policy.md,
+	// "Network rules").
+	Net []NetRule `json:"net,omitempty"`
+}
+
+// NetRule is one rules-file network_rule as the egress proxy applies it:
+// an allowlist entry (host, host:port, IP:port) and what it decides.
+type NetRule struct {
+	Entry    string `json:"entry"`
+	Decision string `json:"decision"`         // allow, deny or prompt (VerdictAllow, …)
+	Source   string `json:"source,omitempty"` // file:line
 }
 
 // RunRequest asks sandboxd to resolve, check and run one command.
