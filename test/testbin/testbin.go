@@ -1,6 +1,8 @@
 // Package testbin is what the end-to-end suites (test/e2e, test/chaos,
-// test/cluster) share to run moat's real binaries: one fresh build of
-// ./cmd/..., and a child's output kept safe for failure messages.
+// test/cluster) and the daemon tests share to run moat's real parts: one
+// fresh build of ./cmd/..., a child's output kept safe for failure
+// messages, free loopback ports, and waiting for a condition with a
+// generous bound (never a measurement).
 package testbin
 
 import (
