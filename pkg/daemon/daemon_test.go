@@ -16,8 +16,8 @@ import (
 	"github.com/moatsec/moat/pkg/daemon"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/service"
-	"github.com/moatsec/moat/test/testbin"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // fake is a daemon with a real service on the bus, so $SRV.PING says when
