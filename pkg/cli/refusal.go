@@ -13,6 +13,12 @@ func printRefusal(w io.Writer, r *wire.Refusal) {
 	if r == nil {
 		return
 	}
+	if r.Layer == wire.LayerSeccomp {
+		for _, d := range r.Syscalls { // one line a kind: the sentence says no more
+			fmt.Fprintf(w, "moat: %s\n", d.Line(r.Source))
+		}
+		return
+	}
 	fmt.Fprintf(w, "moat: refused by %s", r.Layer)
 	if r.Rule != "" {
 		fmt.Fprintf(w, " (%s)", r.Rule)

@@ -29,12 +29,14 @@ type helperConfig struct {
 
 // helperStatus is what the helper reports on fd 4, one JSON value a line:
 // the isolation in force just before it starts the command (or instead an
-// error, when a step failed), then, as the command's init, how the command
+// error, when a step failed), then, as the command's init, each new kind of
+// system call the seccomp filter refused as it happens, and how the command
 // ended.
 type helperStatus struct {
-	Isolation []string     `json:"isolation,omitempty"`
-	Error     string       `json:"error,omitempty"`
-	Exit      *commandExit `json:"exit,omitempty"`
+	Isolation []string            `json:"isolation,omitempty"`
+	Error     string              `json:"error,omitempty"`
+	Refused   *wire.SyscallDenial `json:"refused,omitempty"`
+	Exit      *commandExit        `json:"exit,omitempty"`
 }
 
 // commandExit is the command's own end, as its init reaped it.
@@ -42,6 +44,8 @@ type commandExit struct {
 	Code   int        `json:"code"`             // the exit status, or 128+signal
 	Signal int        `json:"signal,omitempty"` // the signal that killed it
 	Usage  wire.Usage `json:"usage"`
+	// Refused is every kind of system call the seccomp filter refused.
+	Refused []wire.SyscallDenial `json:"refused,omitempty"`
 }
 
 // Fixed file descriptors of the helper.

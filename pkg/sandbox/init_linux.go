@@ -116,7 +116,8 @@ func helper(status *os.File) (int, error) {
 	}
 	// The filter goes on last, and before the report: the report lists only
 	// what is in force.
-	if err := loadSeccomp(filter); err != nil {
+	listener, err := loadSeccomp(filter)
+	if err != nil {
 		return 125, fmt.Errorf("seccomp: %v", err)
 	}
 	applied = append(applied, "seccomp", "init:pid1")
@@ -128,7 +129,7 @@ func helper(status *os.File) (int, error) {
 		fmt.Fprintf(os.Stderr, "moat: %s: command not found\n", cfg.Argv[0])
 		return ExitNotFound, nil
 	}
-	return supervise(status, path, &cfg), nil
+	return supervise(status, path, &cfg, listener), nil
 }
 
 // lookPath finds argv0 in the sandbox's PATH (relative names from dir).

@@ -31,7 +31,10 @@ var forwarded = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM
 // It runs on the thread that built the sandbox (Init locks it): the command
 // is forked from it and inherits its credentials, empty capability sets,
 // securebits, Landlock domain and seccomp filter.
-func supervise(status *os.File, path string, cfg *helperConfig) int {
+//
+// It serves the seccomp filter's listener (notify_linux.go) for as long as
+// the command runs, and reports what it refused with the command's end.
+func supervise(status *os.File, path string, cfg *helperConfig, listener int) int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
 	// The helper keeps the command's uid: not dumpable, its memory and
@@ -41,9 +44,16 @@ func supervise(status *os.File, path string, cfg *helperConfig) int {
 		fmt.Fprintf(os.Stderr, "moat: init: not dumpable: %v\n", err)
 		return ExitCannotExec
 	}
+	sup, err := superviseSeccomp(listener, status)
+	if err != nil {
+		// Unserved, the filter would leave a refused call waiting.
+		fmt.Fprintf(os.Stderr, "moat: init: seccomp supervisor: %v\n", err)
+		return ExitCannotExec
+	}
 	pid, err := syscall.ForkExec(path, cfg.Argv, &syscall.ProcAttr{Env: cfg.Env, Files: []uintptr{0, 1, 2},
 		Sys: &syscall.SysProcAttr{Setpgid: true}})
 	if err != nil {
+		sup.stop()
 		fmt.Fprintf(os.Stderr, "moat: %s: %v\n", cfg.Argv[0], err)
 		if err == syscall.ENOENT {
 			return ExitNotFound
@@ -64,6 +74,7 @@ func supervise(status *os.File, path string, cfg *helperConfig) int {
 				unix.Kill(pid, s.(syscall.Signal))
 			}
 		case ex := <-exited:
+			ex.Refused = sup.stop()
 			json.NewEncoder(status).Encode(helperStatus{Exit: ex})
 			return ex.Code
 		}

@@ -195,14 +195,23 @@ func (h *helperProc) begin(cfg *helperConfig) (helperStatus, error) {
 
 // outcome is how the command ended, once the helper has exited: its init's
 // report, or, when the init itself was killed (a timeout, a limit, a
-// cancel) or the command never started, the helper's own status.
-func (h *helperProc) outcome() (code int, signal string, usage wire.Usage) {
-	var st helperStatus
-	if h.report.Decode(&st) == nil && st.Exit != nil {
-		if st.Exit.Signal != 0 {
-			signal = unix.SignalName(syscall.Signal(st.Exit.Signal))
+// cancel) or the command never started, the helper's own status; and the
+// system calls the seccomp filter refused, as the init last reported them.
+func (h *helperProc) outcome() (code int, signal string, usage wire.Usage, refused []wire.SyscallDenial) {
+	for {
+		var st helperStatus
+		if h.report.Decode(&st) != nil {
+			break
 		}
-		return st.Exit.Code, signal, st.Exit.Usage
+		if st.Refused != nil && len(refused) < wire.MaxSyscallDenials {
+			refused = append(refused, *st.Refused)
+		}
+		if st.Exit != nil {
+			if st.Exit.Signal != 0 {
+				signal = unix.SignalName(syscall.Signal(st.Exit.Signal))
+			}
+			return st.Exit.Code, signal, st.Exit.Usage, st.Exit.Refused
+		}
 	}
 	ws := h.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	code = ws.ExitStatus()
@@ -212,7 +221,7 @@ func (h *helperProc) outcome() (code int, signal string, usage wire.Usage) {
 	if ru, ok := h.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		usage = wire.Usage{MaxRSSBytes: ru.Maxrss * 1024, UserUS: ru.Utime.Nano() / 1000, SysUS: ru.Stime.Nano() / 1000}
 	}
-	return code, signal, usage
+	return code, signal, usage, refused
 }
 
 // signal passes sig to the helper, which forwards it to the command.

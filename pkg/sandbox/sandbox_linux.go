@@ -203,7 +203,7 @@ wait:
 	if waitErr != nil && !errors.As(waitErr, &exitErr) {
 		return nil, fmt.Errorf("wait for the command: %w", waitErr)
 	}
-	res.ExitCode, res.Signal, res.Usage = h.outcome()
+	res.ExitCode, res.Signal, res.Usage, res.Syscalls = h.outcome()
 	if cpu := cg.cpuUsed(); cpu > 0 {
 		res.Usage.UserUS = max(res.Usage.UserUS, cpu.Microseconds()-res.Usage.SysUS)
 	}

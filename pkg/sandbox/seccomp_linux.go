@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"fmt"
+	"slices"
 	"unsafe"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
@@ -12,22 +13,56 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// blockedSyscalls fail with EPERM in every sandbox: tracing and reading
-// other processes, mounting and namespaces, kernel keyrings, eBPF and perf,
-// io_uring (which bypasses seccomp for the calls it carries), userfaultfd,
-// kexec and modules, handles that escape path checks, and the knobs of the
-// machine itself.
-var blockedSyscalls = []string{
-	"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
-	"mount", "umount2", "pivot_root", "unshare", "setns", "chroot",
-	"fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
-	"bpf", "perf_event_open", "keyctl", "add_key", "request_key",
-	"io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd",
-	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-	"open_by_handle_at", "name_to_handle_at", "swapon", "swapoff", "reboot",
-	"settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "acct", "quotactl",
-	"lookup_dcookie", "syslog", "iopl", "ioperm", "uselib", "vhangup", "personality",
-	"fanotify_init",
+// blocked are the system calls refused in every sandbox, with what each
+// group keeps from the command: tracing and reading other processes,
+// mounting and namespaces, kernel keyrings, eBPF and perf, io_uring (which
+// bypasses seccomp for the calls it carries), userfaultfd, kexec and
+// modules, handles that escape path checks, and the knobs of the machine
+// itself. The filter hands each refused call to the run's seccomp
+// supervisor (notify_linux.go), which records it and answers EPERM.
+var blocked = []struct {
+	why   string
+	names []string
+}{
+	{"no tracing or reading other processes", []string{"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp"}},
+	{"no mounts, namespaces or chroot", []string{"mount", "umount2", "pivot_root", "unshare", "setns", "chroot",
+		"fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr"}},
+	{"no eBPF or perf events", []string{"bpf", "perf_event_open"}},
+	{"no kernel keyrings", []string{"keyctl", "add_key", "request_key"}},
+	{"no io_uring (its calls would bypass the filter)", []string{"io_uring_setup", "io_uring_enter", "io_uring_register"}},
+	{"no userfaultfd", []string{"userfaultfd"}},
+	{"no kernel modules or kexec", []string{"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module"}},
+	{"no file handles (they bypass path checks)", []string{"open_by_handle_at", "name_to_handle_at"}},
+	{"no changing the machine (clock, swap, reboot, accounting, quotas)", []string{"swapon", "swapoff", "reboot",
+		"settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "acct", "quotactl"}},
+	{"no reading kernel internals (kernel log, dcookies)", []string{"lookup_dcookie", "syslog"}},
+	{"no raw I/O ports or old kernel interfaces", []string{"iopl", "ioperm", "uselib", "vhangup", "personality"}},
+	{"no filesystem-wide monitoring", []string{"fanotify_init"}},
+}
+
+// Why the argument checks refuse.
+const (
+	whyTerminal = "no pushing input into the terminal (TIOCSTI, TIOCLINUX)"
+	whyClone    = "no new namespaces"
+	whyNoNet    = "no network: the profile's net is none"
+)
+
+// refusedWhy says what the sandbox forbids by refusing syscall name.
+func refusedWhy(name string) string {
+	switch name {
+	case "ioctl":
+		return whyTerminal
+	case "clone":
+		return whyClone
+	case "socket", "socketpair":
+		return whyNoNet
+	}
+	for _, g := range blocked {
+		if slices.Contains(g.names, name) {
+			return g.why
+		}
+	}
+	return "refused by the sandbox's seccomp filter"
 }
 
 // seccomp_data offsets: the syscall number, the audit arch, the arguments.
@@ -51,26 +86,31 @@ const (
 // seccompProgram assembles the filter: the architecture check first (a
 // syscall of another ABI — int 0x80 on x86-64 — kills the process), then the
 // argument checks, then go-seccomp-bpf's blocklist (which also refuses the
-// x32 ABI).
+// x32 ABI, with ENOSYS). clone3 gets ENOSYS from the filter itself: the C
+// library's cue to use clone, not a refusal to report.
 func seccompProgram(noNet bool) ([]unix.SockFilter, error) {
 	info, err := arch.GetInfo("")
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, n := range blockedSyscalls {
-		if _, ok := info.SyscallNames[n]; ok {
-			names = append(names, n)
+	for _, g := range blocked {
+		for _, n := range g.names {
+			if _, ok := info.SyscallNames[n]; ok {
+				names = append(names, n)
+			}
 		}
 	}
 	policy := seccomp.Policy{DefaultAction: seccomp.ActionAllow, Syscalls: []seccomp.SyscallGroup{
-		{Names: names, Action: seccomp.ActionErrno},
+		{Names: names, Action: seccomp.ActionUserNotify},
 	}}
 	lib, err := policy.Assemble()
 	if err != nil {
 		return nil, err
 	}
-	eperm := uint32(seccomp.ActionErrno) | uint32(unix.EPERM)
+	// Refused calls go to the supervisor, which answers EPERM (never
+	// letting one through); should it be gone, the kernel answers ENOSYS.
+	eperm := uint32(seccomp.ActionUserNotify)
 	enosys := uint32(seccomp.ActionErrno) | uint32(unix.ENOSYS)
 	prog := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: offArch, Size: 4},
@@ -143,12 +183,15 @@ func cloneFlagsArg(info *arch.Info) int {
 	return 0
 }
 
-// loadSeccomp installs the filter on every thread (TSYNC).
-func loadSeccomp(filter []unix.SockFilter) error {
+// loadSeccomp installs the filter on every thread (TSYNC) and returns its
+// listener: the descriptor on which the kernel hands over each refused
+// call (close-on-exec; see notify_linux.go).
+func loadSeccomp(filter []unix.SockFilter) (int, error) {
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&prog)))
+	flags := unix.SECCOMP_FILTER_FLAG_TSYNC | unix.SECCOMP_FILTER_FLAG_TSYNC_ESRCH | unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+	fd, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(flags), uintptr(unsafe.Pointer(&prog)))
 	if errno != 0 {
-		return fmt.Errorf("load the filter: %v", errno)
+		return -1, fmt.Errorf("load the filter: %v", errno)
 	}
-	return nil
+	return int(fd), nil
 }

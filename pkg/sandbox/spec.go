@@ -55,6 +55,9 @@ type Result struct {
 	Quarantined []wire.Quarantined
 	// NetDenied lists the destinations the egress proxy refused.
 	NetDenied []egress.Denial
+	// Syscalls lists the system calls the seccomp filter refused, by kind
+	// (docs/sandbox.md, "Refused system calls").
+	Syscalls []wire.SyscallDenial
 }
 
 // Exit codes the sandbox itself gives a command that could not run.

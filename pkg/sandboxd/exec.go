@@ -90,17 +90,22 @@ func Exec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		enc.Encode(&wire.RunResult{ExitCode: res.ExitCode, Signal: res.Signal, TimedOut: res.TimedOut,
 			Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
 			DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation, Quarantined: res.Quarantined,
-			NetDenied: netDenied(res.NetDenied)})
+			NetDenied: netDenied(res.NetDenied), SyscallsDenied: res.Syscalls})
 		sandbox.ReportQuarantine(stderr, res.Quarantined) // the live output has had it
 	} else {
-		explain(stderr, res)
+		explain(stderr, res, p.Name)
 	}
 	return res.ExitCode
 }
 
 // explain tells, on stderr, why a run ended the way it did when the exit
 // status alone does not.
-func explain(w io.Writer, res *sandbox.Result) {
+func explain(w io.Writer, res *sandbox.Result, profile string) {
+	if res.ExitCode != 0 || res.Signal != "" {
+		for _, d := range res.Syscalls {
+			fmt.Fprintf(w, "moat: %s\n", d.Line("profile "+profile))
+		}
+	}
 	switch {
 	case res.TimedOut:
 		fmt.Fprintf(w, "moat: killed after %s: the timeout\n", res.Duration.Round(time.Millisecond))

@@ -196,7 +196,8 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	out := &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, QueueUS: queueUS, ExitCode: res.ExitCode, Signal: res.Signal,
 		TimedOut: res.TimedOut, Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated,
 		StderrTruncated: res.StderrTruncated, DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation,
-		Refusal: limitRefusal(res, spec), Quarantined: res.Quarantined, NetDenied: netDenied(res.NetDenied)}
+		Refusal: limitRefusal(res, spec), Quarantined: res.Quarantined, NetDenied: netDenied(res.NetDenied),
+		SyscallsDenied: res.Syscalls}
 	if len(res.Quarantined) > 0 {
 		d.record(&wire.AuditEvent{Kind: wire.KindRunQuarantine, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"quarantined": res.Quarantined}})
@@ -211,7 +212,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 			"cpu_exceeded": res.CPUExceeded, "pids_limited": res.PidsLimited, "max_rss_bytes": res.Usage.MaxRSSBytes, "user_us": res.Usage.UserUS,
 			"sys_us": res.Usage.SysUS, "stdout_bytes": len(res.Stdout), "stderr_bytes": len(res.Stderr),
 			"stdout_truncated": res.StdoutTruncated, "stderr_truncated": res.StderrTruncated, "isolation": res.Isolation,
-			"cancelled": out.Cancelled, "cancel_reason": out.CancelReason}})
+			"cancelled": out.Cancelled, "cancel_reason": out.CancelReason, "syscalls_denied": res.Syscalls}})
 	caller.finish(req, out, live)
 	return out, nil
 }
@@ -219,7 +220,8 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 // limitRefusal says which limit stopped a run: the timeout and the CPU
 // budget (sandboxd killed it, or the kernel's SIGXCPU at one process's
 // RLIMIT_CPU), the OOM killer, or the pids limit (a fork refused) when the
-// command then failed.
+// command then failed; else, when it failed after the seccomp filter
+// refused it system calls, which.
 func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
 	l := spec.Profile.Limits
 	failed := res.ExitCode != 0 || res.Signal != ""
@@ -233,6 +235,8 @@ func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
 		return wire.LimitRefusal(wire.LayerMemory, l)
 	case res.PidsLimited && failed:
 		return wire.LimitRefusal(wire.LayerPids, l)
+	case len(res.Syscalls) > 0 && failed:
+		return wire.SeccompRefusal(spec.Profile.Name, res.Syscalls)
 	}
 	return nil
 }

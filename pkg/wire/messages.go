@@ -213,6 +213,10 @@ type RunResult struct {
 	// NetDenied lists the destinations the run's egress proxy refused, once
 	// each (docs/sandbox.md, "Network by name").
 	NetDenied []NetDenial `json:"net_denied,omitempty"`
+	// SyscallsDenied lists the system calls the run's seccomp filter
+	// refused, whether or not the command then failed (docs/sandbox.md,
+	// "Refused system calls").
+	SyscallsDenied []SyscallDenial `json:"syscalls_denied,omitempty"`
 }
 
 // NetDenial is one destination a run's egress proxy refused: what, by which

@@ -13,6 +13,7 @@ const (
 	LayerPids    = "pids"    // the cgroup pids limit: fork refused
 	LayerCPU     = "cpu"     // the CPU-time budget: killed
 	LayerTimeout = "timeout" // the wall-clock timeout: killed
+	LayerSeccomp = "seccomp" // the sandbox's seccomp filter refused system calls (Syscalls)
 )
 
 // What a refusal refused.
@@ -21,6 +22,7 @@ const (
 	RefusedPath    = "path"
 	RefusedHost    = "host"
 	RefusedLimit   = "limit" // Target says which limit and its value
+	RefusedSyscall = "syscall"
 )
 
 // Refusal says why moat did not run a command, or stopped it, in a form a
@@ -30,8 +32,9 @@ const (
 //
 // Policy refusals are exact: Rule is the policy rule id that decided. A run
 // the kernel stopped says which limit did it (memory, pids, cpu, timeout).
-// A file the sandbox keeps read-only or hidden, or a syscall its seccomp
-// filter refuses, fails inside the command with EROFS, EACCES or EPERM and is
+// A command that failed after the sandbox's seccomp filter refused it
+// system calls says which (LayerSeccomp, Syscalls). A file the sandbox keeps
+// read-only or hidden fails inside the command with EROFS or EACCES and is
 // not reported here: the kernel tells the command, not moat (docs/integrations.md).
 type Refusal struct {
 	Layer   string   `json:"layer"`
@@ -42,6 +45,66 @@ type Refusal struct {
 	Allow   Remedy   `json:"allow"`
 	Message string   `json:"message"`           // one plain sentence
 	Reasons []Reason `json:"reasons,omitempty"` // every reason of the decision, strictest first
+	// Syscalls are the system calls the seccomp filter refused (LayerSeccomp).
+	Syscalls []SyscallDenial `json:"syscalls,omitempty"`
+}
+
+// SyscallDenial is one kind of system call the sandbox's seccomp filter
+// refused a run (with EPERM), as its seccomp supervisor saw it: the call,
+// the integer argument that made it refused where one did, how often, which
+// program called it first, and what the profile forbids. A run lists at most
+// MaxSyscallDenials kinds.
+type SyscallDenial struct {
+	Syscall string `json:"syscall"`           // mount, ptrace, socket, …
+	Detail  string `json:"detail,omitempty"`  // the refused argument: AF_INET, CLONE_NEWUSER, TIOCSTI
+	Count   int    `json:"count"`             // calls refused
+	Process string `json:"process,omitempty"` // the first caller's command name (its comm)
+	Reason  string `json:"reason"`            // what the sandbox forbids
+}
+
+// MaxSyscallDenials bounds the kinds of refused system calls a run reports.
+const MaxSyscallDenials = 16
+
+// String is the denial as one line's worth: "ptrace ×3 by strace".
+func (d SyscallDenial) String() string {
+	s := d.Syscall
+	if d.Detail != "" {
+		s += "(" + d.Detail + ")"
+	}
+	s += fmt.Sprintf(" ×%d", d.Count)
+	if d.Process != "" {
+		s += " by " + d.Process
+	}
+	return s
+}
+
+// Line is the denial for a person or a model reading stderr, under the
+// refusal's source: "seccomp refused ptrace ×3 by strace (profile
+// workspace-write: no tracing or reading other processes)".
+func (d SyscallDenial) Line(source string) string {
+	return fmt.Sprintf("seccomp refused %s (%s: %s)", d, source, d.Reason)
+}
+
+// SeccompRefusal is the refusal of a run that failed after the seccomp
+// filter of its profile (named) refused it the system calls denied.
+func SeccompRefusal(profile string, denied []SyscallDenial) *Refusal {
+	if len(denied) == 0 {
+		return nil
+	}
+	top := denied[0]
+	r := &Refusal{Layer: LayerSeccomp, Rule: "seccomp", Kind: RefusedSyscall, Target: top.Syscall,
+		Source: "profile " + profile, Syscalls: denied}
+	more := ""
+	if len(denied) > 1 {
+		more = fmt.Sprintf(" (and %d other kinds of system call)", len(denied)-1)
+	}
+	fix := "no moat profile allows it, so do not retry it another way: do the work without it, or ask the user to run it outside moat"
+	if top.Syscall == "socket" || top.Syscall == "socketpair" {
+		fix = "a profile with network (net allowlist or full) would allow it; ask the user if it is needed"
+	}
+	r.Message = fmt.Sprintf("the command failed after the sandbox refused it the system call %s%s (%s); that is likely why it failed, and it is a sandbox restriction, not a bug in the command: %s.",
+		top, more, top.Reason, fix)
+	return r
 }
 
 // Remedy is what would let the refused command run.
