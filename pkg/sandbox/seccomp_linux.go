@@ -120,6 +120,12 @@ func seccompProgram(noNet bool) ([]unix.SockFilter, error) {
 	nr := func(name string) uint32 { return uint32(info.SyscallNames[name]) }
 	prog = append(prog, argEquals(nr("ioctl"), 1, []uint32{tiocsti, tioclinux}, eperm)...)
 	prog = append(prog, argBits(nr("clone"), cloneFlagsArg(info), nsFlags, eperm)...)
+	// The command may add filters of its own, never one with a listener:
+	// among filters that return the same action the newest wins, so a
+	// listener of the command's would be handed the calls this filter sends
+	// the init's supervisor once the init's listener closes at the run's
+	// end, and could let them through. Refused by the filter itself.
+	prog = append(prog, argBits(nr("seccomp"), 1, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uint32(seccomp.ActionErrno)|uint32(unix.EPERM))...)
 	if n, ok := info.SyscallNames["clone3"]; ok {
 		// clone3 passes its flags in memory a filter cannot read: ENOSYS
 		// makes the C library fall back to clone, which is checked.
