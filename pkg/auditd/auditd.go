@@ -174,7 +174,7 @@ func (d *Daemon) Stop() error {
 		d.cancel()
 	}
 	d.wg.Wait()
-	return d.svc.Stop()
+	return d.svc.Shutdown(context.Background())
 }
 
 // drain moves batches from the stream to the store until ctx ends.

@@ -165,7 +165,7 @@ func (d *Daemon) Stop() error {
 	var err error
 	d.stopOnce.Do(func() {
 		close(d.stopping)
-		err = d.svc.Stop()
+		err = d.svc.Shutdown(context.Background())
 		d.evals.Wait()
 		d.grants.stop()
 		os.Remove(d.noWorkspace)
@@ -237,7 +237,7 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 	}
 	dec.DecidedBy = d.svc.ID()
 	dec.ElapsedUS = time.Since(start).Microseconds()
-	ev := &wire.AuditEvent{Kind: "policy.decision", SessionID: cr.SessionID, RequestID: cr.RequestID,
+	ev := &wire.AuditEvent{Kind: wire.KindPolicyDecision, SessionID: cr.SessionID, RequestID: cr.RequestID,
 		Profile: prof.Name, Argv: cr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,
 		DurationUS: dec.ElapsedUS, Detail: map[string]any{"rules": ruleIDs(dec.Reasons), "workspace": prof.Workspace}}
 	// An allow may be acted on by whoever asked (a hook lets an agent run

@@ -57,7 +57,7 @@ func Start(nc *nats.Conn, r *profile.Resolver, log *slog.Logger, san *audit.Sani
 func (d *Daemon) ID() string { return d.svc.ID() }
 
 // Stop stops taking requests and waits for those in flight.
-func (d *Daemon) Stop() error { return d.svc.Stop() }
+func (d *Daemon) Stop() error { return d.svc.Shutdown(context.Background()) }
 
 func (d *Daemon) resolve(ctx context.Context, req *service.Request) (any, error) {
 	var rr wire.ResolveRequest
@@ -66,10 +66,10 @@ func (d *Daemon) resolve(ctx context.Context, req *service.Request) (any, error)
 	}
 	req.FillIDs(&rr.RequestID, &rr.SessionID)
 	p, err := d.resolver.Resolve(&rr)
-	ev := &wire.AuditEvent{Kind: "profile.resolved", SessionID: rr.SessionID, RequestID: rr.RequestID,
+	ev := &wire.AuditEvent{Kind: wire.KindProfileResolved, SessionID: rr.SessionID, RequestID: rr.RequestID,
 		Profile: rr.Profile, Cwd: rr.Cwd, Detail: map[string]any{"workspace": rr.Workspace}}
 	if err != nil {
-		ev.Kind = "profile.refused"
+		ev.Kind = wire.KindProfileRefused
 		ev.Detail["error"] = err.Error()
 	} else {
 		ev.Profile = p.Name

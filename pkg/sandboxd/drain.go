@@ -18,7 +18,7 @@ var errStopping = errors.New("sandboxd is stopping (SIGTERM, or busd stopping): 
 // its caller answered — and returns once every run's handler is done.
 func (d *Daemon) Stop() error {
 	done := make(chan error, 1)
-	go func() { done <- d.svc.Stop() }() // joined below, on every path
+	go func() { done <- d.svc.Shutdown(context.Background()) }() // joined below, on every path
 	t := time.NewTimer(d.cfg.Drain)
 	defer t.Stop()
 	select {

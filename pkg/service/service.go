@@ -8,6 +8,11 @@
 // is handed to its own goroutine and answered from there. When MaxInflight
 // requests are already running, the next is answered 503 at once instead of
 // queueing behind them.
+//
+// The service owns those goroutines: each handler's context is cancelled
+// (cause ErrStopped) when the service stops — at once by Stop, or by
+// Shutdown once its own context ends — and neither returns before every
+// handler has.
 package service
 
 import (
@@ -115,12 +120,17 @@ func (r *Request) Decode(v any) error { return wire.Decode(r.Format, r.Data, v) 
 
 // Service is a running micro service.
 type Service struct {
+	ctx  context.Context // every handler's; cancelled by Stop or Shutdown's end
+	end  context.CancelCauseFunc
 	nc   *nats.Conn
 	svc  micro.Service
 	cfg  Config
 	log  *slog.Logger
 	sem  chan struct{}
-	wg   sync.WaitGroup
+	mu   sync.Mutex
+	busy int           // handlers running
+	idle chan struct{} // closed when busy drops to 0 (made by Shutdown while it waits)
+	shut bool          // contexts cancelled: no handler starts any more
 	done atomic.Uint64
 	errs sync.Map // code (int) → *atomic.Uint64
 }
@@ -137,6 +147,7 @@ func New(nc *nats.Conn, cfg Config) (*Service, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Service{nc: nc, cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxInflight)}
+	s.ctx, s.end = context.WithCancelCause(context.Background())
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:         cfg.Name,
 		Version:      cfg.Version,
@@ -177,11 +188,73 @@ func (s *Service) added(err error) error {
 	return s.nc.Flush()
 }
 
-// Stop unsubscribes (no new requests) and waits for those in flight.
+// ErrStopped is the cause of a handler's context cancelled because its
+// service stops.
+var ErrStopped = errors.New("the service is stopping")
+
+// Stop unsubscribes (no new requests), cancels the contexts of the
+// requests in flight and waits for their handlers to return.
 func (s *Service) Stop() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return s.Shutdown(ctx)
+}
+
+// Shutdown unsubscribes (no new requests) and lets the requests in flight
+// finish until ctx ends; then it cancels their contexts. It returns once
+// every handler has. A daemon that must finish what it started (policyd's
+// checks, sandboxd's runs within its drain) shuts down with the bound it
+// keeps.
+func (s *Service) Shutdown(ctx context.Context) error {
+	// micro drains the subscriptions: requests already delivered to this
+	// copy still start, and are waited for like the rest.
 	err := s.svc.Stop()
-	s.wg.Wait()
+	select {
+	case <-s.whenIdle(false):
+	case <-ctx.Done():
+	}
+	<-s.whenIdle(true)
 	return err
+}
+
+// whenIdle is closed once no handler runs; shut first cancels every
+// handler's context and lets none start any more.
+func (s *Service) whenIdle(shut bool) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if shut && !s.shut {
+		s.shut = true
+		s.end(ErrStopped)
+	}
+	if s.busy == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	return s.idle
+}
+
+// begin counts a handler in, unless the service has shut.
+func (s *Service) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut {
+		return false
+	}
+	s.busy++
+	return true
+}
+
+func (s *Service) finish() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy--; s.busy == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
 }
 
 func (s *Service) dispatch(r micro.Request, h Handler) {
@@ -209,9 +282,13 @@ func (s *Service) dispatch(r micro.Request, h Handler) {
 	}
 	var once sync.Once
 	req.detach = func() { once.Do(func() { <-s.sem }) }
-	s.wg.Add(1)
+	if !s.begin() {
+		req.Detach()
+		s.reply(r.Reply(), req, nil, wire.Errorf(wire.CodeUnavailable, "%s is stopping: retry, another copy may answer", s.cfg.Name))
+		return
+	}
 	go func() {
-		defer s.wg.Done()
+		defer s.finish()
 		defer req.Detach()
 		v, err := s.run(h, req)
 		s.reply(r.Reply(), req, v, err)
@@ -239,7 +316,7 @@ func (s *Service) run(h Handler, req *Request) (v any, err error) {
 			v, err = nil, wire.Errorf(wire.CodeInternal, "internal error in %s: the failure is logged", s.cfg.Name)
 		}
 	}()
-	return h(context.Background(), req)
+	return h(s.ctx, req)
 }
 
 // replyHeadroom is what a reply's headers may take beside its body.
