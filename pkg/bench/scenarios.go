@@ -529,7 +529,7 @@ func auditFlood(ctx context.Context, e *Env) ([]Result, error) {
 	rec := NewRecorder("events")
 	t0 := time.Now()
 	for i := 0; i < n; i++ {
-		ev := &wire.AuditEvent{Kind: "run.exit", Profile: "workspace-write", Argv: []string{"go", "test", "./..."},
+		ev := &wire.AuditEvent{Kind: wire.KindRunExit, Profile: "workspace-write", Argv: []string{"go", "test", "./..."},
 			Cwd: "~/proj", Verdict: wire.VerdictAllow, SessionID: "bench", RequestID: wire.NewID(),
 			Reasons: []wire.Reason{{Rule: "default.sandboxed", Message: "no rule names go; it runs confined by profile workspace-write"}}}
 		if err := pub.PublishAsync(ev); err != nil {

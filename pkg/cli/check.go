@@ -14,12 +14,6 @@ import (
 	"github.com/moatsec/moat/pkg/wire"
 )
 
-// Exit codes of moat check (and moat run on denial).
-const (
-	ExitDenied = 77
-	ExitPrompt = 78
-)
-
 func runCheck(ctx context.Context, e *env, args []string) int {
 	fs, js, opts := e.flags("check", true)
 	name := fs.String("profile", "", "profile name or alias (default offline)")
@@ -90,9 +84,9 @@ func verdictExit(v string) int {
 	case wire.VerdictAllow:
 		return ExitOK
 	case wire.VerdictPrompt:
-		return ExitPrompt
+		return wire.ExitPrompt
 	}
-	return ExitDenied
+	return wire.ExitDenied
 }
 
 func printDecision(e *env, argv []string, d wire.Decision) {

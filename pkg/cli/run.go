@@ -10,10 +10,6 @@ import (
 	"github.com/moatsec/moat/pkg/wire"
 )
 
-// ExitSandboxFailure is moat run's status when the sandbox could not run
-// the command (or no sandboxd answered).
-const ExitSandboxFailure = 125
-
 // runPass are the caller's variables moat run sends along; sandboxd filters
 // them again by the profile and drops credentials.
 var runPass = []string{"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ", "COLUMNS", "LINES", "NO_COLOR"}
@@ -66,13 +62,13 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	}
 	c, ok := e.dial(ctx, opts)
 	if !ok {
-		return ExitSandboxFailure
+		return wire.ExitSandboxFailure
 	}
 	defer c.Close()
 	res, err := c.RunWaiting(ctx, req, e.output, e.waiting(*js))
 	if err != nil {
 		e.fail(err)
-		return ExitSandboxFailure
+		return wire.ExitSandboxFailure
 	}
 	c.Explain(ctx, res.Refusal, checkOf(req), nil)
 	if *js {
@@ -90,7 +86,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 			}
 			printRefusal(e.stderr, res.Refusal)
 		}
-		return ExitDenied
+		return wire.ExitDenied
 	}
 	if !*js {
 		switch {

@@ -86,13 +86,13 @@ func runSh(ctx context.Context, e *env, args []string) int {
 	}
 	c, ok := e.dial(ctx, opts)
 	if !ok {
-		return ExitSandboxFailure
+		return wire.ExitSandboxFailure
 	}
 	defer c.Close()
 	res, err := c.Run(ctx, req, e.output)
 	if err != nil {
 		e.fail(err)
-		return ExitSandboxFailure
+		return wire.ExitSandboxFailure
 	}
 	c.Explain(ctx, res.Refusal, checkOf(req), nil)
 	if *js {
@@ -102,7 +102,7 @@ func runSh(ctx context.Context, e *env, args []string) int {
 		if !*js {
 			printRefusal(e.stderr, res.Refusal)
 		}
-		return ExitDenied
+		return wire.ExitDenied
 	}
 	if !*js {
 		switch {

@@ -38,7 +38,7 @@ func (d *Daemon) fromGrant(ctx context.Context, cr *wire.CheckRequest, prof *wir
 			Message: "the use of grant " + gr.ID + " could not be recorded (" + err.Error() + "), so nothing may run"}, dec)
 	}
 	msg := fmt.Sprintf("grant %s by %s covers %s", gr.ID, gr.By, gr.Describe())
-	if gr.Kind == "uses" {
+	if gr.Kind == wire.GrantUses {
 		msg += fmt.Sprintf(" (%d uses left)", gr.Uses)
 	}
 	if !gr.ExpiresAt.IsZero() {
@@ -89,7 +89,7 @@ func (d *Daemon) grantFor(q *wire.ApprovalAsk, a *wire.ApprovalAnswer, vouched b
 		gr.SessionID, gr.ExpiresAt = q.SessionID, now.Add(wire.GrantSessionMax)
 	case "duration":
 		gr.ExpiresAt = now.Add(spec.Duration)
-	case "uses":
+	case wire.GrantUses:
 		gr.Uses = spec.Uses
 	case wire.GrantRule:
 		if err := d.appendRule(gr); err != nil {

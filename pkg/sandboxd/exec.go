@@ -18,9 +18,6 @@ import (
 	"github.com/moatsec/moat/pkg/wire"
 )
 
-// ExitSandboxFailure is the exit status when the sandbox refused to run.
-const ExitSandboxFailure = 125
-
 // Exec is `sandboxd exec`: one command under the same isolation as a run,
 // with the profile resolved locally and no bus and no policy — the tool for
 // testing and benchmarking the sandbox alone. Signals from signals are
@@ -46,7 +43,7 @@ func Exec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "sandboxd exec:", err)
-		return ExitSandboxFailure
+		return wire.ExitSandboxFailure
 	}
 	h, err := home.FromEnv()
 	if err != nil {

@@ -160,18 +160,18 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	wait := &approvalWait{caller: caller, req: req}
 	dec := d.bus.CheckResolved(ctx, &wire.CheckRequest{RequestID: rr.RequestID, SessionID: rr.SessionID, Argv: rr.Argv,
 		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: wire.RefResolved(prof), Approval: approval}, wait.tell)
-	ev := &wire.AuditEvent{Kind: "run.decision", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+	ev := &wire.AuditEvent{Kind: wire.KindRunDecision, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,
 		Detail: map[string]any{"workspace": prof.Workspace, "decided_by": dec.DecidedBy}}
 	if err := d.audit.Publish(context.WithoutCancel(ctx), ev); err != nil {
 		return nil, wire.Errorf(wire.CodeUnavailable, "the decision could not be recorded (%v): nothing runs without a durable record", err)
 	}
 	if dec.Verdict != wire.VerdictAllow {
-		return &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: 77, Refusal: wire.RefusalOf(rr.Argv, &dec)}, nil
+		return &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, ExitCode: wire.ExitDenied, Refusal: wire.RefusalOf(rr.Argv, &dec)}, nil
 	}
 	queued := time.Now()
 	if err := d.waitSlot(ctx, slot, rr.SessionID, deadline); err != nil {
-		d.record(&wire.AuditEvent{Kind: "run.failed", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+		d.record(&wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}})
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	}
 	res, err := sandbox.Run(ctx, spec)
 	if err != nil {
-		d.record(&wire.AuditEvent{Kind: "run.failed", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+		d.record(&wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}})
 		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
 	}
@@ -206,7 +206,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		out.Cancelled, out.CancelReason = true, cause.Error()
 	}
 	code := res.ExitCode
-	d.record(&wire.AuditEvent{Kind: "run.exit", SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+	d.record(&wire.AuditEvent{Kind: wire.KindRunExit, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, ExitCode: &code, DurationUS: out.DurationUS,
 		Detail: map[string]any{"signal": res.Signal, "timed_out": res.TimedOut, "oom_killed": res.OOMKilled,
 			"cpu_exceeded": res.CPUExceeded, "pids_limited": res.PidsLimited, "max_rss_bytes": res.Usage.MaxRSSBytes, "user_us": res.Usage.UserUS,

@@ -27,6 +27,7 @@ const (
 	GrantSession = "session" // every match in the asking session, until GrantSessionMax
 	GrantRule    = "rule"    // every match in the workspace and profile, until revoked
 	// A duration ("5m", "2h") grants until then; "3uses" grants that many uses.
+	GrantUses = "uses" // the GrantSpec kind of "3uses"
 
 	// GrantSessionMax bounds a session grant: sessions have no end on the bus.
 	GrantSessionMax = 24 * time.Hour
@@ -62,7 +63,7 @@ func ParseGrant(s string) (GrantSpec, error) {
 		if err != nil || u < 1 || u > GrantMaxUses {
 			return GrantSpec{}, Errorf(CodeBadRequest, "grant %q: a use count is 1uses to %duses", s, GrantMaxUses)
 		}
-		return GrantSpec{Kind: "uses", Uses: u}, nil
+		return GrantSpec{Kind: GrantUses, Uses: u}, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < time.Second || d > GrantMaxDuration {

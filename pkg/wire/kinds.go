@@ -5,6 +5,7 @@ package wire
 // happened; docs/audit.md says which component records it and when.
 const (
 	KindProfileResolved = "profile.resolved" // profiled resolved a profile for a workspace
+	KindProfileRefused  = "profile.refused"  // profiled refused a resolution (detail.error says why)
 	KindPolicyDecision  = "policy.decision"  // policyd decided on a command
 	KindApprovalAsked   = "approval.asked"   // policyd asked a person
 	KindGrantCreated    = "grant.created"    // policyd stored a grant a person gave
