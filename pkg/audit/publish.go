@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,12 @@ type Publisher struct {
 	lost     atomic.Uint64 // asynchronous publishes JetStream did not ack
 	log      *slog.Logger
 	san      *Sanitizer
+	batches  atomic.Uint64 // batch messages sent
+
+	mu       sync.Mutex // guards the batches below (batch.go)
+	open     *batch     // gathering events; nil when none
+	full     []*batch   // full, waiting for a place in flight
+	inflight int        // batches sent and not yet acked
 }
 
 // SetSanitizer makes the publisher sanitize every event before it leaves
@@ -61,21 +68,36 @@ func (p *Publisher) SetLogger(l *slog.Logger) { p.log = l }
 func (p *Publisher) Lost() uint64 { return p.lost.Load() }
 
 // Publish stamps ev (id, time, source, instance, seq) and waits until
-// MOAT_AUDIT has it, sending it again while the stream does not answer, up
-// to ctx's deadline (RecordWait without one). An error means the event is
-// not on record: the caller must not go on as if it were (fail closed).
+// MOAT_AUDIT has it — alone, or in a batch with events published at the
+// same time (batch.go) — sending it again while the stream does not answer,
+// up to ctx's deadline (RecordWait without one). An error means the event
+// is not known to be on record: the caller must not go on as if it were
+// (fail closed).
 func (p *Publisher) Publish(ctx context.Context, ev *wire.AuditEvent) error {
 	msg, err := p.message(ev)
 	if err != nil {
 		return err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, RecordWait)
-		defer cancel()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(RecordWait)
 	}
-	// The same message goes again while the stream is away (a server lost,
-	// a leader being elected): its Nats-Msg-Id makes JetStream store it once.
+	b, lead := p.join(msg, deadline)
+	if lead {
+		p.lead(b)
+	}
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return unrecorded(ctx.Err())
+	}
+}
+
+// send publishes msg until JetStream acks it or ctx ends. The same message
+// goes again while the stream is away (a server lost, a leader being
+// elected): its Nats-Msg-Id makes JetStream store it once.
+func (p *Publisher) send(ctx context.Context, msg *nats.Msg) error {
 	for {
 		actx, cancel := context.WithTimeout(ctx, AckTimeout)
 		_, err := p.js.PublishMsg(actx, msg, jetstream.WithExpectStream(wire.AuditStream))
@@ -117,11 +139,14 @@ func transient(err error) bool {
 // records of things that act on nothing by themselves (a policy check: the
 // run that follows is recorded synchronously by sandboxd). An ack that does
 // not come is logged and counted in Lost; an error here means the event was
-// not even sent.
+// not even sent. The event rides in a batch being gathered if there is one.
 func (p *Publisher) PublishAsync(ev *wire.AuditEvent) error {
 	msg, err := p.message(ev)
 	if err != nil {
 		return err
+	}
+	if b, _ := p.join(msg, time.Time{}); b != nil {
+		return nil
 	}
 	if _, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(wire.AuditStream)); err != nil {
 		return unrecorded(err)

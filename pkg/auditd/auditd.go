@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -197,7 +198,7 @@ func (d *Daemon) drain(ctx context.Context) {
 		}
 		evs := make([]*wire.AuditEvent, 0, len(msgs))
 		for _, m := range msgs {
-			evs = append(evs, d.event(m))
+			evs = d.events(evs, m)
 		}
 		if _, err := d.cfg.Store.Append(evs); err != nil {
 			// Nothing of this batch is acked: it comes again after a restart.
@@ -216,24 +217,49 @@ func (d *Daemon) drain(ctx context.Context) {
 	}
 }
 
-// event decodes and sanitizes one message; a message that is not an event
-// is kept as an audit.malformed event rather than dropped.
-func (d *Daemon) event(m jetstream.Msg) *wire.AuditEvent {
+// events appends the events of one message: an event alone, or each event
+// of a batch (Moat-Kind audit.batch; docs/bus.md). What is not an event is
+// kept as an audit.malformed event rather than dropped; a batch's events
+// keep their own ids, so a batch delivered again after a crash (some of it
+// stored, its ack lost) stores nothing twice.
+func (d *Daemon) events(evs []*wire.AuditEvent, m jetstream.Msg) []*wire.AuditEvent {
+	id := m.Headers().Get(wire.HeaderMsgID)
+	if m.Headers().Get(wire.HeaderKind) != wire.KindAuditBatch {
+		return append(evs, d.event(m, m.Data(), id))
+	}
+	bodies, err := audit.SplitBatch(m.Data())
+	if err != nil {
+		return append(evs, d.malformed(m, id, "batch: "+err.Error()))
+	}
+	for i, b := range bodies {
+		evs = append(evs, d.event(m, b, id+"#"+strconv.Itoa(i)))
+	}
+	return evs
+}
+
+// event decodes and sanitizes one event's body; id names it if it is
+// malformed.
+func (d *Daemon) event(m jetstream.Msg, body []byte, id string) *wire.AuditEvent {
 	var ev wire.AuditEvent
-	if err := wire.Decode(wire.DetectFormat(m.Headers().Get(wire.HeaderContentType), m.Data()), m.Data(), &ev); err != nil || ev.ID == "" {
-		id := m.Headers().Get(wire.HeaderMsgID)
-		if id == "" {
-			id = wire.NewID()
-		}
+	if err := wire.Decode(wire.DetectFormat(m.Headers().Get(wire.HeaderContentType), body), body, &ev); err != nil || ev.ID == "" {
 		reason := "no event id"
 		if err != nil {
 			reason = err.Error()
 		}
-		return &wire.AuditEvent{ID: id, TS: time.Now().UTC(), Source: "auditd", Kind: wire.KindAuditMalformed,
-			Detail: map[string]any{"subject": m.Subject(), "error": reason, "bytes": len(m.Data())}}
+		return d.malformed(m, id, reason)
 	}
 	d.cfg.Sanitizer.Event(&ev)
 	return &ev
+}
+
+// malformed records what could not be read, under id (a fresh one if the
+// message named none).
+func (d *Daemon) malformed(m jetstream.Msg, id, reason string) *wire.AuditEvent {
+	if id == "" || id[0] == '#' {
+		id = wire.NewID()
+	}
+	return &wire.AuditEvent{ID: id, TS: time.Now().UTC(), Source: "auditd", Kind: wire.KindAuditMalformed,
+		Detail: map[string]any{"subject": m.Subject(), "error": reason, "bytes": len(m.Data())}}
 }
 
 func (d *Daemon) query(ctx context.Context, req *service.Request) (any, error) {

@@ -18,6 +18,7 @@ const (
 	KindNetConn         = "net.conn"         // sandboxd: one connection through a run's egress proxy, allowed or refused
 	KindAuditGap        = "audit.gap"        // auditd: a source's seq skipped numbers
 	KindAuditMalformed  = "audit.malformed"  // auditd: a stream message that is no event
+	KindAuditBatch      = "audit.batch"      // a publisher: many events in one message (docs/bus.md), never stored as one
 	KindAuditTailCut    = "audit.tail_cut"   // auditd: an unfinished final frame was cut at open
 )
 
