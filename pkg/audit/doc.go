@@ -10,6 +10,7 @@
 // event — alone, or in the batch message that carries it with others
 // published at the same time (batch.go), acked as a whole — so whatever a
 // daemon does after Publish returns is already on record; the publisher has
-// no goroutine of its own (the caller who opens a batch sends it); sanitizing works on copies, so what a command runs with is never
-// what the trail rewrote.
+// no goroutine of its own (the caller who opens a batch sends it);
+// sanitizing works on copies, so what a command runs with is never what the
+// trail rewrote.
 package audit
