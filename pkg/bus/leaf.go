@@ -32,7 +32,7 @@ func LeafPermissions() *server.Permissions {
 		Publish: &server.SubjectPermission{
 			Allow: concat(inboxes, []string{
 				wire.AuditSubject(home.RoleSandboxd, ">"), wire.AuditSubject(home.RoleProfiled, ">"),
-				wire.SubjectCheck, wire.SubjectCheckResolved, wire.SubjectRunClaim + ".*", wire.SubjectApprovals,
+				wire.SubjectCheck, wire.SubjectCheckResolved, wire.SubjectRunClaim + ".*", wire.SubjectRunLive + ".*", wire.SubjectApprovals,
 				wire.SubjectAuditQuery, wire.SubjectAuditVerify, wire.SubjectAuditStats,
 				"$SRV.>", wire.SubjectBusServers, InboxPrefix(home.RoleAdmin) + ".>",
 			}),

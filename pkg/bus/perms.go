@@ -108,7 +108,12 @@ func Permissions(role string) *server.Permissions {
 			wire.SubjectCheckResolved, // its own resolved profile: grants may cover it
 			wire.SubjectRunClaim+".*", // a request id runs once (MOAT_RUNS)
 			// and a claim sent again is recognised by reading it back
-			"$JS.API.STREAM.INFO."+wire.RunsStream, "$JS.API.STREAM.MSG.GET."+wire.RunsStream)
+			"$JS.API.STREAM.INFO."+wire.RunsStream, "$JS.API.STREAM.MSG.GET."+wire.RunsStream,
+			// each sandboxd's liveness, and the claims of a lost one read
+			// through a consumer to be closed (nothing beyond MSG.GET's reach)
+			wire.SubjectRunLive+".*",
+			"$JS.API.CONSUMER.CREATE."+wire.RunsStream+".>", "$JS.API.CONSUMER.MSG.NEXT."+wire.RunsStream+".>",
+			"$JS.API.CONSUMER.INFO."+wire.RunsStream+".>", "$JS.API.CONSUMER.DELETE."+wire.RunsStream+".>")
 		// Heartbeats and output chunks while a command runs, then the result.
 		p.Response.MaxMsgs = -1
 	case home.RoleAuditd:

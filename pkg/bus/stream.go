@@ -38,12 +38,13 @@ func AuditStreamConfig(maxBytes int64) jetstream.StreamConfig {
 const RunClaimAge = 24 * time.Hour
 
 // RunsStreamConfig is MOAT_RUNS: one claim per request id (see
-// pkg/sandboxd's claim), kept a day, so a retried request never runs twice.
+// pkg/sandboxd's claim), kept a day, so a retried request never runs twice,
+// and each sandboxd's liveness record, so a dead holder's claims get closed.
 func RunsStreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              wire.RunsStream,
 		Description:       "moat run claims: a request id runs once",
-		Subjects:          []string{wire.SubjectRunClaim + ".*"},
+		Subjects:          []string{wire.SubjectRunClaim + ".*", wire.SubjectRunLive + ".*"},
 		Storage:           jetstream.FileStorage,
 		Retention:         jetstream.LimitsPolicy,
 		MaxMsgsPerSubject: 1,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
@@ -17,82 +18,198 @@ import (
 // electing a new stream leader answers within a few seconds).
 const ClaimWait = 10 * time.Second
 
+// The states of a claim (claimRecord.State).
+const (
+	claimRunning = "running" // its holder is running it (or waiting for a slot)
+	claimClosing = "closing" // its holder was lost; the new holder is recording run.failed
+	claimDone    = "done"    // its end is on record
+)
+
+// claimRecord is a claim's body in MOAT_RUNS (JSON). A claim written before
+// claims had a state has none, and is never closed as lost.
+type claimRecord struct {
+	RequestID string    `json:"request_id"`
+	SessionID string    `json:"session_id,omitempty"`
+	Profile   string    `json:"profile,omitempty"`
+	Instance  string    `json:"instance"` // the sandboxd holding it
+	Attempt   string    `json:"attempt"`
+	At        time.Time `json:"at"`
+	State     string    `json:"state,omitempty"`
+	Lost      string    `json:"lost,omitempty"`    // the instance that was lost, once closing
+	Outcome   string    `json:"outcome,omitempty"` // once done: how it ended
+}
+
+// claim is a claim this sandboxd holds: the message on subject at seq.
+type claim struct {
+	d       *Daemon
+	subject string
+	seq     uint64
+	rec     claimRecord
+}
+
+// claimKey is the claim subject's last token for a request id.
+func claimKey(requestID string) string {
+	sum := sha256.Sum256([]byte(requestID))
+	return hex.EncodeToString(sum[:16])
+}
+
 // claim makes sure a request id runs at most once, across every sandboxd on
-// the bus and across restarts: before a command starts, sandboxd stores a
-// claim for its request id in the MOAT_RUNS stream (replicated like the
-// audit stream), on the subject moat.claim.run.<sha256 of the id>, expecting
-// that subject to be empty. JetStream refuses the store when another claim
-// is there, and the run is refused with 409: a client that retries a request
-// whose answer was lost learns that it ran, and never runs it twice.
+// the bus and across restarts: once a run is allowed and before its decision
+// is recorded, sandboxd stores a claim for its request id in the MOAT_RUNS
+// stream (replicated like the audit stream), on the subject
+// moat.claim.run.<sha256 of the id>, expecting that subject to be empty.
+// JetStream refuses the store when another claim is there, and the run is
+// refused with 409: a client that retries a request whose answer was lost
+// learns that it ran, and never runs it twice.
+//
+// The claim names its holder (this instance) and is marked done, at the
+// sequence it was stored at, once the run's end is on record (claim.done). A
+// claim still running when its holder is lost is closed by another sandboxd
+// with a run.failed record (lost.go), so no allowed run stays open.
 //
 // The claim's Nats-Msg-Id is unique to this attempt, so a claim whose ack
 // was lost (a server failing over) and is sent again is acked as a
 // duplicate of our own, not refused as another's. Claims expire with the
 // stream's MaxAge (a day). No claim, no run: a stream that does not answer
 // is a 503 and nothing ran.
-func (d *Daemon) claim(ctx context.Context, requestID string) error {
-	return d.claimAttempt(ctx, requestID, wire.NewID())
+func (d *Daemon) claim(ctx context.Context, rr *wire.RunRequest, profile string) (*claim, error) {
+	return d.claimAttempt(ctx, rr, profile, wire.NewID())
 }
 
 // claimAttempt stores the claim of one attempt; sending it again with the
 // same attempt (its ack was lost) succeeds, another attempt gets 409.
-func (d *Daemon) claimAttempt(ctx context.Context, requestID, attempt string) error {
-	js, err := jetstream.New(d.nc)
-	if err != nil {
-		return wire.Errorf(wire.CodeUnavailable, "cannot claim request %s: %v: nothing ran", requestID, err)
-	}
-	sum := sha256.Sum256([]byte(requestID))
-	key := hex.EncodeToString(sum[:16])
-	body, _ := json.Marshal(map[string]any{"request_id": requestID, "instance": d.ID(), "attempt": attempt, "at": time.Now().UTC()})
-	msg := nats.NewMsg(wire.SubjectRunClaim + "." + key)
-	msg.Data = body
-	msg.Header.Set(wire.HeaderRequestID, requestID)
+func (d *Daemon) claimAttempt(ctx context.Context, rr *wire.RunRequest, profile, attempt string) (*claim, error) {
+	requestID := rr.RequestID
 	ctx, cancel := context.WithTimeout(ctx, ClaimWait)
 	defer cancel()
+	// A claim is only taken under a liveness record, so that it is closed if
+	// this instance is lost (lost.go).
+	if err := d.live.ensure(ctx); err != nil {
+		return nil, wire.Errorf(wire.CodeUnavailable, "cannot claim request %s: %v: nothing ran; check busd (moat status)", requestID, err)
+	}
+	key := claimKey(requestID)
+	c := &claim{d: d, subject: wire.SubjectRunClaim + "." + key, rec: claimRecord{RequestID: requestID, SessionID: rr.SessionID,
+		Profile: profile, Instance: d.ID(), Attempt: attempt, At: time.Now().UTC(), State: claimRunning}}
+	body, _ := json.Marshal(&c.rec)
+	msg := nats.NewMsg(c.subject)
+	msg.Data = body
+	msg.Header.Set(wire.HeaderRequestID, requestID)
 	for {
 		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err = js.PublishMsg(actx, msg, jetstream.WithMsgID(key+"-"+attempt),
+		ack, err := d.js.PublishMsg(actx, msg, jetstream.WithMsgID(key+"-"+attempt),
 			jetstream.WithExpectStream(wire.RunsStream), jetstream.WithExpectLastSequencePerSubject(0))
 		acancel()
 		var apiErr *jetstream.APIError
 		switch {
 		case err == nil:
-			return nil
-		case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+			c.seq = ack.Sequence
+			d.held.Add(1)
+			return c, nil
+		case wrongSeq(err):
 			// nats-server checks the expected sequence before de-duplicating
 			// by Nats-Msg-Id: a resend of our own stored claim lands here.
-			if ours, lerr := ownClaim(ctx, js, msg.Subject, attempt); lerr == nil && ours {
-				return nil
+			if seq, ours, lerr := ownClaim(ctx, d.js, c.subject, attempt); lerr == nil && ours {
+				c.seq = seq
+				d.held.Add(1)
+				return c, nil
 			}
-			return wire.Errorf(wire.CodeConflict, "request %s was already run (a request id runs once): not run again; "+
+			return nil, wire.Errorf(wire.CodeConflict, "request %s was already run (a request id runs once): not run again; "+
 				"its record is in the audit (moat audit query --request %s); send a new request id to run it again", requestID, requestID)
 		case errors.As(err, &apiErr):
-			return wire.Errorf(wire.CodeUnavailable, "cannot claim request %s in %s (%v): nothing ran", requestID, wire.RunsStream, err)
+			return nil, wire.Errorf(wire.CodeUnavailable, "cannot claim request %s in %s (%v): nothing ran", requestID, wire.RunsStream, err)
 		}
 		select {
 		case <-ctx.Done():
-			return wire.Errorf(wire.CodeUnavailable, "cannot claim request %s in %s (%v): nothing ran; check busd (moat status)", requestID, wire.RunsStream, err)
+			return nil, wire.Errorf(wire.CodeUnavailable, "cannot claim request %s in %s (%v): nothing ran; check busd (moat status)", requestID, wire.RunsStream, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-// ownClaim reports whether the claim stored on subject is the one of attempt.
-func ownClaim(ctx context.Context, js jetstream.JetStream, subject, attempt string) (bool, error) {
+// wrongSeq reports whether err is JetStream refusing a store because the
+// subject's last sequence is not the one expected.
+func wrongSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// ownClaim reports whether the claim stored on subject is the one of
+// attempt, and its sequence.
+func ownClaim(ctx context.Context, js jetstream.JetStream, subject, attempt string) (uint64, bool, error) {
 	st, err := js.Stream(ctx, wire.RunsStream)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	m, err := st.GetLastMsgForSubject(ctx, subject)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
-	var c struct {
-		Attempt string `json:"attempt"`
-	}
+	var c claimRecord
 	if err := json.Unmarshal(m.Data, &c); err != nil {
-		return false, err
+		return 0, false, err
 	}
-	return c.Attempt == attempt, nil
+	return m.Sequence, c.Attempt == attempt, nil
+}
+
+// done marks the claim done, saying how the run ended, once that end is on
+// record. If another sandboxd took the claim over meanwhile (this one was
+// thought lost, and the run has a run.failed too), it says so in the log.
+func (c *claim) done(outcome string) {
+	c.rec.State, c.rec.Outcome = claimDone, outcome
+	ctx, cancel := context.WithTimeout(context.Background(), ClaimWait)
+	defer cancel()
+	if _, err := c.d.update(ctx, c.subject, c.seq, &c.rec); err != nil {
+		c.d.log.Warn("the run's end is on record but its claim is not marked done", "request_id", c.rec.RequestID, "err", err)
+		return
+	}
+	c.d.held.Add(-1)
+}
+
+// update replaces the claim or liveness record on subject, expecting it at
+// seq (compare and swap), sending it again while the stream does not answer.
+// It returns the record's new sequence.
+func (d *Daemon) update(ctx context.Context, subject string, seq uint64, rec any) (uint64, error) {
+	body, _ := json.Marshal(rec)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ack, err := d.js.Publish(actx, subject, body, jetstream.WithExpectStream(wire.RunsStream), jetstream.WithExpectLastSequencePerSubject(seq))
+		cancel()
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+			return ack.Sequence, nil
+		case wrongSeq(err):
+			// Our own update whose ack was lost lands here too; reading it
+			// back tells them apart.
+			if got, same := d.readBack(ctx, subject, body); same {
+				return got, nil
+			}
+			return 0, fmt.Errorf("%s at sequence %d: %w", subject, seq, errChanged)
+		case errors.As(err, &apiErr) && apiErr.Code != 503:
+			return 0, fmt.Errorf("update %s: %w", subject, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("update %s: %w; check busd (moat status)", subject, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// errChanged is update's error when the record is no longer at the
+// sequence expected: another sandboxd updated it.
+var errChanged = errors.New("changed meanwhile (another sandboxd updated it)")
+
+// readBack reports whether subject's last message is body, and its sequence.
+func (d *Daemon) readBack(ctx context.Context, subject string, body []byte) (uint64, bool) {
+	st, err := d.js.Stream(ctx, wire.RunsStream)
+	if err != nil {
+		return 0, false
+	}
+	m, err := st.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		return 0, false
+	}
+	return m.Sequence, string(m.Data) == string(body)
 }

@@ -34,7 +34,7 @@ func TestClaimOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := daemons[i%2].claim(ctx, "req-1")
+			_, err := daemons[i%2].claim(ctx, &wire.RunRequest{RequestID: "req-1"}, "")
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -51,7 +51,7 @@ func TestClaimOnce(t *testing.T) {
 	if won != 1 || lost != tries-1 {
 		t.Fatalf("won %d, refused %d of %d claims; want exactly one winner", won, lost, tries)
 	}
-	if err := daemons[1].claim(ctx, "req-2"); err != nil {
+	if _, err := daemons[1].claim(ctx, &wire.RunRequest{RequestID: "req-2"}, ""); err != nil {
 		t.Fatalf("another request id: %v", err)
 	}
 }
@@ -67,13 +67,14 @@ func TestClaimResentIsOwn(t *testing.T) {
 	}
 	t.Cleanup(func() { d.Stop() })
 	ctx := context.Background()
-	if err := d.claimAttempt(ctx, "req-r", "attempt-1"); err != nil {
+	rr := &wire.RunRequest{RequestID: "req-r"}
+	if _, err := d.claimAttempt(ctx, rr, "", "attempt-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.claimAttempt(ctx, "req-r", "attempt-1"); err != nil {
+	if _, err := d.claimAttempt(ctx, rr, "", "attempt-1"); err != nil {
 		t.Fatalf("the same attempt again: %v, want its own claim", err)
 	}
-	if err := d.claimAttempt(ctx, "req-r", "attempt-2"); wire.CodeOf(err) != wire.CodeConflict {
+	if _, err := d.claimAttempt(ctx, rr, "", "attempt-2"); wire.CodeOf(err) != wire.CodeConflict {
 		t.Fatalf("another attempt: %v, want 409", err)
 	}
 }
@@ -92,7 +93,7 @@ func TestClaimFailsClosed(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3e9)
 	defer cancel()
-	if err := d.claim(ctx, "req-1"); wire.CodeOf(err) != wire.CodeUnavailable {
+	if _, err := d.claim(ctx, &wire.RunRequest{RequestID: "req-1"}, ""); wire.CodeOf(err) != wire.CodeUnavailable {
 		t.Fatalf("claim without %s: %v, want 503", wire.RunsStream, err)
 	}
 }

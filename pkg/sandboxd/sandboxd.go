@@ -8,6 +8,10 @@
 //   - no decision in time: a deny (pkg/client's Check never fails open);
 //   - the decision is acked by JetStream before the command starts: no ack,
 //     nothing runs (503) — nothing runs without a durable record;
+//   - an allowed run is claimed (once.go) before its decision is recorded,
+//     and the claim is marked done once its end (run.exit or run.failed) is
+//     on record: a run whose sandboxd is lost is closed by another with a
+//     run.failed (lost.go), so no allowed run stays open in the audit;
 //   - at most MaxRuns commands at once; an allowed run past it waits in a
 //     bounded queue, fair across sessions (queue.go), until a slot frees or
 //     the caller's deadline (HeaderDeadline) passes (408, nothing ran); a
@@ -25,8 +29,10 @@ package sandboxd
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
@@ -35,6 +41,7 @@ import (
 	"github.com/moatsec/moat/pkg/service"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Version is sandboxd's service version.
@@ -53,6 +60,11 @@ type Config struct {
 	// Drain is how long Stop lets runs go on before it cancels them (their
 	// end is recorded and answered either way); default DefaultDrain.
 	Drain time.Duration
+	// Beat is how often this sandboxd rewrites its liveness record, and
+	// LostAfter how long another's may go unwritten before that one is
+	// judged lost and its runs in flight closed (lost.go); defaults
+	// DefaultBeat and DefaultLostAfter.
+	Beat, LostAfter time.Duration
 }
 
 // Daemon serves runs on the bus.
@@ -61,6 +73,9 @@ type Daemon struct {
 	nc    *nats.Conn
 	svc   *service.Service
 	audit *audit.Publisher
+	js    jetstream.JetStream
+	live  *liveness
+	held  atomic.Int64 // claims held and not yet marked done
 	bus   *client.Client
 	runs  *runQueue
 	log   *slog.Logger
@@ -88,8 +103,18 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if cfg.QueueWait <= 0 {
 		cfg.QueueWait = DefaultQueueWait
 	}
+	if cfg.Beat <= 0 {
+		cfg.Beat = DefaultBeat
+	}
+	if cfg.LostAfter <= 0 {
+		cfg.LostAfter = DefaultLostAfter
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
 	d := &Daemon{cfg: cfg, nc: nc, log: cfg.Logger, runs: newRunQueue(cfg.MaxRuns, cfg.MaxQueue), bus: client.FromConn(nc, 5*time.Second),
-		callers: &callers{nc: nc}}
+		callers: &callers{nc: nc}, js: js}
 	d.quit, d.doQuit = context.WithCancelCause(context.Background())
 	svc, err := service.New(nc, service.Config{
 		Name: wire.ServiceSandboxd, Version: Version, Logger: cfg.Logger, MaxInflight: inflight(cfg),
@@ -108,6 +133,8 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 		svc.Stop()
 		return nil, err
 	}
+	d.live = newLiveness(d)
+	d.live.start()
 	return d, nil
 }
 
@@ -160,10 +187,22 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	wait := &approvalWait{caller: caller, req: req}
 	dec := d.bus.CheckResolved(ctx, &wire.CheckRequest{RequestID: rr.RequestID, SessionID: rr.SessionID, Argv: rr.Argv,
 		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: wire.RefResolved(prof), Approval: approval}, wait.tell)
+	// An allowed run is claimed before its decision is recorded (once.go):
+	// a request id runs once, and an allow on record always has a claim
+	// that gets closed, by this sandboxd or, if it is lost, by another.
+	var cl *claim
+	if dec.Verdict == wire.VerdictAllow {
+		if cl, err = d.claim(context.WithoutCancel(ctx), &rr, prof.Name); err != nil {
+			return nil, err
+		}
+	}
 	ev := &wire.AuditEvent{Kind: wire.KindRunDecision, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,
 		Detail: map[string]any{"workspace": prof.Workspace, "decided_by": dec.DecidedBy}}
 	if err := d.audit.Publish(context.WithoutCancel(ctx), ev); err != nil {
+		if cl != nil {
+			cl.done("not run: the decision could not be recorded")
+		}
 		return nil, wire.Errorf(wire.CodeUnavailable, "the decision could not be recorded (%v): nothing runs without a durable record", err)
 	}
 	if dec.Verdict != wire.VerdictAllow {
@@ -171,16 +210,13 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	}
 	queued := time.Now()
 	if err := d.waitSlot(ctx, slot, rr.SessionID, deadline); err != nil {
-		d.record(&wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
-			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}})
+		d.end(cl, &wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}}, "run.failed: "+err.Error())
 		return nil, err
 	}
 	// A cancel from here on still ends with a run.exit (cancelled): the
-	// claim is made regardless, and the sandbox stops what it started.
+	// sandbox stops what it started.
 	queueUS := time.Since(queued).Microseconds()
-	if err := d.claim(context.WithoutCancel(ctx), rr.RequestID); err != nil { // once.go: a request id runs once
-		return nil, err
-	}
 	spec := &sandbox.Spec{Argv: rr.Argv, Profile: prof, Dir: prof.Cwd, Env: rr.Env, Stdin: rr.Stdin,
 		Timeout: time.Duration(rr.TimeoutMS) * time.Millisecond, Net: d.netHooks(&rr, prof), NetRules: dec.Net}
 	live := rr.Stream && caller.protocol
@@ -189,8 +225,8 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	}
 	res, err := sandbox.Run(ctx, spec)
 	if err != nil {
-		d.record(&wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
-			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}})
+		d.end(cl, &wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}}, "run.failed: "+err.Error())
 		return nil, wire.Errorf(wire.CodeInternal, "%v", err)
 	}
 	out := &wire.RunResult{RequestID: rr.RequestID, Decision: &dec, QueueUS: queueUS, ExitCode: res.ExitCode, Signal: res.Signal,
@@ -206,13 +242,13 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		out.Cancelled, out.CancelReason = true, cause.Error()
 	}
 	code := res.ExitCode
-	d.record(&wire.AuditEvent{Kind: wire.KindRunExit, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+	d.end(cl, &wire.AuditEvent{Kind: wire.KindRunExit, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, ExitCode: &code, DurationUS: out.DurationUS,
 		Detail: map[string]any{"signal": res.Signal, "timed_out": res.TimedOut, "oom_killed": res.OOMKilled,
 			"cpu_exceeded": res.CPUExceeded, "pids_limited": res.PidsLimited, "max_rss_bytes": res.Usage.MaxRSSBytes, "user_us": res.Usage.UserUS,
 			"sys_us": res.Usage.SysUS, "stdout_bytes": len(res.Stdout), "stderr_bytes": len(res.Stderr),
 			"stdout_truncated": res.StdoutTruncated, "stderr_truncated": res.StderrTruncated, "isolation": res.Isolation,
-			"cancelled": out.Cancelled, "cancel_reason": out.CancelReason, "syscalls_denied": res.Syscalls}})
+			"cancelled": out.Cancelled, "cancel_reason": out.CancelReason, "syscalls_denied": res.Syscalls}}, outcome(out))
 	caller.finish(req, out, live)
 	return out, nil
 }
@@ -241,10 +277,36 @@ func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
 	return nil
 }
 
+// end records how a claimed run ended, then marks its claim done with
+// outcome. An end that could not be recorded leaves the claim open: should
+// this sandboxd be lost, another closes it (lost.go).
+func (d *Daemon) end(cl *claim, ev *wire.AuditEvent, outcome string) {
+	if d.record(ev) == nil {
+		cl.done(outcome)
+	}
+}
+
+// outcome says in a few words how a run ended, for its claim.
+func outcome(r *wire.RunResult) string {
+	s := fmt.Sprintf("exit %d", r.ExitCode)
+	if r.Signal != "" {
+		s += ", signal " + r.Signal
+	}
+	if r.TimedOut {
+		s += ", timed out"
+	}
+	if r.Cancelled {
+		s += ", cancelled: " + r.CancelReason
+	}
+	return s
+}
+
 // record publishes an event about something that already happened and
 // waits for the ack; a failure is logged, loudly, since it cannot be undone.
-func (d *Daemon) record(ev *wire.AuditEvent) {
-	if err := d.audit.Publish(context.Background(), ev); err != nil {
+func (d *Daemon) record(ev *wire.AuditEvent) error {
+	err := d.audit.Publish(context.Background(), ev)
+	if err != nil {
 		d.log.Error("AUDIT GAP: event not recorded", "kind", ev.Kind, "request_id", ev.RequestID, "err", err)
 	}
+	return err
 }

@@ -33,6 +33,11 @@ const (
 // SubjectCheck is judged as given, but no grant covers it.
 const SubjectCheckResolved = "moat.policy.check.resolved"
 
+// SubjectRunLive + ".<instance>" is each sandboxd's liveness record in
+// MOAT_RUNS, rewritten every few seconds, so that a run claim whose holder is
+// gone is closed by another sandboxd (docs/bus.md, "Runs happen once").
+const SubjectRunLive = "moat.claim.live"
+
 // Service names as registered with nats.go/micro.
 const (
 	ServiceProfiled = "profiled"

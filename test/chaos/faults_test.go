@@ -37,13 +37,6 @@ var faults = []fault{ // phases: a process named as the stack names it (policyd-
 	{"busd", syscall.SIGKILL}, {"busd", syscall.SIGTERM},
 }
 
-// lostExitsKnown: a run going on when its sandboxd is SIGKILLed keeps its
-// allow decision and never gets an exit or run.failed record, so verify
-// reports it open for ever. The suite counts such runs in a sandboxd
-// SIGKILL phase and tolerates them (nowhere else); TestSandboxdKilledMidRun
-// (build tag defects) reproduces it. Set false once it is fixed.
-const lostExitsKnown = true
-
 // phaseRuns is how many runs each phase answers: a third before the
 // fault, the rest while the stack recovers and after.
 const phaseRuns = 300

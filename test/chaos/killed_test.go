@@ -1,11 +1,6 @@
-//go:build linux && defects
+//go:build linux
 
 package chaos
-
-// Reproductions of defects the suite found whose fix lies in code being
-// changed elsewhere; they fail until fixed, so CI leaves them out:
-//
-//	go test -tags defects ./test/chaos -run TestSandboxdKilledMidRun -v
 
 import (
 	"context"
@@ -22,9 +17,10 @@ import (
 )
 
 // TestSandboxdKilledMidRun: a run going on when its sandboxd is SIGKILLed
-// dies with it (its processes are gone), and its end is on record — an exit
-// or a run.failed — so the trail has no run open for ever and verify is OK
-// once a sandboxd is back.
+// dies with it (its processes are gone), and its end is on record — a
+// run.failed written by the sandboxd that comes back, once the lost one's
+// liveness record is old (pkg/sandboxd/lost.go) — so the trail has no run
+// open for ever and verify is OK.
 func TestSandboxdKilledMidRun(t *testing.T) {
 	s := newStack(t)
 	s.up(copies{"profiled": 1, "policyd": 1, "sandboxd": 1, "auditd": 1})
@@ -77,9 +73,11 @@ func TestSandboxdKilledMidRun(t *testing.T) {
 		return nil
 	})
 
-	var kinds []string
-	eventually(t, 30*time.Second, "the run's end on record", func() error {
-		kinds = kinds[:0]
+	// The lost sandboxd's liveness record is judged old after LostAfter
+	// (20 s) of silence, once the new copy has beaten for as long.
+	var kinds, lost []string
+	eventually(t, 90*time.Second, "the run's end on record", func() error {
+		kinds, lost = kinds[:0], lost[:0]
 		page, err := c.AuditQuery(context.Background(), &wire.AuditQuery{RequestID: id})
 		if err != nil {
 			return err
@@ -87,12 +85,18 @@ func TestSandboxdKilledMidRun(t *testing.T) {
 		for _, e := range page.Events {
 			kinds = append(kinds, e.Event.Kind+" "+e.Event.Verdict)
 			if e.Event.Kind == wire.KindRunExit || e.Event.Kind == wire.KindRunFailed {
-				return nil
+				lost = append(lost, fmt.Sprint(e.Event.Detail["error"]))
 			}
 		}
-		return fmt.Errorf("on record: %v; no %s or %s", kinds, wire.KindRunExit, wire.KindRunFailed)
+		if len(lost) == 0 {
+			return fmt.Errorf("on record: %v; no %s or %s", kinds, wire.KindRunExit, wire.KindRunFailed)
+		}
+		return nil
 	})
 	t.Logf("on record: %v", kinds)
+	if len(lost) != 1 || !strings.Contains(lost[0], "was lost while the run was in flight") {
+		t.Errorf("the run's ends on record: %q, want one run.failed saying its sandboxd was lost", lost)
+	}
 	if rep := s.verifyLive(); !rep.OK || rep.OpenRuns != 0 {
 		t.Fatalf("moat audit verify: ok %v, open runs %d %v, problem %+v", rep.OK, rep.OpenRuns, rep.OpenRunIDs, rep.Problem)
 	}

@@ -1,0 +1,342 @@
+package sandboxd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Liveness: a sandboxd that is SIGKILLed, or whose host dies, cannot record
+// how its runs ended. So each sandboxd keeps a liveness record in MOAT_RUNS
+// (moat.claim.live.<instance>) and rewrites it every Beat; every sandboxd
+// reads the others' records, and one whose record has not been rewritten for
+// LostAfter is lost: its claims still running are closed, each with one
+// run.failed record, and its record is marked swept.
+//
+// Invariants:
+//   - a claim is only taken while its holder's liveness record is stored
+//     (liveness.ensure), so a lost holder is always found;
+//   - "not rewritten for LostAfter" compares the stream's own timestamps (the
+//     stored time of the lost record and of this sandboxd's latest beat), so
+//     the hosts' clocks do not matter;
+//   - a sandboxd sweeps only after its own beats have been stored without a
+//     failure for LostAfter: after busd or the cluster was away, every live
+//     sandboxd has beaten again before anybody judges it lost;
+//   - a claim is closed exactly once: the sweeper first takes it over (an
+//     update expecting the claim's sequence, so of two sweepers one wins),
+//     then records run.failed, then marks it done. A sweeper lost in between
+//     holds the claim itself, and is swept in turn;
+//   - a sandboxd that only lost its connection for longer than LostAfter
+//     while a run went on is judged lost too: the run then has a run.failed
+//     and, later, its run.exit. LostAfter is long enough that a loaded host
+//     does not get there.
+//
+// The loop is owned by the Daemon: started by Start, stopped and joined by Stop.
+
+// Default liveness timings (Config.Beat, Config.LostAfter).
+const (
+	DefaultBeat      = 2 * time.Second
+	DefaultLostAfter = 20 * time.Second
+)
+
+// The states of a liveness record.
+const (
+	liveUp      = "live"    // beating
+	liveStopped = "stopped" // stopped with no claim left open
+	liveSwept   = "swept"   // lost; its open claims were closed by another
+)
+
+// liveRecord is a sandboxd's liveness record in MOAT_RUNS (JSON).
+type liveRecord struct {
+	Instance string    `json:"instance"`
+	Host     string    `json:"host,omitempty"`
+	PID      int       `json:"pid,omitempty"`
+	Started  time.Time `json:"started"` // this instance's clock: bounds the claims to read
+	State    string    `json:"state"`
+	By       string    `json:"by,omitempty"` // swept by
+}
+
+// errLostClaim is the text of the run.failed record of a lost holder's run.
+func errLostClaim(instance string) string {
+	return fmt.Sprintf("sandboxd %s was lost while the run was in flight; whether the command ran to its end is unknown", instance)
+}
+
+// liveness is this sandboxd's liveness record and its sweeps of others'.
+type liveness struct {
+	d         *Daemon
+	subject   string
+	rec       liveRecord
+	beat      time.Duration
+	lostAfter time.Duration
+
+	mu    sync.Mutex
+	ok    bool      // the last beat was stored
+	since time.Time // since when beats were stored without a failure
+
+	// owned by the loop goroutine
+	gone    map[string]bool // instances stopped or swept: not read again
+	closing []*claim        // claims taken over whose run.failed is not yet on record
+
+	passes atomic.Int64 // sweeps done (tests)
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newLiveness(d *Daemon) *liveness {
+	host, _ := os.Hostname()
+	return &liveness{d: d, subject: wire.SubjectRunLive + "." + d.ID(), beat: d.cfg.Beat, lostAfter: d.cfg.LostAfter,
+		rec:  liveRecord{Instance: d.ID(), Host: host, PID: os.Getpid(), Started: time.Now().UTC(), State: liveUp},
+		gone: map[string]bool{}}
+}
+
+// start begins the loop: beat every Beat, and sweep.
+func (l *liveness) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		t := time.NewTicker(l.beat)
+		defer t.Stop()
+		for {
+			l.tick(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// stop ends the loop and waits for it. With no claim left open, the record
+// says stopped, so that nobody reads this instance's claims again.
+func (l *liveness) stop() {
+	l.cancel()
+	l.wg.Wait()
+	if l.d.held.Load() != 0 || len(l.closing) != 0 {
+		return // left live: swept once the record is old
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rec := l.rec
+	rec.State = liveStopped
+	body, _ := json.Marshal(&rec)
+	l.d.js.Publish(ctx, l.subject, body, jetstream.WithExpectStream(wire.RunsStream))
+}
+
+// ensure makes sure the liveness record is stored before a claim is taken.
+func (l *liveness) ensure(ctx context.Context) error {
+	l.mu.Lock()
+	ok := l.ok
+	l.mu.Unlock()
+	if ok {
+		return nil
+	}
+	return l.store(ctx)
+}
+
+// store writes the liveness record, and notes whether it was stored.
+func (l *liveness) store(ctx context.Context) error {
+	body, _ := json.Marshal(&l.rec)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := l.d.js.Publish(ctx, l.subject, body, jetstream.WithExpectStream(wire.RunsStream))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case err != nil:
+		l.ok, l.since = false, time.Time{}
+		return fmt.Errorf("store the liveness record in %s: %w", wire.RunsStream, err)
+	case !l.ok || l.since.IsZero():
+		l.ok, l.since = true, time.Now()
+	}
+	return nil
+}
+
+// tick beats, then sweeps once beats have been stored for LostAfter.
+func (l *liveness) tick(ctx context.Context) {
+	if err := l.store(ctx); err != nil {
+		l.d.log.Debug("liveness beat not stored", "err", err)
+		return
+	}
+	l.mu.Lock()
+	steady := time.Since(l.since) >= l.lostAfter
+	l.mu.Unlock()
+	if !steady {
+		return
+	}
+	if err := l.sweep(ctx); err != nil && ctx.Err() == nil {
+		l.d.log.Debug("sweep for lost sandboxd copies", "err", err)
+		return
+	}
+	l.passes.Add(1)
+}
+
+// candidate is another sandboxd's liveness record and when it was stored.
+type candidate struct {
+	rec liveRecord
+	seq uint64
+	at  time.Time
+}
+
+// sweep closes the open claims of every sandboxd found lost.
+func (l *liveness) sweep(ctx context.Context) error {
+	var still []*claim
+	for _, c := range l.closing {
+		if !l.record(c) {
+			still = append(still, c)
+		}
+	}
+	l.closing = still
+
+	st, err := l.d.js.Stream(ctx, wire.RunsStream)
+	if err != nil {
+		return err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(wire.SubjectRunLive+".*"))
+	if err != nil {
+		return err
+	}
+	var now time.Time
+	var cands []candidate
+	gone := map[string]bool{}
+	for subj := range info.State.Subjects {
+		id := strings.TrimPrefix(subj, wire.SubjectRunLive+".")
+		if l.gone[id] {
+			gone[id] = true
+			continue
+		}
+		m, err := st.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			continue // aged out since
+		}
+		if subj == l.subject {
+			now = m.Time
+			continue
+		}
+		var rec liveRecord
+		if json.Unmarshal(m.Data, &rec) != nil || rec.Instance != id {
+			continue
+		}
+		if rec.State == liveStopped || rec.State == liveSwept {
+			gone[id] = true
+			continue
+		}
+		cands = append(cands, candidate{rec: rec, seq: m.Sequence, at: m.Time})
+	}
+	l.gone = gone // records aged out of the stream are forgotten
+	if now.IsZero() {
+		return errors.New("this sandboxd's own liveness record is missing")
+	}
+	for _, c := range cands {
+		if now.Sub(c.at) <= l.lostAfter {
+			continue
+		}
+		l.d.log.Warn("sandboxd copy lost: closing its runs in flight", "instance", c.rec.Instance, "host", c.rec.Host,
+			"pid", c.rec.PID, "last_seen", c.at, "silent", now.Sub(c.at).Round(time.Second))
+		if err := l.sweepInstance(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweepInstance closes the open claims held by the lost instance of c, then
+// marks its record swept: reading its claims once is enough.
+func (l *liveness) sweepInstance(ctx context.Context, c candidate) error {
+	from := c.rec.Started.Add(-10 * time.Minute) // its claims are all later; its clock may be off a little
+	cons, err := l.d.js.CreateConsumer(ctx, wire.RunsStream, jetstream.ConsumerConfig{
+		FilterSubject: wire.SubjectRunClaim + ".*", DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
+		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute, MemoryStorage: true,
+	})
+	if err != nil {
+		return fmt.Errorf("read the claims of %s: %w", c.rec.Instance, err)
+	}
+	defer l.d.js.DeleteConsumer(context.WithoutCancel(ctx), wire.RunsStream, cons.CachedInfo().Name)
+	left := cons.CachedInfo().NumPending
+	complete := true
+	for left > 0 {
+		batch, err := cons.Fetch(int(min(left, 256)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("read the claims of %s: %w", c.rec.Instance, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var rec claimRecord
+			if json.Unmarshal(m.Data(), &rec) != nil || rec.Instance != c.rec.Instance ||
+				(rec.State != claimRunning && rec.State != claimClosing) {
+				continue
+			}
+			md, err := m.Metadata()
+			if err != nil {
+				complete = false
+				continue
+			}
+			if !l.close(ctx, m.Subject(), md.Sequence.Stream, rec) {
+				complete = false
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("read the claims of %s: %d not delivered (%v)", c.rec.Instance, left, batch.Error())
+		}
+		left -= uint64(n)
+	}
+	if !complete {
+		return nil // the next sweep tries again
+	}
+	rec := c.rec
+	rec.State, rec.By = liveSwept, l.d.ID()
+	if _, err := l.d.update(ctx, wire.SubjectRunLive+"."+c.rec.Instance, c.seq, &rec); err != nil {
+		l.d.log.Debug("liveness record of a lost sandboxd not marked swept", "instance", c.rec.Instance, "err", err)
+	}
+	l.gone[c.rec.Instance] = true
+	return nil
+}
+
+// close takes over one claim of a lost holder at seq and closes it; false
+// when it is not closed yet (the next sweep tries again).
+func (l *liveness) close(ctx context.Context, subject string, seq uint64, rec claimRecord) bool {
+	lost := rec.Instance
+	if rec.State == claimClosing && rec.Lost != "" {
+		lost = rec.Lost // a sweeper lost while closing it: the run's holder was the one before
+	}
+	rec.Instance, rec.State, rec.Lost = l.d.ID(), claimClosing, lost
+	nseq, err := l.d.update(ctx, subject, seq, &rec)
+	if errors.Is(err, errChanged) {
+		return true // another sweeper took it, or its holder finished after all
+	}
+	if err != nil {
+		l.d.log.Debug("claim of a lost sandboxd not taken over", "request_id", rec.RequestID, "err", err)
+		return false
+	}
+	c := &claim{d: l.d, subject: subject, seq: nseq, rec: rec}
+	if !l.record(c) {
+		l.closing = append(l.closing, c)
+	}
+	return true
+}
+
+// record writes the run.failed of a claim taken over, then marks it done.
+func (l *liveness) record(c *claim) bool {
+	err := l.d.audit.Publish(context.Background(), &wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: c.rec.SessionID,
+		RequestID: c.rec.RequestID, Profile: c.rec.Profile, Verdict: wire.VerdictAllow,
+		Detail: map[string]any{"error": errLostClaim(c.rec.Lost), "lost_instance": c.rec.Lost, "claimed_at": c.rec.At}})
+	if err != nil {
+		l.d.log.Error("run of a lost sandboxd not closed: its run.failed is not on record; trying again", "request_id", c.rec.RequestID, "err", err)
+		return false
+	}
+	l.d.held.Add(1) // done takes it off
+	c.done("run.failed: " + errLostClaim(c.rec.Lost))
+	return true
+}

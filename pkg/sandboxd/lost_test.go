@@ -1,0 +1,160 @@
+package sandboxd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/moatsec/moat/pkg/bus/bustest"
+	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// fastLiveness judges a copy lost after half a second of silence.
+var fastLiveness = Config{Beat: 50 * time.Millisecond, LostAfter: 500 * time.Millisecond}
+
+// A run claimed by a sandboxd that is lost (its liveness record no longer
+// rewritten) is closed with exactly one run.failed, even with two copies
+// sweeping; a claim held by a live copy, and a claim already done, are left
+// alone; the lost copy's record is marked swept.
+func TestLostHolderClosedOnce(t *testing.T) {
+	s := bustest.Start(t)
+	var daemons []*Daemon
+	for range 2 {
+		d, err := Start(s.Conn(t, home.RoleSandboxd), fastLiveness)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Stop() })
+		daemons = append(daemons, d)
+	}
+	ctx := context.Background()
+	js, err := jetstream.New(s.Conn(t, home.RoleAdmin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A copy that beat once and then died, holding a run in flight and one done.
+	put(t, js, wire.SubjectRunLive+".dead-1", liveRecord{Instance: "dead-1", Started: time.Now().UTC(), State: liveUp})
+	put(t, js, claimSubject("req-open"), claimRecord{RequestID: "req-open", SessionID: "s-1", Instance: "dead-1", State: claimRunning})
+	doneSeq := put(t, js, claimSubject("req-done"), claimRecord{RequestID: "req-done", Instance: "dead-1", State: claimDone, Outcome: "exit 0"})
+	// A live copy's run in flight.
+	held, err := daemons[0].claim(ctx, &wire.RunRequest{RequestID: "req-live"}, "workspace-write")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	waitUntil(t, "the lost copy's run closed and its record swept", func() error {
+		var c claimRecord
+		get(t, js, claimSubject("req-open"), &c)
+		var l liveRecord
+		get(t, js, wire.SubjectRunLive+".dead-1", &l)
+		if c.State != claimDone || l.State != liveSwept {
+			return fmt.Errorf("claim %+v, liveness %+v", c, l)
+		}
+		return nil
+	})
+	// Both copies sweep a few more times: nothing changes.
+	var after [2]int64
+	for i, d := range daemons {
+		after[i] = d.live.passes.Load()
+	}
+	waitUntil(t, "more sweeps", func() error {
+		for i, d := range daemons {
+			if n := d.live.passes.Load(); n < after[i]+3 {
+				return fmt.Errorf("copy %d swept %d times since", i, n-after[i])
+			}
+		}
+		return nil
+	})
+
+	failed := failedRecords(t, js)
+	if len(failed) != 1 || failed[0].RequestID != "req-open" || failed[0].Detail["error"] != errLostClaim("dead-1") || failed[0].SessionID != "s-1" {
+		t.Fatalf("run.failed records %+v, want exactly one, of req-open, saying dead-1 was lost", failed)
+	}
+	var c claimRecord
+	if seq := get(t, js, claimSubject("req-done"), &c); seq != doneSeq {
+		t.Errorf("the done claim was rewritten (%+v)", c)
+	}
+	if seq := get(t, js, claimSubject("req-live"), &c); seq != held.seq || c.State != claimRunning || c.Instance != daemons[0].ID() {
+		t.Errorf("the live copy's claim: %+v at %d, want left running at %d", c, seq, held.seq)
+	}
+	held.done("exit 0")
+	if get(t, js, claimSubject("req-live"), &c); c.State != claimDone || c.Outcome != "exit 0" {
+		t.Errorf("after done: %+v", c)
+	}
+}
+
+func claimSubject(requestID string) string { return wire.SubjectRunClaim + "." + claimKey(requestID) }
+
+func put(t *testing.T, js jetstream.JetStream, subject string, v any) uint64 {
+	t.Helper()
+	body, _ := json.Marshal(v)
+	ack, err := js.Publish(context.Background(), subject, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+func get(t *testing.T, js jetstream.JetStream, subject string, v any) uint64 {
+	t.Helper()
+	st, err := js.Stream(context.Background(), wire.RunsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(context.Background(), subject)
+	if err != nil {
+		t.Fatalf("%s: %v", subject, err)
+	}
+	if err := json.Unmarshal(m.Data, v); err != nil {
+		t.Fatal(err)
+	}
+	return m.Sequence
+}
+
+// failedRecords are the run.failed events in MOAT_AUDIT (nobody consumes
+// them in these tests).
+func failedRecords(t *testing.T, js jetstream.JetStream) []wire.AuditEvent {
+	t.Helper()
+	ctx := context.Background()
+	st, err := js.Stream(ctx, wire.AuditStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []wire.AuditEvent
+	for seq := uint64(1); ; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(wire.AuditSubject(wire.ServiceSandboxd, wire.KindRunFailed)))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev wire.AuditEvent
+		if err := wire.Decode(wire.Msgpack, m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+		seq = m.Sequence + 1
+	}
+}
+
+// waitUntil waits for f to succeed, a minute at most (a loaded machine).
+func waitUntil(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after a minute: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
