@@ -330,7 +330,7 @@ func (l *liveness) close(ctx context.Context, subject string, seq uint64, rec cl
 // record writes the run.failed of a claim taken over, then marks it done.
 func (l *liveness) record(c *claim) bool {
 	err := l.d.audit.Publish(context.Background(), &wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: c.rec.SessionID,
-		RequestID: c.rec.RequestID, Profile: c.rec.Profile, Verdict: wire.VerdictAllow,
+		RequestID: c.rec.RequestID, Profile: c.rec.Profile, Argv: c.rec.Argv, Cwd: c.rec.Cwd, Verdict: wire.VerdictAllow,
 		Detail: map[string]any{"error": errLostClaim(c.rec.Lost), "lost_instance": c.rec.Lost, "claimed_at": c.rec.At}})
 	if err != nil {
 		l.d.log.Error("run of a lost sandboxd not closed: its run.failed is not on record; trying again", "request_id", c.rec.RequestID, "err", err)

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/moatsec/moat/pkg/bus/bustest"
 	"github.com/moatsec/moat/pkg/home"
@@ -39,7 +41,7 @@ func TestLostHolderClosedOnce(t *testing.T) {
 	}
 	// A copy that beat once and then died, holding a run in flight and one done.
 	put(t, js, wire.SubjectRunLive+".dead-1", liveRecord{Instance: "dead-1", Started: time.Now().UTC(), State: liveUp})
-	put(t, js, claimSubject("req-open"), claimRecord{RequestID: "req-open", SessionID: "s-1", Instance: "dead-1", State: claimRunning})
+	put(t, js, claimSubject("req-open"), claimRecord{RequestID: "req-open", SessionID: "s-1", Argv: []string{"make", "test"}, Instance: "dead-1", State: claimRunning})
 	doneSeq := put(t, js, claimSubject("req-done"), claimRecord{RequestID: "req-done", Instance: "dead-1", State: claimDone, Outcome: "exit 0"})
 	// A live copy's run in flight.
 	held, err := daemons[0].claim(ctx, &wire.RunRequest{RequestID: "req-live"}, "workspace-write")
@@ -72,7 +74,8 @@ func TestLostHolderClosedOnce(t *testing.T) {
 	})
 
 	failed := failedRecords(t, js)
-	if len(failed) != 1 || failed[0].RequestID != "req-open" || failed[0].Detail["error"] != errLostClaim("dead-1") || failed[0].SessionID != "s-1" {
+	if len(failed) != 1 || failed[0].RequestID != "req-open" || failed[0].Detail["error"] != errLostClaim("dead-1") || failed[0].SessionID != "s-1" ||
+		len(failed[0].Argv) != 2 || failed[0].Argv[1] != "test" {
 		t.Fatalf("run.failed records %+v, want exactly one, of req-open, saying dead-1 was lost", failed)
 	}
 	var c claimRecord
@@ -156,5 +159,30 @@ func waitUntil(t *testing.T, what string, f func() error) {
 			t.Fatalf("%s: not after a minute: %v", what, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A claim carries argv cut to claimArgvBytes, on a word's rune boundary.
+func TestCutArgv(t *testing.T) {
+	long := strings.Repeat("é", claimArgvBytes)
+	for _, tc := range []struct {
+		argv []string
+		want int // words kept
+	}{
+		{[]string{"make", "test"}, 2},
+		{[]string{"echo", long, "more"}, 2},
+		{[]string{long}, 1},
+	} {
+		got := cutArgv(tc.argv)
+		n := 0
+		for _, a := range got {
+			n += len(a)
+			if !utf8.ValidString(a) {
+				t.Errorf("cut %q: not UTF-8", a[:10])
+			}
+		}
+		if len(got) != tc.want || n > claimArgvBytes {
+			t.Errorf("cutArgv of %d words: %d words, %d bytes; want %d words, at most %d bytes", len(tc.argv), len(got), n, tc.want, claimArgvBytes)
+		}
 	}
 }

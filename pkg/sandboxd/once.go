@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/moatsec/moat/pkg/truncate"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,15 +29,19 @@ const (
 // claimRecord is a claim's body in MOAT_RUNS (JSON). A claim written before
 // claims had a state has none, and is never closed as lost.
 type claimRecord struct {
-	RequestID string    `json:"request_id"`
-	SessionID string    `json:"session_id,omitempty"`
-	Profile   string    `json:"profile,omitempty"`
-	Instance  string    `json:"instance"` // the sandboxd holding it
-	Attempt   string    `json:"attempt"`
-	At        time.Time `json:"at"`
-	State     string    `json:"state,omitempty"`
-	Lost      string    `json:"lost,omitempty"`    // the instance that was lost, once closing
-	Outcome   string    `json:"outcome,omitempty"` // once done: how it ended
+	RequestID string `json:"request_id"`
+	SessionID string `json:"session_id,omitempty"`
+	Profile   string `json:"profile,omitempty"`
+	// Argv and Cwd, for the run.failed of a lost holder; argv is cut to
+	// claimArgvBytes (the run.decision has it whole).
+	Argv     []string  `json:"argv,omitempty"`
+	Cwd      string    `json:"cwd,omitempty"`
+	Instance string    `json:"instance"` // the sandboxd holding it
+	Attempt  string    `json:"attempt"`
+	At       time.Time `json:"at"`
+	State    string    `json:"state,omitempty"`
+	Lost     string    `json:"lost,omitempty"`    // the instance that was lost, once closing
+	Outcome  string    `json:"outcome,omitempty"` // once done: how it ended
 }
 
 // claim is a claim this sandboxd holds: the message on subject at seq.
@@ -76,9 +81,28 @@ func (d *Daemon) claim(ctx context.Context, rr *wire.RunRequest, profile string)
 	return d.claimAttempt(ctx, rr, profile, wire.NewID())
 }
 
+// claimArgvBytes bounds the argv a claim carries.
+const claimArgvBytes = 16 << 10
+
+// cutArgv is argv's leading words up to claimArgvBytes in all.
+func cutArgv(argv []string) []string {
+	n := 0
+	for i, a := range argv {
+		if n += len(a); n > claimArgvBytes {
+			return append(argv[:i:i], truncate.String(a, max(0, claimArgvBytes-(n-len(a)))))
+		}
+	}
+	return argv
+}
+
 // claimAttempt stores the claim of one attempt; sending it again with the
 // same attempt (its ack was lost) succeeds, another attempt gets 409.
 func (d *Daemon) claimAttempt(ctx context.Context, rr *wire.RunRequest, profile, attempt string) (*claim, error) {
+	return d.claimAt(ctx, rr, profile, rr.Cwd, attempt)
+}
+
+// claimAt is claimAttempt with the run's resolved working directory.
+func (d *Daemon) claimAt(ctx context.Context, rr *wire.RunRequest, profile, cwd, attempt string) (*claim, error) {
 	requestID := rr.RequestID
 	ctx, cancel := context.WithTimeout(ctx, ClaimWait)
 	defer cancel()
@@ -89,7 +113,7 @@ func (d *Daemon) claimAttempt(ctx context.Context, rr *wire.RunRequest, profile,
 	}
 	key := claimKey(requestID)
 	c := &claim{d: d, subject: wire.SubjectRunClaim + "." + key, rec: claimRecord{RequestID: requestID, SessionID: rr.SessionID,
-		Profile: profile, Instance: d.ID(), Attempt: attempt, At: time.Now().UTC(), State: claimRunning}}
+		Profile: profile, Argv: cutArgv(rr.Argv), Cwd: cwd, Instance: d.ID(), Attempt: attempt, At: time.Now().UTC(), State: claimRunning}}
 	body, _ := json.Marshal(&c.rec)
 	msg := nats.NewMsg(c.subject)
 	msg.Data = body

@@ -192,7 +192,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	// that gets closed, by this sandboxd or, if it is lost, by another.
 	var cl *claim
 	if dec.Verdict == wire.VerdictAllow {
-		if cl, err = d.claim(context.WithoutCancel(ctx), &rr, prof.Name); err != nil {
+		if cl, err = d.claimAt(context.WithoutCancel(ctx), &rr, prof.Name, prof.Cwd, wire.NewID()); err != nil {
 			return nil, err
 		}
 	}
