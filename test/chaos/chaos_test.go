@@ -17,6 +17,7 @@ import (
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // outcome is what one caller heard.
@@ -45,7 +46,7 @@ func TestChaos(t *testing.T) {
 	}
 	moatHome, ws := filepath.Join(dir, "moat"), filepath.Join(dir, "ws")
 	os.MkdirAll(ws, 0o755)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	url := fmt.Sprintf("nats://127.0.0.1:%d", testbin.FreePort(t))
 	env := append(os.Environ(), "MOAT_HOME="+moatHome, "MOAT_BUS="+url)
 	init := exec.Command(filepath.Join(binDir, "moat"), "init")
 	init.Env = env

@@ -12,6 +12,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -69,7 +70,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 
 	s.drained(90 * time.Second)
 	live := s.verifyLive()
-	if err := s.proc("auditd-0").signal(syscall.SIGTERM, stopWithin); err != nil {
+	if err := s.proc("auditd-0").Signal(syscall.SIGTERM, stopWithin); err != nil {
 		t.Fatal(err)
 	}
 	offline := s.verifyOffline()
@@ -81,7 +82,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 // get there within two minutes has not recovered.
 func (s *stack) waitRuns(l *load, p, n int, f fault) {
 	s.t.Helper()
-	eventually(s.t, 2*time.Minute, fmt.Sprintf("phase %d (%s): %d runs answered", p, f, n), func() error {
+	testbin.Eventually(s.t, 2*time.Minute, fmt.Sprintf("phase %d (%s): %d runs answered", p, f, n), func() error {
 		if got := l.runs(p); got < n {
 			return fmt.Errorf("%d answered", got)
 		}
@@ -98,13 +99,13 @@ func (s *stack) inject(f fault) time.Time {
 	began := time.Now()
 	switch f.sig {
 	case syscall.SIGKILL:
-		p.signal(syscall.SIGKILL, stopWithin)
+		p.Signal(syscall.SIGKILL, stopWithin)
 	case syscall.SIGTERM:
-		if err := p.signal(syscall.SIGTERM, stopWithin); err != nil {
+		if err := p.Signal(syscall.SIGTERM, stopWithin); err != nil {
 			s.t.Errorf("graceful stop: %v", err)
-			p.signal(syscall.SIGKILL, stopWithin)
-		} else if p.err != nil {
-			s.t.Errorf("%s after SIGTERM: %v (want exit 0)\n%s", f.name, p.err, tail(p.output(), 2000))
+			p.Signal(syscall.SIGKILL, stopWithin)
+		} else if p.Err != nil {
+			s.t.Errorf("%s after SIGTERM: %v (want exit 0)\n%s", f.name, p.Err, testbin.Tail(p.Output(), 2000))
 		}
 	}
 	restart := []string{f.name}
@@ -114,13 +115,13 @@ func (s *stack) inject(f fault) time.Time {
 		for _, name := range s.daemonNames() {
 			d := s.proc(name)
 			select {
-			case <-d.done:
-				if d.err != nil {
-					s.t.Errorf("%s after busd's SIGTERM: %v (want exit 0)\n%s", name, d.err, tail(d.output(), 2000))
+			case <-d.Done:
+				if d.Err != nil {
+					s.t.Errorf("%s after busd's SIGTERM: %v (want exit 0)\n%s", name, d.Err, testbin.Tail(d.Output(), 2000))
 				}
 			case <-time.After(stopWithin):
 				s.t.Errorf("%s still running %s after busd's SIGTERM", name, stopWithin)
-				d.signal(syscall.SIGKILL, stopWithin)
+				d.Signal(syscall.SIGKILL, stopWithin)
 			}
 			restart = append(restart, name)
 		}
@@ -144,7 +145,7 @@ func (s *stack) drained(within time.Duration) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	eventually(s.t, within, "auditd drained "+wire.AuditStream, func() error {
+	testbin.Eventually(s.t, within, "auditd drained "+wire.AuditStream, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		st, err := js.Stream(ctx, wire.AuditStream)

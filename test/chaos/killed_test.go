@@ -14,6 +14,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // TestSandboxdKilledMidRun: a run going on when its sandboxd is SIGKILLed
@@ -28,7 +29,7 @@ func TestSandboxdKilledMidRun(t *testing.T) {
 	defer c.Close()
 	// $SRV.PING answers a moment before the endpoints do (see the report
 	// of the suite): wait for a real answer first.
-	eventually(t, 30*time.Second, "policyd answering checks", func() error {
+	testbin.Eventually(t, 30*time.Second, "policyd answering checks", func() error {
 		d := c.Check(context.Background(), &wire.CheckRequest{Argv: []string{"true"}, Workspace: s.ws, Cwd: s.ws, Profile: wire.RefName("workspace-write")})
 		if d.Verdict != wire.VerdictAllow {
 			return fmt.Errorf("%s %+v", d.Verdict, d.Reasons)
@@ -45,7 +46,7 @@ func TestSandboxdKilledMidRun(t *testing.T) {
 			Argv: []string{"sh", "-c", "touch " + marker + "; sleep 300; true"}}, nil)
 		done <- err
 	}()
-	eventually(t, 30*time.Second, "the run started", func() error {
+	testbin.Eventually(t, 30*time.Second, "the run started", func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("the run ended before its sandboxd was killed: %v %+v %+v", err, res, res.Decision)
@@ -55,7 +56,7 @@ func TestSandboxdKilledMidRun(t *testing.T) {
 		return err
 	})
 
-	s.proc("sandboxd-0").signal(syscall.SIGKILL, stopWithin)
+	s.proc("sandboxd-0").Signal(syscall.SIGKILL, stopWithin)
 	s.start("sandboxd-0")
 	s.ready(60 * time.Second)
 	select {
@@ -66,7 +67,7 @@ func TestSandboxdKilledMidRun(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the caller of a run whose sandboxd was killed got no answer in 60 s")
 	}
-	eventually(t, 30*time.Second, "the run's processes gone with its sandboxd", func() error {
+	testbin.Eventually(t, 30*time.Second, "the run's processes gone with its sandboxd", func() error {
 		if pids := running(id); len(pids) > 0 {
 			return &os.PathError{Op: "still running", Path: strings.Join(pids, " ")}
 		}
@@ -76,7 +77,7 @@ func TestSandboxdKilledMidRun(t *testing.T) {
 	// The lost sandboxd's liveness record is judged old after LostAfter
 	// (20 s) of silence, once the new copy has beaten for as long.
 	var kinds, lost []string
-	eventually(t, 90*time.Second, "the run's end on record", func() error {
+	testbin.Eventually(t, 90*time.Second, "the run's end on record", func() error {
 		kinds, lost = kinds[:0], lost[:0]
 		page, err := c.AuditQuery(context.Background(), &wire.AuditQuery{RequestID: id})
 		if err != nil {

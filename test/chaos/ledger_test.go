@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // export reads every stored event offline: `auditd export --dir`, with
@@ -168,7 +169,7 @@ func account(t *testing.T, l *load, evs []wire.AuditEvent, signalled []time.Time
 		}
 		switch {
 		case !c.clear:
-			f.add("no clear answer", "phase %d %s %s: no clear answer: %s %s", c.phase, c.via, c.token, c.class, tail(c.msg, 300))
+			f.add("no clear answer", "phase %d %s %s: no clear answer: %s %s", c.phase, c.via, c.token, c.class, testbin.Tail(c.msg, 300))
 		case c.via != "check" && (c.allow || strings.HasPrefix(c.class, wire.VerdictDeny)) && runs[c.token] == nil:
 			f.add("decision not on record", "phase %d %s %s: answered %s, no run.decision on record", c.phase, c.via, c.token, c.class)
 		case c.exit0 && !marked[c.token]:
@@ -178,7 +179,7 @@ func account(t *testing.T, l *load, evs []wire.AuditEvent, signalled []time.Time
 			// In flight at a SIGTERM: answered with the command's end, or
 			// told clearly that nothing ran (and nothing did).
 			f.add("in flight at SIGTERM", "phase %d (%s) %s %s: in flight at the SIGTERM, ended %s: %s", c.phase, faults[c.phase],
-				c.via, c.token, c.class, tail(c.msg, 300))
+				c.via, c.token, c.class, testbin.Tail(c.msg, 300))
 		case c.via == "check" && c.allow && !slices.Contains(checks[c.token], wire.VerdictAllow):
 			f.add("allow not on record", "phase %d: check %s answered allow with no allow decision on record (%v)", c.phase, c.token, checks[c.token])
 		}
@@ -188,7 +189,7 @@ func account(t *testing.T, l *load, evs []wire.AuditEvent, signalled []time.Time
 	for _, c := range l.calls {
 		key := fmt.Sprintf("phase %d %s %s", c.phase, c.via, c.class)
 		if c.msg != "" && sample[key] == "" {
-			sample[key] = strings.TrimSpace(tail(c.msg, 200))
+			sample[key] = strings.TrimSpace(testbin.Tail(c.msg, 200))
 			t.Logf("%s: %s", key, sample[key])
 		}
 	}

@@ -27,14 +27,10 @@
 package chaos
 
 import (
-	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -132,78 +128,4 @@ func (d *daemon) signal(sig syscall.Signal) {
 }
 
 // proc is a running child whose output is kept for failure messages.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  testbin.Output
-	done chan struct{}
-	err  error
-}
-
-func (p *proc) Write(b []byte) (int, error) { return p.log.Write(b) }
-
-func (p *proc) output() string { return p.log.String() }
-
-// signal sends sig to the process itself (not its group: a daemon's
-// children are its own business) and waits up to within for it to exit.
-func (p *proc) signal(sig syscall.Signal, within time.Duration) error {
-	p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(within):
-		return fmt.Errorf("%s still running %s after %v", p.name, within, sig)
-	}
-}
-
-// kill SIGKILLs the whole process group and waits for it.
-func (p *proc) kill() {
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
-
-// freePort returns a loopback port that was free a moment ago, below the
-// kernel's ephemeral range (32768 and up) so that no outgoing connection
-// takes it while busd is down between a kill and its restart.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 100 {
-		port := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", addr(port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
-	}
-	t.Fatal("no free loopback port between 20000 and 32000")
-	return 0
-}
-
-func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
-
-// eventually retries f every 100 ms until it returns nil, or fails the test
-// once within has passed.
-func eventually(t testing.TB, within time.Duration, what string, f func() error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not within %s: %v", what, within, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
+type proc = testbin.Proc

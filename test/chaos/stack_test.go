@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // copies is how many copies of each daemon a stack runs.
@@ -58,7 +58,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(ws) })
-	s := &stack{t: t, home: h, ws: ws, url: "nats://" + addr(freePort(t)), procs: map[string]*proc{}}
+	s := &stack{t: t, home: h, ws: ws, url: "nats://" + testbin.Addr(testbin.FreePort(t)), procs: map[string]*proc{}}
 	s.vars = append(os.Environ(), "MOAT_HOME="+h.Dir, "MOAT_BUS="+s.url)
 	if out, err := s.cmd("moat", "init").CombinedOutput(); err != nil {
 		t.Fatalf("moat init: %v\n%s", err, out)
@@ -67,11 +67,11 @@ func newStack(t *testing.T) *stack {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, p := range s.all {
-			p.kill()
+			p.Kill()
 		}
 		if t.Failed() {
 			for name, p := range s.procs {
-				t.Logf("--- output of %s:\n%s", name, tail(p.output(), 3000))
+				t.Logf("--- output of %s:\n%s", name, testbin.Tail(p.Output(), 3000))
 			}
 		}
 	})
@@ -79,9 +79,8 @@ func newStack(t *testing.T) *stack {
 }
 
 func (s *stack) cmd(bin string, args ...string) *exec.Cmd {
-	c := exec.Command(filepath.Join(binDir, bin), args...)
+	c := testbin.Command(binDir, bin, args...)
 	c.Env = s.vars
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return c
 }
 
@@ -96,15 +95,13 @@ func (s *stack) start(name string) *proc {
 	default:
 		c = s.cmd(bin)
 	}
-	p := &proc{name: name, cmd: c, done: make(chan struct{})}
-	c.Stdout, c.Stderr = p, p
-	if err := c.Start(); err != nil {
-		s.t.Fatalf("start %s: %v", name, err)
+	p, err := testbin.Start(name, c)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	go func() { p.err = c.Wait(); close(p.done) }()
 	s.mu.Lock()
 	if old := s.procs[name]; old != nil {
-		p.Write([]byte(tail(old.output(), 2000) + "\n--- started again\n"))
+		p.Write([]byte(testbin.Tail(old.Output(), 2000) + "\n--- started again\n"))
 	}
 	s.procs[name] = p
 	s.all = append(s.all, p)
@@ -156,7 +153,7 @@ func (s *stack) ready(within time.Duration) {
 	s.t.Helper()
 	c := s.dial(home.RoleClient)
 	defer c.Close()
-	eventually(s.t, within, "every daemon answering with all its copies", func() error {
+	testbin.Eventually(s.t, within, "every daemon answering with all its copies", func() error {
 		st, err := c.Status(context.Background(), 300*time.Millisecond)
 		if err != nil {
 			return err

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // A server with another route secret never joins: the cluster's servers
@@ -16,7 +18,7 @@ import (
 func TestWrongRouteSecretCannotJoin(t *testing.T) {
 	w := newWorld(t)
 	s := w.cluster(2)
-	eventually(t, 30*time.Second, "two servers routed", func() error {
+	testbin.Eventually(t, 30*time.Second, "two servers routed", func() error {
 		names, err := routeNames(s.nodes[0].monitor)
 		if err != nil || !slices.Contains(names, "busd-1") {
 			return fmt.Errorf("busd-0 routes to %v (%v)", names, err)
@@ -27,11 +29,11 @@ func TestWrongRouteSecretCannotJoin(t *testing.T) {
 	if err := os.WriteFile(other, []byte("not-the-cluster-secret-at-all\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	stranger := &node{name: "stranger", client: freePort(t), route: freePort(t), monitor: freePort(t)}
+	stranger := &node{name: "stranger", client: testbin.FreePort(t), route: testbin.FreePort(t), monitor: testbin.FreePort(t)}
 	s.nodes = append(s.nodes, stranger)
 	s.extra = []string{"--route-secret", other}
 	s.start(2)
-	eventually(t, 15*time.Second, "the stranger up", func() error {
+	testbin.Eventually(t, 15*time.Second, "the stranger up", func() error {
 		_, err := routeNames(stranger.monitor)
 		return err
 	})
@@ -64,18 +66,18 @@ func TestLeafNeedsItsKey(t *testing.T) {
 	}
 	unknown := filepath.Join(t.TempDir(), "leaf-unknown.nk")
 	leafKey(t, w, unknown)
-	hubLeaf, hubMon := freePort(t), freePort(t)
-	w.start("hub", nil, "busd", "--listen", addr(freePort(t)), "--leaf-listen", addr(hubLeaf), "--monitor", addr(hubMon))
+	hubLeaf, hubMon := testbin.FreePort(t), testbin.FreePort(t)
+	w.start("hub", nil, "busd", "--listen", testbin.Addr(testbin.FreePort(t)), "--leaf-listen", testbin.Addr(hubLeaf), "--monitor", testbin.Addr(hubMon))
 	for _, bad := range []struct{ name, key string }{{"unknown key", unknown}, {"sandboxd's key", w.home.Creds("sandboxd")}} {
-		w.start("leaf with "+bad.name, nil, "busd", "--listen", addr(freePort(t)), "--hub", addr(hubLeaf), "--leaf-key", bad.key)
+		w.start("leaf with "+bad.name, nil, "busd", "--listen", testbin.Addr(testbin.FreePort(t)), "--hub", testbin.Addr(hubLeaf), "--leaf-key", bad.key)
 	}
-	eventually(t, 15*time.Second, "the hub up", func() error { _, err := leafCount(hubMon); return err })
+	testbin.Eventually(t, 15*time.Second, "the hub up", func() error { _, err := leafCount(hubMon); return err })
 	time.Sleep(4 * time.Second) // leaves retry every second
 	if n, _ := leafCount(hubMon); n != 0 {
 		t.Fatalf("the hub admitted %d leaves without a listed key", n)
 	}
-	w.start("leaf with its key", nil, "busd", "--listen", addr(freePort(t)), "--hub", addr(hubLeaf), "--leaf-key", known)
-	eventually(t, 20*time.Second, "the listed leaf connected", func() error {
+	w.start("leaf with its key", nil, "busd", "--listen", testbin.Addr(testbin.FreePort(t)), "--hub", testbin.Addr(hubLeaf), "--leaf-key", known)
+	testbin.Eventually(t, 20*time.Second, "the listed leaf connected", func() error {
 		if n, err := leafCount(hubMon); err != nil || n != 1 {
 			return fmt.Errorf("%d leaves (%v)", n, err)
 		}

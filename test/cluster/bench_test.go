@@ -15,6 +15,7 @@ import (
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // A stack for the benchmarks: one busd alone, or three in a cluster with
@@ -41,8 +42,8 @@ func startBench(b *testing.B, n int) *benchStack {
 	w.ws = base
 	var s *servers
 	if n == 1 {
-		s = &servers{w: w, nodes: []*node{{name: "alone", client: freePort(b)}}}
-		s.nodes[0].p = w.start("alone", nil, "busd", "--listen", addr(s.nodes[0].client))
+		s = &servers{w: w, nodes: []*node{{name: "alone", client: testbin.FreePort(b)}}}
+		s.nodes[0].p = w.start("alone", nil, "busd", "--listen", testbin.Addr(s.nodes[0].client))
 	} else {
 		s = w.cluster(n)
 		s.healthy(90*time.Second, 3)
@@ -110,7 +111,7 @@ func BenchmarkAuditStream(b *testing.B) {
 				})
 			}
 			wg.Wait()
-			eventually(b, 120*time.Second, "auditd stored every event", func() error {
+			testbin.Eventually(b, 120*time.Second, "auditd stored every event", func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 				defer cancel()
 				st, err := bs.s.stream(ctx, js, wire.AuditStream)

@@ -14,6 +14,7 @@ import (
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // A cluster of two keeps one copy of each stream; when a third server
@@ -24,7 +25,7 @@ func TestStreamsFollowTheCluster(t *testing.T) {
 	s := &servers{w: w}
 	for i := range 3 {
 		s.nodes = append(s.nodes, &node{name: fmt.Sprintf("busd-%d", i),
-			client: freePort(t), route: freePort(t), monitor: freePort(t)})
+			client: testbin.FreePort(t), route: testbin.FreePort(t), monitor: testbin.FreePort(t)})
 	}
 	s.start(0) // every server lists the three routes, the third comes later
 	s.start(1)

@@ -14,6 +14,7 @@ import (
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // Three servers, the daemons spread across them, runs and audit events
@@ -52,7 +53,7 @@ func killUnderLoad(t *testing.T, leader bool) {
 
 	l := startLoad(t, w, s, 3)
 	defer l.stop()
-	eventually(t, 60*time.Second, "runs answered before the kill", func() error {
+	testbin.Eventually(t, 60*time.Second, "runs answered before the kill", func() error {
 		if ran, _, _ := l.counts(); ran < 10 {
 			return fmt.Errorf("%d runs answered", ran)
 		}
@@ -67,10 +68,10 @@ func killUnderLoad(t *testing.T, leader bool) {
 	}
 	victim := slices.IndexFunc(s.nodes, func(n *node) bool { return (n.name == st.leader) == leader })
 	ranBefore, failedBefore, _ := l.counts()
-	s.nodes[victim].p.kill()
+	s.nodes[victim].p.Kill()
 	killed := time.Now()
 	t.Logf("killed %s (audit stream leader: %s) after %d runs", s.nodes[victim].name, st.leader, ranBefore)
-	eventually(t, 90*time.Second, "runs answered after the kill", func() error {
+	testbin.Eventually(t, 90*time.Second, "runs answered after the kill", func() error {
 		if ran, _, _ := l.counts(); ran < ranBefore+10 {
 			return fmt.Errorf("%d runs answered since", ran-ranBefore)
 		}
@@ -159,7 +160,7 @@ func checkRuns(t *testing.T, c *client.Client, w *world, l *load) {
 // waitServices waits until each named service answers with want copies.
 func waitServices(t testing.TB, c *client.Client, want map[string]int) {
 	t.Helper()
-	eventually(t, 60*time.Second, "services up", func() error {
+	testbin.Eventually(t, 60*time.Second, "services up", func() error {
 		st, err := c.Status(context.Background(), 500*time.Millisecond)
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // worker is a worker host: its own busd as a leaf of the hub, its own
@@ -31,8 +32,8 @@ var readyID = regexp.MustCompile(`sandboxd ready" id=(\S+)`)
 func (k *worker) id(t *testing.T) string {
 	t.Helper()
 	var id string
-	eventually(t, 30*time.Second, k.name+"'s sandboxd ready", func() error {
-		m := readyID.FindStringSubmatch(k.sandboxd.output())
+	testbin.Eventually(t, 30*time.Second, k.name+"'s sandboxd ready", func() error {
+		m := readyID.FindStringSubmatch(k.sandboxd.Output())
 		if m == nil {
 			return fmt.Errorf("no ready line")
 		}
@@ -55,8 +56,8 @@ func TestLeafWorkers(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
 	w.ws = base
-	hubClient, hubLeaf, hubMon := freePort(t), freePort(t), freePort(t)
-	hubURL := "nats://" + addr(hubClient)
+	hubClient, hubLeaf, hubMon := testbin.FreePort(t), testbin.FreePort(t), testbin.FreePort(t)
+	hubURL := "nats://" + testbin.Addr(hubClient)
 	// The keys of both workers exist before the hub reads MOAT_HOME/leaves.
 	a := &worker{name: "a"}
 	b := &worker{name: "b"}
@@ -67,18 +68,18 @@ func TestLeafWorkers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w.start("hub", nil, "busd", "--name", "hub", "--listen", addr(hubClient), "--leaf-listen", addr(hubLeaf), "--monitor", addr(hubMon))
+	w.start("hub", nil, "busd", "--name", "hub", "--listen", testbin.Addr(hubClient), "--leaf-listen", testbin.Addr(hubLeaf), "--monitor", testbin.Addr(hubMon))
 	w.daemon("policyd", "policyd", hubURL)
 	w.daemon("auditd", "auditd", hubURL)
 	for _, k := range []*worker{a, b} {
-		port := freePort(t)
-		k.url = "nats://" + addr(port)
-		k.bus = w.start(k.name+"-busd", nil, "busd", "--name", k.name, "--listen", addr(port), "--hub", addr(hubLeaf),
+		port := testbin.FreePort(t)
+		k.url = "nats://" + testbin.Addr(port)
+		k.bus = w.start(k.name+"-busd", nil, "busd", "--name", k.name, "--listen", testbin.Addr(port), "--hub", testbin.Addr(hubLeaf),
 			"--leaf-key", filepath.Join(w.home.CredsDir(), "leaf-"+k.name+".nk"))
 		k.sandboxd = w.daemon(k.name+"-sandboxd", "sandboxd", k.url)
 		w.daemon(k.name+"-profiled", "profiled", k.url)
 	}
-	eventually(t, 30*time.Second, "both workers connected", func() error {
+	testbin.Eventually(t, 30*time.Second, "both workers connected", func() error {
 		if n, err := leafCount(hubMon); err != nil || n != 2 {
 			return fmt.Errorf("%d leaves (%v)", n, err)
 		}
@@ -99,7 +100,7 @@ func TestLeafWorkers(t *testing.T) {
 	var ids []string
 	for i := 0; i < 30; i++ {
 		if i == 10 {
-			b.bus.kill()
+			b.bus.Kill()
 			t.Logf("killed worker b's bus after %d runs on a", i)
 		}
 		id := wire.NewID()
@@ -112,7 +113,7 @@ func TestLeafWorkers(t *testing.T) {
 
 	// Decided and recorded centrally, run by a's sandboxd.
 	hub := w.dial(home.RoleClient, hubURL)
-	eventually(t, 30*time.Second, "every run's exit stored by the central auditd", func() error {
+	testbin.Eventually(t, 30*time.Second, "every run's exit stored by the central auditd", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		page, err := hub.AuditQuery(ctx, &wire.AuditQuery{SessionID: session, Kind: "run.exit", Limit: 100})
@@ -135,7 +136,7 @@ func TestLeafWorkers(t *testing.T) {
 	}
 
 	// moat status at the hub sees the hub and the surviving worker.
-	eventually(t, 30*time.Second, "the hub's view of its leaves", func() error {
+	testbin.Eventually(t, 30*time.Second, "the hub's view of its leaves", func() error {
 		servers, err := hub.BusServers(context.Background(), time.Second)
 		if err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // load runs commands and publishes audit events until stopped, keeping
@@ -158,7 +159,7 @@ func auditOf(t *testing.T, c *client.Client, q wire.AuditQuery) []wire.AuditEven
 func drained(t *testing.T, w *world, s *servers) {
 	t.Helper()
 	js := adminJS(t, w, s.urls(0))
-	eventually(t, 90*time.Second, "auditd drained "+wire.AuditStream, func() error {
+	testbin.Eventually(t, 90*time.Second, "auditd drained "+wire.AuditStream, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		st, err := s.stream(ctx, js, wire.AuditStream)

@@ -8,14 +8,10 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,23 +36,7 @@ func setup(m *testing.M) int {
 }
 
 // proc is a running child whose output is kept for failure messages.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  testbin.Output
-	done chan struct{}
-	err  error
-}
-
-func (p *proc) Write(b []byte) (int, error) { return p.log.Write(b) }
-
-func (p *proc) output() string { return p.log.String() }
-
-// kill SIGKILLs the process group and waits for it.
-func (p *proc) kill() {
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
+type proc = testbin.Proc
 
 // world is one MOAT_HOME shared by every process of a test, as the servers
 // of a cluster share one MOAT_HOME's keys.
@@ -91,26 +71,18 @@ func newWorld(t testing.TB) *world {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, p := range w.procs {
-			p.kill()
+			p.Kill()
 			if t.Failed() {
-				t.Logf("--- output of %s:\n%s", p.name, tail(p.output(), 4000))
+				t.Logf("--- output of %s:\n%s", p.Name, testbin.Tail(p.Output(), 4000))
 			}
 		}
 	})
 	return w
 }
 
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
 func (w *world) cmd(bin string, args ...string) *exec.Cmd {
-	c := exec.Command(filepath.Join(binDir, bin), args...)
+	c := testbin.Command(binDir, bin, args...)
 	c.Env = w.vars
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return c
 }
 
@@ -119,12 +91,10 @@ func (w *world) start(name string, env []string, bin string, args ...string) *pr
 	w.t.Helper()
 	c := w.cmd(bin, args...)
 	c.Env = append(c.Env, env...)
-	p := &proc{name: name, cmd: c, done: make(chan struct{})}
-	c.Stdout, c.Stderr = p, p
-	if err := c.Start(); err != nil {
-		w.t.Fatalf("start %s: %v", name, err)
+	p, err := testbin.Start(name, c)
+	if err != nil {
+		w.t.Fatal(err)
 	}
-	go func() { p.err = c.Wait(); close(p.done) }()
 	w.mu.Lock()
 	w.procs = append(w.procs, p)
 	w.mu.Unlock()
@@ -147,46 +117,4 @@ func (w *world) dial(role, bus string) *client.Client {
 	}
 	w.t.Cleanup(c.Close)
 	return c
-}
-
-// freePort returns a loopback port that was free a moment ago, below the
-// kernel's ephemeral range (32768 and up) so that no outgoing connection of
-// another process takes it before the server binds it.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 100 {
-		if port := 20000 + rand.IntN(12000); free(port) {
-			return port
-		}
-	}
-	t.Fatal("no free loopback port between 20000 and 32000")
-	return 0
-}
-
-// free reports whether a loopback port can be listened on now.
-func free(port int) bool {
-	l, err := net.Listen("tcp", addr(port))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
-
-func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
-
-// eventually retries f every 200 ms until it returns nil or within passes.
-func eventually(t testing.TB, within time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, within, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

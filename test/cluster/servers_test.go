@@ -16,6 +16,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/bus"
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/test/testbin"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -26,7 +27,7 @@ type node struct {
 	p                      *proc
 }
 
-func (n *node) url() string { return "nats://" + addr(n.client) }
+func (n *node) url() string { return "nats://" + testbin.Addr(n.client) }
 
 // servers is a cluster of busd on loopback, sharing the world's MOAT_HOME.
 type servers struct {
@@ -40,7 +41,7 @@ func (w *world) cluster(n int, extra ...string) *servers {
 	s := &servers{w: w, extra: extra}
 	for i := range n {
 		s.nodes = append(s.nodes, &node{name: fmt.Sprintf("busd-%d", i),
-			client: freePort(w.t), route: freePort(w.t), monitor: freePort(w.t)})
+			client: testbin.FreePort(w.t), route: testbin.FreePort(w.t), monitor: testbin.FreePort(w.t)})
 	}
 	for i := range s.nodes {
 		s.start(i)
@@ -52,7 +53,7 @@ func (w *world) cluster(n int, extra ...string) *servers {
 func (s *servers) routes() string {
 	var r []string
 	for _, n := range s.nodes {
-		r = append(r, addr(n.route))
+		r = append(r, testbin.Addr(n.route))
 	}
 	return strings.Join(r, ",")
 }
@@ -61,8 +62,8 @@ func (s *servers) routes() string {
 func (s *servers) start(i int) {
 	n := s.nodes[i]
 	routes := s.routes()
-	args := append([]string{"--name", n.name, "--listen", addr(n.client), "--cluster", "moat",
-		"--cluster-listen", addr(n.route), "--routes", routes, "--monitor", addr(n.monitor)}, s.extra...)
+	args := append([]string{"--name", n.name, "--listen", testbin.Addr(n.client), "--cluster", "moat",
+		"--cluster-listen", testbin.Addr(n.route), "--routes", routes, "--monitor", testbin.Addr(n.monitor)}, s.extra...)
 	n.p = s.w.start(n.name, nil, "busd", args...)
 }
 
@@ -75,7 +76,7 @@ func (s *servers) startConfig(i int) {
 	}
 	file := filepath.Join(s.w.t.TempDir(), n.name+".toml")
 	conf := fmt.Sprintf("name = %q\nlisten = %q\ncluster = \"moat\"\ncluster-listen = %q\nroutes = [%s]\nmonitor = %q\n",
-		n.name, addr(n.client), addr(n.route), strings.Join(routes, ", "), addr(n.monitor))
+		n.name, testbin.Addr(n.client), testbin.Addr(n.route), strings.Join(routes, ", "), testbin.Addr(n.monitor))
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		s.w.t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func (s *servers) stream(ctx context.Context, js jetstream.JetStream, name strin
 func (s *servers) healthy(within time.Duration, want int) {
 	s.w.t.Helper()
 	js := adminJS(s.w.t, s.w, s.urls(0))
-	eventually(s.w.t, within, fmt.Sprintf("streams at R%d with every replica current", want), func() error {
+	testbin.Eventually(s.w.t, within, fmt.Sprintf("streams at R%d with every replica current", want), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		for _, name := range bus.StreamNames() {
@@ -144,7 +145,7 @@ func (s *servers) healthy(within time.Duration, want int) {
 // monitor reads a JSON page of a server's monitoring endpoint.
 func monitor(port int, page string, out any) error {
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://%s/%s", addr(port), page))
+	resp, err := c.Get(fmt.Sprintf("http://%s/%s", testbin.Addr(port), page))
 	if err != nil {
 		return err
 	}

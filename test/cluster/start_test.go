@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // Daemons started with the cluster (foreman starts everything at once) wait
@@ -18,7 +19,7 @@ func TestDaemonsStartWithTheCluster(t *testing.T) {
 	w := newWorld(t)
 	s := &servers{w: w}
 	for i := range 3 {
-		s.nodes = append(s.nodes, &node{name: fmt.Sprintf("busd-%d", i), client: freePort(t), route: freePort(t), monitor: freePort(t)})
+		s.nodes = append(s.nodes, &node{name: fmt.Sprintf("busd-%d", i), client: testbin.FreePort(t), route: testbin.FreePort(t), monitor: testbin.FreePort(t)})
 	}
 	s.start(0)
 	w.daemon("auditd", "auditd", s.urls(0))

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/client"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // `scripts/up --cluster 3` brings up three servers routed together under
@@ -23,30 +24,28 @@ func TestScriptsUpCluster(t *testing.T) {
 		t.Fatal("foreman is not installed: apt-get install ruby-foreman (.ci/run does this)")
 	}
 	w := newWorld(t)
-	base := freePort(t)
+	base := testbin.FreePort(t)
 	for base > 25000 || !portsFree(base) { // the script uses base, +2000 and +4000, three each
-		base = freePort(t)
+		base = testbin.FreePort(t)
 	}
 	root, _ := filepath.Abs("../..")
 	up := exec.Command(filepath.Join(root, "scripts", "up"), "--cluster", "3")
 	up.Dir = root
 	up.Env = append(w.vars, "MOAT_BIN="+binDir, fmt.Sprintf("MOAT_CLUSTER_BASE=%d", base))
 	up.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p := &proc{name: "scripts/up --cluster 3", cmd: up, done: make(chan struct{})}
-	up.Stdout, up.Stderr = p, p
-	if err := up.Start(); err != nil {
+	p, err := testbin.Start("scripts/up --cluster 3", up)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.err = up.Wait(); close(p.done) }()
 	w.mu.Lock()
 	w.procs = append(w.procs, p)
 	w.mu.Unlock()
 
 	var urls []string
 	for i := range 3 {
-		urls = append(urls, "nats://"+addr(base+i))
+		urls = append(urls, "nats://"+testbin.Addr(base+i))
 	}
-	eventually(t, 90*time.Second, "the cluster up with every service", func() error {
+	testbin.Eventually(t, 90*time.Second, "the cluster up with every service", func() error {
 		cmd := w.cmd("moat", "status", "--json", "--wait", "500ms")
 		cmd.Env = append(cmd.Env, "MOAT_BUS="+strings.Join(urls, ","))
 		out, err := cmd.Output()
@@ -79,7 +78,7 @@ func TestScriptsUpCluster(t *testing.T) {
 func portsFree(base int) bool {
 	for _, off := range []int{0, 2000, 4000} {
 		for i := range 3 {
-			if !free(base + off + i) {
+			if !testbin.PortFree(base + off + i) {
 				return false
 			}
 		}

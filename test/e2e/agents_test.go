@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // agentStack runs busd, profiled, policyd, sandboxd and auditd as processes
@@ -47,7 +48,7 @@ func agentStack(t testing.TB, profilesTOML string, policydArgs ...string) (*env,
 	start(t, e.cmd("sandboxd"))
 	start(t, e.cmd("auditd"))
 	c := dialWait(t, e, url)
-	eventually(t, 20*time.Second, "every service answering", func() error {
+	testbin.Eventually(t, 20*time.Second, "every service answering", func() error {
 		st, err := c.Status(context.Background(), 200*time.Millisecond)
 		if err == nil && len(st.Missing) > 0 {
 			err = fmt.Errorf("missing %v", st.Missing)
@@ -162,7 +163,7 @@ func TestShSideBySide(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
 			t.Fatalf("moat sh after SIGTERM: %v", err)
 		}
-		eventually(t, 10*time.Second, "the script's sleep to be gone", func() error {
+		testbin.Eventually(t, 10*time.Second, "the script's sleep to be gone", func() error {
 			if out, _ := exec.Command("pgrep", "-f", "sleep 31.5").Output(); len(out) > 0 {
 				return fmt.Errorf("still running: %s", out)
 			}
@@ -179,7 +180,7 @@ func TestShSideBySide(t *testing.T) {
 			}
 		}
 		c := dialWait(t, e, url)
-		eventually(t, 20*time.Second, "the job's runs in its session", func() error {
+		testbin.Eventually(t, 20*time.Second, "the job's runs in its session", func() error {
 			page, err := c.AuditQuery(context.Background(), &wire.AuditQuery{SessionID: "ci-job-42", Kind: "run.exit"})
 			if err == nil && len(page.Events) != 2 {
 				err = fmt.Errorf("%d run.exit records in the session", len(page.Events))
@@ -428,7 +429,7 @@ func TestHookClaudeCode(t *testing.T) {
 		}
 		// The confined runs are on record in Claude Code's session.
 		c := dialWait(t, e, url)
-		eventually(t, 20*time.Second, "the sandboxed runs in the session's records", func() error {
+		testbin.Eventually(t, 20*time.Second, "the sandboxed runs in the session's records", func() error {
 			page, err := c.AuditQuery(context.Background(), &wire.AuditQuery{SessionID: "2b1c6a4e-hook-test", Kind: "run.exit"})
 			if err != nil {
 				return err

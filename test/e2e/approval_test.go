@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // TestApprovalWaitVisible runs the real binaries: while a person is asked,
@@ -33,16 +33,16 @@ func TestApprovalWaitVisible(t *testing.T) {
 	p := start(t, chk)
 	asked := regexp.MustCompile(`moat approve (\S+) or moat deny \S+ answers; \S+ left`)
 	var id string
-	eventually(t, 30*time.Second, "moat check saying who is asked", func() error {
-		m := asked.FindStringSubmatch(p.output())
+	testbin.Eventually(t, 30*time.Second, "moat check saying who is asked", func() error {
+		m := asked.FindStringSubmatch(p.Output())
 		if m == nil {
-			return fmt.Errorf("output so far: %q", p.output())
+			return fmt.Errorf("output so far: %q", p.Output())
 		}
 		id = m[1]
 		return nil
 	})
-	if !strings.Contains(p.output(), "waiting for a person to approve (exec.inline-code") {
-		t.Errorf("no reason given: %q", p.output())
+	if !strings.Contains(p.Output(), "waiting for a person to approve (exec.inline-code") {
+		t.Errorf("no reason given: %q", p.Output())
 	}
 
 	t0 := time.Now()
@@ -57,12 +57,12 @@ func TestApprovalWaitVisible(t *testing.T) {
 		t.Fatalf("moat approve: %v\n%s", err, out)
 	}
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("moat check still waits after the approval")
 	}
-	if p.err != nil || !strings.Contains(p.output(), "ALLOW") || !strings.Contains(p.output(), "approval.granted") {
-		t.Fatalf("moat check after the approval: %v\n%s", p.err, p.output())
+	if p.Err != nil || !strings.Contains(p.Output(), "ALLOW") || !strings.Contains(p.Output(), "approval.granted") {
+		t.Fatalf("moat check after the approval: %v\n%s", p.Err, p.Output())
 	}
 }
 
@@ -95,7 +95,7 @@ func TestPromptingRunsHoldNothing(t *testing.T) {
 			return nil
 		}
 	}
-	eventually(t, 60*time.Second, "eight approvals pending", pending(8))
+	testbin.Eventually(t, 60*time.Second, "eight approvals pending", pending(8))
 	for i := 0; i < 3; i++ {
 		r := e.cmd("moat", "run", "--", "echo", "beside")
 		r.Dir = e.ws
@@ -104,10 +104,10 @@ func TestPromptingRunsHoldNothing(t *testing.T) {
 			t.Fatalf("run %d beside eight waiting approvals: %v\n%s", i, err, out)
 		}
 	}
-	eventually(t, 30*time.Second, "every waiting run saying who is asked", func() error {
+	testbin.Eventually(t, 30*time.Second, "every waiting run saying who is asked", func() error {
 		for _, p := range waiting {
-			if !strings.Contains(p.output(), "moat approve ") {
-				return fmt.Errorf("a waiting run printed %q", p.output())
+			if !strings.Contains(p.Output(), "moat approve ") {
+				return fmt.Errorf("a waiting run printed %q", p.Output())
 			}
 		}
 		return nil
@@ -119,7 +119,7 @@ func TestPromptingRunsHoldNothing(t *testing.T) {
 		t.Fatalf("moat run --approval never: %v\n%s", err, out)
 	}
 	for _, p := range waiting {
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		p.Kill()
 	}
-	eventually(t, 60*time.Second, "the approvals of killed callers ended", pending(0))
+	testbin.Eventually(t, 60*time.Second, "the approvals of killed callers ended", pending(0))
 }

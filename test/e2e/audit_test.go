@@ -23,6 +23,7 @@ import (
 	"github.com/moatsec/moat/pkg/audit"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // TestAuditdSurvivesKills publishes 10,000 events while auditd is killed
@@ -76,8 +77,8 @@ func auditdSurvivesKills(t *testing.T, total, writers int) *audit.Publisher {
 	for {
 		p := start(t, e.cmd("auditd"))
 		time.Sleep(time.Duration(150+rand.Intn(350)) * time.Millisecond)
-		syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
+		syscall.Kill(p.Cmd.Process.Pid, syscall.SIGKILL)
+		<-p.Done
 		kills++
 		select {
 		case <-publishing:
@@ -93,7 +94,7 @@ func auditdSurvivesKills(t *testing.T, total, writers int) *audit.Publisher {
 	}
 	final := start(t, e.cmd("auditd"))
 	c := dialWait(t, e, url)
-	eventually(t, 60*time.Second, "auditd to catch up", func() error {
+	testbin.Eventually(t, 60*time.Second, "auditd to catch up", func() error {
 		st, err := c.AuditStats(context.Background())
 		if err != nil {
 			return err
@@ -103,8 +104,8 @@ func auditdSurvivesKills(t *testing.T, total, writers int) *audit.Publisher {
 		}
 		return nil
 	})
-	syscall.Kill(final.cmd.Process.Pid, syscall.SIGTERM)
-	<-final.done
+	syscall.Kill(final.Cmd.Process.Pid, syscall.SIGTERM)
+	<-final.Done
 
 	out, err := e.cmd("auditd", "export").Output()
 	if err != nil {
@@ -165,7 +166,7 @@ func TestAuditCLI(t *testing.T) {
 		}
 		return string(out)
 	}
-	eventually(t, 10*time.Second, "events stored", func() error {
+	testbin.Eventually(t, 10*time.Second, "events stored", func() error {
 		out, _ := e.cmd("moat", "audit", "query", "--kind", "profile.resolved", "--json").Output()
 		if strings.Count(string(out), "\n") < 5 {
 			return exec.ErrNotFound
@@ -228,7 +229,7 @@ func TestAuditLargeEvents(t *testing.T) {
 		moat("run", "--profile", "workspace-write", "--", "true", fmt.Sprint(i))
 	}
 	var out string
-	eventually(t, 20*time.Second, "the runs on record", func() error {
+	testbin.Eventually(t, 20*time.Second, "the runs on record", func() error {
 		o, errOut, code := moat("audit", "query", "--kind", "run.exit", "--limit", "1000", "--json")
 		if code != 0 {
 			return fmt.Errorf("moat audit query: exit %d: %s", code, errOut)
@@ -301,7 +302,7 @@ func TestAuditDamageAndAnchor(t *testing.T) {
 		}
 	}
 	drained := func() {
-		eventually(t, 30*time.Second, "auditd to catch up", func() error {
+		testbin.Eventually(t, 30*time.Second, "auditd to catch up", func() error {
 			st, err := c.AuditStats(context.Background())
 			if err != nil {
 				return err
@@ -313,8 +314,8 @@ func TestAuditDamageAndAnchor(t *testing.T) {
 		})
 	}
 	stop := func(p *proc) {
-		syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
-		<-p.done
+		syscall.Kill(p.Cmd.Process.Pid, syscall.SIGTERM)
+		<-p.Done
 	}
 	moat := func(args ...string) (string, int) {
 		out, err := e.cmd("moat", args...).CombinedOutput()
@@ -404,13 +405,13 @@ func TestAuditDamageAndAnchor(t *testing.T) {
 	before, _ := os.ReadFile(active)
 	p = auditd()
 	waitService(t, c, "auditd", 1)
-	eventually(t, 10*time.Second, "auditd to say where the damage is", func() error {
-		if !strings.Contains(p.output(), "audit store damaged") {
+	testbin.Eventually(t, 10*time.Second, "auditd to say where the damage is", func() error {
+		if !strings.Contains(p.Output(), "audit store damaged") {
 			return exec.ErrNotFound
 		}
 		return nil
 	})
-	log := p.output()
+	log := p.Output()
 	if !strings.Contains(log, "segment="+filepath.Base(active)) || !strings.Contains(log, "offset=") || !strings.Contains(log, "auditd verify --dir") {
 		t.Fatalf("auditd's log does not name the segment, the offset and the command:\n%s", log)
 	}
@@ -450,7 +451,7 @@ func TestAuditPagesPastTheReplyLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 60*time.Second, "auditd to store them", func() error {
+	testbin.Eventually(t, 60*time.Second, "auditd to store them", func() error {
 		st, err := c.AuditStats(context.Background())
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -36,28 +37,28 @@ func TestBusdDrain(t *testing.T) {
 	r.Dir = e.ws
 	p := start(t, r)
 	waitOutput(t, p, "started\n")
-	syscall.Kill(bus.cmd.Process.Pid, syscall.SIGTERM)
+	syscall.Kill(bus.Cmd.Process.Pid, syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("moat run got no answer within 30s of busd's SIGTERM\n%s", p.output())
+		t.Fatalf("moat run got no answer within 30s of busd's SIGTERM\n%s", p.Output())
 	}
-	if ee, ok := p.err.(*exec.ExitError); !ok || ee.ExitCode() == 125 || ee.ExitCode() == 0 || !strings.Contains(p.output(), "cancelled: sandboxd is stopping") {
-		t.Errorf("moat run after busd's SIGTERM: %v, want the cancelled run's own status and reason\n%s", p.err, p.output())
+	if ee, ok := p.Err.(*exec.ExitError); !ok || ee.ExitCode() == 125 || ee.ExitCode() == 0 || !strings.Contains(p.Output(), "cancelled: sandboxd is stopping") {
+		t.Errorf("moat run after busd's SIGTERM: %v, want the cancelled run's own status and reason\n%s", p.Err, p.Output())
 	}
 	select {
-	case <-bus.done:
+	case <-bus.Done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("busd still runs 30s after SIGTERM")
 	}
-	if strings.Contains(sd.output(), "AUDIT GAP") {
-		t.Errorf("sandboxd lost a record:\n%s", sd.output())
+	if strings.Contains(sd.Output(), "AUDIT GAP") {
+		t.Errorf("sandboxd lost a record:\n%s", sd.Output())
 	}
-	if !strings.Contains(bus.output(), "busd stopped") || strings.Contains(bus.output(), "still connected") {
-		t.Errorf("busd did not wait for the daemons:\n%s", bus.output())
+	if !strings.Contains(bus.Output(), "busd stopped") || strings.Contains(bus.Output(), "still connected") {
+		t.Errorf("busd did not wait for the daemons:\n%s", bus.Output())
 	}
 	if t.Failed() {
-		t.Logf("busd:\n%s", bus.output())
+		t.Logf("busd:\n%s", bus.Output())
 	}
 
 	_, url = startBus(t, e)
@@ -94,9 +95,9 @@ func assertRunExit(t *testing.T, e *env, url, marker string) {
 // waitOutput waits until p has printed want.
 func waitOutput(t *testing.T, p *proc, want string) {
 	t.Helper()
-	eventually(t, 60*time.Second, fmt.Sprintf("output %q", want), func() error {
-		if !strings.Contains(p.output(), want) {
-			return fmt.Errorf("output so far %q", p.output())
+	testbin.Eventually(t, 60*time.Second, fmt.Sprintf("output %q", want), func() error {
+		if !strings.Contains(p.Output(), want) {
+			return fmt.Errorf("output so far %q", p.Output())
 		}
 		return nil
 	})
@@ -108,7 +109,7 @@ func waitOutput(t *testing.T, p *proc, want string) {
 func TestForemanDaemonExit(t *testing.T) {
 	foreman := tool(t, "foreman", "apt-get install ruby-foreman")
 	e := newEnv(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	url := fmt.Sprintf("nats://127.0.0.1:%d", testbin.FreePort(t))
 	f := exec.Command(foreman, "start", "-m", "bus=1,profiled=1,policyd=1,sandboxd=1,auditd=0", "-f", filepath.Join(repoRoot, "Procfile"), "-d", repoRoot)
 	f.Env = append(e.vars, "MOAT_BIN="+binDir, "MOAT_LISTEN="+strings.TrimPrefix(url, "nats://"))
 	f.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -132,19 +133,19 @@ func TestForemanDaemonExit(t *testing.T) {
 	}
 	syscall.Kill(pid, syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("moat run got no answer within 30s of profiled's exit\n%s", p.output())
+		t.Fatalf("moat run got no answer within 30s of profiled's exit\n%s", p.Output())
 	}
-	if !strings.Contains(p.output(), "cancelled: sandboxd is stopping") {
-		t.Errorf("moat run after profiled's exit: %v\n%s", p.err, p.output())
+	if !strings.Contains(p.Output(), "cancelled: sandboxd is stopping") {
+		t.Errorf("moat run after profiled's exit: %v\n%s", p.Err, p.Output())
 	}
 	select {
-	case <-fp.done:
+	case <-fp.Done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("foreman still runs 30s after a daemon's exit")
 	}
-	if o := fp.output(); strings.Contains(o, "AUDIT GAP") || strings.Contains(o, "SIGKILL") || !strings.Contains(o, "busd stopped") {
+	if o := fp.Output(); strings.Contains(o, "AUDIT GAP") || strings.Contains(o, "SIGKILL") || !strings.Contains(o, "busd stopped") {
 		t.Errorf("the stack did not stop cleanly:\n%s", o)
 	}
 	_, url = startBus(t, e)
@@ -165,17 +166,17 @@ func TestPolicydStopAnswers(t *testing.T) {
 	chk.Dir = e.ws
 	p := start(t, chk)
 	waitOutput(t, p, "moat approve ")
-	syscall.Kill(pd.cmd.Process.Pid, syscall.SIGTERM)
+	syscall.Kill(pd.Cmd.Process.Pid, syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("moat check got no answer within 30s of policyd's SIGTERM\n%s", p.output())
+		t.Fatalf("moat check got no answer within 30s of policyd's SIGTERM\n%s", p.Output())
 	}
-	if ee, ok := p.err.(*exec.ExitError); !ok || ee.ExitCode() != 77 || !strings.Contains(p.output(), "policyd is stopping") {
-		t.Fatalf("moat check after policyd's SIGTERM: %v\n%s", p.err, p.output())
+	if ee, ok := p.Err.(*exec.ExitError); !ok || ee.ExitCode() != 77 || !strings.Contains(p.Output(), "policyd is stopping") {
+		t.Fatalf("moat check after policyd's SIGTERM: %v\n%s", p.Err, p.Output())
 	}
 	select {
-	case <-pd.done:
+	case <-pd.Done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("policyd still runs 30s after SIGTERM")
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // TestEgressOnRecord runs a command with network through the real stack:
@@ -76,7 +77,7 @@ B=127.0.0.1:%s; curl -s -m 5 --noproxy '*' "http://$B/"; echo " bus-direct:$?"; 
 	}
 
 	var events []wire.StoredEvent
-	eventually(t, 20*time.Second, "three net.conn events", func() error {
+	testbin.Eventually(t, 20*time.Second, "three net.conn events", func() error {
 		q := e.cmd("moat", "audit", "query", "--kind", wire.KindNetConn, "--json")
 		o, err := q.Output()
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // TestArgvEnvStdinFidelity runs a program that prints its argv, one
@@ -96,7 +97,7 @@ func TestArgvEnvStdinFidelity(t *testing.T) {
 	}
 
 	// The trail, on the other hand, holds the sanitized copy.
-	eventually(t, 20*time.Second, "the runs on record", func() error {
+	testbin.Eventually(t, 20*time.Second, "the runs on record", func() error {
 		out, err := e.cmd("moat", "audit", "query", "--kind", "run.exit", "--json").Output()
 		if err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // TestForemanProcfile runs the repository's Procfile under the real foreman
@@ -23,7 +24,7 @@ func TestForemanProcfile(t *testing.T) {
 	foreman := tool(t, "foreman", "apt-get install ruby-foreman")
 	nats := natsCLI(t)
 	e := newEnv(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	url := fmt.Sprintf("nats://127.0.0.1:%d", testbin.FreePort(t))
 	listen := strings.TrimPrefix(url, "nats://")
 	c := exec.Command(foreman, "start", "-m", "bus=1,profiled=2", "-f", filepath.Join(repoRoot, "Procfile"), "-d", repoRoot)
 	c.Env = append(e.vars, "MOAT_BIN="+binDir, "MOAT_LISTEN="+listen)
@@ -83,12 +84,12 @@ func TestForemanProcfile(t *testing.T) {
 
 	syscall.Kill(c.Process.Pid, syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(15 * time.Second):
 		t.Fatal("foreman did not stop within 15s of SIGTERM")
 	}
 	for _, want := range []string{"busd stopped", "profiled.1 | ", "profiled.2 | "} {
-		if !strings.Contains(p.output(), want) {
+		if !strings.Contains(p.Output(), want) {
 			t.Errorf("foreman output lacks %q", want)
 		}
 	}

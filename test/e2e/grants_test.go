@@ -14,6 +14,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // TestGrantsCLI runs the real binaries: moat approve --for 2uses --prefix
@@ -36,10 +37,10 @@ func TestGrantsCLI(t *testing.T) {
 		p := start(t, chk)
 		asked := regexp.MustCompile(`moat approve (\S+) or moat deny`)
 		var id string
-		eventually(t, 30*time.Second, "moat check saying who is asked", func() error {
-			m := asked.FindStringSubmatch(p.output())
+		testbin.Eventually(t, 30*time.Second, "moat check saying who is asked", func() error {
+			m := asked.FindStringSubmatch(p.Output())
 			if m == nil {
-				return fmt.Errorf("output so far: %q", p.output())
+				return fmt.Errorf("output so far: %q", p.Output())
 			}
 			id = m[1]
 			return nil
@@ -48,9 +49,9 @@ func TestGrantsCLI(t *testing.T) {
 		if err != nil {
 			t.Fatalf("moat approve %s: %v\n%s", args, err, out)
 		}
-		<-p.done
-		if !strings.Contains(p.output(), "ALLOW") {
-			t.Fatalf("the asking check: %s", p.output())
+		<-p.Done
+		if !strings.Contains(p.Output(), "ALLOW") {
+			t.Fatalf("the asking check: %s", p.Output())
 		}
 		m := regexp.MustCompile(`grant (\S+):`).FindStringSubmatch(string(out))
 		if m == nil {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // TestExecInit runs the real `sandboxd exec`: the command's own signals
@@ -31,20 +33,20 @@ func TestExecInit(t *testing.T) {
 	marker := filepath.Join(e.ws, "marker")
 	c := exec1("bash", "-c", `trap 'echo got-term > marker; exit 3' TERM; echo ready; while :; do sleep 0.05; done`)
 	p := start(t, c)
-	eventually(t, 30*time.Second, "the command's ready line", func() error {
-		if !strings.Contains(p.output(), "ready\n") {
-			return fmt.Errorf("output so far %q", p.output())
+	testbin.Eventually(t, 30*time.Second, "the command's ready line", func() error {
+		if !strings.Contains(p.Output(), "ready\n") {
+			return fmt.Errorf("output so far %q", p.Output())
 		}
 		return nil
 	})
 	syscall.Kill(c.Process.Pid, syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("sandboxd exec still runs 30s after SIGTERM")
 	}
-	if ee, ok := p.err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
-		t.Errorf("sandboxd exec after SIGTERM: %v, want the trap's exit 3\n%s", p.err, p.output())
+	if ee, ok := p.Err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Errorf("sandboxd exec after SIGTERM: %v, want the trap's exit 3\n%s", p.Err, p.Output())
 	}
 	if b, err := os.ReadFile(marker); err != nil || string(b) != "got-term\n" {
 		t.Errorf("marker: %q %v, want the trap's line", b, err)

@@ -7,15 +7,12 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,44 +85,27 @@ func newEnv(t testing.TB) *env {
 }
 
 func (e *env) cmd(bin string, args ...string) *exec.Cmd {
-	path := bin
-	if !filepath.IsAbs(bin) {
-		path = filepath.Join(binDir, bin)
-	}
-	c := exec.Command(path, args...)
+	c := testbin.Command(binDir, bin, args...)
 	c.Env = e.vars
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return c
 }
 
 func (e *env) setBus(url string) { e.vars = append(e.vars, "MOAT_BUS="+url) }
 
 // proc is a running child whose output is kept for failure messages.
-type proc struct {
-	cmd  *exec.Cmd
-	log  testbin.Output
-	done chan struct{}
-	err  error
-}
-
-func (p *proc) Write(b []byte) (int, error) { return p.log.Write(b) }
-
-func (p *proc) output() string { return p.log.String() }
+type proc = testbin.Proc
 
 // start runs c until the test ends; the whole process group is killed then.
 func start(t testing.TB, c *exec.Cmd) *proc {
 	t.Helper()
-	p := &proc{cmd: c, done: make(chan struct{})}
-	c.Stdout, c.Stderr = p, p
-	if err := c.Start(); err != nil {
-		t.Fatalf("start %s: %v", c.Path, err)
+	p, err := testbin.Start(filepath.Base(c.Path), c)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() { p.err = c.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-		<-p.done
+		p.Kill()
 		if t.Failed() {
-			t.Logf("output of %s:\n%s", filepath.Base(c.Path), p.output())
+			t.Logf("output of %s:\n%s", p.Name, p.Output())
 		}
 	})
 	return p
@@ -139,11 +119,11 @@ func startBus(t testing.TB, e *env) (*proc, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: c, done: make(chan struct{})}
-	c.Stderr = p
-	if err := c.Start(); err != nil {
+	p, err := testbin.Start("busd", c)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Kill)
 	urls := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -155,48 +135,14 @@ func startBus(t testing.TB, e *env) (*proc, string) {
 		}
 		io.Copy(io.Discard, stdout)
 	}()
-	go func() { p.err = c.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	})
 	select {
 	case u := <-urls:
 		e.setBus(u)
 		return p, u
-	case <-p.done:
-		t.Fatalf("busd exited: %v\n%s", p.err, p.output())
+	case <-p.Done:
+		t.Fatalf("busd exited: %v\n%s", p.Err, p.Output())
 	case <-time.After(15 * time.Second):
-		t.Fatalf("busd printed no URL\n%s", p.output())
+		t.Fatalf("busd printed no URL\n%s", p.Output())
 	}
 	return nil, ""
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// eventually retries f until it succeeds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, f func() error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	var err error
-	for {
-		if err = f(); err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v", what, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -239,7 +240,7 @@ func TestMCP(t *testing.T) {
 		call(t, plain, "run", map[string]any{"script": "python3 -c 'print(7*6)'"}, &r)
 		done <- r
 	}()
-	eventually(t, 20*time.Second, "the prompt to reach the approvers", func() error {
+	testbin.Eventually(t, 20*time.Second, "the prompt to reach the approvers", func() error {
 		l, err := approver.Approvals(context.Background(), 300*time.Millisecond)
 		if err != nil {
 			return err
@@ -261,7 +262,7 @@ func TestMCP(t *testing.T) {
 		SessionID string             `json:"session_id"`
 		Events    []wire.StoredEvent `json:"events"`
 	}
-	eventually(t, 20*time.Second, "the session's records in the audit trail", func() error {
+	testbin.Eventually(t, 20*time.Second, "the session's records in the audit trail", func() error {
 		call(t, s, "audit", map[string]any{"limit": 200}, &a)
 		seen := map[string]bool{}
 		for _, ev := range a.Events {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // TestPolicyStack runs busd, profiled and policyd as processes and drives
@@ -81,7 +82,7 @@ func TestPolicyStack(t *testing.T) {
 		done <- out + "\nexit " + strconv.Itoa(code)
 	}()
 	var pending []wire.ApprovalAsk
-	eventually(t, 10*time.Second, "the question to be listed", func() error {
+	testbin.Eventually(t, 10*time.Second, "the question to be listed", func() error {
 		out, _ := moat("approvals", "--json")
 		if err := json.Unmarshal([]byte(out), &pending); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // TestRunQueue: sandboxd with one run slot and room for two waiting. While
@@ -38,7 +39,7 @@ func TestRunQueue(t *testing.T) {
 		_, err := run(context.Background(), "holder", "sh", "-c", "touch started; while [ ! -e release ]; do sleep 0.05; done")
 		held <- err
 	}()
-	eventually(t, 60*time.Second, "the first run holds the slot", func() error {
+	testbin.Eventually(t, 60*time.Second, "the first run holds the slot", func() error {
 		_, err := os.Stat(ws("started"))
 		return err
 	})
@@ -76,7 +77,7 @@ func TestRunQueue(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, 60*time.Second, "three of five refused with the queue full", func() error {
+	testbin.Eventually(t, 60*time.Second, "three of five refused with the queue full", func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(refused) < 3 {

@@ -20,6 +20,7 @@ import (
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -145,7 +146,7 @@ func pidsOf(argv ...string) []int {
 func waitPids(t *testing.T, running bool, what string, argvs ...[]string) {
 	t.Helper()
 	start := time.Now()
-	eventually(t, 20*time.Second, what, func() error {
+	testbin.Eventually(t, 20*time.Second, what, func() error {
 		for _, argv := range argvs {
 			if n := len(pidsOf(argv...)); (n > 0) != running {
 				return fmt.Errorf("%d processes %q", n, argv)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // mounterC tries one mount and says how it failed.
@@ -85,7 +86,7 @@ func TestSeccompRefusal(t *testing.T) {
 	}
 
 	// The audit trail's run.exit carries it.
-	eventually(t, 20*time.Second, "the run.exit record with its refused syscalls", func() error {
+	testbin.Eventually(t, 20*time.Second, "the run.exit record with its refused syscalls", func() error {
 		out, err := e.cmd("moat", "audit", "query", "--kind", "run.exit", "--request", res.RequestID, "--json").Output()
 		if err != nil {
 			return err

@@ -18,6 +18,7 @@ import (
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/profile"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // dialWait connects as client, waiting for a bus that is starting.
@@ -41,7 +42,7 @@ func dialAs(t testing.TB, e *env, url, role string) *client.Client {
 
 func waitService(t *testing.T, c *client.Client, name string, n int) {
 	t.Helper()
-	eventually(t, 15*time.Second, fmt.Sprintf("%d copies of %s answering", n, name), func() error {
+	testbin.Eventually(t, 15*time.Second, fmt.Sprintf("%d copies of %s answering", n, name), func() error {
 		st, err := c.Status(context.Background(), 200*time.Millisecond)
 		if err != nil {
 			return err
@@ -159,13 +160,13 @@ func TestBusdLifecycle(t *testing.T) {
 
 	e := newEnv(t)
 	p, _ := startBus(t, e)
-	syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+	syscall.Kill(p.Cmd.Process.Pid, syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("busd did not exit within 10s of SIGTERM")
 	}
-	if p.err != nil || !strings.Contains(p.output(), "busd stopped") {
-		t.Fatalf("busd exit: %v\n%s", p.err, p.output())
+	if p.Err != nil || !strings.Contains(p.Output(), "busd stopped") {
+		t.Fatalf("busd exit: %v\n%s", p.Err, p.Output())
 	}
 }

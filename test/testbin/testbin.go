@@ -1,8 +1,8 @@
 // Package testbin is what the end-to-end suites (test/e2e, test/chaos,
 // test/cluster) and the daemon tests share to run moat's real parts: one
-// fresh build of ./cmd/..., a child's output kept safe for failure
-// messages, free loopback ports, and waiting for a condition with a
-// generous bound (never a measurement).
+// fresh build of ./cmd/..., child processes in a group of their own with
+// their output kept for failure messages, free loopback ports, and waiting
+// for a condition with a generous bound (never a measurement).
 package testbin
 
 import (
@@ -54,4 +54,12 @@ func (o *Output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.out.String()
+}
+
+// Tail is the last n bytes of s, marked as cut when it is.
+func Tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
 }

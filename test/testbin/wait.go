@@ -33,16 +33,22 @@ func Eventually(t testing.TB, within time.Duration, what string, f func() error)
 func FreePort(t testing.TB) int {
 	t.Helper()
 	for range 100 {
-		port := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", Addr(port))
-		if err != nil {
-			continue
+		if port := 20000 + rand.IntN(12000); PortFree(port) {
+			return port
 		}
-		l.Close()
-		return port
 	}
 	t.Fatal("no free loopback port between 20000 and 32000")
 	return 0
+}
+
+// PortFree reports whether a loopback port can be listened on now.
+func PortFree(port int) bool {
+	l, err := net.Listen("tcp", Addr(port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // Addr is the loopback HOST:PORT of port.
