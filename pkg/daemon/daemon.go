@@ -149,6 +149,14 @@ func Run(ctx context.Context, spec Spec, args []string, stderr io.Writer) error 
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	e := &Env{Log: slog.New(slog.NewTextHandler(stderr, nil))}
+	// SIGHUP is taken from the start, so one sent early is a reload (kept
+	// until the daemon is ready), never the default end of the process.
+	var hup chan os.Signal
+	if spec.Reload != nil {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	h, err := home.FromEnv()
 	if err != nil {
 		return err
@@ -183,17 +191,11 @@ func Run(ctx context.Context, spec Spec, args []string, stderr io.Writer) error 
 		return err
 	}
 	e.Log.Info(spec.Role+" ready", append([]any{"id", d.ID(), "bus", e.Bus.URL}, e.ready...)...)
-	return e.serve(ctx, spec, d)
+	return e.serve(ctx, spec, d, hup)
 }
 
 // serve waits for the daemon's end, then stops it and joins what it owns.
-func (e *Env) serve(ctx context.Context, spec Spec, d Daemon) error {
-	var hup chan os.Signal
-	if spec.Reload != nil {
-		hup = make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-	}
+func (e *Env) serve(ctx context.Context, spec Spec, d Daemon, hup <-chan os.Signal) error {
 	var stopped <-chan error
 	if s, ok := d.(interface{ Stopped() <-chan error }); ok {
 		stopped = s.Stopped()

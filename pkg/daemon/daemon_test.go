@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -270,4 +271,36 @@ func TestExitCodes(t *testing.T) {
 	if code := daemon.ExitCode(home.RoleProfiled, os.ErrNotExist, &out); code != 1 || out.String() != "profiled: file does not exist\n" {
 		t.Errorf("exit %d, output %q", code, out.String())
 	}
+}
+
+// TestSIGHUPReloads: SIGHUP calls the daemon's Reload, and the daemon goes
+// on serving.
+func TestSIGHUPReloads(t *testing.T) {
+	s := bustest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &fake{}
+	spec := f.spec()
+	reloaded := make(chan struct{}, 1)
+	spec.Reload = func(e *daemon.Env) {
+		e.Log.Info("profiles reloaded")
+		reloaded <- struct{}{}
+	}
+	done := run(t, ctx, s, spec)
+	// The daemon took SIGHUP before it said it was ready.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reloaded:
+	case r := <-done:
+		t.Fatalf("Run returned on SIGHUP: %v\n%s", r.err, r.log)
+	case <-time.After(60 * time.Second):
+		t.Fatal("no reload within a minute of SIGHUP")
+	}
+	if _, err := s.Conn(t, home.RoleAdmin).Request("$SRV.PING."+wire.ServiceProfiled, nil, 5*time.Second); err != nil {
+		t.Fatalf("the daemon stopped serving after a reload: %v", err)
+	}
+	cancel()
+	f.checkStopped(t, wait(t, done))
 }
