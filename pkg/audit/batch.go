@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"context"
 	"encoding/binary"
 	"strconv"
 	"time"
@@ -108,9 +107,7 @@ func (p *Publisher) launch(b *batch) {
 // lead waits for b's turn, sends it, then lets the next batch go.
 func (p *Publisher) lead(b *batch) {
 	p.await(b)
-	ctx, cancel := context.WithDeadline(context.Background(), b.deadline)
-	b.err = p.send(ctx, p.batchMessage(b))
-	cancel()
+	b.err = p.send(b.deadline, p.batchMessage(b))
 	p.mu.Lock()
 	p.inflight--
 	switch {

@@ -94,25 +94,28 @@ func (p *Publisher) Publish(ctx context.Context, ev *wire.AuditEvent) error {
 	}
 }
 
-// send publishes msg until JetStream acks it or ctx ends. The same message
-// goes again while the stream is away (a server lost, a leader being
-// elected): its Nats-Msg-Id makes JetStream store it once.
-func (p *Publisher) send(ctx context.Context, msg *nats.Msg) error {
+// send publishes msg until JetStream acks it or the deadline passes, each
+// attempt waiting AckTimeout at most. The same message goes again while the
+// stream is away (a server lost, a leader being elected): its Nats-Msg-Id
+// makes JetStream store it once.
+func (p *Publisher) send(deadline time.Time, msg *nats.Msg) error {
 	for {
-		actx, cancel := context.WithTimeout(ctx, AckTimeout)
+		// One context an attempt, not one for the whole and one inside it.
+		until := time.Now().Add(AckTimeout)
+		if deadline.Before(until) {
+			until = deadline
+		}
+		actx, cancel := context.WithDeadline(context.Background(), until)
 		_, err := p.js.PublishMsg(actx, msg, jetstream.WithExpectStream(wire.AuditStream))
 		cancel()
 		if err == nil {
 			return nil
 		}
-		if !transient(err) || ctx.Err() != nil {
+		left := time.Until(deadline)
+		if !transient(err) || left <= 0 {
 			return unrecorded(err)
 		}
-		select {
-		case <-ctx.Done():
-			return unrecorded(err)
-		case <-time.After(100 * time.Millisecond):
-		}
+		time.Sleep(min(left, 100*time.Millisecond))
 	}
 }
 

@@ -124,6 +124,7 @@ type Service struct {
 	end  context.CancelCauseFunc
 	nc   *nats.Conn
 	svc  micro.Service
+	id   string // svc's, kept: micro builds a whole Info to tell it
 	cfg  Config
 	log  *slog.Logger
 	sem  chan struct{}
@@ -158,12 +159,12 @@ func New(nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register service %s: %w", cfg.Name, err)
 	}
-	s.svc = svc
+	s.svc, s.id = svc, svc.Info().ID
 	return s, nil
 }
 
 // ID is this instance's id, as `nats service info` shows it.
-func (s *Service) ID() string { return s.svc.Info().ID }
+func (s *Service) ID() string { return s.id }
 
 // Handle serves subject with h under the endpoint name, in the queue group:
 // one copy of the service answers each request.

@@ -35,6 +35,26 @@ func sampleMessages() []any {
 	}
 }
 
+// Encode copies a struct behind a pointer once (fewer allocations): the
+// bytes are those of encoding the pointer itself.
+func TestEncodeByValueSameBytes(t *testing.T) {
+	for _, msg := range sampleMessages() {
+		var want bytes.Buffer
+		enc := msgpack.NewEncoder(&want)
+		enc.SetCustomStructTag("json")
+		if err := enc.Encode(msg); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Encode(Msgpack, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("%T: %x, the pointer encodes to %x", msg, got, want.Bytes())
+		}
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
 	for _, f := range []Format{Msgpack, JSON} {
 		for _, msg := range sampleMessages() {

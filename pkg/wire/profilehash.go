@@ -91,6 +91,9 @@ func appendCanonical(b []byte, v reflect.Value) ([]byte, error) {
 		if v.Type().Key().Kind() != reflect.String {
 			return b, fmt.Errorf("a map keyed by %s", v.Type().Key())
 		}
+		if m, ok := v.Interface().(map[string]string); ok {
+			return appendStringMap(b, m), nil // the same bytes, without reflection's copies
+		}
 		keys := v.MapKeys()
 		slices.SortFunc(keys, func(x, y reflect.Value) int { return strings.Compare(x.String(), y.String()) })
 		b = binary.BigEndian.AppendUint64(append(b, 1), uint64(len(keys)))
@@ -113,6 +116,28 @@ func appendCanonical(b []byte, v reflect.Value) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// appendStringMap is appendCanonical of a non-nil map[string]string.
+func appendStringMap(b []byte, m map[string]string) []byte {
+	kp := hashKeys.Get().(*[]string)
+	defer hashKeys.Put(kp)
+	keys := (*kp)[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	defer func() { clear(keys); *kp = keys[:0] }() // the pool keeps no strings alive
+	b = binary.BigEndian.AppendUint64(append(b, 1), uint64(len(keys)))
+	for _, k := range keys {
+		b = binary.BigEndian.AppendUint64(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.BigEndian.AppendUint64(b, uint64(len(m[k])))
+		b = append(b, m[k]...)
+	}
+	return b
+}
+
+var hashKeys = sync.Pool{New: func() any { k := make([]string, 0, 64); return &k }}
 
 // checkProfileHash checks a profile_hash field: empty, or ProfileHashLen
 // lowercase hex digits, and then the only profile the request names.

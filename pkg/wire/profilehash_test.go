@@ -127,6 +127,25 @@ func TestProfileHashCanonical(t *testing.T) {
 	}
 }
 
+// A map[string]string takes a path without reflection; it must give the
+// bytes the reflective walk gives (a named map type takes that walk).
+func TestProfileHashStringMapPath(t *testing.T) {
+	type named map[string]string
+	for _, m := range []map[string]string{{}, {"A": "1"}, {"b": "", "a": "xyz", "": "e", "PATH": "/usr/bin:/bin"}} {
+		fast, err := appendCanonical(nil, reflect.ValueOf(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow, err := appendCanonical(nil, reflect.ValueOf(named(m)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(fast) != string(slow) {
+			t.Fatalf("%v: %x, reflection gives %x", m, fast, slow)
+		}
+	}
+}
+
 // BenchmarkProfileHash: what a caller pays per check to name its profile.
 func BenchmarkProfileHash(b *testing.B) {
 	var p Profile
