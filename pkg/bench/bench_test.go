@@ -71,13 +71,14 @@ func TestScenarios(t *testing.T) {
 			t.Errorf("scenario %s produced no result", sc)
 		}
 	}
-	if seen["agents"] != 4 || seen["scaling"] != 6 || seen["coldstart"] != len(Daemons)+1 || seen["shell"] != 3 {
+	if seen["agents"] != 4 || seen["scaling"] != 6 || seen["coldstart"] != len(Daemons)+1 || seen["shell"] != 3 || seen["check"] != 4 {
 		t.Errorf("series per scenario: %v", seen)
 	}
 	// One cold start per daemon, then: run p50, run against bwrap, run CPU
-	// against bwrap, moat sh, MCP, agents, decisions, audit, runs held.
-	if len(r.Goals) != len(Daemons)+9 {
-		t.Errorf("%d goals judged, want one per daemon and 9 more: %+v", len(r.Goals), r.Goals)
+	// against bwrap, moat sh, MCP, agents, a check's p50, decisions, audit,
+	// runs held.
+	if len(r.Goals) != len(Daemons)+10 {
+		t.Errorf("%d goals judged, want one per daemon and 10 more: %+v", len(r.Goals), r.Goals)
 	}
 	for _, g := range r.Goals {
 		if g.Met == (g.Off != "") {

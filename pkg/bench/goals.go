@@ -52,7 +52,9 @@ func num(v float64) string {
 // Goals judges the report against the figures of the benchd issue:
 // each daemon cold-starts under 80 ms; `moat run -- /bin/true` through the
 // pipeline at most 5 ms p50, faster than bwrap and using no more CPU; 8 agents × 10 tasks
-// under 500 ms; 20,000 decisions/s with two policyd copies; 20,000 audit
+// under 500 ms; a check by one caller at most 150 µs p50 (beside the ping
+// of the same run); 20,000 decisions/s with two policyd copies (beside as
+// many callers' pings); 20,000 audit
 // events/s end to end with nothing lost; and the original floor of 100
 // runs a minute held without errors.
 func Goals(rs []Result) []Goal {
@@ -101,8 +103,19 @@ func Goals(rs []Result) []Goal {
 		}
 		gs = append(gs, g)
 	}
+	if x, ok := find("check", "one caller"); ok {
+		g := atMost("moat.policy.check one caller p50", "ms", x.P50, 0.150)
+		if p, ok := find("check", pingOne); ok && p.P50 > 0 {
+			g.Note = fmt.Sprintf("$SRV.PING p50 %.3f ms in the same run: %.1f × ping", p.P50, x.P50/p.P50)
+		}
+		gs = append(gs, g)
+	}
 	if x, ok := find("scaling", "2 copies: checks"); ok {
-		gs = append(gs, atLeast("decisions with two policyd copies", "/s", x.PerSecond, 20000))
+		g := atLeast("decisions with two policyd copies", "/s", x.PerSecond, 20000)
+		if p, ok := find("check", fmt.Sprintf(pingMany, scalingCallers)); ok {
+			g.Note = fmt.Sprintf("%d callers' $SRV.PING: %.0f /s in the same run", scalingCallers, p.PerSecond)
+		}
+		gs = append(gs, g)
 	}
 	if x, ok := find("audit", "events"); ok {
 		g := atLeast("audit events end to end", "/s", x.PerSecond, 20000)

@@ -220,7 +220,7 @@ func checkLoad(ctx context.Context, e *Env, name string, count, conc int) (Resul
 
 func check(ctx context.Context, e *Env) ([]Result, error) {
 	e.progress("check: the ping baseline")
-	ping, err := pingLoad(ctx, e, e.Opts.Count)
+	ping, err := pingLoad(ctx, e, pingOne, e.Opts.Count, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -231,27 +231,41 @@ func check(ctx context.Context, e *Env) ([]Result, error) {
 	}
 	e.progress(fmt.Sprintf("check, %d callers", e.Opts.Concurrency))
 	many, err := checkLoad(ctx, e, fmt.Sprintf("%d callers", e.Opts.Concurrency), e.Opts.Count*4, e.Opts.Concurrency)
-	return []Result{ping, one, many}, err
+	if err != nil {
+		return nil, err
+	}
+	e.progress(fmt.Sprintf("check: the ping baseline, %d callers", e.Opts.Concurrency))
+	pings, err := pingLoad(ctx, e, fmt.Sprintf(pingMany, e.Opts.Concurrency), e.Opts.Count*4, e.Opts.Concurrency)
+	return []Result{ping, one, many, pings}, err
 }
 
+// scalingCallers check at once in the scaling scenario.
+const scalingCallers = 16
+
+// The ping baselines' names: one caller, and as many as the check's.
+const (
+	pingOne  = "$SRV.PING.policyd round trip (baseline)"
+	pingMany = "$SRV.PING.policyd, %d callers (baseline)"
+)
+
 // pingLoad is the bus's floor in the same run: count $SRV.PING.policyd
-// round trips, one at a time, that a check's figures are read against.
-func pingLoad(ctx context.Context, e *Env, count int) (Result, error) {
-	c, err := e.Stack.Client(home.RoleBenchd)
-	if err != nil {
-		return Result{}, err
-	}
-	defer c.Close()
-	rec := NewRecorder("$SRV.PING.policyd round trip (baseline)")
-	for range count {
-		if ctx.Err() != nil {
-			break
+// round trips over conc callers, each its own connection, that a check's
+// figures are read against (one caller: its latency; many: the most
+// round trips a second the bus and the machine carry, whatever answers).
+func pingLoad(ctx context.Context, e *Env, name string, count, conc int) (Result, error) {
+	clients := make([]*client.Client, max(conc, 1))
+	for i := range clients {
+		var err error
+		if clients[i], err = e.Stack.Client(home.RoleBenchd); err != nil {
+			return Result{}, err
 		}
-		rec.Time(func() error {
-			_, err := c.Conn().Request("$SRV.PING."+wire.ServicePolicyd, nil, 5*time.Second)
-			return err
-		})
+		defer clients[i].Close()
 	}
+	rec := NewRecorder(name)
+	fanOut(ctx, count, conc, rec, func(i int) error {
+		_, err := clients[i%len(clients)].Conn().Request("$SRV.PING."+wire.ServicePolicyd, nil, 5*time.Second)
+		return err
+	})
 	return rec.Result("check"), nil
 }
 
@@ -571,7 +585,7 @@ func scaling(ctx context.Context, e *Env) ([]Result, error) {
 				return nil, err
 			}
 		}
-		r, err := checkLoad(ctx, e, fmt.Sprintf("%d copies: checks", n), e.Opts.Count*4, 16)
+		r, err := checkLoad(ctx, e, fmt.Sprintf("%d copies: checks", n), e.Opts.Count*4, scalingCallers)
 		if err != nil {
 			return nil, err
 		}
