@@ -41,7 +41,7 @@ func main() {
 			fs.DurationVar(&approval, "approval-timeout", policyd.DefaultApprovalTimeout, "how long a prompt waits for a person before it is a deny")
 			fs.IntVar(&maxApprovals, "max-approvals", policyd.DefaultMaxApprovals, "approvals waiting for a person at once; past it a prompt is denied (approval-busy)")
 			fs.DurationVar(&deadline, "deadline", policyd.DefaultDeadline, "evaluation deadline, profile resolution included; past it a deny")
-			fs.StringVar(&grantRules, "grant-rules", "", "the rules file a \"rule\" grant appends to (default MOAT_HOME/rules/grants.rules)")
+			fs.StringVar(&grantRules, "grant-rules", "", "the file the \"rule\" grants in force are written to, a prefix_rule each; not loaded (default MOAT_HOME/grants.rules)")
 			fs.StringVar(&unknown, "unknown", wire.VerdictAllow, "verdict for commands no rule names: allow (they run confined by their profile) or prompt")
 		},
 		Prepare: func(e *daemon.Env) error {
@@ -49,10 +49,13 @@ func main() {
 				return fmt.Errorf("--unknown %q: want allow or prompt", unknown)
 			}
 			if grantRules == "" {
-				grantRules = filepath.Join(e.Home.RulesDir(), "grants.rules")
+				grantRules = filepath.Join(e.Home.Dir, "grants.rules")
 			}
 			engine = policy.New(policy.Options{Unknown: unknown})
 			watcher = &policyd.RulesWatcher{Engine: engine, Paths: append([]string{e.Home.RulesDir()}, rules...), Logger: e.Log}
+			if watcher.Loads(grantRules) {
+				return fmt.Errorf("--grant-rules %s is among the rules files policyd loads, where each grant's line would allow its command in every workspace and profile: give a file outside them (default MOAT_HOME/grants.rules)", grantRules)
+			}
 			return watcher.Load() // a broken rules file at start is fatal: fix it first
 		},
 		Start: func(_ context.Context, e *daemon.Env) (daemon.Daemon, error) {

@@ -33,6 +33,10 @@ type grants struct {
 	once   sync.Once
 	cancel context.CancelFunc
 	done   chan struct{}
+	// rulesChanged, when set, is called by the watcher (holding no lock)
+	// once the bucket is first in memory and whenever a rule grant comes or
+	// goes: it keeps the grants rules file in step (grants_rules.go).
+	rulesChanged func(list func() []wire.Grant)
 }
 
 // maxCAS bounds the compare-and-swap retries of one use under contention.
@@ -42,14 +46,14 @@ const maxCAS = 32
 // cannot be opened yet is retried every second (prompts ask meanwhile). It
 // waits up to wait for the bucket's grants to be in memory, so a policyd
 // that just started honours them from its first check.
-func startGrants(nc *nats.Conn, wait time.Duration, logf func(msg string, args ...any)) (*grants, error) {
+func startGrants(nc *nats.Conn, wait time.Duration, logf func(msg string, args ...any), rulesChanged func(list func() []wire.Grant)) (*grants, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &grants{nc: nc, js: js, idx: newIndex(), cancel: cancel, done: make(chan struct{}),
-		loaded: make(chan struct{})}
+		loaded: make(chan struct{}), rulesChanged: rulesChanged}
 	go func() {
 		defer close(g.done)
 		for ctx.Err() == nil {
@@ -123,6 +127,7 @@ func (g *grants) watch(ctx context.Context) error {
 			g.kv, g.idx, initial = kv, fresh, false
 			g.mu.Unlock()
 			g.once.Do(func() { close(g.loaded) })
+			g.ruleGrantsChanged()
 			continue
 		}
 		if initial {
@@ -130,23 +135,37 @@ func (g *grants) watch(ctx context.Context) error {
 			continue
 		}
 		g.mu.Lock()
-		apply(g.idx, e)
+		rule := apply(g.idx, e)
 		g.mu.Unlock()
+		if rule {
+			g.ruleGrantsChanged()
+		}
 	}
 }
 
-// apply puts one bucket entry into m: a grant stored, or a key gone.
-func apply(x *index, e jetstream.KeyValueEntry) {
+func (g *grants) ruleGrantsChanged() {
+	if g.rulesChanged != nil {
+		g.rulesChanged(g.list)
+	}
+}
+
+// apply puts one bucket entry into x: a grant stored, or a key gone. It
+// reports whether a rule grant came or went.
+func apply(x *index, e jetstream.KeyValueEntry) (rule bool) {
+	if old := x.get(e.Key()); old != nil && old.Kind == wire.GrantRule {
+		rule = true
+	}
 	if e.Operation() != jetstream.KeyValuePut {
 		x.remove(e.Key())
-		return
+		return rule
 	}
 	gr, err := decodeGrant(e)
 	if err != nil {
 		x.remove(e.Key())
-		return // not a grant policyd wrote: it covers nothing
+		return rule // not a grant policyd wrote: it covers nothing
 	}
 	x.put(gr)
+	return rule || gr.Kind == wire.GrantRule
 }
 
 func decodeGrant(e jetstream.KeyValueEntry) (*wire.Grant, error) {

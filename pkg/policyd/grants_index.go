@@ -39,6 +39,15 @@ func (x *index) put(gr *wire.Grant) {
 	x.keyOf[gr.ID] = k
 }
 
+// get is the grant with id, or nil.
+func (x *index) get(id string) *wire.Grant {
+	k, ok := x.keyOf[id]
+	if !ok {
+		return nil
+	}
+	return x.byKey[k][id]
+}
+
 func (x *index) remove(id string) {
 	k, ok := x.keyOf[id]
 	if !ok {

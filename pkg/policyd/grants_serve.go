@@ -3,11 +3,8 @@ package policyd
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/moatsec/moat/pkg/policy"
 	"github.com/moatsec/moat/pkg/service"
 	"github.com/moatsec/moat/pkg/wire"
 )
@@ -92,14 +89,20 @@ func (d *Daemon) grantFor(q *wire.ApprovalAsk, a *wire.ApprovalAnswer, vouched b
 	case wire.GrantUses:
 		gr.Uses = spec.Uses
 	case wire.GrantRule:
-		if err := d.appendRule(gr); err != nil {
-			return nil, err
+		if d.rules == nil {
+			return nil, wire.Errorf(wire.CodeBadRequest, "this policyd keeps no rules file for grants (--grant-rules): grant for a duration or uses instead")
+		}
+		if _, err := ruleLine(gr); err != nil {
+			return nil, wire.Errorf(wire.CodeBadRequest, "cannot grant this command as a rule: %v", err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.Deadline)
 	defer cancel()
 	if err := d.grants.create(ctx, gr); err != nil {
 		return nil, err
+	}
+	if gr.Kind == wire.GrantRule {
+		d.syncRules(d.grants.list)
 	}
 	if err := d.audit.Publish(ctx, &wire.AuditEvent{Kind: wire.KindGrantCreated, RequestID: q.RequestID, SessionID: q.SessionID,
 		Profile: q.Profile, Argv: gr.Argv, Cwd: q.Cwd, Verdict: wire.VerdictAllow, Detail: grantDetail(gr)}); err != nil {
@@ -113,32 +116,13 @@ func grantDetail(gr *wire.Grant) map[string]any {
 		"uses_left": gr.Uses, "expires_at": gr.ExpiresAt, "granted_by": gr.By, "workspace": gr.Workspace}
 }
 
-// appendRule adds a rule grant to Config.RulesFile as Codex does: one
-// prefix_rule line, which the rules watcher loads like any other.
-func (d *Daemon) appendRule(gr *wire.Grant) error {
-	if d.cfg.RulesFile == "" {
-		return wire.Errorf(wire.CodeBadRequest, "this policyd keeps no rules file for grants (--grant-rules): grant for a duration or uses instead")
+// syncRules writes the rule grants in list to Config.RulesFile. A failure
+// is logged: the file only records what the bucket holds, and the next
+// change writes it again.
+func (d *Daemon) syncRules(list func() []wire.Grant) {
+	if err := d.rules.sync(list); err != nil {
+		d.log.Error("rule grants not written; the grants in the bucket are in force", "file", d.cfg.RulesFile, "err", err)
 	}
-	line, err := policy.PrefixRuleLine(gr.Argv, "allow", fmt.Sprintf("moat grant %s by %s at %s (asked in %s, profile %s)",
-		gr.ID, gr.By, gr.At.Format(time.RFC3339), gr.Workspace, gr.Profile))
-	if err != nil {
-		return wire.Errorf(wire.CodeBadRequest, "cannot grant this command as a rule: %v", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(d.cfg.RulesFile), 0o755); err != nil {
-		return wire.Errorf(wire.CodeUnavailable, "rules file for grants: %v", err)
-	}
-	f, err := os.OpenFile(d.cfg.RulesFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return wire.Errorf(wire.CodeUnavailable, "rules file for grants: %v", err)
-	}
-	_, err = f.WriteString(line)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return wire.Errorf(wire.CodeUnavailable, "append the rule to %s: %v", d.cfg.RulesFile, err)
-	}
-	return nil
 }
 
 // listGrants answers moat.policy.grants (approver and admin keys only).
@@ -161,6 +145,9 @@ func (d *Daemon) revokeGrant(ctx context.Context, req *service.Request) (any, er
 	gr, err := d.grants.revoke(ctx, r.ID)
 	if err != nil {
 		return nil, err
+	}
+	if gr != nil && gr.Kind == wire.GrantRule && d.rules != nil {
+		d.syncRules(d.grants.list) // its line goes with it
 	}
 	detail := map[string]any{"grant_id": r.ID, "revoked_by": r.By, "reason": r.Reason}
 	ev := &wire.AuditEvent{Kind: wire.KindGrantRevoked, Detail: detail}

@@ -327,7 +327,7 @@ func TestGrantSharedByCopies(t *testing.T) {
 	}
 }
 
-// TestGrantRule: a rule grant appends a prefix_rule to the grants rules file.
+// TestGrantRule: a rule grant writes its prefix_rule to the grants rules file.
 func TestGrantRule(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "rules", "grants.rules")
 	s := start(t, policyd.Config{RulesFile: file})
@@ -340,7 +340,7 @@ func TestGrantRule(t *testing.T) {
 		t.Fatalf("rules file:\n%s", b)
 	}
 	if _, err := policy.LoadRules(file); err != nil {
-		t.Fatalf("the appended rule does not load: %v", err)
+		t.Fatalf("the written rule does not load: %v", err)
 	}
 	if !g.ExpiresAt.IsZero() || g.Uses != 0 {
 		t.Fatalf("a rule grant ends only when revoked: %+v", g)

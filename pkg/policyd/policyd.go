@@ -62,8 +62,10 @@ type Config struct {
 	MaxApprovals    int              // approvals waiting at once; past it a prompt is denied (approval-busy)
 	MaxInflight     int              // checks evaluated at once (the service's bound); default 1024
 	Sanitizer       *audit.Sanitizer // sanitizes events before they leave the process
-	// RulesFile is where a "rule" grant appends its prefix_rule (empty: a
-	// rule grant is refused); it should be among the watched rules paths.
+	// RulesFile is where the "rule" grants in force are written, a
+	// prefix_rule line each (empty: a rule grant is refused). It must not be
+	// among the rules files the engine loads: a line there would apply to
+	// every workspace and profile (RulesWatcher.Loads tells).
 	RulesFile string
 	Logger    *slog.Logger
 }
@@ -84,6 +86,7 @@ type Daemon struct {
 	stopOnce sync.Once
 	evals    sync.WaitGroup // evaluations, joined by Stop
 	grants   *grants        // the grants bucket, watched into memory
+	rules    *rulesRecord   // the rule grants written out, nil without Config.RulesFile
 	overdue  atomic.Int32   // evaluations still running past their deadline
 	// noWorkspace is an empty directory standing in for the workspace of a
 	// check that names none.
@@ -113,7 +116,12 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 	}
 	// The grants bucket is opened first: from service.New on, policyd
 	// answers $SRV.PING, and `moat status` counts it ready.
-	if d.grants, err = startGrants(nc, cfg.Deadline, cfg.Logger.Warn); err != nil {
+	var rulesChanged func(list func() []wire.Grant)
+	if cfg.RulesFile != "" {
+		d.rules = &rulesRecord{path: cfg.RulesFile}
+		rulesChanged = d.syncRules
+	}
+	if d.grants, err = startGrants(nc, cfg.Deadline, cfg.Logger.Warn, rulesChanged); err != nil {
 		return nil, err
 	}
 	svc, err := service.New(nc, service.Config{

@@ -20,15 +20,18 @@ import (
 // TestGrantsCLI runs the real binaries: moat approve --for 2uses --prefix
 // grants the next checks of commands that start so; moat grants lists who,
 // when and what is left; moat revoke ends it at once (the next check asks);
-// a client key may neither list nor revoke; a rule grant appends a
-// prefix_rule that policyd loads.
+// a client key may neither list nor revoke; a rule grant covers moat run
+// too, and its prefix_rule line (not loaded) is in MOAT_HOME/grants.rules
+// until it is revoked.
 func TestGrantsCLI(t *testing.T) {
 	e := newEnv(t)
 	_, url := startBus(t, e)
 	start(t, e.cmd("profiled"))
 	start(t, e.cmd("policyd", "--approval-timeout", "8s"))
+	start(t, e.cmd("sandboxd"))
 	c := dialWait(t, e, url)
 	waitService(t, c, "policyd", 1)
+	waitService(t, c, "sandboxd", 1)
 
 	approve := func(args ...string) string {
 		t.Helper()
@@ -90,13 +93,35 @@ func TestGrantsCLI(t *testing.T) {
 		t.Fatalf("after the revoke: %s", out)
 	}
 
-	// A rule grant: a prefix_rule line in MOAT_HOME/rules/grants.rules, loaded.
-	approve("--for", "rule", "--prefix", "python3 -c")
-	b, err := os.ReadFile(filepath.Join(e.home, "rules", "grants.rules"))
-	if err != nil || !strings.Contains(string(b), `prefix_rule(pattern = ["python3", "-c"], decision = "allow"`) {
+	// A rule grant: its prefix_rule line in MOAT_HOME/grants.rules while it
+	// is in force, a record policyd does not load; revoked, the line goes.
+	rid := approve("--for", "rule", "--prefix", "python3 -c")
+	grantsRules := filepath.Join(e.home, "grants.rules")
+	b, err := os.ReadFile(grantsRules)
+	if err != nil || !strings.Contains(string(b), `prefix_rule(pattern = ["python3", "-c"], decision = "allow"`) || !strings.Contains(string(b), rid) {
 		t.Fatalf("rules file: %v\n%s", err, b)
 	}
 	if out := check("python3", "-c", "print(4)"); !strings.Contains(out, "approval.grant") {
 		t.Fatalf("covered by the rule grant: %s", out)
+	}
+	// moat run: sandboxd's check (moat.policy.check.resolved) is covered too.
+	run := e.cmd("moat", "run", "--", "python3", "-c", "print(6 * 7)")
+	run.Dir = e.ws
+	if out, err := run.CombinedOutput(); err != nil || !strings.Contains(string(out), "42") {
+		t.Fatalf("moat run covered by the rule grant: %v\n%s", err, out)
+	}
+	if out, err := e.cmd("moat", "revoke", rid).CombinedOutput(); err != nil {
+		t.Fatalf("moat revoke %s: %v\n%s", rid, err, out)
+	}
+	if b, err := os.ReadFile(grantsRules); err != nil || strings.Contains(string(b), rid) {
+		t.Fatalf("rules file after the revoke: %v\n%s", err, b)
+	}
+	if out := check("python3", "-c", "print(5)"); strings.Contains(out, "ALLOW") {
+		t.Fatalf("after the rule grant was revoked: %s", out)
+	}
+	// A grants rules file among the rules policyd loads is refused at start.
+	out, err = e.cmd("policyd", "--grant-rules", filepath.Join(e.home, "rules", "grants.rules")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "among the rules files policyd loads") {
+		t.Fatalf("policyd with its grants rules file among its rules: %v\n%s", err, out)
 	}
 }
