@@ -28,6 +28,10 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "moat check: give the command after --, e.g. moat check -- curl https://example.com")
 		return ExitUsage
 	}
+	if err := wire.CheckArgv(argv); err != nil { // policyd would refuse it too (400), as a deny
+		fmt.Fprintf(e.stderr, "moat check: %s\n", wire.Message(err))
+		return ExitUsage
+	}
 	workspace, dir, err := workdirs(*ws, *cwd)
 	if err != nil {
 		return e.fail(err)

@@ -46,6 +46,9 @@ func TestArguments(t *testing.T) {
 		{[]string{"run", "--approval", "sometimes", "--", "ls"}, cli.ExitUsage, "want on-request or never"},
 		{[]string{"run", "--session", "two words", "--", "ls"}, cli.ExitUsage, "session"},
 		{[]string{"run", "--", ""}, cli.ExitUsage, "moat run:"},
+		{[]string{"check", "--", ""}, cli.ExitUsage, "moat check: argv[0] is empty"},
+		{[]string{"check", "--", "", "ls"}, cli.ExitUsage, "moat check: argv[0] is empty"},
+		{[]string{"check", "--", "ls", "a\x00b"}, cli.ExitUsage, "moat check: argv[1] has a NUL byte"},
 	}
 	for _, tt := range tests {
 		code, stdout, stderr := moat(tt.args...)
