@@ -17,7 +17,7 @@ const responseWindow = 2 * time.Hour
 
 // The client-facing request subjects: what an agent's key may publish.
 var clientRequests = []string{
-	wire.SubjectResolve, wire.SubjectProfileList, wire.SubjectCheck, wire.SubjectRun,
+	wire.SubjectResolve, wire.SubjectProfileList, wire.SubjectCheck, wire.SubjectRun, wire.SubjectRunResume,
 	wire.SubjectAuditQuery, wire.SubjectAuditVerify, wire.SubjectAuditStats,
 }
 

@@ -77,8 +77,13 @@ func (c *Client) RunWaiting(ctx context.Context, req *wire.RunRequest, output fu
 	cancelled := ctx.Done()
 	var grace <-chan time.Time
 	quiet := time.Duration(0)
+	reconnects := c.nc.Stats().Reconnects
+	var pending *nats.Msg
 	for {
-		m := q.next()
+		m := pending
+		if pending = nil; m == nil {
+			m = q.next()
+		}
 		if m == nil {
 			select {
 			case <-q.ready:
@@ -87,11 +92,29 @@ func (c *Client) RunWaiting(ctx context.Context, req *wire.RunRequest, output fu
 				if quiet += wire.RunHeartbeat; quiet >= RunSilence {
 					return nil, wire.Errorf(wire.CodeUnavailable, "no word from sandboxd for %s: either it died (its runs died with it) or the bus lost its answer after a failover (the run may have finished); `moat audit query --request %s` says how it ended, and the same request id never runs twice", RunSilence, req.RequestID)
 				}
+				// The bus may have lost sandboxd's right to answer us (a
+				// restart, a failover): say where we listen (resume.go).
+				if n := c.nc.Stats().Reconnects; n != reconnects || quiet >= wire.RunResumeAfter {
+					reconnects = n
+					r.resume(msg)
+				}
+				if quiet >= RunAskAudit {
+					if res, err := r.ended(ctx, req.RequestID); res != nil || err != nil {
+						// An answer that came meanwhile says more.
+						if pending = q.next(); pending == nil {
+							return res, err
+						}
+					}
+				}
 			case <-cancelled:
 				cancelled, grace = nil, time.After(CancelGrace)
 			case <-grace:
 				return nil, wire.Errorf(wire.CodeTimeout, "gave up waiting for the cancelled run (%v): sandboxd did not confirm; the audit trail says how it ended", ctx.Err())
 			}
+			continue
+		}
+		if m.Header.Get("Status") == "503" && r.resumed {
+			// Nobody heard the resume yet (sandboxd not back): keep waiting.
 			continue
 		}
 		quiet = 0
@@ -155,6 +178,7 @@ type runReader struct {
 
 	chunks         int
 	stdout, stderr []byte
+	resumed        bool // a resume went out (resume.go)
 }
 
 // read handles one message; final says Run is over with res or err.

@@ -33,13 +33,14 @@ type callers struct {
 	err    error
 	prefix string
 	mu     sync.Mutex
-	runs   map[string]*caller
+	runs   map[string]*caller // by control token
+	byID   map[string]*caller // by request id, for wire.SubjectRunResume
 }
 
 func (cs *callers) subscribe() error {
 	cs.once.Do(func() {
 		cs.prefix = cs.nc.NewInbox() + "."
-		cs.runs = map[string]*caller{}
+		cs.runs, cs.byID = map[string]*caller{}, map[string]*caller{}
 		_, cs.err = cs.nc.Subscribe(cs.prefix+"*", func(m *nats.Msg) {
 			cs.mu.Lock()
 			c := cs.runs[m.Subject[len(cs.prefix):]]
@@ -48,8 +49,25 @@ func (cs *callers) subscribe() error {
 				c.control(m)
 			}
 		})
+		if cs.err == nil {
+			_, cs.err = cs.nc.Subscribe(wire.SubjectRunResume, cs.resume)
+		}
 	})
 	return cs.err
+}
+
+// resume hears a caller that lost word of its run (wire.SubjectRunResume):
+// receiving it lets this connection publish on its reply subject again. A
+// run of that request id for that very reply subject sends a heartbeat at
+// once; anything else is ignored — nothing is sent but to the reply subject
+// of the run's own request.
+func (cs *callers) resume(m *nats.Msg) {
+	cs.mu.Lock()
+	c := cs.byID[m.Header.Get(wire.HeaderRequestID)]
+	cs.mu.Unlock()
+	if c != nil && m.Reply != "" && m.Reply == c.reply {
+		c.heartbeat()
+	}
 }
 
 // caller is the requester of one run, as the run protocol sees it (see
@@ -60,9 +78,10 @@ func (cs *callers) subscribe() error {
 // `nats req`) gets no heartbeats and no chunks: the result carries the
 // output, cut to fit the bus.
 type caller struct {
-	nc       *nats.Conn
-	reply    string
-	protocol bool // the caller accepts interim messages
+	nc        *nats.Conn
+	reply     string
+	requestID string
+	protocol  bool // the caller accepts interim messages
 
 	cs      *callers
 	token   string
@@ -83,8 +102,8 @@ const firstHeartbeat = 250 * time.Millisecond
 // start begins watching the caller of req: heartbeats while the returned
 // context lives; the context is cancelled, with the reason as its cause,
 // when the caller cancels or goes away. Call close when the run is over.
-func (cs *callers) start(ctx context.Context, req *service.Request) (*caller, context.Context, error) {
-	c := &caller{nc: cs.nc, cs: cs, reply: req.ReplySubject(), stop: make(chan struct{})}
+func (cs *callers) start(ctx context.Context, req *service.Request, requestID string) (*caller, context.Context, error) {
+	c := &caller{nc: cs.nc, cs: cs, reply: req.ReplySubject(), requestID: requestID, stop: make(chan struct{})}
 	c.protocol = req.Header(wire.HeaderAcceptInterim) != "" && c.reply != ""
 	ctx, c.cancel = context.WithCancelCause(ctx)
 	if !c.protocol {
@@ -98,6 +117,7 @@ func (cs *callers) start(ctx context.Context, req *service.Request) (*caller, co
 	c.ctlSubj = cs.prefix + c.token
 	cs.mu.Lock()
 	cs.runs[c.token] = c
+	cs.byID[requestID] = c
 	cs.mu.Unlock()
 	c.lastAck.Store(time.Now().UnixNano())
 	c.wg.Add(1)
@@ -159,6 +179,9 @@ func (c *caller) close() {
 		c.wg.Wait()
 		c.cs.mu.Lock()
 		delete(c.cs.runs, c.token)
+		if c.cs.byID[c.requestID] == c {
+			delete(c.cs.byID, c.requestID)
+		}
 		c.cs.mu.Unlock()
 	}
 	c.cancel(nil)

@@ -163,7 +163,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		return nil, d.queueFull(n)
 	}
 	defer slot.release()
-	caller, ctx, err := d.callers.start(ctx, req)
+	caller, ctx, err := d.callers.start(ctx, req, rr.RequestID)
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeUnavailable, "%v: nothing ran", err)
 	}

@@ -23,6 +23,20 @@ import "time"
 //
 // A caller without HeaderAcceptInterim gets one message, the result, with
 // the output in it, cut to fit the bus's max payload.
+//
+// The bus's permission for sandboxd to publish on the caller's reply
+// subject comes with the request and lives on the connection that received
+// it: when busd restarts, or sandboxd's connection moves to another server,
+// it is gone and the caller hears nothing more. So a caller that hears
+// nothing for RunResumeAfter, or whose own connection was re-established,
+// publishes on SubjectRunResume (no answer expected) a message whose reply
+// subject is the run's reply subject, with the run's HeaderRequestID. Every
+// sandboxd receives it, so the bus lets it answer there again; the one
+// running that request id for that very reply subject sends a heartbeat at
+// once and goes on, the others ignore it. No sandboxd publishes anywhere
+// but on the reply subject of the run's own request.
+const SubjectRunResume = "moat.sandbox.resume"
+
 const (
 	HeaderChunks = "Moat-Chunks" // on the result: output chunks sent before it
 	HeaderCancel = "Moat-Cancel" // caller → sandboxd: stop the run; the value says why
@@ -37,6 +51,10 @@ const (
 	RunHeartbeat     = time.Second
 	RunCallerSilence = 10 * time.Second
 )
+
+// RunResumeAfter is how long a caller hears nothing before it publishes on
+// SubjectRunResume (and again every RunHeartbeat while it hears nothing).
+const RunResumeAfter = 2 * RunHeartbeat
 
 // Stream names of output chunks.
 const (
