@@ -97,3 +97,32 @@ func TestClaimFailsClosed(t *testing.T) {
 		t.Fatalf("claim without %s: %v, want 503", wire.RunsStream, err)
 	}
 }
+
+// BenchmarkClaim is what a run pays for its claim on a real embedded bus:
+// storing it (before the decision is recorded), and then marking it done
+// (after the end is recorded). Compare the two sub-benchmarks' ns/op.
+func BenchmarkClaim(b *testing.B) {
+	s := bustest.Start(b)
+	d, err := Start(s.Conn(b, home.RoleSandboxd), Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Stop() })
+	ctx := context.Background()
+	b.Run("claim", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := d.claim(ctx, &wire.RunRequest{RequestID: wire.NewID(), Argv: []string{"make", "test"}}, "workspace-write"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("claim+done", func(b *testing.B) {
+		for b.Loop() {
+			c, err := d.claim(ctx, &wire.RunRequest{RequestID: wire.NewID(), Argv: []string{"make", "test"}}, "workspace-write")
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.done("exit 0")
+		}
+	})
+}
