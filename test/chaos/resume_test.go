@@ -14,6 +14,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // TestRunAnsweredAcrossBusRestart: busd is SIGKILLed and started again while
@@ -29,7 +30,7 @@ func TestRunAnsweredAcrossBusRestart(t *testing.T) {
 	s.up(copies{"profiled": 1, "policyd": 1, "sandboxd": 1, "auditd": 1})
 	c := s.dial(home.RoleClient)
 	defer c.Close()
-	eventually(t, 30*time.Second, "policyd answering checks", func() error {
+	testbin.Eventually(t, 30*time.Second, "policyd answering checks", func() error {
 		d := c.Check(context.Background(), &wire.CheckRequest{Argv: []string{"true"}, Workspace: s.ws, Cwd: s.ws, Profile: wire.RefName("workspace-write")})
 		if d.Verdict != wire.VerdictAllow {
 			return fmt.Errorf("%s %+v", d.Verdict, d.Reasons)
@@ -50,7 +51,7 @@ func TestRunAnsweredAcrossBusRestart(t *testing.T) {
 		return out
 	}
 	started := func(id string) {
-		eventually(t, 30*time.Second, "run "+id+" started", func() error {
+		testbin.Eventually(t, 30*time.Second, "run "+id+" started", func() error {
 			_, err := os.Stat(filepath.Join(s.ws, "started-"+id))
 			return err
 		})
@@ -69,7 +70,7 @@ func TestRunAnsweredAcrossBusRestart(t *testing.T) {
 	long := wire.NewID()
 	a := run(long, "sleep 12; echo out-"+long)
 	started(long)
-	s.proc("busd").signal(syscall.SIGKILL, stopWithin)
+	s.proc("busd").Signal(syscall.SIGKILL, stopWithin)
 	s.start("busd")
 	got := wait(a)
 	if got.err != nil || got.res.ExitCode != 0 || string(got.res.Stdout) != "out-"+long+"\n" {
@@ -81,7 +82,7 @@ func TestRunAnsweredAcrossBusRestart(t *testing.T) {
 	short := wire.NewID()
 	a = run(short, "sleep 1; exit 3")
 	started(short)
-	s.proc("busd").signal(syscall.SIGKILL, stopWithin)
+	s.proc("busd").Signal(syscall.SIGKILL, stopWithin)
 	time.Sleep(3 * time.Second) // the run ends meanwhile
 	s.start("busd")
 	got = wait(a)
