@@ -13,8 +13,14 @@ func printRefusal(w io.Writer, r *wire.Refusal) {
 	if r == nil {
 		return
 	}
-	if r.Layer == wire.LayerSeccomp {
-		for _, d := range r.Syscalls { // one line a kind: the sentence says no more
+	switch r.Layer { // one line a kind or path: the sentence says no more
+	case wire.LayerSeccomp:
+		for _, d := range r.Syscalls {
+			fmt.Fprintf(w, "moat: %s\n", d.Line(r.Source))
+		}
+		return
+	case wire.LayerFS:
+		for _, d := range r.Paths {
 			fmt.Fprintf(w, "moat: %s\n", d.Line(r.Source))
 		}
 		return

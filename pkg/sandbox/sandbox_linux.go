@@ -88,6 +88,9 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 		res.Stderr = append(res.Stderr, note.Bytes()...)
 		res.Quarantined = moved
 	}
+	if !cfg.Trusted && res.ExitCode != 0 {
+		res.Paths = pathDenials(res.Stderr, cfg.Profile, spec.Profile, spec.Dir)
+	}
 	res.Duration = time.Since(start)
 	res.Isolation = append(res.Isolation, caches...)
 	return res, nil

@@ -58,6 +58,9 @@ type Result struct {
 	// Syscalls lists the system calls the seccomp filter refused, by kind
 	// (docs/sandbox.md, "Refused system calls").
 	Syscalls []wire.SyscallDenial
+	// Paths lists what a failed command's stderr named that the profile's
+	// filesystem rules refuse (pathdeny_linux.go).
+	Paths []wire.PathDenial
 }
 
 // Exit codes the sandbox itself gives a command that could not run.

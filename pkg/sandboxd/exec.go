@@ -87,7 +87,7 @@ func Exec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		enc.Encode(&wire.RunResult{ExitCode: res.ExitCode, Signal: res.Signal, TimedOut: res.TimedOut,
 			Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
 			DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation, Quarantined: res.Quarantined,
-			NetDenied: netDenied(res.NetDenied), SyscallsDenied: res.Syscalls})
+			NetDenied: netDenied(res.NetDenied), SyscallsDenied: res.Syscalls, PathsDenied: res.Paths})
 		sandbox.ReportQuarantine(stderr, res.Quarantined) // the live output has had it
 	} else {
 		explain(stderr, res, p.Name)
@@ -100,6 +100,9 @@ func Exec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 func explain(w io.Writer, res *sandbox.Result, profile string) {
 	if res.ExitCode != 0 || res.Signal != "" {
 		for _, d := range res.Syscalls {
+			fmt.Fprintf(w, "moat: %s\n", d.Line("profile "+profile))
+		}
+		for _, d := range res.Paths {
 			fmt.Fprintf(w, "moat: %s\n", d.Line("profile "+profile))
 		}
 	}

@@ -233,7 +233,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		TimedOut: res.TimedOut, Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated,
 		StderrTruncated: res.StderrTruncated, DurationUS: res.Duration.Microseconds(), Usage: res.Usage, Isolation: res.Isolation,
 		Refusal: limitRefusal(res, spec), Quarantined: res.Quarantined, NetDenied: netDenied(res.NetDenied),
-		SyscallsDenied: res.Syscalls}
+		SyscallsDenied: res.Syscalls, PathsDenied: res.Paths}
 	if len(res.Quarantined) > 0 {
 		d.record(&wire.AuditEvent{Kind: wire.KindRunQuarantine, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"quarantined": res.Quarantined}})
@@ -248,7 +248,8 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 			"cpu_exceeded": res.CPUExceeded, "pids_limited": res.PidsLimited, "max_rss_bytes": res.Usage.MaxRSSBytes, "user_us": res.Usage.UserUS,
 			"sys_us": res.Usage.SysUS, "stdout_bytes": len(res.Stdout), "stderr_bytes": len(res.Stderr),
 			"stdout_truncated": res.StdoutTruncated, "stderr_truncated": res.StderrTruncated, "isolation": res.Isolation,
-			"cancelled": out.Cancelled, "cancel_reason": out.CancelReason, "syscalls_denied": res.Syscalls}}, outcome(out))
+			"cancelled": out.Cancelled, "cancel_reason": out.CancelReason, "syscalls_denied": res.Syscalls,
+			"paths_denied": res.Paths}}, outcome(out))
 	caller.finish(req, out, live)
 	return out, nil
 }
@@ -257,7 +258,8 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 // budget (sandboxd killed it, or the kernel's SIGXCPU at one process's
 // RLIMIT_CPU), the OOM killer, or the pids limit (a fork refused) when the
 // command then failed; else, when it failed after the seccomp filter
-// refused it system calls, which.
+// refused it system calls, which; else the paths its error output named
+// that the filesystem rules refuse.
 func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
 	l := spec.Profile.Limits
 	failed := res.ExitCode != 0 || res.Signal != ""
@@ -273,6 +275,8 @@ func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
 		return wire.LimitRefusal(wire.LayerPids, l)
 	case len(res.Syscalls) > 0 && failed:
 		return wire.SeccompRefusal(spec.Profile.Name, res.Syscalls)
+	case len(res.Paths) > 0 && failed:
+		return wire.FSRefusal(spec.Profile.Name, res.Paths)
 	}
 	return nil
 }

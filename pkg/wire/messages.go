@@ -217,6 +217,10 @@ type RunResult struct {
 	// refused, whether or not the command then failed (docs/sandbox.md,
 	// "Refused system calls").
 	SyscallsDenied []SyscallDenial `json:"syscalls_denied,omitempty"`
+	// PathsDenied lists paths a failed command's error output named where
+	// the profile's filesystem rules refuse it (wire.PathDenial; a reading
+	// of the command's stderr, docs/integrations.md, "Refusals").
+	PathsDenied []PathDenial `json:"paths_denied,omitempty"`
 }
 
 // NetDenial is one destination a run's egress proxy refused: what, by which

@@ -14,6 +14,9 @@ const (
 	LayerCPU     = "cpu"     // the CPU-time budget: killed
 	LayerTimeout = "timeout" // the wall-clock timeout: killed
 	LayerSeccomp = "seccomp" // the sandbox's seccomp filter refused system calls (Syscalls)
+	// LayerFS: the command failed naming paths the sandbox's filesystem
+	// rules keep from it (Paths; read from its error output, see PathDenial).
+	LayerFS = "filesystem"
 )
 
 // What a refusal refused.
@@ -34,8 +37,10 @@ const (
 // the kernel stopped says which limit did it (memory, pids, cpu, timeout).
 // A command that failed after the sandbox's seccomp filter refused it
 // system calls says which (LayerSeccomp, Syscalls). A file the sandbox keeps
-// read-only or hidden fails inside the command with EROFS or EACCES and is
-// not reported here: the kernel tells the command, not moat (docs/integrations.md).
+// read-only or hidden fails inside the command with EROFS, EACCES or ENOENT,
+// which the kernel tells the command, not moat: a command that failed
+// naming such a path in its error output gets the rule that covers it
+// (LayerFS, Paths; docs/integrations.md).
 type Refusal struct {
 	Layer   string   `json:"layer"`
 	Rule    string   `json:"rule,omitempty"`   // policy rule id, or the cgroup counter that fired
@@ -47,6 +52,54 @@ type Refusal struct {
 	Reasons []Reason `json:"reasons,omitempty"` // every reason of the decision, strictest first
 	// Syscalls are the system calls the seccomp filter refused (LayerSeccomp).
 	Syscalls []SyscallDenial `json:"syscalls,omitempty"`
+	// Paths are the paths the filesystem rules keep from the command (LayerFS).
+	Paths []PathDenial `json:"paths,omitempty"`
+}
+
+// PathDenial is a path a failed command's error output named, with the
+// error, where the run's filesystem rules refuse that access: which rule,
+// and the profile entry behind it. It is read from the command's own
+// stderr (the kernel reports these errors to the command only), so it is
+// found only when the command printed the path with the system's message,
+// and it can be made up by the command; it only ever names rules the
+// profile has. A run lists at most MaxPathDenials.
+type PathDenial struct {
+	Path   string `json:"path"`
+	Access string `json:"access"`          // write or read
+	Error  string `json:"error"`           // EROFS, EACCES or ENOENT, as the command printed it
+	Rule   string `json:"rule"`            // write, write_deny, read_deny or read: the profile key
+	Entry  string `json:"entry,omitempty"` // the write_deny or read_deny entry that covers it
+	Reason string `json:"reason"`
+}
+
+// MaxPathDenials bounds the paths a run's refusal names.
+const MaxPathDenials = 8
+
+// Line is the denial for a person or a model reading stderr: "filesystem
+// refused write to /etc/motd (profile workspace-write: not under the
+// writable roots)".
+func (d PathDenial) Line(source string) string {
+	return fmt.Sprintf("filesystem refused %s %s %s (%s: %s)", d.Access, map[bool]string{true: "to", false: "of"}[d.Access == "write"], d.Path, source, d.Reason)
+}
+
+// FSRefusal is the refusal of a run that failed naming paths the
+// filesystem rules of its profile (named) keep from it.
+func FSRefusal(profile string, denied []PathDenial) *Refusal {
+	if len(denied) == 0 {
+		return nil
+	}
+	top := denied[0]
+	r := &Refusal{Layer: LayerFS, Rule: top.Rule, Kind: RefusedPath, Target: top.Path, Source: "profile " + profile, Paths: denied}
+	fix := "ask the user for a profile that allows it if it is needed; do not try to get around it"
+	switch top.Rule {
+	case "write":
+		fix = "write inside the workspace (or /tmp) instead, or ask the user for a profile that makes it writable"
+	case "read":
+		fix = "use files inside the workspace, or ask the user to add the path to the profile's read set"
+	}
+	r.Message = fmt.Sprintf("the command failed at %s %s (%s): the sandbox's filesystem rules keep it from the command (%s), which is likely why it failed, not a bug in the command; %s.",
+		map[string]string{"write": "writing", "read": "reading"}[top.Access], top.Path, top.Error, top.Reason, fix)
+	return r
 }
 
 // SyscallDenial is one kind of system call the sandbox's seccomp filter

@@ -111,3 +111,38 @@ func TestSeccompRefusal(t *testing.T) {
 		return fmt.Errorf("no run.exit for %s yet: %s", res.RequestID, out)
 	})
 }
+
+// TestFSRefusal: a command that fails writing where the profile keeps it
+// from writing gets a refusal naming the path and the rule, in moat run
+// --json and on moat run's stderr; the file is not written.
+func TestFSRefusal(t *testing.T) {
+	e, _ := agentStack(t, "")
+	target := "/etc/moat-e2e-fs-refusal"
+	script := filepath.Join(e.ws, "w.sh")
+	if err := os.WriteFile(script, []byte("echo x > "+target+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := e.cmd("moat", "run", "--json", "--profile", "workspace-write", "--", "sh", "w.sh")
+	m.Dir = e.ws
+	got := runCmd(t, m, "")
+	var res wire.RunResult
+	if err := json.Unmarshal([]byte(got.stdout), &res); err != nil {
+		t.Fatalf("moat run --json: %v\n%+v", err, short(got))
+	}
+	if _, err := os.Stat(target); err == nil {
+		t.Fatalf("%s was written", target)
+	}
+	want := wire.PathDenial{Path: target, Access: "write", Error: "EROFS", Rule: "write", Reason: "not under its writable roots"}
+	r := res.Refusal
+	if res.ExitCode == 0 || r == nil || r.Layer != wire.LayerFS || r.Kind != wire.RefusedPath || r.Target != target ||
+		len(r.Paths) != 1 || r.Paths[0] != want || len(res.PathsDenied) != 1 {
+		t.Fatalf("want a filesystem refusal of %s, got %+v (exit %d, stderr %q)", target, r, res.ExitCode, res.Stderr)
+	}
+	m = e.cmd("moat", "run", "--profile", "workspace-write", "--", "sh", "w.sh")
+	m.Dir = e.ws
+	got = runCmd(t, m, "")
+	line := "moat: filesystem refused write to " + target + " (profile workspace-write: not under its writable roots)\n"
+	if got.code == 0 || !strings.HasSuffix(got.stderr, "Read-only file system\n"+line) {
+		t.Fatalf("moat run: exit %d, stderr %q, want it to end with %q", got.code, got.stderr, line)
+	}
+}
