@@ -96,8 +96,8 @@ func TestPathsIn(t *testing.T) {
 		"OSError: [Errno 30] Read-only file system: '/etc/y'":                  {"/etc/y"},
 		"cat: /root/.aws/credentials: No such file or directory":               {"/root/.aws/credentials"},
 		"error: could not lock config file .git/config: Permission denied":     {".git/config"},
-		"Permission denied":                                                    nil,
-		"ssh: connect to host h port 22: Permission denied":                    {"22"},
+		"Permission denied": nil,
+		"ssh: connect to host h port 22: Permission denied": {"22"},
 	} {
 		i := -1
 		for _, e := range fsErrors {
