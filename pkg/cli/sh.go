@@ -114,7 +114,10 @@ func runSh(ctx context.Context, e *env, args []string) int {
 		if res.StdoutTruncated || res.StderrTruncated {
 			fmt.Fprintln(e.stderr, "moat: output truncated at the profile's limit")
 		}
-		if res.Signal != "" && res.Refusal == nil && !res.Cancelled && res.ExitCode > 128 {
+		// A limit's kill is moat's, said above; any other signal is the
+		// command's own, passed on as sh would.
+		killedByMoat := res.Refusal != nil && res.Refusal.Kind == wire.RefusedLimit
+		if res.Signal != "" && !killedByMoat && !res.Cancelled && res.ExitCode > 128 {
 			dieBy(syscall.Signal(res.ExitCode - 128))
 		}
 	}

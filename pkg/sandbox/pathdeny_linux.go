@@ -141,7 +141,9 @@ func classify(path, code string, p, orig *wire.Profile) (wire.PathDenial, bool) 
 		if seen(path, p) {
 			return d, false
 		}
-		d.Rule, d.Reason = "read", "outside what a run sees (the system, the workspace, the writable roots and its read set)"
+		// Whether it exists on the host is not looked at (the run must not
+		// learn it): the reason says so.
+		d.Rule, d.Reason = "read", "outside what a run sees (the system, the workspace, the writable roots and its read set): the run could not see it even where it exists"
 		return d, true
 	}
 	return d, false

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,5 +145,14 @@ func TestFSRefusal(t *testing.T) {
 	line := "moat: filesystem refused write to " + target + " (profile workspace-write: not under its writable roots)\n"
 	if got.code == 0 || !strings.HasSuffix(got.stderr, "Read-only file system\n"+line) {
 		t.Fatalf("moat run: exit %d, stderr %q, want it to end with %q", got.code, got.stderr, line)
+	}
+
+	// moat sh still dies by the command's own signal, as sh does, with the
+	// refusal said.
+	m = e.cmd("moat", "sh", "--profile", "workspace-write", "-c", "sh w.sh; kill -TERM $$")
+	m.Dir = e.ws
+	got = runCmd(t, m, "")
+	if got.signal != syscall.SIGTERM || !strings.HasSuffix(got.stderr, line) {
+		t.Fatalf("moat sh: signal %v, exit %d, stderr %q: want SIGTERM and %q", got.signal, got.code, got.stderr, line)
 	}
 }
