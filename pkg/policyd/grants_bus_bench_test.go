@@ -16,9 +16,11 @@ import (
 // time, for a command the rules allow (the baseline: no grant consulted)
 // and for a prompting command that a grant covers (the grant read back from
 // the bucket and its use recorded, then the allow recorded), interleaved.
+// Both are sandboxd's checks (moat.policy.check.resolved): grants cover no
+// profile a client sends whole.
 func BenchmarkCheckGrantOverBus(b *testing.B) {
 	s := start(b, policyd.Config{})
-	c := s.Client(b, home.RoleClient)
+	c := s.Client(b, home.RoleSandboxd)
 	p, err := c.Resolve(context.Background(), &wire.ResolveRequest{Profile: "workspace-write", Workspace: s.ws})
 	if err != nil {
 		b.Fatal(err)
@@ -38,7 +40,7 @@ func BenchmarkCheckGrantOverBus(b *testing.B) {
 	granted := &wire.CheckRequest{Argv: []string{"python3", "-c", "print(1)"}, Profile: wire.RefResolved(p), Approval: wire.ApprovalOnRequest,
 		ApprovalTimeoutMS: 1}
 	for i := 0; i < 100; i++ { // the watcher brings the grant to policyd's memory
-		if d := c.Check(context.Background(), granted); d.Verdict == wire.VerdictAllow {
+		if d := c.CheckResolved(context.Background(), granted, nil); d.Verdict == wire.VerdictAllow {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -48,7 +50,7 @@ func BenchmarkCheckGrantOverBus(b *testing.B) {
 		for _, r := range []*wire.CheckRequest{plain, granted} {
 			r.RequestID = ""
 			t0 := time.Now()
-			if d := c.Check(context.Background(), r); d.Verdict != wire.VerdictAllow {
+			if d := c.CheckResolved(context.Background(), r, nil); d.Verdict != wire.VerdictAllow {
 				b.Fatalf("%v: %+v", r.Argv, d)
 			}
 			if r == plain {
