@@ -159,7 +159,11 @@ func runApprovals(ctx context.Context, e *env, args []string) int {
 		if len(a.Reasons) > 0 {
 			why = a.Reasons[0].Message
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.ID, time.Until(a.ExpiresAt).Round(time.Second), a.Profile, strings.Join(a.Argv, " "), why)
+		what := strings.Join(a.Argv, " ")
+		if a.Net != nil {
+			what = "network: " + a.Net.Dest() + " (" + a.Net.Proto + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.ID, time.Until(a.ExpiresAt).Round(time.Second), a.Profile, what, why)
 	}
 	tw.Flush()
 	fmt.Fprintln(e.stdout, "\nanswer with: moat approve ID  or  moat deny ID")
@@ -178,7 +182,7 @@ func answer(ctx context.Context, e *env, cmd, verdict string, args []string) int
 	reason := fs.String("reason", "", "why, for the record")
 	var grantFor, prefix *string
 	if verdict == wire.VerdictAllow {
-		grantFor = fs.String("for", wire.GrantOnce, "grant more than once: session, a duration (5m, 2h), a use count (3uses), or rule (moat grants lists them)")
+		grantFor = fs.String("for", wire.GrantOnce, "grant more than once: session, a duration (5m, 2h), a use count (3uses), or rule (moat grants lists them); a network ask also takes run")
 		prefix = fs.String("prefix", "", "with --for: cover every command that starts with these words (\"git push\"), not only this one")
 	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {

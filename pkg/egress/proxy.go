@@ -35,6 +35,11 @@ type Config struct {
 	OnConn func(Conn)
 	// OnDeny hears of every denial as it happens (the run's stderr).
 	OnDeny func(Denial)
+	// Ask, when set, puts a destination the lists refuse (never a deny
+	// entry's or a special address) to a person while the connection
+	// waits (ask.go); OnAsk hears of each question as it is put.
+	Ask   func(context.Context, Ask) Answer
+	OnAsk func(Ask)
 	// MaxConns bounds the client connections served at once (each holds a
 	// 64 KiB buffer and a goroutine in sandboxd); past it a new connection
 	// is closed at once. Default 256.
@@ -62,9 +67,11 @@ type Conn struct {
 // on one listener, DNS on a packet socket. Its connections end with the
 // context given to Serve.
 type Proxy struct {
-	cfg    Config
-	mu     sync.Mutex
-	denied map[string]Denial
+	cfg      Config
+	mu       sync.Mutex
+	denied   map[string]Denial
+	approved map[string]string  // host:port → who allowed it for the run
+	asking   map[string]*asking // host:port → the question in flight
 }
 
 // maxDenied bounds the denials a proxy remembers for the run's result.
@@ -84,7 +91,7 @@ func New(cfg Config) *Proxy {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 256
 	}
-	return &Proxy{cfg: cfg, denied: map[string]Denial{}}
+	return &Proxy{cfg: cfg, denied: map[string]Denial{}, approved: map[string]string{}, asking: map[string]*asking{}}
 }
 
 // Serve accepts connections on ln until ctx ends or ln fails, then closes
@@ -161,6 +168,9 @@ type dest struct {
 func (p *Proxy) connect(ctx context.Context, proto, host string, port int) (*dest, *Denial, error) {
 	rec := &Conn{Proto: proto, Host: host, Port: port, Start: time.Now()}
 	v := p.cfg.Policy.Admit(host, port)
+	if !v.OK && p.cfg.Ask != nil && askable(v) {
+		v = p.ask(ctx, proto, host, port, v)
+	}
 	if !v.OK {
 		return nil, p.deny(rec, v), nil
 	}

@@ -34,7 +34,7 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 		timeout = t
 	}
 	now := time.Now().UTC()
-	q := &wire.ApprovalAsk{ID: wire.NewID(), RequestID: cr.RequestID, SessionID: cr.SessionID, Argv: cr.Argv,
+	q := &wire.ApprovalAsk{ID: wire.NewID(), RequestID: cr.RequestID, SessionID: cr.SessionID, Argv: cr.Argv, Net: cr.Net,
 		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: prof.Name, Reasons: dec.Reasons, AskedBy: d.svc.ID(),
 		AskedAt: now, ExpiresAt: now.Add(timeout)}
 	denied := func(rule, format string, args ...any) wire.Decision {
@@ -43,7 +43,7 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 
 	w := &wait{answers: make(chan wire.ApprovalAnswer, 1), gone: make(chan string, 1)}
 	sub, err := d.nc.Subscribe(wire.ApprovalAnswerSubject(q.ID), func(m *nats.Msg) {
-		w.answer(m, q.ID, func(a *wire.ApprovalAnswer) (*wire.Grant, error) { return d.grantFor(q, a, vouched) })
+		w.answer(m, q.ID, func(a *wire.ApprovalAnswer) (*wire.Grant, error) { return d.answerGrant(q, a, vouched) })
 	})
 	if err != nil {
 		return denied(wire.ReasonApprovalTimeout, "cannot wait for an approval: %v", err)
@@ -105,7 +105,9 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 				msg += ": " + a.Reason
 			}
 			if a.Verdict == wire.VerdictAllow {
-				return withFirst(wire.VerdictAllow, wire.Reason{Rule: "approval.granted", Message: msg}, dec)
+				dec = withFirst(wire.VerdictAllow, wire.Reason{Rule: "approval.granted", Message: msg}, dec)
+				dec.Scope = a.For
+				return dec
 			}
 			return withFirst(wire.VerdictDeny, wire.Reason{Rule: "approval.denied", Message: msg}, dec)
 		case <-timer.C:

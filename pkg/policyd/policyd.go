@@ -192,6 +192,9 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 		return nil, err
 	}
 	req.FillIDs(&cr.RequestID, &cr.SessionID)
+	if cr.Net != nil {
+		return d.checkNet(req, &cr, fromSandboxd, start) // a run's egress proxy asks (netask.go)
+	}
 	switch cr.Approval {
 	case "", wire.ApprovalNever, wire.ApprovalOnRequest:
 	default:

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +21,9 @@ type NetHooks struct {
 	Resolver egress.Resolver   // looks names up; default the host's resolver
 	Dialer   egress.Dialer     // makes the outgoing connections; default net.Dialer
 	OnConn   func(egress.Conn) // hears of every connection when it ends
+	// Ask, when set, puts a destination the lists refuse to a person
+	// (sandboxd: through policyd, under approval on-request).
+	Ask func(context.Context, egress.Ask) egress.Answer
 }
 
 // egressOn reports whether a run's network goes through the egress proxy:

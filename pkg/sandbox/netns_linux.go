@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 
 	"github.com/moatsec/moat/pkg/egress"
@@ -45,7 +46,11 @@ func startEgress(pid int, spec *Spec, stderr io.Writer) (*egressRun, error) {
 		return nil, err
 	}
 	e := &egressRun{proxy: egress.New(egress.Config{Policy: pol, Resolver: spec.Net.Resolver, Dialer: spec.Net.Dialer,
-		OnConn: spec.Net.OnConn, OnDeny: func(d egress.Denial) { fmt.Fprintln(stderr, d.String()) }})}
+		OnConn: spec.Net.OnConn, OnDeny: func(d egress.Denial) { fmt.Fprintln(stderr, d.String()) }, Ask: spec.Net.Ask,
+		OnAsk: func(a egress.Ask) {
+			fmt.Fprintf(stderr, "moat: network access to %s needs a person's approval (%s): asking (moat approvals); the connection waits\n",
+				net.JoinHostPort(a.Host, strconv.Itoa(a.Port)), a.Verdict.Rule)
+		}})}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.wg.Add(2)

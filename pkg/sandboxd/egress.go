@@ -1,6 +1,8 @@
 package sandboxd
 
 import (
+	"context"
+
 	"github.com/moatsec/moat/pkg/egress"
 	"github.com/moatsec/moat/pkg/sandbox"
 	"github.com/moatsec/moat/pkg/wire"
@@ -21,7 +23,27 @@ func (d *Daemon) netHooks(rr *wire.RunRequest, prof *wire.Profile) sandbox.NetHo
 			Detail: map[string]any{"proto": c.Proto, "host": c.Host, "port": c.Port, "addr": c.Addr, "rule": c.Rule,
 				"entry": c.Entry, "reason": c.Reason, "bytes_up": c.Up, "bytes_down": c.Down}})
 	}
+	if rr.Approval == "" || rr.Approval == wire.ApprovalOnRequest {
+		h.Ask = func(ctx context.Context, a egress.Ask) egress.Answer { return d.askNet(ctx, rr, prof, a) }
+	}
 	return h
+}
+
+// askNet puts a destination the run's lists refuse to a person through
+// policyd (docs/sandbox.md, "Asking for a host"), while the connection
+// waits; policyd records the question, the answer and its decision.
+func (d *Daemon) askNet(ctx context.Context, rr *wire.RunRequest, prof *wire.Profile, a egress.Ask) egress.Answer {
+	dec := d.bus.CheckResolved(ctx, &wire.CheckRequest{RequestID: rr.RequestID, SessionID: rr.SessionID, Cwd: prof.Cwd,
+		Workspace: prof.Workspace, Profile: wire.RefResolved(prof), Approval: wire.ApprovalOnRequest,
+		Net: &wire.NetAsk{Proto: a.Proto, Host: a.Host, Port: a.Port, Rule: a.Verdict.Rule, Reason: a.Verdict.Reason}}, nil)
+	var first wire.Reason
+	if len(dec.Reasons) > 0 {
+		first = dec.Reasons[0]
+	}
+	if dec.Verdict != wire.VerdictAllow {
+		return egress.Answer{Rule: first.Rule, Reason: first.Message}
+	}
+	return egress.Answer{OK: true, Run: dec.Scope == wire.GrantRun, Entry: first.Message}
 }
 
 // netDenied is the run result's list of refused destinations.

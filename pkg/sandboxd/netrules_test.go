@@ -20,7 +20,7 @@ net_allow = ["allowed.test"]
 // host the profile does not list reachable through the run's proxy, a deny
 // blocks a host the profile allows, and a reload changes both for the next
 // run. The hosts hide in variables, so policyd cannot judge them from the
-// command line: the proxy alone decides.
+// command line: the proxy alone decides. Approval never: nobody is asked.
 func TestNetworkRulesFeedTheProxy(t *testing.T) {
 	n := startNetStack(t, webProfile, `network_rule(host = "ruled.test", protocol = "http", decision = "allow")
 network_rule(host = "allowed.test", protocol = "https", decision = "deny", justification = "not from here")
@@ -28,7 +28,7 @@ network_rule(host = "allowed.test", protocol = "https", decision = "deny", justi
 	c := n.Client(t, home.RoleClient)
 	script := `R=ruled.test A=allowed.test; curl -sS "http://$R/a"; echo; curl -sS -o /dev/null -w '%{http_code}' "http://$A/b"`
 
-	res := n.run(t, c, &wire.RunRequest{Profile: "web"}, script)
+	res := n.run(t, c, &wire.RunRequest{Profile: "web", Approval: wire.ApprovalNever}, script)
 	if string(res.Stdout) != "hello from ruled.test /a\n403" {
 		t.Fatalf("stdout %q, stderr %q", res.Stdout, res.Stderr)
 	}
@@ -43,7 +43,7 @@ network_rule(host = "allowed.test", protocol = "https", decision = "deny", justi
 	// The next run follows the reloaded file: the allow and the deny are gone.
 	n.setRules(t, `prefix_rule(pattern = ["true"], decision = "allow")`+"\n")
 	before := n.conns()
-	res = n.run(t, c, &wire.RunRequest{Profile: "web"}, script)
+	res = n.run(t, c, &wire.RunRequest{Profile: "web", Approval: wire.ApprovalNever}, script)
 	after := n.conns()
 	if after["ruled.test"] != before["ruled.test"] || after["allowed.test"] != before["allowed.test"]+1 {
 		t.Fatalf("after reload: connections %v then %v; stdout %q stderr %q", before, after, res.Stdout, res.Stderr)

@@ -30,6 +30,9 @@ type CheckRequest struct {
 	// ProfileHash names a resolved profile policyd keeps, by its
 	// ProfileHash, instead of Profile (profilehash.go).
 	ProfileHash string `json:"profile_hash,omitempty"`
+	// Net, from sandboxd only, asks a person for a network destination
+	// instead of judging Argv (netask.go).
+	Net *NetAsk `json:"net,omitempty"`
 }
 
 // ProfileRef is a profile given by name (resolved by policyd through
@@ -114,7 +117,8 @@ type ApprovalAsk struct {
 	Workspace string    `json:"workspace"`
 	Profile   string    `json:"profile"`
 	Reasons   []Reason  `json:"reasons"`
-	AskedBy   string    `json:"asked_by"` // the policyd instance waiting
+	Net       *NetAsk   `json:"net,omitempty"` // a network ask: Argv is NetArgv of its destination
+	AskedBy   string    `json:"asked_by"`      // the policyd instance waiting
 	AskedAt   time.Time `json:"asked_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }

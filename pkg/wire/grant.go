@@ -26,6 +26,7 @@ const (
 	GrantOnce    = "once"    // this command, this time (the default)
 	GrantSession = "session" // every match in the asking session, until GrantSessionMax
 	GrantRule    = "rule"    // every match in the workspace and profile, until revoked
+	GrantRun     = "run"     // a network ask only: that destination for the rest of the asking run
 	// A duration ("5m", "2h") grants until then; "3uses" grants that many uses.
 	GrantUses = "uses" // the GrantSpec kind of "3uses"
 
@@ -52,7 +53,7 @@ func ParseGrant(s string) (GrantSpec, error) {
 	switch s {
 	case "", GrantOnce:
 		return GrantSpec{Kind: GrantOnce}, nil
-	case GrantSession, GrantRule:
+	case GrantSession, GrantRule, GrantRun:
 		return GrantSpec{Kind: s}, nil
 	}
 	if n, ok := strings.CutSuffix(s, "uses"); ok || strings.HasSuffix(s, "use") {
@@ -67,7 +68,7 @@ func ParseGrant(s string) (GrantSpec, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < time.Second || d > GrantMaxDuration {
-		return GrantSpec{}, Errorf(CodeBadRequest, "grant %q: want once, session, rule, a duration from 1s to %s (5m, 2h) or a use count (3uses)", s, GrantMaxDuration)
+		return GrantSpec{}, Errorf(CodeBadRequest, "grant %q: want once, session, rule, run (a network ask), a duration from 1s to %s (5m, 2h) or a use count (3uses)", s, GrantMaxDuration)
 	}
 	return GrantSpec{Kind: "duration", Duration: d}, nil
 }
@@ -147,6 +148,9 @@ func ValidGrantPrefix(prefix, argv []string) error {
 
 // Describe says what g covers, for listings and reasons.
 func (g *Grant) Describe() string {
+	if dest, ok := NetDest(g.Argv); ok {
+		return "network access to " + dest
+	}
 	s := fmt.Sprintf("%q", g.Argv)
 	if g.Prefix {
 		s += " and what follows"

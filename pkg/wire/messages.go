@@ -144,6 +144,9 @@ type Decision struct {
 	Reasons   []Reason `json:"reasons"`
 	DecidedBy string   `json:"decided_by"`
 	ElapsedUS int64    `json:"elapsed_us"`
+	// Scope, on an allow a person gave, is what the answer was for
+	// (ApprovalAnswer.For: once, run, session, …).
+	Scope string `json:"scope,omitempty"`
 	// Net, on an allow, are the rules files' network_rule entries, which
 	// the run's egress proxy adds to the profile's lists (docs/policy.md,
 	// "Network rules").

@@ -102,8 +102,15 @@ func (r *RunRequest) Validate() error {
 func (r *CheckRequest) Validate() error {
 	if err := firstErr(CheckID("request_id", r.RequestID), CheckID("session_id", r.SessionID),
 		checkText("workspace", r.Workspace, MaxPathBytes), checkText("cwd", r.Cwd, MaxPathBytes),
-		checkText("profile", r.Profile.Name, MaxNameBytes), CheckArgv(r.Argv), checkProfileHash(r)); err != nil {
+		checkText("profile", r.Profile.Name, MaxNameBytes), checkProfileHash(r)); err != nil {
 		return err
+	}
+	argv := CheckArgv(r.Argv)
+	if r.Net != nil { // a network ask judges no command
+		argv = r.Net.validate(r.Argv)
+	}
+	if argv != nil {
+		return argv
 	}
 	switch r.Approval {
 	case "", ApprovalNever, ApprovalOnRequest:
