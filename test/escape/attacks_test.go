@@ -43,6 +43,52 @@ func errnoOf(nr int, args ...string) []string {
 	return py(fmt.Sprintf("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.syscall.restype = ctypes.c_long\nr = libc.syscall(%s)\nprint('ret=%%d errno=%%d' %% (r, ctypes.get_errno()))", a))
 }
 
+// supervisorAttack tries to open the init's descriptors, then to install
+// a seccomp filter with a listener that hands it unshare, once now and, in
+// an orphan, until the run ends; with a listener it lets unshare through
+// and writes the marker.
+const supervisorAttack = `import ctypes, os, struct, threading
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+ins = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in
+    [(0x20, 0, 0, 0), (0x15, 0, 1, 272), (0x06, 0, 0, 0x7fc00000), (0x06, 0, 0, 0x7fff0000)]))
+prog = Fprog(4, ctypes.cast(ins, ctypes.c_void_p))
+def serve(fd):
+    while True:
+        req = ctypes.create_string_buffer(80)
+        if libc.syscall(16, fd, ctypes.c_ulong(0xc0502100), req) != 0:
+            continue
+        resp = ctypes.create_string_buffer(struct.pack("QqiI", struct.unpack_from("Q", req, 0)[0], 0, 0, 1))
+        libc.syscall(16, fd, ctypes.c_ulong(0xc0182101), resp)
+def listen(marker):
+    fd = libc.syscall(317, 1, 8, ctypes.byref(prog))
+    if fd >= 0:
+        print("LISTENER", flush=True)
+        threading.Thread(target=serve, args=(fd,), daemon=True).start()
+        if libc.syscall(272, 0x10000000) == 0:
+            open(marker, "w").write("ESCAPED")
+    return fd
+def attack(marker):
+    took = []
+    for n in os.listdir("/proc/1/fd"):
+        try:
+            os.open("/proc/1/fd/" + n, os.O_RDONLY)
+            took.append(n)
+        except OSError:
+            pass
+    print("took", took)
+    ctypes.set_errno(0)
+    r = listen(marker)
+    print("ret=%d errno=%d" % (r, ctypes.get_errno()), flush=True)
+    if os.fork() == 0:
+        os.setsid()
+        while listen(marker) < 0:
+            pass
+        os._exit(0)
+`
+
 func wantEPERM(t *testing.T, r result) {
 	t.Helper()
 	if !strings.Contains(r.stdout, "ret=-1 errno=1\n") {
@@ -393,6 +439,19 @@ var attacks = []attack{
 	}},
 	{"clone with namespace flags", confined, func(t *testing.T, w *world, p string) {
 		wantEPERM(t, w.run(t, p, errnoOf(56, "0x10000000", "0", "0", "0", "0"))) // clone(CLONE_NEWUSER)
+	}},
+	{"the seccomp supervisor: take its listener, or install one's own", writable, func(t *testing.T, w *world, p string) {
+		// A listener of the command's own, newer than the sandbox's filter,
+		// would be handed the calls the sandbox refuses once the init's
+		// listener closes at the run's end: an orphan keeps trying, and
+		// lets unshare through if it ever gets one.
+		marker := filepath.Join(w.ws, "supervisor-marker")
+		r := w.run(t, p, py(supervisorAttack+fmt.Sprintf("attack(%q)\n", marker)))
+		if !strings.Contains(r.stdout, "took []\n") || strings.Contains(r.stdout, "LISTENER") {
+			t.Fatalf("the init's descriptors were reached, or a listener installed:\n%s", r)
+		}
+		wantEPERM(t, r)
+		absent(t, marker)
 	}},
 	// Resources.
 	{"a fork bomb", []string{"workspace-write"}, func(t *testing.T, w *world, p string) {
