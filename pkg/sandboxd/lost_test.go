@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
+	"github.com/moatsec/moat/pkg/audit"
 	"github.com/moatsec/moat/pkg/bus/bustest"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
@@ -162,27 +162,29 @@ func waitUntil(t *testing.T, what string, f func() error) {
 	}
 }
 
-// A claim carries argv cut to claimArgvBytes, on a word's rune boundary.
-func TestCutArgv(t *testing.T) {
-	long := strings.Repeat("é", claimArgvBytes)
-	for _, tc := range []struct {
-		argv []string
-		want int // words kept
-	}{
-		{[]string{"make", "test"}, 2},
-		{[]string{"echo", long, "more"}, 2},
-		{[]string{long}, 1},
-	} {
-		got := cutArgv(tc.argv)
-		n := 0
-		for _, a := range got {
-			n += len(a)
-			if !utf8.ValidString(a) {
-				t.Errorf("cut %q: not UTF-8", a[:10])
-			}
-		}
-		if len(got) != tc.want || n > claimArgvBytes {
-			t.Errorf("cutArgv of %d words: %d words, %d bytes; want %d words, at most %d bytes", len(tc.argv), len(got), n, tc.want, claimArgvBytes)
-		}
+// A claim carries argv and cwd as the audit would: secrets redacted, long
+// arguments bounded.
+func TestClaimArgvOnRecord(t *testing.T) {
+	s := bustest.Start(t)
+	d, err := Start(s.Conn(t, home.RoleSandboxd), Config{Sanitizer: audit.NewSanitizer([]byte("k"))})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { d.Stop() })
+	secret := "ghp_" + strings.Repeat("a", 36)
+	c, err := d.claim(context.Background(), &wire.RunRequest{RequestID: "req-s", Argv: []string{"gh", secret, strings.Repeat("x", 1<<20)}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(s.Conn(t, home.RoleAdmin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got claimRecord
+	get(t, js, claimSubject("req-s"), &got)
+	if len(got.Argv) != 3 || strings.Contains(got.Argv[1], secret) || !strings.Contains(got.Argv[1], "REDACTED") ||
+		len(got.Argv[2]) > audit.MaxFieldBytes+256 {
+		t.Fatalf("claim's argv %.200q, want the token redacted and the long word cut", got.Argv)
+	}
+	c.done("exit 0")
 }

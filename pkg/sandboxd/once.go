@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/moatsec/moat/pkg/truncate"
+	"github.com/moatsec/moat/pkg/audit"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,8 +32,8 @@ type claimRecord struct {
 	RequestID string `json:"request_id"`
 	SessionID string `json:"session_id,omitempty"`
 	Profile   string `json:"profile,omitempty"`
-	// Argv and Cwd, for the run.failed of a lost holder; argv is cut to
-	// claimArgvBytes (the run.decision has it whole).
+	// Argv and Cwd, for the run.failed of a lost holder: sanitized and
+	// bounded as in the audit (onRecord).
 	Argv     []string  `json:"argv,omitempty"`
 	Cwd      string    `json:"cwd,omitempty"`
 	Instance string    `json:"instance"` // the sandboxd holding it
@@ -81,18 +81,17 @@ func (d *Daemon) claim(ctx context.Context, rr *wire.RunRequest, profile string)
 	return d.claimAttempt(ctx, rr, profile, wire.NewID())
 }
 
-// claimArgvBytes bounds the argv a claim carries.
-const claimArgvBytes = 16 << 10
-
-// cutArgv is argv's leading words up to claimArgvBytes in all.
-func cutArgv(argv []string) []string {
-	n := 0
-	for i, a := range argv {
-		if n += len(a); n > claimArgvBytes {
-			return append(argv[:i:i], truncate.String(a, max(0, claimArgvBytes-(n-len(a)))))
-		}
+// onRecord is argv and cwd as an audit record holds them: sanitized (no
+// secret, no home directory, no user name reaches MOAT_RUNS' disk either)
+// and bounded.
+func (d *Daemon) onRecord(argv []string, cwd string) ([]string, string) {
+	ev := &wire.AuditEvent{Argv: argv, Cwd: cwd}
+	if d.cfg.Sanitizer != nil {
+		d.cfg.Sanitizer.Event(ev)
+	} else {
+		audit.Bound(ev)
 	}
-	return argv
+	return ev.Argv, ev.Cwd
 }
 
 // claimAttempt stores the claim of one attempt; sending it again with the
@@ -113,7 +112,8 @@ func (d *Daemon) claimAt(ctx context.Context, rr *wire.RunRequest, profile, cwd,
 	}
 	key := claimKey(requestID)
 	c := &claim{d: d, subject: wire.SubjectRunClaim + "." + key, rec: claimRecord{RequestID: requestID, SessionID: rr.SessionID,
-		Profile: profile, Argv: cutArgv(rr.Argv), Cwd: cwd, Instance: d.ID(), Attempt: attempt, At: time.Now().UTC(), State: claimRunning}}
+		Profile: profile, Instance: d.ID(), Attempt: attempt, At: time.Now().UTC(), State: claimRunning}}
+	c.rec.Argv, c.rec.Cwd = d.onRecord(rr.Argv, cwd)
 	body, _ := json.Marshal(&c.rec)
 	msg := nats.NewMsg(c.subject)
 	msg.Data = body
