@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
@@ -132,6 +133,7 @@ type Service struct {
 	busy int           // handlers running
 	idle chan struct{} // closed when busy drops to 0 (made by Shutdown while it waits)
 	shut bool          // contexts cancelled: no handler starts any more
+	subs int           // subscriptions micro holds for this service on nc
 	done atomic.Uint64
 	errs sync.Map // code (int) → *atomic.Uint64
 }
@@ -149,6 +151,7 @@ func New(nc *nats.Conn, cfg Config) (*Service, error) {
 	}
 	s := &Service{nc: nc, cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxInflight)}
 	s.ctx, s.end = context.WithCancelCause(context.Background())
+	before := nc.NumSubscriptions()
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:         cfg.Name,
 		Version:      cfg.Version,
@@ -160,6 +163,7 @@ func New(nc *nats.Conn, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("register service %s: %w", cfg.Name, err)
 	}
 	s.svc, s.id = svc, svc.Info().ID
+	s.subs = nc.NumSubscriptions() - before
 	return s, nil
 }
 
@@ -169,23 +173,24 @@ func (s *Service) ID() string { return s.id }
 // Handle serves subject with h under the endpoint name, in the queue group:
 // one copy of the service answers each request.
 func (s *Service) Handle(name, subject string, h Handler) error {
-	return s.added(s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
+	return s.added(s.nc.NumSubscriptions(), s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
 		micro.WithEndpointSubject(subject)))
 }
 
 // HandleAll serves subject with h outside the queue group: every copy
 // answers, and the caller gathers the answers.
 func (s *Service) HandleAll(name, subject string, h Handler) error {
-	return s.added(s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
+	return s.added(s.nc.NumSubscriptions(), s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
 		micro.WithEndpointSubject(subject), micro.WithEndpointQueueGroupDisabled()))
 }
 
 // added makes sure the bus has the endpoint's subscription before the
 // daemon says it is ready: a request sent right after would find nobody.
-func (s *Service) added(err error) error {
+func (s *Service) added(before int, err error) error {
 	if err != nil {
 		return err
 	}
+	s.subs += s.nc.NumSubscriptions() - before
 	return s.nc.Flush()
 }
 
@@ -207,15 +212,43 @@ func (s *Service) Stop() error {
 // checks, sandboxd's runs within its drain) shuts down with the bound it
 // keeps.
 func (s *Service) Shutdown(ctx context.Context) error {
-	// micro drains the subscriptions: requests already delivered to this
-	// copy still start, and are waited for like the rest.
+	left := s.nc.NumSubscriptions() - s.subs
 	err := s.svc.Stop()
+	s.drained(ctx, left)
 	select {
 	case <-s.whenIdle(false):
 	case <-ctx.Done():
 	}
 	<-s.whenIdle(true)
 	return err
+}
+
+// drainWait bounds the wait for micro's subscriptions to drain, in case
+// another part of the daemon subscribes meanwhile and the count misleads.
+// A drain takes nats.go one flush and up to 100 ms.
+const drainWait = 2 * time.Second
+
+// drained waits until micro's subscriptions, draining, have handed over
+// every request the bus routed to this copy before it unsubscribed:
+// nats.go removes a draining subscription once the handler of its last
+// message has returned, so the connection is back to left subscriptions
+// then. Those requests are then served like the rest, neither refused as
+// stopping nor dropped when the daemon closes its connection.
+func (s *Service) drained(ctx context.Context, left int) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	bound := time.NewTimer(drainWait)
+	defer bound.Stop()
+	for s.nc.NumSubscriptions() > left && !s.nc.IsClosed() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-bound.C:
+			s.log.Warn("the service's subscriptions did not drain in time: requests still queued are answered 503", "service", s.cfg.Name, "waited", drainWait)
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // whenIdle is closed once no handler runs; shut first cancels every

@@ -3,6 +3,8 @@ package service_test
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,4 +123,55 @@ func within(t *testing.T, stopped <-chan error) error {
 		t.Fatal("the service did not stop: a handler still waits on its context")
 		return nil
 	}
+}
+
+// TestShutdownServesWhatWasRouted: requests the bus routed to this copy
+// before it unsubscribed — still queued in the subscription when Shutdown
+// begins — are served, not refused as stopping nor dropped; the rest find
+// no responder. None waits for its deadline.
+func TestShutdownServesWhatWasRouted(t *testing.T) {
+	var first sync.Once
+	serving := make(chan struct{})
+	s, svc := start(t, 0, func(ctx context.Context, r *service.Request) (any, error) {
+		first.Do(func() { close(serving) })
+		return echo{Profile: "served"}, nil
+	})
+	c := s.Client(t, home.RoleClient)
+	const n = 400
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var out echo
+			err := c.Call(ctx, wire.SubjectResolve, "", "", echo{}, &out)
+			if err == nil && out.Profile != "served" {
+				err = errors.New("answer " + out.Profile)
+			}
+			errs <- err
+		}()
+	}
+	<-serving // requests are arriving: some are queued, some not yet sent
+	if err := within(t, shutdown(svc)); err != nil {
+		t.Fatal(err)
+	}
+	served, none := 0, 0
+	for range n {
+		err := <-errs
+		switch {
+		case err == nil:
+			served++
+		case strings.Contains(err.Error(), "nothing answers"):
+			none++
+		default:
+			t.Errorf("a request neither served nor unrouted: %v", err)
+		}
+	}
+	t.Logf("%d served, %d found no responder", served, none)
+}
+
+func shutdown(svc *service.Service) <-chan error {
+	stopped := make(chan error, 1)
+	go func() { stopped <- svc.Shutdown(context.Background()) }()
+	return stopped
 }
