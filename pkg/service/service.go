@@ -121,21 +121,22 @@ func (r *Request) Decode(v any) error { return wire.Decode(r.Format, r.Data, v) 
 
 // Service is a running micro service.
 type Service struct {
-	ctx  context.Context // every handler's; cancelled by Stop or Shutdown's end
-	end  context.CancelCauseFunc
-	nc   *nats.Conn
-	svc  micro.Service
-	id   string // svc's, kept: micro builds a whole Info to tell it
-	cfg  Config
-	log  *slog.Logger
-	sem  chan struct{}
-	mu   sync.Mutex
-	busy int           // handlers running
-	idle chan struct{} // closed when busy drops to 0 (made by Shutdown while it waits)
-	shut bool          // contexts cancelled: no handler starts any more
-	subs int           // subscriptions micro holds for this service on nc
-	done atomic.Uint64
-	errs sync.Map // code (int) → *atomic.Uint64
+	ctx   context.Context // every handler's; cancelled by Stop or Shutdown's end
+	end   context.CancelCauseFunc
+	nc    *nats.Conn
+	svc   micro.Service
+	id    string // svc's, kept: micro builds a whole Info to tell it
+	cfg   Config
+	log   *slog.Logger
+	sem   chan struct{}
+	mu    sync.Mutex
+	busy  int           // handlers running
+	idle  chan struct{} // closed when busy drops to 0 (made by Shutdown while it waits)
+	shut  bool          // contexts cancelled: no handler starts any more
+	subs  int           // subscriptions micro holds for this service on nc
+	unsub sync.Once     // the first Shutdown unsubscribes and waits for the drain
+	done  atomic.Uint64
+	errs  sync.Map // code (int) → *atomic.Uint64
 }
 
 // New registers the service on nc. Set nc's handlers before calling it: micro
@@ -212,9 +213,12 @@ func (s *Service) Stop() error {
 // checks, sandboxd's runs within its drain) shuts down with the bound it
 // keeps.
 func (s *Service) Shutdown(ctx context.Context) error {
-	left := s.nc.NumSubscriptions() - s.subs
-	err := s.svc.Stop()
-	s.drained(ctx, left)
+	var err error
+	s.unsub.Do(func() {
+		left := s.nc.NumSubscriptions() - s.subs
+		err = s.svc.Stop()
+		s.drained(ctx, left)
+	})
 	select {
 	case <-s.whenIdle(false):
 	case <-ctx.Done():

@@ -3,12 +3,14 @@ package service_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/moatsec/moat/pkg/bus/bustest"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/service"
 	"github.com/moatsec/moat/pkg/wire"
@@ -174,4 +176,28 @@ func shutdown(svc *service.Service) <-chan error {
 	stopped := make(chan error, 1)
 	go func() { stopped <- svc.Shutdown(context.Background()) }()
 	return stopped
+}
+
+// TestShutdownTwice: a second stop finds nothing to drain (a daemon's Stop
+// and a test's cleanup may both call it): it neither waits for the drain
+// bound nor says the subscriptions did not drain.
+func TestShutdownTwice(t *testing.T) {
+	s := bustest.Start(t)
+	var log testbin.Output
+	svc, err := service.New(s.Conn(t, home.RoleProfiled), service.Config{Name: "profiled", Version: "0.0.1",
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Handle("resolve", wire.SubjectResolve, func(ctx context.Context, r *service.Request) (any, error) { return echo{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := within(t, shutdown(svc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Contains(log.String(), "did not drain") {
+		t.Fatalf("a second Shutdown waited for a drain:\n%s", log.String())
+	}
 }
