@@ -13,7 +13,9 @@ import (
 	"strings"
 
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 )
 
 // Topology says where a busd sits. The zero value is one server alone, as
@@ -154,7 +156,7 @@ func (t Topology) hub(opts *server.Options, h home.Home) error {
 		return err
 	}
 	for _, k := range keys {
-		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: k, Permissions: LeafPermissions(),
+		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: k, Permissions: LeafPermissions(k),
 			AllowedConnectionTypes: map[string]struct{}{"LEAFNODE": {}}})
 	}
 	return nil
@@ -170,6 +172,16 @@ func (t Topology) leaf(opts *server.Options, h home.Home) error {
 	if err != nil {
 		return fmt.Errorf("read this worker's leaf key: %w; make one with `busd leaf-key` and copy its .pub to the hub's MOAT_HOME/leaves/", err)
 	}
+	kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(seed))))
+	if err != nil {
+		return fmt.Errorf("leaf key %s: %w; make one with `busd leaf-key`", file, err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return fmt.Errorf("leaf key %s: %w", file, err)
+	}
+	// The cluster name tells this host's clients its inbox tag (wire.LeafCluster).
+	opts.Cluster.Name = wire.LeafCluster(pub)
 	remote := &server.RemoteLeafOpts{Nkey: strings.TrimSpace(string(seed)), DenyImports: LeafLocal, DenyExports: LeafLocal}
 	for _, u := range t.Hub {
 		u = strings.TrimPrefix(u, "nats-leaf://")

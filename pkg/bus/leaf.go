@@ -12,35 +12,61 @@ import (
 	"github.com/nats-io/nkeys"
 )
 
-// LeafPermissions bound what a worker host's leaf connection may do on the
-// hub, seen from the worker (nats-server reverses them on the hub's side).
-// A worker runs sandboxd (and profiled, its workspaces being local); its
-// agents use the client and approver keys. So a worker may send sandboxd's
-// and profiled's audit events, policy checks, run claims, audit queries and
-// replies, and receive replies and service pings, nothing else: a worker
-// host taken over cannot forge policyd's or auditd's events, answer
-// approvals, answer central policy checks, or read the audit stream.
+// LeafPermissions bound what the worker host whose leaf key is pub may do on
+// the hub, seen from the worker (nats-server reverses them on the hub's
+// side). A worker runs sandboxd (and profiled, its workspaces being local);
+// its agents use the client and approver keys. So a worker may send
+// sandboxd's and profiled's audit events, policy checks, run claims, audit
+// queries and service pings, and receive service pings and the replies to
+// its own components, nothing else: a worker host taken over cannot forge
+// policyd's or auditd's events, answer approvals, answer central policy
+// checks, or read the audit stream.
+//
+// Replies are its own only. Its components' inboxes carry its tag, the
+// leaf key (wire.LeafInbox; pkg/client adds it on a worker), and the hub
+// sends it replies under those inboxes alone. It may write only into open
+// inboxes (wire.OpenInbox: where service discovery and moat status gather
+// answers from every server), never into the inbox of a request: so it
+// neither reads nor forges the answers meant for a caller on the hub or on
+// another worker (a decision, a run's output, an audit page).
 //
 // The worker's own busd still holds every local key to the usual
 // [Permissions]; these bound the worker as a whole.
-func LeafPermissions() *server.Permissions {
-	inboxes := []string{"_INBOX.>"}
-	for _, role := range []string{home.RoleSandboxd, home.RoleProfiled, home.RoleClient, home.RoleApprover, home.RoleBenchd} {
-		inboxes = append(inboxes, InboxPrefix(role)+".>")
+func LeafPermissions(pub string) *server.Permissions {
+	var inboxes []string
+	for _, role := range []string{home.RoleSandboxd, home.RoleProfiled, home.RoleAdmin} {
+		inboxes = append(inboxes, wire.LeafInbox(InboxPrefix(role), pub)+".>")
+	}
+	for _, role := range wire.CallerRoles {
+		inboxes = append(inboxes, wire.LeafInbox(wire.CallerInbox(role, "*"), pub)+".>")
+	}
+	var open []string
+	for _, prefix := range append([]string{"_INBOX"}, inboxPrefixes()...) {
+		for _, depth := range []string{".", ".*.", ".*.*."} {
+			open = append(open, prefix+depth+wire.OpenInboxToken+".>")
+		}
 	}
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{
-			Allow: concat(inboxes, []string{
+			Allow: concat(discovery, open, []string{
 				wire.AuditSubject(home.RoleSandboxd, ">"), wire.AuditSubject(home.RoleProfiled, ">"),
 				wire.SubjectCheck, wire.SubjectCheckResolved, wire.SubjectRunClaim + ".*", wire.SubjectRunLive + ".*", wire.SubjectApprovals,
 				wire.SubjectAuditQuery, wire.SubjectAuditVerify, wire.SubjectAuditStats,
-				"$SRV.>", wire.SubjectBusServers, InboxPrefix(home.RoleAdmin) + ".>",
 			}),
 		},
 		Subscribe: &server.SubjectPermission{
-			Allow: concat(inboxes, []string{"$SRV.>", wire.SubjectBusServers, wire.SubjectAuditCkpt}),
+			Allow: concat(inboxes, discovery, []string{wire.SubjectAuditCkpt}),
 		},
 	}
+}
+
+// inboxPrefixes are every role's inbox prefix.
+func inboxPrefixes() []string {
+	var out []string
+	for _, role := range home.Roles {
+		out = append(out, InboxPrefix(role))
+	}
+	return out
 }
 
 // localConnections are the connection types a component's key may use: it

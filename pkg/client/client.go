@@ -106,6 +106,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	for {
 		nc, err := nats.Connect(o.URL, opts...)
 		if err == nil {
+			onLeaf(nc)
 			timeout := o.Timeout
 			if timeout == 0 {
 				timeout = DefaultTimeout

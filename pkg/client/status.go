@@ -67,9 +67,10 @@ func (c *Client) BusServers(ctx context.Context, wait time.Duration) ([]wire.Bus
 }
 
 // gather sends an empty request on subject and hands each answer that
-// comes within wait to add.
+// comes within wait to add, in an open inbox: worker hosts' servers and
+// services may answer there (wire.OpenInbox).
 func (c *Client) gather(ctx context.Context, subject string, wait time.Duration, add func([]byte)) error {
-	inbox := c.nc.NewInbox()
+	inbox := wire.OpenInbox(c.nc.NewInbox())
 	ch := make(chan *nats.Msg, 256)
 	sub, err := c.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
