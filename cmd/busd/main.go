@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&t.Monitor, "monitor", "", "HOST:PORT of the NATS monitoring endpoint (/varz /routez /leafz /jsz); default off")
 	drain := fs.Duration("drain", bus.DefaultDrain, "on SIGTERM, how long to wait for moat's daemons to finish, record and answer what they are doing before the bus stops")
 	fs.StringVar(&t.StoreDir, "store", "", "JetStream store directory (default MOAT_HOME/bus, or MOAT_HOME/bus/<name> in a cluster)")
+	fs.BoolVar(&t.LeaveCluster, "leave-cluster", false, "run alone on a store a cluster left (its streams lowered to one replica, from this copy); without it busd alone refuses such a store")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

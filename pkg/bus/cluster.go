@@ -43,6 +43,9 @@ type Topology struct {
 	LeafKey     string   // leaf only: this host's nkey seed; default MOAT_HOME/creds/leaf.nk
 	Monitor     string   // host:port of the NATS monitoring endpoint (/varz, /routez, /jsz); empty: off
 	StoreDir    string   // JetStream store; default MOAT_HOME/bus, or MOAT_HOME/bus/<name> in a cluster
+	// LeaveCluster lets a server alone run on a store a cluster left, its
+	// streams lowered to one replica (shrink.go); without it busd refuses.
+	LeaveCluster bool
 }
 
 // RouteUser is the user name routes authenticate with; the password is the

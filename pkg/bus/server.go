@@ -85,6 +85,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Topology.apply(opts, cfg.Home); err != nil {
 		return nil, err
 	}
+	if err := checkAloneStore(opts.StoreDir, cfg.Topology, cfg.Logger); err != nil {
+		return nil, err
+	}
 	useKeyAuth(opts, keys) // auth.go: the keys above, and a private inbox per caller connection
 	ns, err := server.NewServer(opts)
 	if err != nil {
