@@ -54,3 +54,25 @@ func TestLimitRefusal(t *testing.T) {
 		}
 	}
 }
+
+func TestSeccompAndFSRefusal(t *testing.T) {
+	if SeccompRefusal("offline", nil) != nil || FSRefusal("offline", nil) != nil {
+		t.Fatal("a refusal with nothing refused")
+	}
+	s := SeccompRefusal("offline", []SyscallDenial{{Syscall: "socket", Detail: "AF_INET", Count: 2, Process: "curl", Reason: "no network: the profile's net is none"},
+		{Syscall: "ptrace", Count: 1, Reason: "no tracing or reading other processes"}})
+	if s.Layer != LayerSeccomp || s.Kind != RefusedSyscall || s.Target != "socket" || s.Source != "profile offline" || len(s.Syscalls) != 2 ||
+		!strings.Contains(s.Message, "socket(AF_INET) ×2 by curl") || !strings.Contains(s.Message, "1 other kinds") || !strings.Contains(s.Message, "a profile with network") {
+		t.Fatalf("%+v", s)
+	}
+	if got := s.Syscalls[1].Line(s.Source); got != "seccomp refused ptrace ×1 (profile offline: no tracing or reading other processes)" {
+		t.Fatalf("line %q", got)
+	}
+	f := FSRefusal("workspace-write", []PathDenial{{Path: "/etc/motd", Access: "write", Error: "EROFS", Rule: "write", Reason: "not under its writable roots"}})
+	if f.Layer != LayerFS || f.Kind != RefusedPath || f.Rule != "write" || f.Target != "/etc/motd" || !strings.Contains(f.Message, "writing /etc/motd (EROFS)") {
+		t.Fatalf("%+v", f)
+	}
+	if got := f.Paths[0].Line(f.Source); got != "filesystem refused write to /etc/motd (profile workspace-write: not under its writable roots)" {
+		t.Fatalf("line %q", got)
+	}
+}
