@@ -291,6 +291,7 @@ func (d *Daemon) evaluate(ctx context.Context, in *policy.Input) wire.Decision {
 	d.evals.Add(1)
 	go func() {
 		defer d.evals.Done()
+		service.GrowStack() // parsing and walking a script is deep
 		dec, err := d.cfg.Engine.Decide(in)
 		if !state.CompareAndSwap(running, done) {
 			d.overdue.Add(-1)

@@ -326,6 +326,7 @@ func (s *Service) dispatch(r micro.Request, h Handler) {
 		return
 	}
 	go func() {
+		GrowStack() // a handler's work is deep: one growth instead of several
 		defer s.finish()
 		defer req.Detach()
 		v, err := s.run(h, req)
