@@ -23,6 +23,7 @@ import (
 type Sanitizer struct {
 	key   []byte
 	homes []string // longest first
+	clean textCache
 }
 
 // NewSanitizer keys user tokens with key; homes are replaced by ~.
@@ -153,8 +154,22 @@ func (s *Sanitizer) value(key string, v any) any {
 }
 
 // Text sanitizes one string: homes, then every secret rule whose keyword
-// appears (the keyword check keeps clean text cheap).
+// appears (the keyword check keeps clean text cheap). Short texts that no
+// rule touches are remembered (see textCache): the same reasons, rule ids,
+// workspaces and commands come again and again.
 func (s *Sanitizer) Text(t string) string {
+	if out, ok := s.clean.get(t); ok {
+		return out
+	}
+	out, hit := s.text(t)
+	if !hit {
+		s.clean.put(t, out)
+	}
+	return out
+}
+
+// text is Text without the cache; hit reports whether a secret rule fired.
+func (s *Sanitizer) text(t string) (out string, hit bool) {
 	for _, h := range s.homes {
 		if strings.Contains(t, h) {
 			t = replaceHome(t, h)
@@ -164,10 +179,46 @@ func (s *Sanitizer) Text(t string) string {
 	for _, r := range rules() {
 		if r.hit(t, &lower) {
 			t = r.re.ReplaceAllString(t, r.repl)
-			lower = ""
+			lower, hit = "", true
 		}
 	}
-	return t
+	return t, hit
+}
+
+// textCache remembers texts no secret rule touched, with what Text made
+// of them (homes replaced). It holds no secret the rules know, is bounded
+// (cacheTexts texts of at most cacheTextBytes, with their results: 2 MiB),
+// and starts over when full. Safe for concurrent use.
+type textCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+const (
+	cacheTexts     = 4096
+	cacheTextBytes = 256
+)
+
+func (c *textCache) get(t string) (string, bool) {
+	if len(t) > cacheTextBytes {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out, ok := c.m[t]
+	return out, ok
+}
+
+func (c *textCache) put(t, out string) {
+	if len(t) > cacheTextBytes {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= cacheTexts {
+		c.m = make(map[string]string, 64)
+	}
+	c.m[t] = out
 }
 
 // replaceHome replaces h where it is a whole path prefix (/home/al, not /home/alice).

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -79,6 +80,45 @@ func TestHomesAndUsers(t *testing.T) {
 	env := ev.Detail["env"].(map[string]any)
 	if env["API_KEY"] != "[REDACTED:assignment]" || env["PATH"] != "~/bin" || ev.Detail["password"] != "[REDACTED:assignment]" {
 		t.Fatalf("detail %+v", ev.Detail)
+	}
+}
+
+// TestTextCache: a text no rule touches is remembered and comes back the
+// same; a text with a secret, or a long one, is never kept; the cache is
+// bounded.
+func TestTextCache(t *testing.T) {
+	s := NewSanitizer([]byte("0123456789abcdef0123456789abcdef"), "/home/al")
+	cases := []struct{ in, want string }{
+		{"/home/al/proj", "~/proj"},
+		{"no rule names cat; it runs confined", "no rule names cat; it runs confined"},
+		{"password=hunter2", "password=[REDACTED:assignment]"},
+		{"curl -H 'Authorization: Bearer abcdefghijklmnop'", "curl -H 'Authorization: Bearer [REDACTED:bearer]'"},
+	}
+	for round := range 2 {
+		for _, c := range cases {
+			if got := s.Text(c.in); got != c.want {
+				t.Fatalf("round %d: Text(%q) = %q, want %q", round, c.in, got, c.want)
+			}
+		}
+	}
+	if _, ok := s.clean.m["/home/al/proj"]; !ok {
+		t.Fatal("a clean text was not remembered")
+	}
+	for _, secret := range []string{"password=hunter2", cases[3].in} {
+		if _, ok := s.clean.m[secret]; ok {
+			t.Fatalf("a text with a secret is kept: %q", secret)
+		}
+	}
+	long := strings.Repeat("x", cacheTextBytes+1)
+	s.Text(long)
+	if _, ok := s.clean.m[long]; ok {
+		t.Fatal("a long text is kept")
+	}
+	for i := range 2 * cacheTexts {
+		s.Text(strconv.Itoa(i))
+		if n := len(s.clean.m); n > cacheTexts {
+			t.Fatalf("the cache holds %d texts, over %d", n, cacheTexts)
+		}
 	}
 }
 
