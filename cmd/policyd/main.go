@@ -68,5 +68,6 @@ func main() {
 			e.Go(watcher.Run)
 			return d, nil
 		},
+		Reload: func(*daemon.Env) { watcher.Reload() },
 	})
 }

@@ -5,18 +5,18 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/moatsec/moat/pkg/policy"
 )
 
 // RulesWatcher keeps an engine's rules in step with the files: it reloads
-// on SIGHUP and when a file changes (checked every PollInterval; a change is
+// when asked (Reload, which policyd's SIGHUP calls) and when a file changes
+// (checked every PollInterval; a change is
 // taken once it has held still for one interval, so a file caught half
 // written is not loaded). A broken file keeps the rules in force, logs why
 // and makes every decision say so (file.not-reloaded) until a load succeeds;
@@ -28,6 +28,22 @@ type RulesWatcher struct {
 	Logger       *slog.Logger
 	last         string // fingerprint of the files last loaded (or tried)
 	changed      string // a new fingerprint seen once, waiting to hold still
+	kicksOnce    sync.Once
+	kicks        chan struct{} // Reload's requests, one kept while Run is busy
+}
+
+// Reload has Run reload the rules now, as SIGHUP does; it does not wait.
+// Safe from any goroutine, also before Run starts.
+func (w *RulesWatcher) Reload() {
+	select {
+	case w.kick() <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+func (w *RulesWatcher) kick() chan struct{} {
+	w.kicksOnce.Do(func() { w.kicks = make(chan struct{}, 1) })
+	return w.kicks
 }
 
 // Load loads the rules now; an error leaves the engine unchanged.
@@ -48,9 +64,7 @@ func (w *RulesWatcher) Load() error {
 
 // Run watches until ctx ends.
 func (w *RulesWatcher) Run(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	kicks := w.kick()
 	interval := w.PollInterval
 	if interval <= 0 {
 		interval = time.Second
@@ -61,8 +75,8 @@ func (w *RulesWatcher) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-hup:
-			w.reload("SIGHUP")
+		case <-kicks:
+			w.reload("asked (SIGHUP)")
 		case <-tick.C:
 			fp := fingerprint(w.Paths)
 			switch {
