@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
+	"github.com/moatsec/moat/pkg/truncate"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,6 +25,9 @@ const (
 	claimRunning = "running" // its holder is running it (or waiting for a slot)
 	claimClosing = "closing" // its holder was lost; the new holder is recording run.failed
 	claimDone    = "done"    // its end is on record
+	// claimReleased: nothing ran (its slot wait ended, its decision could
+	// not be recorded): the request id may be claimed again.
+	claimReleased = "released"
 )
 
 // claimRecord is a claim's body in MOAT_RUNS (JSON). A claim written before
@@ -118,10 +122,11 @@ func (d *Daemon) claimAt(ctx context.Context, rr *wire.RunRequest, profile, cwd,
 	msg := nats.NewMsg(c.subject)
 	msg.Data = body
 	msg.Header.Set(wire.HeaderRequestID, requestID)
+	var expect uint64 // the subject is empty, or holds a released claim at expect
 	for {
 		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
 		ack, err := d.js.PublishMsg(actx, msg, jetstream.WithMsgID(key+"-"+attempt),
-			jetstream.WithExpectStream(wire.RunsStream), jetstream.WithExpectLastSequencePerSubject(0))
+			jetstream.WithExpectStream(wire.RunsStream), jetstream.WithExpectLastSequencePerSubject(expect))
 		acancel()
 		var apiErr *jetstream.APIError
 		switch {
@@ -132,13 +137,25 @@ func (d *Daemon) claimAt(ctx context.Context, rr *wire.RunRequest, profile, cwd,
 		case wrongSeq(err):
 			// nats-server checks the expected sequence before de-duplicating
 			// by Nats-Msg-Id: a resend of our own stored claim lands here.
-			if seq, ours, lerr := ownClaim(ctx, d.js, c.subject, attempt); lerr == nil && ours {
+			seq, there, lerr := lastClaim(ctx, d.js, c.subject)
+			switch {
+			case lerr == nil && there.Attempt == attempt:
 				c.seq = seq
 				d.held.Add(1)
 				return c, nil
+			case lerr == nil && there.State == claimReleased && seq != expect:
+				expect = seq // nothing ran under it: claim it in its place
+				continue
 			}
-			return nil, wire.Errorf(wire.CodeConflict, "request %s was already run (a request id runs once): not run again; "+
-				"its record is in the audit (moat audit query --request %s); send a new request id to run it again", requestID, requestID)
+			how := ""
+			switch {
+			case lerr == nil && there.State == claimDone && there.Outcome != "":
+				how = " (" + truncate.String(there.Outcome, 300) + ")"
+			case lerr == nil && there.State == claimRunning:
+				how = " (it is running, on sandboxd " + there.Instance + ")"
+			}
+			return nil, wire.Errorf(wire.CodeConflict, "request %s was already run%s (a request id runs once): not run again; "+
+				"its record is in the audit (moat audit query --request %s); send a new request id to run it again", requestID, how, requestID)
 		case errors.As(err, &apiErr):
 			return nil, wire.Errorf(wire.CodeUnavailable, "cannot claim request %s in %s (%v): nothing ran", requestID, wire.RunsStream, err)
 		}
@@ -158,29 +175,34 @@ func wrongSeq(err error) bool {
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// ownClaim reports whether the claim stored on subject is the one of
-// attempt, and its sequence.
-func ownClaim(ctx context.Context, js jetstream.JetStream, subject, attempt string) (uint64, bool, error) {
+// lastClaim is the claim stored on subject, and its sequence.
+func lastClaim(ctx context.Context, js jetstream.JetStream, subject string) (uint64, *claimRecord, error) {
 	st, err := js.Stream(ctx, wire.RunsStream)
 	if err != nil {
-		return 0, false, err
+		return 0, nil, err
 	}
 	m, err := st.GetLastMsgForSubject(ctx, subject)
 	if err != nil {
-		return 0, false, err
+		return 0, nil, err
 	}
 	var c claimRecord
 	if err := json.Unmarshal(m.Data, &c); err != nil {
-		return 0, false, err
+		return 0, nil, err
 	}
-	return m.Sequence, c.Attempt == attempt, nil
+	return m.Sequence, &c, nil
 }
 
 // done marks the claim done, saying how the run ended, once that end is on
 // record. If another sandboxd took the claim over meanwhile (this one was
 // thought lost, and the run has a run.failed too), it says so in the log.
-func (c *claim) done(outcome string) {
-	c.rec.State, c.rec.Outcome = claimDone, outcome
+func (c *claim) done(outcome string) { c.mark(claimDone, outcome) }
+
+// release marks the claim released: nothing ran, so the caller may send the
+// same request id again (the 408 or 503 it gets says to retry).
+func (c *claim) release(why string) { c.mark(claimReleased, "not run: "+why) }
+
+func (c *claim) mark(state, outcome string) {
+	c.rec.State, c.rec.Outcome = state, outcome
 	ctx, cancel := context.WithTimeout(context.Background(), ClaimWait)
 	defer cancel()
 	if _, err := c.d.update(ctx, c.subject, c.seq, &c.rec); err != nil {

@@ -2,6 +2,7 @@ package sandboxd
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -125,4 +126,34 @@ func BenchmarkClaim(b *testing.B) {
 			c.done("exit 0")
 		}
 	})
+}
+
+// A released claim (nothing ran: the slot wait ended, the decision was not
+// recorded) lets the same request id be claimed again; a done one answers
+// 409 saying how the run ended.
+func TestClaimReleasedClaimedAgain(t *testing.T) {
+	s := bustest.Start(t)
+	d, err := Start(s.Conn(t, home.RoleSandboxd), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	ctx := context.Background()
+	rr := &wire.RunRequest{RequestID: "req-again"}
+	c, err := d.claimAttempt(ctx, rr, "", "attempt-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.release("the caller's deadline passed")
+	if c, err = d.claimAttempt(ctx, rr, "", "attempt-2"); err != nil {
+		t.Fatalf("after a release: %v, want the id claimed again", err)
+	}
+	c.done("exit 7")
+	_, err = d.claimAttempt(ctx, rr, "", "attempt-3")
+	if wire.CodeOf(err) != wire.CodeConflict || !strings.Contains(err.Error(), "exit 7") {
+		t.Fatalf("after it ran: %v, want 409 saying exit 7", err)
+	}
+	if n := d.held.Load(); n != 0 {
+		t.Errorf("%d claims held after release and done, want 0", n)
+	}
 }

@@ -201,7 +201,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		Detail: map[string]any{"workspace": prof.Workspace, "decided_by": dec.DecidedBy}}
 	if err := d.audit.Publish(context.WithoutCancel(ctx), ev); err != nil {
 		if cl != nil {
-			cl.done("not run: the decision could not be recorded")
+			cl.release("the decision could not be recorded")
 		}
 		return nil, wire.Errorf(wire.CodeUnavailable, "the decision could not be recorded (%v): nothing runs without a durable record", err)
 	}
@@ -210,8 +210,11 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	}
 	queued := time.Now()
 	if err := d.waitSlot(ctx, slot, rr.SessionID, deadline); err != nil {
-		d.end(cl, &wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
-			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}}, "run.failed: "+err.Error())
+		// Nothing ran: once that is on record, the id may be sent again.
+		if d.record(&wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}}) == nil {
+			cl.release(err.Error())
+		}
 		return nil, err
 	}
 	// A cancel from here on still ends with a run.exit (cancelled): the
