@@ -39,8 +39,9 @@ type netStack struct {
 	srv   map[string]*egresstest.Server
 }
 
-// startNetStack starts it with the given profiles.toml and rules file.
-func startNetStack(t *testing.T, profiles, rules string) *netStack {
+// startNetStack starts it with the given profiles.toml and rules file;
+// approvalTimeout, when given, is policyd's (default 60 s).
+func startNetStack(t *testing.T, profiles, rules string, approvalTimeout ...time.Duration) *netStack {
 	t.Helper()
 	egresstest.Tool(t, "curl")
 	s := bustest.Start(t)
@@ -72,7 +73,11 @@ func startNetStack(t *testing.T, profiles, rules string) *netStack {
 	eng := policy.New(policy.Options{})
 	n.watch = &policyd.RulesWatcher{Engine: eng, Paths: []string{n.rules}, Logger: quiet}
 	n.setRules(t, rules)
-	pol, err := policyd.Start(s.Conn(t, home.RolePolicyd), policyd.Config{Engine: eng, Logger: quiet, ApprovalTimeout: 60 * time.Second})
+	timeout := 60 * time.Second
+	if len(approvalTimeout) > 0 {
+		timeout = approvalTimeout[0]
+	}
+	pol, err := policyd.Start(s.Conn(t, home.RolePolicyd), policyd.Config{Engine: eng, Logger: quiet, ApprovalTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

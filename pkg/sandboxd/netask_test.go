@@ -173,3 +173,23 @@ func (n *netStack) onRecord(t *testing.T, requestID, approvalID string) {
 		t.Errorf("net.conn %+v", ev)
 	}
 }
+
+// TestNetAskTimesOut: an ask nobody answers ends, at policyd's approval
+// timeout, in the ordinary denial; the server saw nothing. A rules file's
+// prompt is asked even for a host the profile allows.
+func TestNetAskTimesOut(t *testing.T) {
+	n := startNetStack(t, askProfile, `network_rule(host = "allowed.test", protocol = "http", decision = "prompt")`+"\n", time.Second)
+	c := n.Client(t, home.RoleClient)
+	res := n.run(t, c, &wire.RunRequest{Profile: "web", SessionID: "s1"},
+		`A=asked.test P=allowed.test; curl -sS -o /dev/null -w '%{http_code} ' "http://$A/"; curl -sS -o /dev/null -w '%{http_code}' "http://$P/"`)
+	if string(res.Stdout) != "403 403" || n.srv["asked.test"].Conns.Load()+n.srv["allowed.test"].Conns.Load() != 0 {
+		t.Fatalf("stdout %q, stderr %q", res.Stdout, res.Stderr)
+	}
+	if len(res.NetDenied) != 2 || res.NetDenied[0].Rule != "net.prompt" || res.NetDenied[1].Rule != "net.not-allowed" ||
+		!strings.Contains(res.NetDenied[1].Reason, "nobody answered") {
+		t.Fatalf("net_denied %+v", res.NetDenied)
+	}
+	if !strings.Contains(string(res.Stderr), "moat: network access to allowed.test:80 needs a person's approval (net.prompt)") {
+		t.Fatalf("stderr %q", res.Stderr)
+	}
+}
