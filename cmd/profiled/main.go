@@ -33,7 +33,7 @@ func main() {
 		},
 		Start: func(_ context.Context, e *daemon.Env) (daemon.Daemon, error) {
 			e.Ready("profiles", profiles, "allow_trusted", allowTrusted)
-			return profiled.Start(e.Conn(), r, e.Log, e.Sanitizer)
+			return profiled.Start(e.Conn(), profiled.Config{Resolver: r, Logger: e.Log, Sanitizer: e.Sanitizer})
 		},
 		Reload: func(e *daemon.Env) {
 			if err := r.Reload(); err != nil {

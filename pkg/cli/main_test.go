@@ -133,7 +133,7 @@ func startPolicy(t *testing.T, s *bustest.Stack) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pd, err := profiled.Start(s.Conn(t, home.RoleProfiled), r, quiet, san)
+	pd, err := profiled.Start(s.Conn(t, home.RoleProfiled), profiled.Config{Resolver: r, Logger: quiet, Sanitizer: san})
 	if err != nil {
 		t.Fatal(err)
 	}

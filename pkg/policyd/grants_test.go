@@ -376,7 +376,7 @@ func startProfiled(t *testing.T, b *bustest.Stack) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pd, err := profiled.Start(b.Conn(t, home.RoleProfiled), r, quiet, nil)
+	pd, err := profiled.Start(b.Conn(t, home.RoleProfiled), profiled.Config{Resolver: r, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

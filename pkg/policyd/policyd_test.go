@@ -38,7 +38,7 @@ func start(t testing.TB, cfg policyd.Config) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pd, err := profiled.Start(s.Conn(t, home.RoleProfiled), r, quiet, nil)
+	pd, err := profiled.Start(s.Conn(t, home.RoleProfiled), profiled.Config{Resolver: r, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

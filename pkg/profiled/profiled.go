@@ -25,10 +25,20 @@ type Daemon struct {
 	log      *slog.Logger
 }
 
+// Config is what profiled serves with.
+type Config struct {
+	Resolver  *profile.Resolver
+	Sanitizer *audit.Sanitizer // when set, sanitizes every event before it leaves the process
+	Logger    *slog.Logger     // default slog.Default()
+}
+
 // Start registers the service on nc.
-// san, when set, sanitizes every event before it leaves the process.
-func Start(nc *nats.Conn, r *profile.Resolver, log *slog.Logger, san *audit.Sanitizer) (*Daemon, error) {
-	d := &Daemon{resolver: r, log: log}
+func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	d := &Daemon{resolver: cfg.Resolver, log: log}
 	svc, err := service.New(nc, service.Config{
 		Name: wire.ServiceProfiled, Version: Version, Logger: log,
 		Description: "resolves a profile name and workspace into a concrete policy",
@@ -41,7 +51,7 @@ func Start(nc *nats.Conn, r *profile.Resolver, log *slog.Logger, san *audit.Sani
 		svc.Stop()
 		return nil, err
 	}
-	d.audit.SetSanitizer(san)
+	d.audit.SetSanitizer(cfg.Sanitizer)
 	if err := svc.Handle("resolve", wire.SubjectResolve, d.resolve); err != nil {
 		svc.Stop()
 		return nil, err

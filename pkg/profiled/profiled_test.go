@@ -26,7 +26,7 @@ func start(t testing.TB) (*bustest.Stack, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := profiled.Start(s.Conn(t, home.RoleProfiled), r, slog.New(slog.DiscardHandler), nil)
+	d, err := profiled.Start(s.Conn(t, home.RoleProfiled), profiled.Config{Resolver: r, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

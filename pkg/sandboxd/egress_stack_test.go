@@ -65,7 +65,7 @@ func startNetStack(t *testing.T, profiles, rules string, approvalTimeout ...time
 	if err != nil {
 		t.Fatal(err)
 	}
-	pd, err := profiled.Start(s.Conn(t, home.RoleProfiled), r, quiet, nil)
+	pd, err := profiled.Start(s.Conn(t, home.RoleProfiled), profiled.Config{Resolver: r, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

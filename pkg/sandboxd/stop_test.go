@@ -43,7 +43,7 @@ func startRunStack(t *testing.T, drain time.Duration) *runStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pd, err := profiled.Start(s.Conn(t, home.RoleProfiled), r, quiet, nil)
+	pd, err := profiled.Start(s.Conn(t, home.RoleProfiled), profiled.Config{Resolver: r, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
