@@ -51,6 +51,11 @@ func main() {
 			if grantRules == "" {
 				grantRules = filepath.Join(e.Home.Dir, "grants.rules")
 			}
+			if moved, err := policyd.RetireLegacyGrantRules(e.Home.RulesDir(), filepath.Join(e.Home.Dir, "grants.rules.legacy")); err != nil {
+				return err
+			} else if moved != "" {
+				e.Log.Warn("moved the rule grants an older policyd kept among the loaded rules (each allowed its command everywhere) out of them; the grants stay in MOAT_GRANTS, each as scoped", "to", moved)
+			}
 			engine = policy.New(policy.Options{Unknown: unknown})
 			watcher = &policyd.RulesWatcher{Engine: engine, Paths: append([]string{e.Home.RulesDir()}, rules...), Logger: e.Log}
 			if watcher.Loads(grantRules) {
