@@ -11,10 +11,14 @@
 //
 // A connection is allowed when, in this order:
 //
-//  1. no net_deny entry names the host (or address) and port;
+//  1. no net_deny entry names the host (or address) and port, nor a rules
+//     file's deny ([Policy.Add]); no rules file's prompt names the host;
 //  2. a net_allow entry does ([Rule]: host, *.domain, host:port, IP:port,
-//     CIDR:port; a bare host means ports 443 and 80), or the profile has
-//     full network; an empty allow list admits nothing;
+//     CIDR:port; a bare host means ports 443 and 80), or a rules file's
+//     allow, or the profile has full network; an empty allow list admits
+//     nothing. A refusal at this step for want of an entry (or a prompt)
+//     may be put to a person ([Config.Ask], ask.go) while the connection
+//     waits; a deny entry's never;
 //  3. the name resolves, and of its addresses only those pass that are
 //     public ([Classify]) or lie in an allow range no wider than their
 //     class (10.0.0.0/8:5432 reaches 10.1.2.3:5432; 0.0.0.0/0:443 never
