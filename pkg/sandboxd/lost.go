@@ -83,8 +83,11 @@ type liveness struct {
 	since time.Time // since when beats were stored without a failure
 
 	// owned by the loop goroutine
-	gone    map[string]bool // instances stopped or swept: not read again
-	closing []*claim        // claims taken over whose run.failed is not yet on record
+	// gone: instances stopped or swept, and when they were last read;
+	// read again after goneRecheck LostAfters, in case one judged lost
+	// came back.
+	gone    map[string]time.Time
+	closing []*claim // claims taken over whose run.failed is not yet on record
 
 	passes atomic.Int64 // sweeps done (tests)
 	cancel context.CancelFunc
@@ -95,7 +98,7 @@ func newLiveness(d *Daemon) *liveness {
 	host, _ := os.Hostname()
 	return &liveness{d: d, subject: wire.SubjectRunLive + "." + d.ID(), beat: d.cfg.Beat, lostAfter: d.cfg.LostAfter,
 		rec:  liveRecord{Instance: d.ID(), Host: host, PID: os.Getpid(), Started: time.Now().UTC(), State: liveUp},
-		gone: map[string]bool{}}
+		gone: map[string]time.Time{}}
 }
 
 // start begins the loop: beat every Beat, and sweep.
@@ -182,6 +185,11 @@ func (l *liveness) tick(ctx context.Context) {
 	l.passes.Add(1)
 }
 
+// goneRecheck, in LostAfters, is how often a stopped or swept instance's
+// record is read again (a minute by default): one judged lost that was only
+// cut off writes "live" again when it is back, and must be watched again.
+const goneRecheck = 3
+
 // candidate is another sandboxd's liveness record and when it was stored.
 type candidate struct {
 	rec liveRecord
@@ -209,11 +217,11 @@ func (l *liveness) sweep(ctx context.Context) error {
 	}
 	var now time.Time
 	var cands []candidate
-	gone := map[string]bool{}
+	gone := map[string]time.Time{}
 	for subj := range info.State.Subjects {
 		id := strings.TrimPrefix(subj, wire.SubjectRunLive+".")
-		if l.gone[id] {
-			gone[id] = true
+		if at, ok := l.gone[id]; ok && time.Since(at) < goneRecheck*l.lostAfter {
+			gone[id] = at
 			continue
 		}
 		m, err := st.GetLastMsgForSubject(ctx, subj)
@@ -229,7 +237,7 @@ func (l *liveness) sweep(ctx context.Context) error {
 			continue
 		}
 		if rec.State == liveStopped || rec.State == liveSwept {
-			gone[id] = true
+			gone[id] = time.Now()
 			continue
 		}
 		cands = append(cands, candidate{rec: rec, seq: m.Sequence, at: m.Time})
@@ -300,7 +308,7 @@ func (l *liveness) sweepInstance(ctx context.Context, c candidate) error {
 	if _, err := l.d.update(ctx, wire.SubjectRunLive+"."+c.rec.Instance, c.seq, &rec); err != nil {
 		l.d.log.Debug("liveness record of a lost sandboxd not marked swept", "instance", c.rec.Instance, "err", err)
 	}
-	l.gone[c.rec.Instance] = true
+	l.gone[c.rec.Instance] = time.Now()
 	return nil
 }
 

@@ -89,6 +89,17 @@ func TestLostHolderClosedOnce(t *testing.T) {
 	if get(t, js, claimSubject("req-live"), &c); c.State != claimDone || c.Outcome != "exit 0" {
 		t.Errorf("after done: %+v", c)
 	}
+	// The lost copy was only cut off: it comes back, takes a run, and is
+	// lost again. It is watched again, and that run closed too.
+	put(t, js, wire.SubjectRunLive+".dead-1", liveRecord{Instance: "dead-1", Started: time.Now().UTC(), State: liveUp})
+	put(t, js, claimSubject("req-again"), claimRecord{RequestID: "req-again", Instance: "dead-1", State: claimRunning})
+	waitUntil(t, "the run of the copy lost again closed", func() error {
+		var c claimRecord
+		if get(t, js, claimSubject("req-again"), &c); c.State != claimDone {
+			return fmt.Errorf("claim %+v", c)
+		}
+		return nil
+	})
 }
 
 func claimSubject(requestID string) string { return wire.SubjectRunClaim + "." + claimKey(requestID) }
