@@ -158,11 +158,15 @@ func daemon(role string) *server.Permissions {
 }
 
 // callerResponses lets a caller answer what a daemon sent it with a reply
-// subject: a run's heartbeat, answered with an ack and, once, a cancel (the
-// run protocol, pkg/wire/run.go). Only the receiver of a heartbeat learns its
-// control subject, so only the run's own caller can stop it.
+// subject: a run's or an approval wait's heartbeats, answered with acks,
+// signals passed on and a cancel (the run protocol, pkg/wire/run.go). Only
+// the receiver of a heartbeat learns its control subject, so only the run's
+// own caller can signal or stop it. The number is not bounded: nats-server
+// counts every message to a reply subject since its first delivery (each
+// heartbeat's included), so any bound refused some ack, signal or cancel
+// of a long run.
 func callerResponses() *server.ResponsePermission {
-	return &server.ResponsePermission{MaxMsgs: 2, Expires: responseWindow}
+	return &server.ResponsePermission{MaxMsgs: -1, Expires: responseWindow}
 }
 
 // CallerPermissions are the permissions of one connection of a caller role

@@ -65,7 +65,9 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		return wire.ExitSandboxFailure
 	}
 	defer c.Close()
-	res, err := c.RunWaiting(ctx, req, e.output, e.waiting(*js))
+	sigs := forwardSignals(ctx)
+	defer sigs.release()
+	res, err := c.RunSignaled(ctx, req, e.output, e.waiting(*js), sigs.ch)
 	if err != nil {
 		e.fail(err)
 		return wire.ExitSandboxFailure
@@ -102,6 +104,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		if res.StdoutTruncated || res.StderrTruncated {
 			fmt.Fprintln(e.stderr, "moat: output truncated at the profile's limit")
 		}
+		sigs.endLikeCommand(res)
 	}
 	return res.ExitCode
 }

@@ -89,7 +89,9 @@ func runSh(ctx context.Context, e *env, args []string) int {
 		return wire.ExitSandboxFailure
 	}
 	defer c.Close()
-	res, err := c.Run(ctx, req, e.output)
+	sigs := forwardSignals(ctx)
+	defer sigs.release()
+	res, err := c.RunSignaled(ctx, req, e.output, nil, sigs.ch)
 	if err != nil {
 		e.fail(err)
 		return wire.ExitSandboxFailure
@@ -120,6 +122,7 @@ func runSh(ctx context.Context, e *env, args []string) int {
 		if res.Signal != "" && !killedByMoat && !res.Cancelled && res.ExitCode > 128 {
 			dieBy(syscall.Signal(res.ExitCode - 128))
 		}
+		sigs.endLikeCommand(res)
 	}
 	return res.ExitCode
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -40,6 +41,13 @@ func (c *Client) Run(ctx context.Context, req *wire.RunRequest, output func(stre
 // RunWaiting is Run that tells waiting, about every second, while a person
 // is asked whether the command may run (who may answer, why, until when).
 func (c *Client) RunWaiting(ctx context.Context, req *wire.RunRequest, output func(stream string, data []byte), waiting func(wire.ApprovalWait)) (*wire.RunResult, error) {
+	return c.RunSignaled(ctx, req, output, waiting, nil)
+}
+
+// RunSignaled is RunWaiting that passes each signal from signals on to the
+// command (signal.go): what a terminal or a supervisor sends `moat run`
+// reaches the command first, which then ends as it would outside moat.
+func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output func(stream string, data []byte), waiting func(wire.ApprovalWait), signals <-chan os.Signal) (*wire.RunResult, error) {
 	if req.RequestID == "" {
 		req.RequestID = wire.NewID()
 	}
@@ -71,6 +79,7 @@ func (c *Client) RunWaiting(ctx context.Context, req *wire.RunRequest, output fu
 	// blocks (a slow terminal): the run must not outlive its caller's wish.
 	stopCancel := context.AfterFunc(ctx, func() { ctl.cancel(context.Cause(ctx).Error()) })
 	defer stopCancel()
+	defer ctl.forward(signals)()
 	r := &runReader{c: c, live: req.Stream && output != nil, output: output, waiting: waiting}
 	tick := time.NewTicker(wire.RunHeartbeat)
 	defer tick.Stop()
@@ -134,6 +143,7 @@ type runControl struct {
 	ctl  string // the control subject, from the first heartbeat
 	why  string // set when the caller cancels
 	sent bool
+	sigs []string // signals waiting for the control subject
 }
 
 // tap acks a heartbeat and sends a cancel that waited for its subject.
@@ -160,7 +170,16 @@ func (rc *runControl) cancel(why string) {
 }
 
 func (rc *runControl) send() {
-	if rc.why == "" || rc.sent || rc.ctl == "" {
+	if rc.ctl == "" {
+		return
+	}
+	for _, name := range rc.sigs {
+		m := nats.NewMsg(rc.ctl)
+		m.Header.Set(wire.HeaderSignal, name)
+		rc.nc.PublishMsg(m)
+	}
+	rc.sigs = nil
+	if rc.why == "" || rc.sent {
 		return
 	}
 	m := nats.NewMsg(rc.ctl)

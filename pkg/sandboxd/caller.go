@@ -89,6 +89,7 @@ type caller struct {
 	lastAck atomic.Int64 // unix nanoseconds
 	cancel  context.CancelCauseFunc
 	chunks  atomic.Int64
+	sig     runSignals // what the caller passes on to the command (signal.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -125,14 +126,16 @@ func (cs *callers) start(ctx context.Context, req *service.Request, requestID st
 	return c, ctx, nil
 }
 
-// control handles what arrives on the control subject: acks, a cancel, or
-// the bus's no-responders status for a heartbeat nobody received.
+// control handles what arrives on the control subject: acks, a signal, a
+// cancel, or the bus's no-responders status for a heartbeat nobody received.
 func (c *caller) control(m *nats.Msg) {
 	switch {
 	case m.Header.Get("Status") == "503":
 		c.cancel(errCallerGone)
 	case m.Header.Get(wire.HeaderCancel) != "":
 		c.cancel(fmt.Errorf("%w: %s", errCallerCancelled, truncate.String(m.Header.Get(wire.HeaderCancel), 200)))
+	case m.Header.Get(wire.HeaderSignal) != "":
+		c.signal(m.Header.Get(wire.HeaderSignal))
 	case m.Header.Get(wire.HeaderHeartbeat) == wire.HeartbeatAck:
 		c.lastAck.Store(time.Now().UnixNano())
 	}

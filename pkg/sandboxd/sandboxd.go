@@ -221,7 +221,8 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	// sandbox stops what it started.
 	queueUS := time.Since(queued).Microseconds()
 	spec := &sandbox.Spec{Argv: rr.Argv, Profile: prof, Dir: prof.Cwd, Env: rr.Env, Stdin: rr.Stdin,
-		Timeout: time.Duration(rr.TimeoutMS) * time.Millisecond, Net: d.netHooks(&rr, prof), NetRules: dec.Net}
+		Timeout: time.Duration(rr.TimeoutMS) * time.Millisecond, Net: d.netHooks(&rr, prof), NetRules: dec.Net,
+		Signals: caller.starting()}
 	live := rr.Stream && caller.protocol
 	if live {
 		spec.Stdout, spec.Stderr = caller.output(wire.StreamStdout), caller.output(wire.StreamStderr)
@@ -243,6 +244,10 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	}
 	if cause := context.Cause(ctx); cause != nil {
 		out.Cancelled, out.CancelReason = true, cause.Error()
+	} else if sig := caller.signaledBy(); sig != "" {
+		// Stopped by its caller with a signal the command got first: its
+		// own status says how it took it.
+		out.Cancelled, out.CancelReason = true, "the caller sent "+sig
 	}
 	code := res.ExitCode
 	d.end(cl, &wire.AuditEvent{Kind: wire.KindRunExit, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,

@@ -1,6 +1,9 @@
 package wire
 
-import "time"
+import (
+	"syscall"
+	"time"
+)
 
 // The run protocol (docs/bus.md, "The run protocol"). A caller that sets
 // HeaderAcceptInterim on its moat.sandbox.run request hears, on its own reply
@@ -16,7 +19,8 @@ import "time"
 //
 // On the control subject (publishable under the bus's allow_responses only
 // by whoever received the heartbeat), the caller answers each heartbeat
-// with HeaderHeartbeat "ack", and cancels the run with HeaderCancel.
+// with HeaderHeartbeat "ack", passes a signal on to the command with
+// HeaderSignal, and cancels the run with HeaderCancel.
 // sandboxd kills the run when the caller cancels, when a heartbeat finds no
 // subscriber on the reply subject (the caller's connection is gone), or when
 // no ack came for RunCallerSilence.
@@ -40,12 +44,20 @@ const SubjectRunResume = "moat.sandbox.resume"
 const (
 	HeaderChunks = "Moat-Chunks" // on the result: output chunks sent before it
 	HeaderCancel = "Moat-Cancel" // caller → sandboxd: stop the run; the value says why
+	// HeaderSignal (caller → sandboxd, a RunSignals name) passes a signal
+	// on to the command's process group, as a terminal would; sent before
+	// the command starts, it cancels the run.
+	HeaderSignal = "Moat-Signal"
 	// HeaderDeadline (RFC 3339, on the request) is when the caller stops
 	// waiting: an allowed run past sandboxd's slots waits in its queue until
 	// then at most (408, nothing ran).
 	HeaderDeadline = "Moat-Deadline"
 
 	HeartbeatAck = "ack" // HeaderHeartbeat's value in the caller's answer
+
+	// RunSignalGrace is how long a caller that passed on a signal lets the
+	// command end by itself before it cancels the run (which kills it).
+	RunSignalGrace = 2 * time.Second
 
 	RunChunkBytes    = 64 << 10
 	RunHeartbeat     = time.Second
@@ -89,4 +101,18 @@ func ValidInboxID(id string) bool {
 		}
 	}
 	return true
+}
+
+// RunSignals are the signals a caller may pass on to its run's command
+// (HeaderSignal's values): what a terminal or a supervisor sends.
+var RunSignals = map[string]syscall.Signal{"SIGHUP": syscall.SIGHUP, "SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM}
+
+// SignalName is sig's name in RunSignals, or "" for another signal.
+func SignalName(sig syscall.Signal) string {
+	for name, s := range RunSignals {
+		if s == sig {
+			return name
+		}
+	}
+	return ""
 }
