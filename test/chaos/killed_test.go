@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/moatsec/moat/test/testbin"
 )
@@ -24,18 +23,7 @@ import (
 // open for ever and verify is OK.
 func TestSandboxdKilledMidRun(t *testing.T) {
 	s := newStack(t)
-	s.up(copies{"profiled": 1, "policyd": 1, "sandboxd": 1, "auditd": 1})
-	c := s.dial(home.RoleClient)
-	defer c.Close()
-	// $SRV.PING answers a moment before the endpoints do (see the report
-	// of the suite): wait for a real answer first.
-	testbin.Eventually(t, 30*time.Second, "policyd answering checks", func() error {
-		d := c.Check(context.Background(), &wire.CheckRequest{Argv: []string{"true"}, Workspace: s.ws, Cwd: s.ws, Profile: wire.RefName("workspace-write")})
-		if d.Verdict != wire.VerdictAllow {
-			return fmt.Errorf("%s %+v", d.Verdict, d.Reasons)
-		}
-		return nil
-	})
+	c := s.upOne()
 	id := wire.NewID()
 	marker := filepath.Join(s.ws, "started-"+id)
 	done := make(chan error, 1)

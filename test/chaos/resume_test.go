@@ -4,7 +4,6 @@ package chaos
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/moatsec/moat/test/testbin"
 )
@@ -27,16 +25,7 @@ import (
 //     status (from its audit record), not left to the caller's deadline.
 func TestRunAnsweredAcrossBusRestart(t *testing.T) {
 	s := newStack(t)
-	s.up(copies{"profiled": 1, "policyd": 1, "sandboxd": 1, "auditd": 1})
-	c := s.dial(home.RoleClient)
-	defer c.Close()
-	testbin.Eventually(t, 30*time.Second, "policyd answering checks", func() error {
-		d := c.Check(context.Background(), &wire.CheckRequest{Argv: []string{"true"}, Workspace: s.ws, Cwd: s.ws, Profile: wire.RefName("workspace-write")})
-		if d.Verdict != wire.VerdictAllow {
-			return fmt.Errorf("%s %+v", d.Verdict, d.Reasons)
-		}
-		return nil
-	})
+	c := s.upOne()
 	type answer struct {
 		res *wire.RunResult
 		err error

@@ -15,6 +15,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/wire"
 	"github.com/moatsec/moat/test/testbin"
 )
 
@@ -181,5 +182,23 @@ func (s *stack) dial(role string) *client.Client {
 	if err != nil {
 		s.t.Fatalf("dial %s as %s: %v", s.url, role, err)
 	}
+	return c
+}
+
+// upOne starts one copy of every daemon and returns a client connection
+// (closed with the test) once policyd answers checks: $SRV.PING answers a
+// moment before the endpoints do.
+func (s *stack) upOne() *client.Client {
+	s.t.Helper()
+	s.up(copies{"profiled": 1, "policyd": 1, "sandboxd": 1, "auditd": 1})
+	c := s.dial(home.RoleClient)
+	s.t.Cleanup(c.Close)
+	testbin.Eventually(s.t, 30*time.Second, "policyd answering checks", func() error {
+		d := c.Check(context.Background(), &wire.CheckRequest{Argv: []string{"true"}, Workspace: s.ws, Cwd: s.ws, Profile: wire.RefName("workspace-write")})
+		if d.Verdict != wire.VerdictAllow {
+			return fmt.Errorf("%s %+v", d.Verdict, d.Reasons)
+		}
+		return nil
+	})
 	return c
 }
