@@ -163,7 +163,7 @@ func (p *Publisher) batchMessage(b *batch) *nats.Msg {
 		body = append(body, m.Data...)
 	}
 	vals := [...]string{wire.NewID(), wire.ContentMsgpack, wire.KindAuditBatch, strconv.Itoa(len(b.msgs))}
-	keys := [...]string{wire.HeaderMsgID, wire.HeaderContentType, wire.HeaderKind, HeaderBatch}
+	keys := [...]string{wire.HeaderMsgID, wire.HeaderContentType, wire.HeaderKind, wire.HeaderAuditBatch}
 	hdr := make(nats.Header, len(keys))
 	for i, k := range keys {
 		hdr[k] = vals[i : i+1 : i+1]
@@ -171,9 +171,6 @@ func (p *Publisher) batchMessage(b *batch) *nats.Msg {
 	p.batches.Add(1)
 	return &nats.Msg{Subject: wire.AuditSubject(p.source, wire.KindAuditBatch), Header: hdr, Data: body}
 }
-
-// HeaderBatch on a batch message counts its events.
-const HeaderBatch = "Moat-Batch"
 
 // appendArrayHeader appends a msgpack array header for n elements.
 func appendArrayHeader(b []byte, n int) []byte {

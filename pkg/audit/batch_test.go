@@ -51,7 +51,7 @@ func readStream(t *testing.T, s *bustest.Stack) streamed {
 			if bodies, err = audit.SplitBatch(m.Data); err != nil {
 				t.Fatalf("batch %d: %v", seq, err)
 			}
-			if n, _ := strconv.Atoi(m.Header.Get(audit.HeaderBatch)); n != len(bodies) {
+			if n, _ := strconv.Atoi(m.Header.Get(wire.HeaderAuditBatch)); n != len(bodies) {
 				t.Errorf("batch %d: header says %d events, body holds %d", seq, n, len(bodies))
 			}
 			if !strings.HasSuffix(m.Subject, "."+wire.KindAuditBatch) {

@@ -34,7 +34,7 @@ func batchMsg(t *testing.T, id string, evs []*wire.AuditEvent) *nats.Msg {
 	m.Header.Set(wire.HeaderMsgID, id)
 	m.Header.Set(wire.HeaderContentType, wire.ContentMsgpack)
 	m.Header.Set(wire.HeaderKind, wire.KindAuditBatch)
-	m.Header.Set(audit.HeaderBatch, strconv.Itoa(len(evs)))
+	m.Header.Set(wire.HeaderAuditBatch, strconv.Itoa(len(evs)))
 	return m
 }
 

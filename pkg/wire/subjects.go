@@ -74,6 +74,9 @@ const (
 	HeaderMsgID       = "Nats-Msg-Id"
 	HeaderErrorCode   = "Nats-Service-Error-Code"
 	HeaderError       = "Nats-Service-Error"
+	// HeaderAuditBatch counts the events of an audit batch message (Moat-Kind
+	// audit.batch; docs/bus.md, "Audit batches").
+	HeaderAuditBatch = "Moat-Batch"
 )
 
 // Content types.
