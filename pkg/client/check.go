@@ -61,18 +61,19 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 	}
 	defer done()
 	send := func(body []byte, whole bool) error {
-		msg := nats.NewMsg(subject)
-		msg.Reply, msg.Data = reply, body
-		msg.Header.Set(wire.HeaderContentType, wire.ContentMsgpack)
-		msg.Header.Set(wire.HeaderRequestID, req.RequestID)
-		msg.Header.Set(wire.HeaderAcceptInterim, "1")
-		if req.SessionID != "" {
-			msg.Header.Set(wire.HeaderSessionID, req.SessionID)
+		// The header's values share one array: an allocation, not one each.
+		vals := [...]string{wire.ContentMsgpack, req.RequestID, "1", req.SessionID, ""}
+		keys := [...]string{wire.HeaderContentType, wire.HeaderRequestID, wire.HeaderAcceptInterim, wire.HeaderSessionID, wire.HeaderProfileHash}
+		if whole {
+			vals[4] = out.hash
 		}
-		if whole && out.hash != "" {
-			msg.Header.Set(wire.HeaderProfileHash, out.hash)
+		hdr := make(nats.Header, len(keys))
+		for i, k := range keys {
+			if vals[i] != "" {
+				hdr[k] = vals[i : i+1 : i+1]
+			}
 		}
-		return c.nc.PublishMsg(msg)
+		return c.nc.PublishMsg(&nats.Msg{Subject: subject, Reply: reply, Header: hdr, Data: body})
 	}
 	if err := send(body, !out.byHash); err != nil {
 		return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)
