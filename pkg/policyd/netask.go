@@ -25,17 +25,11 @@ func (d *Daemon) checkNet(req *service.Request, cr *wire.CheckRequest, fromSandb
 	if err := validNetAsk(cr.Net); err != nil {
 		return nil, err
 	}
-	prof := cr.Profile.Resolved
-	switch {
-	case cr.ProfileHash != "":
-		if prof = d.cache.get(cr.ProfileHash); prof == nil {
-			return nil, wire.Errorf(wire.CodeNotFound, "profile %s is not kept by this policyd: send the resolved profile", cr.ProfileHash)
-		}
-	case prof != nil:
-		if h := req.Header(wire.HeaderProfileHash); h != "" && d.cache.keep(h, prof) {
-			req.SetReplyHeader(wire.HeaderProfileCached, h)
-		}
-	default:
+	prof, err := d.sentProfile(req, cr)
+	if err != nil {
+		return nil, err
+	}
+	if prof == nil {
 		return nil, wire.Errorf(wire.CodeBadRequest, "a network ask carries the run's resolved profile")
 	}
 	dest := cr.Net.Dest()

@@ -202,18 +202,12 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 	}
 	dctx, cancel := context.WithTimeout(ctx, d.cfg.Deadline)
 	defer cancel()
-	prof := cr.Profile.Resolved
+	prof, err := d.sentProfile(req, &cr)
+	if err != nil {
+		return nil, err
+	}
 	vouched := fromSandboxd
-	switch {
-	case cr.ProfileHash != "":
-		if prof = d.cache.get(cr.ProfileHash); prof == nil {
-			return nil, wire.Errorf(wire.CodeNotFound, "profile %s is not kept by this policyd: send the resolved profile", cr.ProfileHash)
-		}
-	case prof != nil:
-		if h := req.Header(wire.HeaderProfileHash); h != "" && d.cache.keep(h, prof) {
-			req.SetReplyHeader(wire.HeaderProfileCached, h)
-		}
-	default:
+	if prof == nil {
 		if cr.Workspace == "" {
 			// A hand-typed check names no workspace: judge it as if in an
 			// empty one (relative paths then point nowhere that matters).
@@ -339,4 +333,22 @@ func ruleIDs(rs []wire.Reason) []string {
 		out = append(out, r.Rule)
 	}
 	return out
+}
+
+// sentProfile is the resolved profile a check carries, whole or by the
+// hash of one this policyd keeps (a whole one with the hash it claims is
+// kept, and the reply says so); nil when it carries none.
+func (d *Daemon) sentProfile(req *service.Request, cr *wire.CheckRequest) (*wire.Profile, error) {
+	prof := cr.Profile.Resolved
+	switch {
+	case cr.ProfileHash != "":
+		if prof = d.cache.get(cr.ProfileHash); prof == nil {
+			return nil, wire.Errorf(wire.CodeNotFound, "profile %s is not kept by this policyd: send the resolved profile", cr.ProfileHash)
+		}
+	case prof != nil:
+		if h := req.Header(wire.HeaderProfileHash); h != "" && d.cache.keep(h, prof) {
+			req.SetReplyHeader(wire.HeaderProfileCached, h)
+		}
+	}
+	return prof, nil
 }
