@@ -52,12 +52,8 @@ func grant(t *testing.T, s *stack, prof, session string, a wire.ApprovalAnswer, 
 		done <- c.Check(context.Background(), &wire.CheckRequest{Argv: argv, Workspace: s.ws, Profile: wire.RefName(prof),
 			SessionID: session, Approval: wire.ApprovalOnRequest})
 	}()
-	waitApprovals(t, s, 1)
 	ap := s.Client(t, home.RoleApprover)
-	l, err := ap.Approvals(context.Background(), 200*time.Millisecond)
-	if err != nil || len(l) != 1 {
-		t.Fatalf("approvals: %v %v", l, err)
-	}
+	l := waitApprovals(t, s, 1)
 	a.ID, a.Verdict, a.By = l[0].ID, wire.VerdictAllow, "alice"
 	ack, err := ap.Answer(context.Background(), &a)
 	if err != nil {
@@ -207,8 +203,7 @@ func TestGrantRevoke(t *testing.T) {
 	// A client key cannot answer, so cannot grant.
 	done := make(chan wire.Decision, 1)
 	go func() { done <- grantCheck(t, cl, s.ws, "workspace-write", "", inline...) }()
-	waitApprovals(t, s, 1)
-	q, _ := ap.Approvals(context.Background(), 200*time.Millisecond)
+	q := waitApprovals(t, s, 1)
 	if _, err := cl.Answer(context.Background(), &wire.ApprovalAnswer{ID: q[0].ID, Verdict: wire.VerdictAllow, For: "1h"}); wire.CodeOf(err) != wire.CodeDenied {
 		t.Fatalf("grant with the client key: %v, want 403", err)
 	}
@@ -227,9 +222,8 @@ func TestGrantAnswerErrors(t *testing.T) {
 		done <- cl.Check(context.Background(), &wire.CheckRequest{Argv: inline, Workspace: s.ws, Profile: wire.RefName("workspace-write"),
 			Approval: wire.ApprovalOnRequest})
 	}()
-	waitApprovals(t, s, 1)
 	ap := s.Client(t, home.RoleApprover)
-	q, _ := ap.Approvals(context.Background(), 200*time.Millisecond)
+	q := waitApprovals(t, s, 1)
 	for _, a := range []wire.ApprovalAnswer{
 		{Verdict: wire.VerdictAllow, For: "forever"},
 		{Verdict: wire.VerdictAllow, For: "0uses"},
@@ -457,9 +451,8 @@ func TestGrantRuleNotUTF8(t *testing.T) {
 		done <- cl.Check(context.Background(), &wire.CheckRequest{Argv: argv, Workspace: s.ws, Profile: wire.RefName("workspace-write"),
 			Approval: wire.ApprovalOnRequest})
 	}()
-	waitApprovals(t, s, 1)
 	ap := s.Client(t, home.RoleApprover)
-	q, _ := ap.Approvals(context.Background(), 200*time.Millisecond)
+	q := waitApprovals(t, s, 1)
 	if _, err := ap.Answer(context.Background(), &wire.ApprovalAnswer{ID: q[0].ID, Verdict: wire.VerdictAllow, For: "rule"}); wire.CodeOf(err) != wire.CodeBadRequest {
 		t.Fatalf("a rule for a word that is not UTF-8: %v, want 400", err)
 	}

@@ -82,9 +82,8 @@ func TestGrantNotFromSuppliedProfile(t *testing.T) {
 	go func() {
 		done <- c.Check(context.Background(), &wire.CheckRequest{Argv: inline, Profile: wire.RefResolved(p), Approval: wire.ApprovalOnRequest})
 	}()
-	waitApprovals(t, s, 1)
 	ap := s.Client(t, home.RoleApprover)
-	q, _ := ap.Approvals(context.Background(), 200*time.Millisecond)
+	q := waitApprovals(t, s, 1)
 	for _, f := range []string{"1h", "session", "3uses", "rule"} {
 		if _, err := ap.Answer(context.Background(), &wire.ApprovalAnswer{ID: q[0].ID, Verdict: wire.VerdictAllow, For: f}); wire.CodeOf(err) != wire.CodeBadRequest {
 			t.Fatalf("answer for %s: %v, want 400", f, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/policyd"
@@ -45,9 +44,8 @@ func TestNetAskAnswers(t *testing.T) {
 		got <- sd.CheckResolved(context.Background(), &wire.CheckRequest{RequestID: "net-1", Workspace: s.ws, Profile: wire.RefResolved(p),
 			Approval: wire.ApprovalOnRequest, Net: ask}, nil)
 	}()
-	waitApprovals(t, s, 1)
 	ap := s.Client(t, home.RoleApprover)
-	l, _ := ap.Approvals(context.Background(), 100*time.Millisecond)
+	l := waitApprovals(t, s, 1)
 	if len(l) != 1 || l[0].Net == nil || l[0].Net.Dest() != "asked.test:443" {
 		t.Fatalf("pending %+v", l)
 	}
@@ -69,8 +67,7 @@ func TestNetAskAnswers(t *testing.T) {
 		got <- c.CheckWaiting(context.Background(), &wire.CheckRequest{Argv: []string{"git", "reset", "--hard"}, Workspace: s.ws,
 			Profile: wire.RefName("workspace-write"), Approval: wire.ApprovalOnRequest}, nil)
 	}()
-	waitApprovals(t, s, 1)
-	l, _ = ap.Approvals(context.Background(), 100*time.Millisecond)
+	l = waitApprovals(t, s, 1)
 	if _, err := ap.Answer(context.Background(), &wire.ApprovalAnswer{ID: l[0].ID, Verdict: wire.VerdictAllow, For: wire.GrantRun}); wire.CodeOf(err) != wire.CodeBadRequest {
 		t.Fatalf("run for a command: %v", err)
 	}

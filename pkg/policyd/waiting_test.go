@@ -110,18 +110,19 @@ func TestApprovalEndsWithItsCaller(t *testing.T) {
 }
 
 // waitApprovals waits until policyd lists n pending approvals.
-func waitApprovals(t *testing.T, s *stack, n int) {
+func waitApprovals(t *testing.T, s *stack, n int) []wire.ApprovalAsk {
 	t.Helper()
 	a := s.Client(t, home.RoleApprover)
 	var got int
 	for i := 0; i < 600; i++ {
 		l, err := a.Approvals(context.Background(), 100*time.Millisecond)
 		if got = len(l); err == nil && got == n {
-			return
+			return l
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%d approvals pending, want %d", got, n)
+	return nil
 }
 
 // TestStreamFullDeniesResolved: with the audit stream full, a check that
