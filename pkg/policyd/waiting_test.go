@@ -173,8 +173,7 @@ func TestAnswerNeedsApproverKey(t *testing.T) {
 	defer cancel()
 	go c.Check(ctx, &wire.CheckRequest{Argv: []string{"python3", "-c", "1"}, Workspace: s.ws,
 		Profile: wire.RefName("offline"), Approval: wire.ApprovalOnRequest})
-	waitApprovals(t, s, 1)
-	l, _ := s.Client(t, home.RoleApprover).Approvals(context.Background(), 100*time.Millisecond)
+	l := waitApprovals(t, s, 1)
 	actx, acancel := context.WithTimeout(context.Background(), time.Minute)
 	defer acancel()
 	_, err := s.Client(t, home.RoleClient).Answer(actx, &wire.ApprovalAnswer{ID: l[0].ID, Verdict: wire.VerdictAllow})
