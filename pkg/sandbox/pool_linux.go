@@ -73,7 +73,7 @@ func spawn(noNet, idle bool) (*helperProc, error) {
 		return nil, refuse("pipes for the sandbox helper: %v", err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Args, cmd.Env, cmd.Dir = []string{initArg0}, []string{}, "/"
+	cmd.Args, cmd.Env, cmd.Dir = []string{initArg0}, helperEnv, "/"
 	// child: cfg read end, status write end, stdin read end, stdout and stderr write ends.
 	cmd.ExtraFiles = []*os.File{child[0], child[1]}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = child[2], child[3], child[4]
@@ -271,3 +271,8 @@ func (h *helperProc) attach(stdin []byte, stdout, stderr io.Writer) (wait func()
 	}()
 	return wg.Wait
 }
+
+// helperEnv is the helper's own environment (the command gets the run's,
+// never this one). One P: the helper does one thing at a time, and a
+// second P only adds spinning threads and wake-ups to every run.
+var helperEnv = []string{"GOMAXPROCS=1"}
