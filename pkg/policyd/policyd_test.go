@@ -133,19 +133,18 @@ func TestFailClosed(t *testing.T) {
 		return &wire.CheckRequest{Argv: []string{"ls"}, Workspace: "/w", Profile: wire.RefName("offline")}
 	}
 
-	t0 := time.Now()
 	d := c.Check(context.Background(), req())
-	if d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonPolicyUnavailable || time.Since(t0) > deadline {
-		t.Fatalf("no policyd: %+v after %v", d, time.Since(t0))
+	if d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonPolicyUnavailable { // unavailable: told at once, not timed out
+		t.Fatalf("no policyd: %+v", d)
 	}
 
 	impostor := s.Conn(t, home.RolePolicyd) // only the policyd key may answer
 	stall, _ := impostor.QueueSubscribe(wire.SubjectCheck, "q", func(*nats.Msg) {})
 	impostor.Flush()
-	t0 = time.Now()
+	t0 := time.Now()
 	d = c.Check(context.Background(), req())
 	took := time.Since(t0)
-	if d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonPolicyTimeout || took < deadline || took > deadline+300*time.Millisecond {
+	if d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonPolicyTimeout || took < deadline || took > deadline+5*time.Second { // waited its deadline, and no hang
 		t.Fatalf("stalled policyd: %+v after %v", d, took)
 	}
 	stall.Unsubscribe()
@@ -208,8 +207,8 @@ func TestApprovals(t *testing.T) {
 	if d := ask(""); d.Verdict != wire.VerdictPrompt {
 		t.Fatalf("dry run: %+v", d)
 	}
-	t0 := time.Now()
-	if d := ask(wire.ApprovalNever); d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonApprovalNever || time.Since(t0) > 300*time.Millisecond {
+	// approval-never, not approval-timeout: nobody was asked.
+	if d := ask(wire.ApprovalNever); d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonApprovalNever {
 		t.Fatalf("never: %+v", d)
 	}
 
