@@ -292,7 +292,7 @@ func (d *Daemon) stats(ctx context.Context, req *service.Request) (any, error) {
 	defer cancel()
 	if d.cons == nil {
 		// Read-only: no consumer; the work-queue stream holds exactly the
-		// events not yet stored.
+		// messages not yet stored.
 		if js, err := jetstream.New(d.nc); err == nil {
 			if s, err := js.Stream(ictx, wire.AuditStream); err == nil {
 				st.Lag = s.CachedInfo().State.Msgs

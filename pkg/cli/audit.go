@@ -195,7 +195,7 @@ func auditStats(ctx context.Context, e *env, args []string) int {
 	if *js {
 		return e.json(st)
 	}
-	fmt.Fprintf(e.stdout, "records  %d in %d segments, %s on disk (%.1fx smaller than JSON lines)\nlag      %d events in the stream not yet stored\nhead     %s (seq %d)\n",
+	fmt.Fprintf(e.stdout, "records  %d in %d segments, %s on disk (%.1fx smaller than JSON lines)\nlag      %d messages in the stream not yet stored\nhead     %s (seq %d)\n",
 		st.Records, st.Segments, bytes(st.DiskBytes), st.Ratio, st.Lag, st.Head, st.LastSeq)
 	if st.Problem != "" {
 		fmt.Fprintf(e.stdout, "READ-ONLY %s\n", st.Problem)

@@ -48,7 +48,7 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		if a.Error != "" {
 			fmt.Fprintf(e.stdout, "\naudit stream: %s\n", a.Error)
 		} else {
-			fmt.Fprintf(e.stdout, "\naudit stream: %d events not yet stored by auditd (%s)\n", a.Messages, bytes(int64(a.Bytes)))
+			fmt.Fprintf(e.stdout, "\naudit stream: %d messages not yet stored by auditd (%s)\n", a.Messages, bytes(int64(a.Bytes)))
 		}
 	}
 	return code

@@ -100,8 +100,9 @@ type AuditStoreStats struct {
 	CutOnStart int     `json:"torn_tails_cut"`
 }
 
-// AuditStats answers moat.audit.stats: the store, and the events in the
-// stream not yet stored.
+// AuditStats answers moat.audit.stats: the store, and the messages in the
+// stream not yet stored (Lag: an event alone or a batch of them counts
+// one; docs/bus.md, "Audit batches").
 type AuditStats struct {
 	AuditStoreStats
 	Lag       uint64 `json:"lag"`
