@@ -5,10 +5,16 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // shellStatus is the status a shell reports for a process that ended as ps
@@ -80,5 +86,45 @@ func TestRunSignalReachesTheCommand(t *testing.T) {
 				t.Errorf("status %d (%v), want %d as a shell gives\n%s", got, cmd.ProcessState, tc.want, errb.String())
 			}
 		})
+	}
+}
+
+// TestRunSignalWhileAsked: Ctrl-C of `moat run` while a person is asked
+// whether its command may run (a signal before the command starts) cancels
+// the run: moat run ends, the approval is gone, and the command never runs.
+func TestRunSignalWhileAsked(t *testing.T) {
+	e := newEnv(t)
+	_, url := startBus(t, e)
+	start(t, e.cmd("profiled"))
+	start(t, e.cmd("policyd", "--approval-timeout", "2m"))
+	start(t, e.cmd("sandboxd"))
+	c := dialWait(t, e, url)
+	waitService(t, c, "sandboxd", 1)
+
+	marker := filepath.Join(e.ws, "ran")
+	run := e.cmd("moat", "run", "--profile", "workspace-write", "--", "python3", "-c", "open('ran', 'w')")
+	run.Dir = e.ws
+	p := start(t, run)
+	asked := regexp.MustCompile(`moat approve (\S+) or moat deny`)
+	var id string
+	testbin.Eventually(t, 30*time.Second, "moat run saying who is asked", func() error {
+		m := asked.FindStringSubmatch(p.Output())
+		if m == nil {
+			return fmt.Errorf("output so far: %q", p.Output())
+		}
+		id = m[1]
+		return nil
+	})
+	p.Cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.Done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("moat run still waits 20 s after SIGINT:\n%s", p.Output())
+	}
+	if out, err := e.cmd("moat", "approve", id).CombinedOutput(); err == nil {
+		t.Errorf("the approval was still pending after moat run's SIGINT:\n%s", out)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatalf("the command ran after SIGINT and an approval:\n%s", p.Output())
 	}
 }
