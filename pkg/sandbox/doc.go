@@ -2,18 +2,21 @@
 // operating system's isolation, and is what actually holds: the policy layer
 // explains and filters, the sandbox enforces.
 //
-// On Linux, [Run] re-executes the current binary as an init helper (see
-// [Init]) in fresh mount, pid, ipc, uts and network namespaces (trusted
+// On Linux, [Run] starts the sandbox helper (cmd/moat-sandbox-helper, or
+// the current binary when it called [Init]) in fresh mount, pid, ipc, uts
+// and network namespaces (trusted
 // keeps the host's network; a user namespace when not run as root) inside a
 // cgroup with the profile's memory, pids and CPU limits. A profile with
 // network reaches out only through its run's egress proxy (netns_linux.go,
 // package egress), listening on loopback inside the namespace and served
 // from sandboxd's side: the namespace has no other route.
-// Before it executes the command the helper, in this order:
+// The helper's code is package inside (this package's subdirectory), which
+// imports only what isolation needs; before it executes the command the
+// helper, in this order:
 //
 //  1. builds the mount namespace: everything read-only, everything outside
 //     the system covered but the workspace, the writable roots and the
-//     profile's read set (reads_linux.go), the writable roots writable
+//     profile's read set (inside/reads_linux.go), the writable roots writable
 //     again, protected paths read-only (placeholders for the ones that do
 //     not exist yet), read-denied paths hidden, a private size-limited
 //     /tmp, a fresh /proc and a minimal /dev;

@@ -4,11 +4,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/moatsec/moat/pkg/sandbox/inside"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
 // DefaultPath is PATH when the request gives none.
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const DefaultPath = inside.DefaultPath
 
 // Environ builds a command's environment: the profile's fixed variables, the
 // request's own variables with credentials removed, then the basics a

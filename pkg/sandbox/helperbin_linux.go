@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/moatsec/moat/pkg/sandbox/inside"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,4 +86,16 @@ func openHelperIn(self string) (*os.File, error) {
 		return nil, refuse("the sandbox helper %s: %v", p, err)
 	}
 	return f, nil
+}
+
+// Init turns this process into the sandbox helper when it was started as
+// one and never returns then (see inside.Main). Otherwise it returns at
+// once, and Run re-executes this binary as its helper: test binaries call
+// it first thing in TestMain. A binary that does not call it runs
+// [HelperName] from its own directory (cmd/moat-sandbox-helper, whose main
+// is inside.Main), so the helper links none of the packages the caller
+// does.
+func Init() {
+	inside.Main()
+	selfHelper = true
 }

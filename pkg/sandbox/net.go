@@ -7,13 +7,14 @@ import (
 	"strings"
 
 	"github.com/moatsec/moat/pkg/egress"
+	"github.com/moatsec/moat/pkg/sandbox/inside"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
 // ProxyPort is where a run's egress proxy listens, on 127.0.0.1 inside the
 // run's own network namespace (so it is free in every run): HTTP, CONNECT
 // and SOCKS5 on the one port. DNS answers on 127.0.0.1:53.
-const ProxyPort = 3128
+const ProxyPort = inside.ProxyPort
 
 // NetHooks reach into a run's egress. The zero value is production: the
 // host's resolver, a plain dialer, no record.

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/moatsec/moat/pkg/egress"
+	"github.com/moatsec/moat/pkg/sandbox/inside"
 	"github.com/moatsec/moat/pkg/wire"
 	"golang.org/x/sys/unix"
 )
@@ -105,7 +106,7 @@ func listenIn(pid int) (net.Listener, net.PacketConn, error) {
 			return
 		}
 		var m made
-		if m.err = loopbackUp(); m.err == nil {
+		if m.err = inside.LoopbackUp(); m.err == nil {
 			m.ln, m.err = net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", ProxyPort))
 		}
 		if m.err == nil {
@@ -131,38 +132,4 @@ func listenIn(pid int) (net.Listener, net.PacketConn, error) {
 	}()
 	m := <-ch
 	return m.ln, m.pc, m.err
-}
-
-// resolvConf points the run's resolver at the DNS responder inside its
-// namespace: a file in the private /tmp bound over /etc/resolv.conf,
-// read-only, then unlinked (the mount keeps it). Without /etc/resolv.conf
-// there is nothing to do: the C library then asks 127.0.0.1 anyway.
-func resolvConf() error {
-	const target = "/etc/resolv.conf"
-	if _, err := os.Stat(target); err != nil {
-		return nil
-	}
-	f, err := os.CreateTemp("/tmp", ".moat-resolv-*")
-	if err != nil {
-		return fmt.Errorf("resolv.conf: %v", err)
-	}
-	src := f.Name()
-	defer os.Remove(src)
-	_, err = f.WriteString("# moat: the run's own resolver, which answers only for allowed names\nnameserver 127.0.0.1\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(src, 0o444)
-	}
-	if err == nil {
-		err = unix.Mount(src, target, "", unix.MS_BIND, "")
-	}
-	if err == nil {
-		err = setattr(target, 0, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, 0)
-	}
-	if err != nil {
-		return fmt.Errorf("resolv.conf: %v", err)
-	}
-	return nil
 }

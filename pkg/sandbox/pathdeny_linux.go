@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/moatsec/moat/pkg/sandbox/inside"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -164,7 +165,7 @@ func coveredBy(path string, list []string) (string, bool) {
 // directories above them.
 func seen(path string, p *wire.Profile) bool {
 	top, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	if top == "" || systemRoots[top] {
+	if top == "" || inside.SystemRoots[top] {
 		return true
 	}
 	for _, v := range append(append([]string{p.Workspace}, p.FS.Write...), p.FS.Read...) {

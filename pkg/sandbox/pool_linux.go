@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/moatsec/moat/pkg/sandbox/inside"
 	"github.com/moatsec/moat/pkg/wire"
 	"golang.org/x/sys/unix"
 )
@@ -73,7 +74,7 @@ func spawn(noNet, idle bool) (*helperProc, error) {
 		return nil, refuse("pipes for the sandbox helper: %v", err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Args, cmd.Env, cmd.Dir = []string{initArg0}, helperEnv, "/"
+	cmd.Args, cmd.Env, cmd.Dir = []string{inside.Arg0}, helperEnv, "/"
 	// child: cfg read end, status write end, stdin read end, stdout and stderr write ends.
 	cmd.ExtraFiles = []*os.File{child[0], child[1]}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = child[2], child[3], child[4]
@@ -167,9 +168,9 @@ func take(noNet bool) (h *helperProc, pooled bool, err error) {
 // begin hands the helper its configuration and reads its report: the
 // mechanisms in force when it executed the command, or why it could not.
 // On error the helper is gone.
-func (h *helperProc) begin(cfg *helperConfig) (helperStatus, error) {
-	var st helperStatus
-	fail := func(err error) (helperStatus, error) {
+func (h *helperProc) begin(cfg *inside.Config) (inside.Status, error) {
+	var st inside.Status
+	fail := func(err error) (inside.Status, error) {
 		h.cmd.Process.Kill()
 		h.wait()
 		return st, err
@@ -199,7 +200,7 @@ func (h *helperProc) begin(cfg *helperConfig) (helperStatus, error) {
 // system calls the seccomp filter refused, as the init last reported them.
 func (h *helperProc) outcome() (code int, signal string, usage wire.Usage, refused []wire.SyscallDenial) {
 	for {
-		var st helperStatus
+		var st inside.Status
 		if h.report.Decode(&st) != nil {
 			break
 		}

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moatsec/moat/pkg/sandbox/inside"
 	"github.com/moatsec/moat/pkg/wire"
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +35,7 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &helperConfig{
+	cfg := &inside.Config{
 		Argv: spec.Argv, Dir: spec.Dir, Profile: spec.Profile, UID: uid, GID: gid,
 		Env:      Environ(spec.Profile, spec.Env, home, name),
 		NoNet:    spec.Profile.Net.Mode == wire.NetNone,
@@ -130,7 +131,7 @@ func owner(ws string) (uid, gid int, home, name string, err error) {
 
 // launch starts the helper in its namespaces and cgroup, hands it the
 // configuration, and supervises the run.
-func launch(ctx context.Context, spec *Spec, cfg *helperConfig, cg *cgroup) (*Result, error) {
+func launch(ctx context.Context, spec *Spec, cfg *inside.Config, cg *cgroup) (*Result, error) {
 	cfg.CgroupTasks = cg.joinFiles()
 	netns := cfg.NoNet || cfg.Egress
 	limits := spec.Profile.Limits
@@ -142,12 +143,12 @@ func launch(ctx context.Context, spec *Spec, cfg *helperConfig, cg *cgroup) (*Re
 	}
 	var eg *egressRun
 	defer func() { eg.stop() }()
-	begin := func() (helperStatus, error) {
+	begin := func() (inside.Status, error) {
 		if cfg.Egress {
 			// The way out is in place before the command starts.
 			if eg, err = startEgress(h.cmd.Process.Pid, spec, stderr); err != nil {
 				h.kill()
-				return helperStatus{}, err
+				return inside.Status{}, err
 			}
 		}
 		return h.begin(cfg)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/egress"
+	"github.com/moatsec/moat/pkg/sandbox/inside"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -65,8 +66,8 @@ type Result struct {
 
 // Exit codes the sandbox itself gives a command that could not run.
 const (
-	ExitNotFound   = 127
-	ExitCannotExec = 126
+	ExitNotFound   = inside.ExitNotFound
+	ExitCannotExec = inside.ExitCannotExec
 )
 
 // ErrRefused wraps every refusal to run: a missing kernel feature, a setup

@@ -1,12 +1,12 @@
-package sandbox
+package inside
 
 import "github.com/moatsec/moat/pkg/wire"
 
-// initArg0 is argv[0] of the re-executed helper: how [Init] recognises it.
-const initArg0 = "moat-sandbox-init"
+// Arg0 is argv[0] of the re-executed helper: how [Init] recognises it.
+const Arg0 = "moat-sandbox-init"
 
-// helperConfig is what the parent hands the helper on fd 3.
-type helperConfig struct {
+// Config is what the parent hands the helper on fd 3.
+type Config struct {
 	Argv     []string      `json:"argv"`
 	Env      []string      `json:"env"`
 	Dir      string        `json:"dir"`
@@ -27,20 +27,20 @@ type helperConfig struct {
 	CgroupTasks []string `json:"cgroup_tasks,omitempty"`
 }
 
-// helperStatus is what the helper reports on fd 4, one JSON value a line:
+// Status is what the helper reports on fd 4, one JSON value a line:
 // the isolation in force just before it starts the command (or instead an
 // error, when a step failed), then, as the command's init, each new kind of
 // system call the seccomp filter refused as it happens, and how the command
 // ended.
-type helperStatus struct {
+type Status struct {
 	Isolation []string            `json:"isolation,omitempty"`
 	Error     string              `json:"error,omitempty"`
 	Refused   *wire.SyscallDenial `json:"refused,omitempty"`
-	Exit      *commandExit        `json:"exit,omitempty"`
+	Exit      *Exit               `json:"exit,omitempty"`
 }
 
-// commandExit is the command's own end, as its init reaped it.
-type commandExit struct {
+// Exit is the command's own end, as its init reaped it.
+type Exit struct {
 	Code   int        `json:"code"`             // the exit status, or 128+signal
 	Signal int        `json:"signal,omitempty"` // the signal that killed it
 	Usage  wire.Usage `json:"usage"`
@@ -50,6 +50,6 @@ type commandExit struct {
 
 // Fixed file descriptors of the helper.
 const (
-	configFD = 3
-	statusFD = 4
+	ConfigFD = 3
+	StatusFD = 4
 )

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sandbox
+package inside
 
 import (
 	"encoding/json"
@@ -34,7 +34,7 @@ var forwarded = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM
 //
 // It serves the seccomp filter's listener (notify_linux.go) for as long as
 // the command runs, and reports what it refused with the command's end.
-func supervise(status *os.File, path string, cfg *helperConfig, listener int) int {
+func supervise(status *os.File, path string, cfg *Config, listener int) int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
 	// The helper keeps the command's uid: not dumpable, its memory and
@@ -61,7 +61,7 @@ func supervise(status *os.File, path string, cfg *helperConfig, listener int) in
 		return ExitCannotExec
 	}
 	os.Stdin.Close() // the command's alone: its end of the pipe closes with it
-	exited := make(chan *commandExit, 1)
+	exited := make(chan *Exit, 1)
 	go reap(pid, exited)
 	for {
 		select {
@@ -75,7 +75,7 @@ func supervise(status *os.File, path string, cfg *helperConfig, listener int) in
 			}
 		case ex := <-exited:
 			ex.Refused = sup.stop()
-			json.NewEncoder(status).Encode(helperStatus{Exit: ex})
+			json.NewEncoder(status).Encode(Status{Exit: ex})
 			return ex.Code
 		}
 	}
@@ -83,7 +83,7 @@ func supervise(status *os.File, path string, cfg *helperConfig, listener int) in
 
 // reap waits for every child the init has — the command and each orphan
 // the kernel hands it — and sends the command's end on exited.
-func reap(pid int, exited chan<- *commandExit) {
+func reap(pid int, exited chan<- *Exit) {
 	for {
 		var ws unix.WaitStatus
 		var ru unix.Rusage
@@ -93,13 +93,13 @@ func reap(pid int, exited chan<- *commandExit) {
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "moat: init: wait for the command: %v\n", err)
-			exited <- &commandExit{Code: ExitCannotExec}
+			exited <- &Exit{Code: ExitCannotExec}
 			return
 		}
 		if got != pid || !(ws.Exited() || ws.Signaled()) {
 			continue // an orphan reaped, or a stop
 		}
-		ex := &commandExit{Code: ws.ExitStatus(), Usage: wire.Usage{MaxRSSBytes: ru.Maxrss * 1024,
+		ex := &Exit{Code: ws.ExitStatus(), Usage: wire.Usage{MaxRSSBytes: ru.Maxrss * 1024,
 			UserUS: ru.Utime.Nano() / 1000, SysUS: ru.Stime.Nano() / 1000}}
 		if ws.Signaled() {
 			ex.Signal = int(ws.Signal())

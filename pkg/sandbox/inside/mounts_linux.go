@@ -1,6 +1,6 @@
 //go:build linux
 
-package sandbox
+package inside
 
 import (
 	"errors"
@@ -19,7 +19,7 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
 // buildMounts shapes the helper's private mount namespace (see the package
 // doc for the order and why). It returns the mechanisms applied.
-func buildMounts(cfg *helperConfig) ([]string, error) {
+func buildMounts(cfg *Config) ([]string, error) {
 	p := cfg.Profile
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return nil, fmt.Errorf("mount namespace: make / private: %v", err)
@@ -106,7 +106,7 @@ func buildMounts(cfg *helperConfig) ([]string, error) {
 
 // visible lists what a run sees besides the system: its workspace, its
 // writable roots and its profile's read set.
-func visible(cfg *helperConfig) []string {
+func visible(cfg *Config) []string {
 	p := cfg.Profile
 	out := []string{p.Workspace}
 	for _, w := range p.FS.Write {
@@ -134,7 +134,7 @@ func underTmp(ws, dir string, write []string) []string {
 
 // privateTmp mounts a fresh size-limited tmpfs on /tmp and binds back the
 // paths under it that the command must see (a workspace in /tmp).
-func privateTmp(cfg *helperConfig, keep map[string]int) error {
+func privateTmp(cfg *Config, keep map[string]int) error {
 	opts := fmt.Sprintf("size=%d,mode=1777", max(cfg.TmpBytes, 1<<20))
 	if err := unix.Mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("private /tmp: %v", err)

@@ -1,13 +1,13 @@
-package sandbox
+package inside
 
 import (
 	"net"
 	"strconv"
 )
 
-// allowedPortsOf are the TCP ports an allowlist names (443 for an entry
+// AllowedPorts are the TCP ports an allowlist names (443 for an entry
 // without one), in order, once each.
-func allowedPortsOf(allow []string) []uint16 {
+func AllowedPorts(allow []string) []uint16 {
 	seen := map[uint16]bool{}
 	var out []uint16
 	for _, e := range allow {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sandbox
+package inside
 
 import (
 	"errors"
@@ -30,11 +30,11 @@ import (
 // covered and bound back at its path from that descriptor, so no path
 // lookup after the covering can be steered elsewhere by a symlink.
 
-// systemRoots are the top-level entries a run sees as they are: programs,
+// SystemRoots are the top-level entries a run sees as they are: programs,
 // libraries and configuration (read-only, minus the read-denied secrets),
 // package stores, and the kernel's interfaces; /tmp, /dev and /proc are
 // replaced by the run's own.
-var systemRoots = map[string]bool{
+var SystemRoots = map[string]bool{
 	"usr": true, "bin": true, "sbin": true, "lib": true, "lib32": true, "lib64": true, "libx32": true,
 	"etc": true, "opt": true, "nix": true, "snap": true,
 	"proc": true, "dev": true, "sys": true, "tmp": true,
@@ -75,7 +75,7 @@ func planReads(visible, deny []string, uid, gid int) (*readPlan, error) {
 	}
 	plan := &readPlan{}
 	for _, e := range top {
-		if systemRoots[e.Name()] || e.Type()&os.ModeSymlink != 0 {
+		if SystemRoots[e.Name()] || e.Type()&os.ModeSymlink != 0 {
 			// A top-level link resolves to a path that is itself
 			// covered or a system root.
 			continue
@@ -295,9 +295,9 @@ func mountPoint(path string, dir bool) error {
 // directory; covered ones are empty), but files are read and executed only
 // under the system roots, the workspace, the writable roots and the read
 // set. /tmp and /dev get their rights with the writable roots.
-func readRules(cfg *helperConfig) []landlock.Rule {
+func readRules(cfg *Config) []landlock.Rule {
 	var dirs, files []string
-	for name := range systemRoots {
+	for name := range SystemRoots {
 		if name != "tmp" && name != "dev" {
 			dirs = append(dirs, "/"+name)
 		}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sandbox
+package inside
 
 import (
 	"fmt"
@@ -200,4 +200,14 @@ func loadSeccomp(filter []unix.SockFilter) (int, error) {
 		return -1, fmt.Errorf("load the filter: %v", errno)
 	}
 	return int(fd), nil
+}
+
+// BlockedCalls lists every system call the filter refuses outright (the
+// argument checks aside), for tests that try each.
+func BlockedCalls() []string {
+	var out []string
+	for _, g := range blocked {
+		out = append(out, g.names...)
+	}
+	return out
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sandbox
+package inside
 
 import (
 	"encoding/json"
@@ -175,7 +175,7 @@ func (s *supervisor) record(n *seccompNotif, fd uintptr) {
 		}
 	}
 	s.denied = append(s.denied, d)
-	s.status.Encode(helperStatus{Refused: &d})
+	s.status.Encode(Status{Refused: &d})
 }
 
 // refusedArg names the integer argument that made a call refused, where

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sandbox
+package inside
 
 import (
 	"fmt"
@@ -21,7 +21,7 @@ var landlockABI = landlock.V6
 // layer under the covering, see reads_linux.go), write only its writable
 // roots, the private /tmp and /dev, and, without full network, connect only
 // to allowed TCP ports.
-func restrictLandlock(cfg *helperConfig) (string, error) {
+func restrictLandlock(cfg *Config) (string, error) {
 	conf := landlockABI
 	var rules []landlock.Rule
 	p := cfg.Profile
@@ -50,7 +50,7 @@ func restrictLandlock(cfg *helperConfig) (string, error) {
 			conf.HandledAccessNet = 0
 			break
 		}
-		ports := allowedPortsOf(p.Net.Allow)
+		ports := AllowedPorts(p.Net.Allow)
 		for _, port := range ports {
 			rules = append(rules, landlock.ConnectTCP(port))
 		}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sandbox
+package inside
 
 import (
 	"encoding/json"
@@ -14,25 +14,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Init turns this process into the sandbox helper when it was started as one
-// and never returns then. Otherwise it returns at once, and Run re-executes
-// this binary as its helper: test binaries call it first thing in TestMain.
-// A binary that does not call it runs [HelperName] from its own directory
-// (cmd/moat-sandbox-helper, whose main is Init), so the helper starts none
-// of the packages the caller links.
-func Init() {
-	if len(os.Args) == 0 || os.Args[0] != initArg0 {
-		selfHelper = true
+// Main turns this process into the sandbox helper when it was started as
+// one (argv[0] is [Arg0]) and never returns then; otherwise it returns at
+// once. cmd/moat-sandbox-helper's main is Main; a test binary that is its
+// own helper calls it through sandbox.Init.
+func Main() {
+	if len(os.Args) == 0 || os.Args[0] != Arg0 {
 		return
 	}
 	// Credentials, securebits and the seccomp filter that execve passes on
 	// are those of the calling thread: stay on one.
 	runtime.LockOSThread()
-	status := os.NewFile(statusFD, "status")
-	unix.CloseOnExec(statusFD)
+	status := os.NewFile(StatusFD, "status")
+	unix.CloseOnExec(StatusFD)
 	code, err := helper(status)
 	if err != nil {
-		json.NewEncoder(status).Encode(helperStatus{Error: err.Error()})
+		json.NewEncoder(status).Encode(Status{Error: err.Error()})
 	}
 	os.Exit(code)
 }
@@ -42,8 +39,8 @@ func Init() {
 // error for the parent when the sandbox could not be built, 126/127 for a
 // command that could not be executed, else the command's own.
 func helper(status *os.File) (int, error) {
-	cfgFile := os.NewFile(configFD, "config")
-	var cfg helperConfig
+	cfgFile := os.NewFile(ConfigFD, "config")
+	var cfg Config
 	if err := json.NewDecoder(cfgFile).Decode(&cfg); err != nil {
 		return 125, fmt.Errorf("read the sandbox configuration: %v", err)
 	}
@@ -77,7 +74,7 @@ func helper(status *os.File) (int, error) {
 		applied = append(applied, fmt.Sprintf("net:egress-proxy 127.0.0.1:%d,dns 127.0.0.1:53", ProxyPort))
 	}
 	if cfg.NoNet {
-		if err := loopbackUp(); err != nil {
+		if err := LoopbackUp(); err != nil {
 			return 125, fmt.Errorf("network namespace: %v", err)
 		}
 	}
@@ -106,7 +103,7 @@ func helper(status *os.File) (int, error) {
 	// Nothing this process did not open itself reaches the command: every
 	// descriptor past the status pipe closes at execve. (Closing them now
 	// would pull the runtime's own epoll descriptor from under it.)
-	if err := unix.CloseRange(statusFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	if err := unix.CloseRange(StatusFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return 125, fmt.Errorf("close inherited descriptors: %v", err)
 	}
 	applied = append(applied, "fds:closed")
@@ -121,7 +118,7 @@ func helper(status *os.File) (int, error) {
 		return 125, fmt.Errorf("seccomp: %v", err)
 	}
 	applied = append(applied, "seccomp", "init:pid1")
-	if err := json.NewEncoder(status).Encode(helperStatus{Isolation: applied}); err != nil {
+	if err := json.NewEncoder(status).Encode(Status{Isolation: applied}); err != nil {
 		return 125, fmt.Errorf("report to sandboxd: %v", err)
 	}
 	// From here on, failures are the command's, not the sandbox's.
@@ -161,7 +158,7 @@ func lookPath(argv0 string, env []string, dir string) (string, error) {
 	return "", exec.ErrNotFound
 }
 
-func setRlimits(cfg *helperConfig) error {
+func setRlimits(cfg *Config) error {
 	l := cfg.Profile.Limits
 	cpuSec := uint64((l.CPUMS + 999) / 1000)
 	for _, r := range []struct {
@@ -180,10 +177,10 @@ func setRlimits(cfg *helperConfig) error {
 	return nil
 }
 
-// loopbackUp brings lo up in the fresh network namespace, so a command can
+// LoopbackUp brings lo up in the fresh network namespace, so a command can
 // talk to itself on 127.0.0.1 (TCP is still refused by seccomp and Landlock
 // in an offline profile; this serves unix-socket-free local tooling).
-func loopbackUp() error {
+func LoopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
