@@ -10,8 +10,9 @@ import (
 // daemonCode is what the helper must not link: every package of it would
 // be loaded and initialised again in each run.
 // Nor sandboxd's side of a run: the egress proxy (net/http, TLS), the
-// key store (nkeys), git config, user lookup, pkg/sandbox itself.
-var daemonCode = regexp.MustCompile(`nats-io/|starlark|klauspost/compress|moat/pkg/(bus|client|policy|policyd|profile|profiled|audit|auditd|sandboxd|bench|egress|home|gitconfig|sandbox)$|moat/pkg/(bus|client|policy|policyd|profile|profiled|audit|auditd|sandboxd|bench)/|^(net/http|crypto/tls|os/user)$`)
+// key store (nkeys), git config, user lookup, pkg/sandbox itself, nor the
+// bus's messages and codec (pkg/wire, msgpack) or the net package.
+var daemonCode = regexp.MustCompile(`nats-io/|starlark|klauspost/compress|moat/pkg/(bus|client|policy|policyd|profile|profiled|audit|auditd|sandboxd|bench|egress|home|gitconfig|sandbox|wire)$|vmihailenco/msgpack|moat/pkg/(bus|client|policy|policyd|profile|profiled|audit|auditd|sandboxd|bench)/|^(net|net/http|crypto/tls|os/user)$`)
 
 // TestLinksNoDaemonCode: the helper links none of the bus, policy, audit or
 // daemon packages, nor those only sandboxd's side of a run needs.

@@ -205,13 +205,17 @@ func (h *helperProc) outcome() (code int, signal string, usage wire.Usage, refus
 			break
 		}
 		if st.Refused != nil && len(refused) < wire.MaxSyscallDenials {
-			refused = append(refused, *st.Refused)
+			refused = append(refused, wire.SyscallDenial(*st.Refused))
 		}
 		if st.Exit != nil {
 			if st.Exit.Signal != 0 {
 				signal = unix.SignalName(syscall.Signal(st.Exit.Signal))
 			}
-			return st.Exit.Code, signal, st.Exit.Usage, st.Exit.Refused
+			refused = nil
+			for _, d := range st.Exit.Refused {
+				refused = append(refused, wire.SyscallDenial(d))
+			}
+			return st.Exit.Code, signal, wire.Usage(st.Exit.Usage), refused
 		}
 	}
 	ws := h.cmd.ProcessState.Sys().(syscall.WaitStatus)

@@ -36,7 +36,7 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 		return nil, err
 	}
 	cfg := &inside.Config{
-		Argv: spec.Argv, Dir: spec.Dir, Profile: spec.Profile, UID: uid, GID: gid,
+		Argv: spec.Argv, Dir: spec.Dir, UID: uid, GID: gid,
 		Env:      Environ(spec.Profile, spec.Env, home, name),
 		NoNet:    spec.Profile.Net.Mode == wire.NetNone,
 		UserNS:   os.Geteuid() != 0,
@@ -55,16 +55,18 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 	}
 	defer cg.remove()
 	var w *watch
+	prof := spec.Profile // with every git directory protected besides
 	if !cfg.Trusted {
-		w, cfg.Profile = protectGitDirs(spec.Profile)
-		cfg.Placeholders, err = placeholders(cfg.Profile)
+		w, prof = protectGitDirs(spec.Profile)
+		cfg.Placeholders, err = placeholders(prof)
 		defer removePlaceholders(cfg.Placeholders)
-		w.hold(cfg.Profile.FS.WriteDeny, cfg.Placeholders)
+		w.hold(prof.FS.WriteDeny, cfg.Placeholders)
 		if err != nil {
 			w.check()
 			return nil, refuse("protected paths: %v", err)
 		}
 	}
+	cfg.Profile = helperProfile(prof)
 	res, err := launch(ctx, spec, cfg, cg)
 	var moved []wire.Quarantined
 	if w != nil {
@@ -90,7 +92,7 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 		res.Quarantined = moved
 	}
 	if !cfg.Trusted && res.ExitCode != 0 {
-		res.Paths = pathDenials(res.Stderr, cfg.Profile, spec.Profile, spec.Dir)
+		res.Paths = pathDenials(res.Stderr, prof, spec.Profile, spec.Dir)
 	}
 	res.Duration = time.Since(start)
 	res.Isolation = append(res.Isolation, caches...)
@@ -109,6 +111,17 @@ func protectGitDirs(p *wire.Profile) (*watch, *wire.Profile) {
 	slices.Sort(q.FS.WriteDeny)
 	q.FS.WriteDeny = slices.Compact(q.FS.WriteDeny)
 	return w, &q
+}
+
+// helperProfile is what the helper needs of p (see inside.Profile): the
+// allowlist's ports are worked out here, once, rather than in the helper.
+func helperProfile(p *wire.Profile) *inside.Profile {
+	return &inside.Profile{
+		Workspace: p.Workspace,
+		FS:        inside.FS{Write: p.FS.Write, ReadDeny: p.FS.ReadDeny, WriteDeny: p.FS.WriteDeny, Read: p.FS.Read},
+		Net:       inside.Net{Mode: p.Net.Mode, Ports: allowedPortsOf(p.Net.Allow)},
+		Limits:    inside.Limits{CPUMS: p.Limits.CPUMS, FileBytes: p.Limits.FileBytes},
+	}
 }
 
 // owner is the user a command runs as: the workspace's owner when sandboxd

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/moatsec/moat/pkg/sandbox/inside"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -46,7 +45,7 @@ func Seatbelt(p *wire.Profile) string {
 		b.WriteString("(allow network*)\n")
 	case wire.NetAllowlist:
 		b.WriteString("(allow network-outbound\n")
-		for _, port := range inside.AllowedPorts(p.Net.Allow) {
+		for _, port := range allowedPortsOf(p.Net.Allow) {
 			fmt.Fprintf(&b, "    (remote tcp \"*:%d\")\n", port)
 		}
 		b.WriteString("    (remote udp \"*:53\"))\n")

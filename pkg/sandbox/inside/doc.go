@@ -13,8 +13,8 @@
 //     is best effort, and the report lists only what is in force.
 //   - The seccomp filter goes on last, after privileges are dropped, and
 //     no descriptor the helper did not open itself reaches the command.
-//   - This package imports only what isolation needs (no bus, policy,
-//     egress proxy, key store or user lookup): each of its imports is
+//   - This package imports only what isolation needs (no bus messages or
+//     codec, policy, egress proxy, key store, net or user lookup): each of its imports is
 //     loaded and initialised again in every run
 //     (cmd/moat-sandbox-helper's TestLinksNoDaemonCode checks it).
 package inside

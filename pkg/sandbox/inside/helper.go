@@ -1,23 +1,21 @@
 package inside
 
-import "github.com/moatsec/moat/pkg/wire"
-
 // Arg0 is argv[0] of the re-executed helper: how [Init] recognises it.
 const Arg0 = "moat-sandbox-init"
 
 // Config is what the parent hands the helper on fd 3.
 type Config struct {
-	Argv     []string      `json:"argv"`
-	Env      []string      `json:"env"`
-	Dir      string        `json:"dir"`
-	Profile  *wire.Profile `json:"profile"`
-	UID      int           `json:"uid"`
-	GID      int           `json:"gid"`
-	NoNet    bool          `json:"no_net"`
-	Egress   bool          `json:"egress"` // a network namespace whose way out is the egress proxy
-	UserNS   bool          `json:"user_ns"`
-	Trusted  bool          `json:"trusted"`
-	TmpBytes int64         `json:"tmp_bytes"`
+	Argv     []string `json:"argv"`
+	Env      []string `json:"env"`
+	Dir      string   `json:"dir"`
+	Profile  *Profile `json:"profile"`
+	UID      int      `json:"uid"`
+	GID      int      `json:"gid"`
+	NoNet    bool     `json:"no_net"`
+	Egress   bool     `json:"egress"` // a network namespace whose way out is the egress proxy
+	UserNS   bool     `json:"user_ns"`
+	Trusted  bool     `json:"trusted"`
+	TmpBytes int64    `json:"tmp_bytes"`
 	// Placeholders are protected paths the parent created, empty, so they can
 	// be mounted read-only: they did not exist and must not be created.
 	Placeholders []string `json:"placeholders"`
@@ -33,19 +31,19 @@ type Config struct {
 // system call the seccomp filter refused as it happens, and how the command
 // ended.
 type Status struct {
-	Isolation []string            `json:"isolation,omitempty"`
-	Error     string              `json:"error,omitempty"`
-	Refused   *wire.SyscallDenial `json:"refused,omitempty"`
-	Exit      *Exit               `json:"exit,omitempty"`
+	Isolation []string       `json:"isolation,omitempty"`
+	Error     string         `json:"error,omitempty"`
+	Refused   *SyscallDenial `json:"refused,omitempty"`
+	Exit      *Exit          `json:"exit,omitempty"`
 }
 
 // Exit is the command's own end, as its init reaped it.
 type Exit struct {
-	Code   int        `json:"code"`             // the exit status, or 128+signal
-	Signal int        `json:"signal,omitempty"` // the signal that killed it
-	Usage  wire.Usage `json:"usage"`
+	Code   int   `json:"code"`             // the exit status, or 128+signal
+	Signal int   `json:"signal,omitempty"` // the signal that killed it
+	Usage  Usage `json:"usage"`
 	// Refused is every kind of system call the seccomp filter refused.
-	Refused []wire.SyscallDenial `json:"refused,omitempty"`
+	Refused []SyscallDenial `json:"refused,omitempty"`
 }
 
 // Fixed file descriptors of the helper.

@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
-	"github.com/moatsec/moat/pkg/wire"
 )
 
 // landlockABI is the Landlock ABI moat pins: v6 scopes abstract unix sockets
@@ -41,16 +40,16 @@ func restrictLandlock(cfg *Config) (string, error) {
 	}
 	what := fmt.Sprintf("landlock:v6 write=%d roots", len(p.FS.Write))
 	switch p.Net.Mode {
-	case wire.NetFull:
+	case NetFull:
 		conf.HandledAccessNet = 0
-	case wire.NetAllowlist:
+	case NetAllowlist:
 		if cfg.Egress {
 			// The network namespace holds loopback and the egress proxy,
 			// which enforces the list by name: no port rule to add.
 			conf.HandledAccessNet = 0
 			break
 		}
-		ports := AllowedPorts(p.Net.Allow)
+		ports := p.Net.Ports
 		for _, port := range ports {
 			rules = append(rules, landlock.ConnectTCP(port))
 		}

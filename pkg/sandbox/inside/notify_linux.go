@@ -12,7 +12,6 @@ import (
 	"unsafe"
 
 	"github.com/elastic/go-seccomp-bpf/arch"
-	"github.com/moatsec/moat/pkg/wire"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,7 +28,7 @@ import (
 //     arguments, copied by the kernel, never memory the caller could change
 //     under it (no time-of-check/time-of-use);
 //   - records each kind of call (name, the refusing argument, a count, the
-//     first caller's comm), at most wire.MaxSyscallDenials kinds, and reports
+//     first caller's comm), at most MaxSyscallDenials kinds, and reports
 //     a new kind at once on the status pipe, so a run later killed (its
 //     timeout) still says what was refused.
 //
@@ -72,7 +71,7 @@ type supervisor struct {
 	done   chan struct{}
 
 	mu     sync.Mutex
-	denied []wire.SyscallDenial
+	denied []SyscallDenial
 }
 
 // superviseSeccomp serves the listener fd until stop.
@@ -95,7 +94,7 @@ func superviseSeccomp(fd int, status *os.File) (*supervisor, error) {
 
 // stop ends the supervisor and returns what it refused. A call still in
 // flight from an orphan of the command gets ENOSYS from the kernel.
-func (s *supervisor) stop() []wire.SyscallDenial {
+func (s *supervisor) stop() []SyscallDenial {
 	s.file.Close()
 	<-s.done
 	return s.denied
@@ -162,10 +161,10 @@ func (s *supervisor) record(n *seccompNotif, fd uintptr) {
 			return
 		}
 	}
-	if len(s.denied) >= wire.MaxSyscallDenials {
+	if len(s.denied) >= MaxSyscallDenials {
 		return
 	}
-	d := wire.SyscallDenial{Syscall: name, Detail: detail, Count: 1, Reason: refusedWhy(name)}
+	d := SyscallDenial{Syscall: name, Detail: detail, Count: 1, Reason: refusedWhy(name)}
 	// Which program: its comm, kept only if the caller is still the one
 	// that made the call (the pid was not reused meanwhile).
 	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", n.Pid)); err == nil {

@@ -1,13 +1,13 @@
-package inside
+package sandbox
 
 import (
 	"net"
 	"strconv"
 )
 
-// AllowedPorts are the TCP ports an allowlist names (443 for an entry
+// allowedPortsOf are the TCP ports an allowlist names (443 for an entry
 // without one), in order, once each.
-func AllowedPorts(allow []string) []uint16 {
+func allowedPortsOf(allow []string) []uint16 {
 	seen := map[uint16]bool{}
 	var out []uint16
 	for _, e := range allow {
