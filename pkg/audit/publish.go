@@ -78,6 +78,27 @@ func (p *Publisher) Publish(ctx context.Context, ev *wire.AuditEvent) error {
 	if err != nil {
 		return err
 	}
+	return p.publish(ctx, msg)
+}
+
+// PublishStamped publishes an event Stamp stamped earlier, by this
+// publisher or another of the same source, unchanged — its id, seq and
+// instance included — as Publish does. Sent twice, it is stored once
+// (auditd keeps one event per id). A component uses it to put on record an
+// event it fixed before acting on it, or one a lost copy of itself fixed.
+func (p *Publisher) PublishStamped(ctx context.Context, ev *wire.AuditEvent) error {
+	if ev.ID == "" || ev.Seq == 0 || ev.Source != p.source {
+		return fmt.Errorf("publish a stamped event: event %q (source %q, seq %d) was not stamped by a %s publisher", ev.ID, ev.Source, ev.Seq, p.source)
+	}
+	msg, err := p.encode(ev)
+	if err != nil {
+		return err
+	}
+	return p.publish(ctx, msg)
+}
+
+// publish waits until MOAT_AUDIT has msg (Publish).
+func (p *Publisher) publish(ctx context.Context, msg *nats.Msg) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(RecordWait)
@@ -159,6 +180,15 @@ func (p *Publisher) PublishAsync(ev *wire.AuditEvent) error {
 
 // message stamps ev and builds its message.
 func (p *Publisher) message(ev *wire.AuditEvent) (*nats.Msg, error) {
+	p.Stamp(ev)
+	return p.encode(ev)
+}
+
+// Stamp gives ev what Publish gives it before it leaves — an id (unless it
+// has one), the time (unless set), this publisher's source, instance and
+// next seq — and sanitizes and bounds it. Publish it with PublishStamped;
+// a stamped event never published leaves a hole in this instance's seqs.
+func (p *Publisher) Stamp(ev *wire.AuditEvent) {
 	if ev.ID == "" {
 		ev.ID = wire.NewID()
 	}
@@ -172,6 +202,10 @@ func (p *Publisher) message(ev *wire.AuditEvent) (*nats.Msg, error) {
 	} else {
 		Bound(ev)
 	}
+}
+
+// encode builds a stamped event's message.
+func (p *Publisher) encode(ev *wire.AuditEvent) (*nats.Msg, error) {
 	body, err := wire.Encode(wire.Msgpack, ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode audit event: %w", err)

@@ -283,7 +283,7 @@ func (l *liveness) sweepInstance(ctx context.Context, c candidate) error {
 			n++
 			var rec claimRecord
 			if json.Unmarshal(m.Data(), &rec) != nil || rec.Instance != c.rec.Instance ||
-				(rec.State != claimRunning && rec.State != claimClosing) {
+				(rec.State != claimRunning && rec.State != claimClosing && rec.State != claimEnding) {
 				continue
 			}
 			md, err := m.Metadata()
@@ -316,10 +316,13 @@ func (l *liveness) sweepInstance(ctx context.Context, c candidate) error {
 // when it is not closed yet (the next sweep tries again).
 func (l *liveness) close(ctx context.Context, subject string, seq uint64, rec claimRecord) bool {
 	lost := rec.Instance
-	if rec.State == claimClosing && rec.Lost != "" {
+	if rec.Lost != "" {
 		lost = rec.Lost // a sweeper lost while closing it: the run's holder was the one before
 	}
-	rec.Instance, rec.State, rec.Lost = l.d.ID(), claimClosing, lost
+	rec.Instance, rec.Lost = l.d.ID(), lost
+	if rec.State != claimEnding { // an end already fixed is published as it is
+		rec.State = claimClosing
+	}
 	nseq, err := l.d.update(ctx, subject, seq, &rec)
 	if errors.Is(err, errChanged) {
 		return true // another sweeper took it, or its holder finished after all
@@ -335,8 +338,23 @@ func (l *liveness) close(ctx context.Context, subject string, seq uint64, rec cl
 	return true
 }
 
-// record writes the run.failed of a claim taken over, then marks it done.
+// record writes the end of a claim taken over, then marks it done: the end
+// its lost holder fixed (ending), published unchanged, or else a run.failed.
 func (l *liveness) record(c *claim) bool {
+	if c.rec.State == claimEnding {
+		var ev wire.AuditEvent
+		err := wire.Decode(wire.Msgpack, c.rec.End, &ev)
+		if err == nil {
+			err = l.d.audit.PublishStamped(context.Background(), &ev)
+		}
+		if err != nil {
+			l.d.log.Error("run of a lost sandboxd not closed: the end it fixed is not on record; trying again", "request_id", c.rec.RequestID, "err", err)
+			return false
+		}
+		l.d.held.Add(1) // done takes it off
+		c.done(c.rec.Outcome)
+		return true
+	}
 	err := l.d.audit.Publish(context.Background(), &wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: c.rec.SessionID,
 		RequestID: c.rec.RequestID, Profile: c.rec.Profile, Argv: c.rec.Argv, Cwd: c.rec.Cwd, Verdict: wire.VerdictAllow,
 		Detail: map[string]any{"error": errLostClaim(c.rec.Lost), "lost_instance": c.rec.Lost, "claimed_at": c.rec.At}})

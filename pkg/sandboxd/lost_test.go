@@ -102,6 +102,70 @@ func TestLostHolderClosedOnce(t *testing.T) {
 	})
 }
 
+// A copy lost after fixing a run's end in its claim (ending) — whether or
+// not it got to publish that end — leaves exactly that end on record: the
+// sweeper publishes the same event (same id, seq and instance), never a
+// run.failed beside it. Chaos saw a run with both, its sandboxd SIGKILLed
+// between publishing the exit and marking the claim done.
+func TestLostHolderEndingPublishedOnce(t *testing.T) {
+	s := bustest.Start(t)
+	d, err := Start(s.Conn(t, home.RoleSandboxd), fastLiveness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	js, err := jetstream.New(s.Conn(t, home.RoleAdmin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := audit.NewPublisher(s.Conn(t, home.RoleSandboxd), wire.ServiceSandboxd, "dead-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, js, wire.SubjectRunLive+".dead-2", liveRecord{Instance: "dead-2", Started: time.Now().UTC(), State: liveUp})
+	ends := map[string]*wire.AuditEvent{}
+	for _, id := range []string{"req-published", "req-unpublished"} {
+		ev := &wire.AuditEvent{Kind: wire.KindRunExit, RequestID: id, Verdict: wire.VerdictAllow, Argv: []string{"true"},
+			Detail: map[string]any{"exit_code": 3}}
+		lost.Stamp(ev)
+		end, err := wire.Encode(wire.Msgpack, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(t, js, claimSubject(id), claimRecord{RequestID: id, Instance: "dead-2", State: claimEnding, Outcome: "exit 3", End: end})
+		ends[id] = ev
+	}
+	if err := lost.PublishStamped(context.Background(), ends["req-published"]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the lost copy's ending claims done", func() error {
+		for id := range ends {
+			var c claimRecord
+			if get(t, js, claimSubject(id), &c); c.State != claimDone || c.Outcome != "exit 3" || c.End != nil {
+				return fmt.Errorf("%s: %+v", id, c)
+			}
+		}
+		return nil
+	})
+	if f := failedRecords(t, js); len(f) != 0 {
+		t.Errorf("run.failed beside a fixed end: %+v", f)
+	}
+	got := map[string][]wire.AuditEvent{}
+	for _, ev := range records(t, js, wire.KindRunExit) {
+		got[ev.RequestID] = append(got[ev.RequestID], ev)
+	}
+	for id, want := range ends {
+		if len(got[id]) != 1 {
+			t.Errorf("%s: %d run.exit messages, want 1", id, len(got[id]))
+			continue
+		}
+		ev := got[id][0]
+		if ev.ID != want.ID || ev.Seq != want.Seq || ev.Instance != "dead-2" || fmt.Sprint(ev.Detail["exit_code"]) != "3" {
+			t.Errorf("%s: on record %+v, want the lost copy's own event %+v", id, ev, want)
+		}
+	}
+}
+
 func claimSubject(requestID string) string { return wire.SubjectRunClaim + "." + claimKey(requestID) }
 
 func put(t *testing.T, js jetstream.JetStream, subject string, v any) uint64 {
@@ -134,6 +198,12 @@ func get(t *testing.T, js jetstream.JetStream, subject string, v any) uint64 {
 // them in these tests).
 func failedRecords(t *testing.T, js jetstream.JetStream) []wire.AuditEvent {
 	t.Helper()
+	return records(t, js, wire.KindRunFailed)
+}
+
+// records are sandboxd's events of kind in MOAT_AUDIT.
+func records(t *testing.T, js jetstream.JetStream, kind string) []wire.AuditEvent {
+	t.Helper()
 	ctx := context.Background()
 	st, err := js.Stream(ctx, wire.AuditStream)
 	if err != nil {
@@ -141,7 +211,7 @@ func failedRecords(t *testing.T, js jetstream.JetStream) []wire.AuditEvent {
 	}
 	var out []wire.AuditEvent
 	for seq := uint64(1); ; {
-		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(wire.AuditSubject(wire.ServiceSandboxd, wire.KindRunFailed)))
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(wire.AuditSubject(wire.ServiceSandboxd, kind)))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return out
 		}

@@ -24,7 +24,10 @@ const ClaimWait = 10 * time.Second
 const (
 	claimRunning = "running" // its holder is running it (or waiting for a slot)
 	claimClosing = "closing" // its holder was lost; the new holder is recording run.failed
-	claimDone    = "done"    // its end is on record
+	// claimEnding: its end is fixed (End) and being put on record; should
+	// its holder be lost now, another puts that same event on record.
+	claimEnding = "ending"
+	claimDone   = "done" // its end is on record
 	// claimReleased: nothing ran (its slot wait ended, its decision could
 	// not be recorded): the request id may be claimed again.
 	claimReleased = "released"
@@ -45,7 +48,10 @@ type claimRecord struct {
 	At       time.Time `json:"at"`
 	State    string    `json:"state,omitempty"`
 	Lost     string    `json:"lost,omitempty"`    // the instance that was lost, once closing
-	Outcome  string    `json:"outcome,omitempty"` // once done: how it ended
+	Outcome  string    `json:"outcome,omitempty"` // once ending or done: how it ended
+	// End is the run's end record (msgpack), stamped before it is
+	// published: while ending, a sweeper publishes it as it is.
+	End []byte `json:"end,omitempty"`
 }
 
 // claim is a claim this sandboxd holds: the message on subject at seq.
@@ -201,8 +207,31 @@ func (c *claim) done(outcome string) { c.mark(claimDone, outcome) }
 // same request id again (the 408 or 503 it gets says to retry).
 func (c *claim) release(why string) { c.mark(claimReleased, "not run: "+why) }
 
+// ending fixes the run's end in its claim before the end is published:
+// ev is stamped, so a sweeper that finds this claim's holder lost publishes
+// the very same event (one record, whichever copy gets there), never a
+// run.failed beside it. False when the claim was not updated (another
+// sandboxd took it over, or MOAT_RUNS did not answer).
+func (c *claim) ending(ev *wire.AuditEvent, outcome string) bool {
+	end, err := wire.Encode(wire.Msgpack, ev)
+	if err != nil {
+		return false
+	}
+	rec := c.rec
+	rec.State, rec.Outcome, rec.End = claimEnding, outcome, end
+	ctx, cancel := context.WithTimeout(context.Background(), ClaimWait)
+	defer cancel()
+	seq, err := c.d.update(ctx, c.subject, c.seq, &rec)
+	if err != nil {
+		c.d.log.Warn("the run's end is not fixed in its claim before it is recorded", "request_id", c.rec.RequestID, "err", err)
+		return false
+	}
+	c.rec, c.seq = rec, seq
+	return true
+}
+
 func (c *claim) mark(state, outcome string) {
-	c.rec.State, c.rec.Outcome = state, outcome
+	c.rec.State, c.rec.Outcome, c.rec.End = state, outcome, nil
 	ctx, cancel := context.WithTimeout(context.Background(), ClaimWait)
 	defer cancel()
 	if _, err := c.d.update(ctx, c.subject, c.seq, &c.rec); err != nil {

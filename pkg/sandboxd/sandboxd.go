@@ -290,12 +290,19 @@ func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
 }
 
 // end records how a claimed run ended, then marks its claim done with
-// outcome. An end that could not be recorded leaves the claim open: should
-// this sandboxd be lost, another closes it (lost.go).
+// outcome. The end is stamped and fixed in the claim first, so a sandboxd
+// lost after publishing it and before marking the claim done leaves the
+// same record to publish, not a run open for a run.failed beside its exit
+// (lost.go). An end that could not be recorded leaves the claim open:
+// should this sandboxd be lost, another closes it.
 func (d *Daemon) end(cl *claim, ev *wire.AuditEvent, outcome string) {
-	if d.record(ev) == nil {
-		cl.done(outcome)
+	d.audit.Stamp(ev)
+	cl.ending(ev, outcome)
+	if err := d.audit.PublishStamped(context.Background(), ev); err != nil {
+		d.log.Error("AUDIT GAP: event not recorded", "kind", ev.Kind, "request_id", ev.RequestID, "err", err)
+		return
 	}
+	cl.done(outcome)
 }
 
 // outcome says in a few words how a run ended, for its claim.
