@@ -11,8 +11,9 @@ import (
 // be loaded and initialised again in each run.
 // Nor sandboxd's side of a run: the egress proxy (net/http, TLS), the
 // key store (nkeys), git config, user lookup, pkg/sandbox itself, nor the
-// bus's messages and codec (pkg/wire, msgpack) or the net package.
-var daemonCode = regexp.MustCompile(`nats-io/|starlark|klauspost/compress|moat/pkg/(bus|client|policy|policyd|profile|profiled|audit|auditd|sandboxd|bench|egress|home|gitconfig|sandbox|wire)$|vmihailenco/msgpack|moat/pkg/(bus|client|policy|policyd|profile|profiled|audit|auditd|sandboxd|bench)/|^(net|net/http|crypto/tls|os/user)$`)
+// bus's messages and codec (pkg/wire, msgpack) or the net package, nor the
+// seccomp assembler and its syscall tables (sandboxd assembles the filter).
+var daemonCode = regexp.MustCompile(`nats-io/|starlark|klauspost/compress|moat/pkg/(bus|client|policy|policyd|profile|profiled|audit|auditd|sandboxd|bench|egress|home|gitconfig|sandbox|wire)$|vmihailenco/msgpack|go-seccomp-bpf|golang.org/x/net/|moat/pkg/(bus|client|policy|policyd|profile|profiled|audit|auditd|sandboxd|bench)/|^(net|net/http|crypto/tls|os/user)$`)
 
 // TestLinksNoDaemonCode: the helper links none of the bus, policy, audit or
 // daemon packages, nor those only sandboxd's side of a run needs.

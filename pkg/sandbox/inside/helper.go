@@ -23,6 +23,8 @@ type Config struct {
 	// cgroup itself (see cgroup.joinFiles): a helper started ahead of the
 	// run cannot be cloned into a group that did not exist yet.
 	CgroupTasks []string `json:"cgroup_tasks,omitempty"`
+	// Seccomp is the filter the helper loads last (see Filter).
+	Seccomp *Filter `json:"seccomp"`
 }
 
 // Status is what the helper reports on fd 4, one JSON value a line:

@@ -107,13 +107,9 @@ func helper(status *os.File) (int, error) {
 		return 125, fmt.Errorf("close inherited descriptors: %v", err)
 	}
 	applied = append(applied, "fds:closed")
-	filter, err := seccompProgram(cfg.NoNet)
-	if err != nil {
-		return 125, fmt.Errorf("seccomp: %v", err)
-	}
 	// The filter goes on last, and before the report: the report lists only
 	// what is in force.
-	listener, err := loadSeccomp(filter)
+	listener, err := loadSeccomp(cfg.Seccomp)
 	if err != nil {
 		return 125, fmt.Errorf("seccomp: %v", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,7 +65,7 @@ const notifIDValid = 0x40082102
 // supervisor records and refuses the calls one filter's listener hands over.
 type supervisor struct {
 	file   *os.File
-	info   *arch.Info
+	filter *Filter
 	status *json.Encoder // the status pipe: a new kind is told at once
 	done   chan struct{}
 
@@ -75,18 +74,14 @@ type supervisor struct {
 }
 
 // superviseSeccomp serves the listener fd until stop.
-func superviseSeccomp(fd int, status *os.File) (*supervisor, error) {
-	info, err := arch.GetInfo("")
-	if err != nil {
-		return nil, err
-	}
+func superviseSeccomp(fd int, filter *Filter, status *os.File) (*supervisor, error) {
 	// Non-blocking, so the file is served by the runtime's poller and
 	// waiting costs no thread of its own.
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("seccomp listener: %v", err)
 	}
-	s := &supervisor{file: os.NewFile(uintptr(fd), "seccomp-listener"), info: info,
+	s := &supervisor{file: os.NewFile(uintptr(fd), "seccomp-listener"), filter: filter,
 		status: json.NewEncoder(status), done: make(chan struct{})}
 	go s.serve()
 	return s, nil
@@ -146,11 +141,11 @@ func (s *supervisor) serve() {
 
 // record counts one refused call, under its kind.
 func (s *supervisor) record(n *seccompNotif, fd uintptr) {
-	name := s.info.SyscallNumbers[int(n.Data.Nr)]
+	name := s.filter.Names[int(n.Data.Nr)]
 	if name == "" {
 		name = fmt.Sprintf("syscall %d", n.Data.Nr)
 	}
-	detail := refusedArg(name, n.Data.Args, s.info)
+	detail := refusedArg(name, n.Data.Args, s.filter.CloneFlagsArg)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.denied {
@@ -179,14 +174,14 @@ func (s *supervisor) record(n *seccompNotif, fd uintptr) {
 
 // refusedArg names the integer argument that made a call refused, where
 // one did: the socket family, the terminal ioctl, the namespace flags.
-func refusedArg(name string, args [6]uint64, info *arch.Info) string {
+func refusedArg(name string, args [6]uint64, cloneFlagsArg int) string {
 	switch name {
 	case "socket", "socketpair":
 		return map[uint32]string{unix.AF_INET: "AF_INET", unix.AF_INET6: "AF_INET6", unix.AF_PACKET: "AF_PACKET"}[uint32(args[0])]
 	case "ioctl":
-		return map[uint32]string{tiocsti: "TIOCSTI", tioclinux: "TIOCLINUX"}[uint32(args[1])]
+		return map[uint32]string{Tiocsti: "TIOCSTI", Tioclinux: "TIOCLINUX"}[uint32(args[1])]
 	case "clone":
-		return nsFlagNames(uint32(args[cloneFlagsArg(info)]))
+		return nsFlagNames(uint32(args[cloneFlagsArg]))
 	case "unshare":
 		return nsFlagNames(uint32(args[0]))
 	}

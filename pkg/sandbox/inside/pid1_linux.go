@@ -43,7 +43,7 @@ func supervise(status *os.File, path string, cfg *Config, listener int) int {
 		fmt.Fprintf(os.Stderr, "moat: init: not dumpable: %v\n", err)
 		return ExitCannotExec
 	}
-	sup, err := superviseSeccomp(listener, status)
+	sup, err := superviseSeccomp(listener, cfg.Seccomp, status)
 	if err != nil {
 		// Unserved, the filter would leave a refused call waiting.
 		fmt.Fprintf(os.Stderr, "moat: init: seccomp supervisor: %v\n", err)

@@ -1,0 +1,43 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/moatsec/moat/pkg/sandbox/inside"
+)
+
+// TestHelperRefusesNoFilter: the seccomp filter comes from sandboxd in the
+// configuration; a helper handed none, an empty one or one too long for
+// the kernel refuses the run before the command starts, rather than
+// running it unfiltered.
+func TestHelperRefusesNoFilter(t *testing.T) {
+	ws, p := initWorkspace(t, "offline")
+	marker := filepath.Join(ws, "ran")
+	good, err := seccompFor(true)
+	if err != nil || len(good.Program) == 0 || len(good.Names) == 0 {
+		t.Fatalf("seccompFor(true) = %+v, %v", good, err)
+	}
+	for _, f := range []*inside.Filter{nil, {Names: good.Names}, {Program: make([]inside.SockFilter, 5000), Names: good.Names}} {
+		h, err := spawn(true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := &inside.Config{
+			Argv: []string{"/bin/sh", "-c", "echo x > " + marker}, Dir: ws, Profile: helperProfile(p),
+			UID: os.Geteuid(), GID: os.Getegid(), NoNet: true, TmpBytes: 1 << 20, Seccomp: f,
+		}
+		_, err = h.begin(cfg)
+		h.close()
+		if err == nil || !strings.Contains(err.Error(), "filter has") {
+			t.Errorf("a configuration with filter %v: %v, want a refusal naming the filter", f != nil, err)
+		}
+		if _, err := os.Stat(marker); !os.IsNotExist(err) {
+			t.Fatalf("the command ran without the filter (%s exists: %v)", marker, err)
+		}
+	}
+}
