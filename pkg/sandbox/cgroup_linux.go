@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,25 +31,54 @@ type cgroup struct {
 	mem    string   // where memory files live
 	cpu    string   // where CPU accounting lives
 	limits wire.Limits
+	// emptied is set once killAll found the group empty: with no process
+	// left in it, none can join it again (only the run's helper joins it,
+	// as it starts).
+	emptied bool
 }
 
 func newCgroup(l wire.Limits) (*cgroup, error) {
 	id := make([]byte, 8)
 	rand.Read(id)
 	name := "run-" + hex.EncodeToString(id)
-	if unifiedHas("memory", "pids") {
+	if layout().v2 {
 		return newCgroupV2(name, l)
 	}
 	return newCgroupV1(name, l)
 }
 
+// cgroupLayout is how the machine mounts cgroups: the unified hierarchy
+// or v1, and where each v1 controller is mounted. It does not change
+// while sandboxd runs, so it is looked at once, not on every run;
+// sandboxd's own group within it is read on every run (sandboxd may be
+// moved).
+type cgroupLayout struct {
+	v2     bool
+	mounts map[string]string // v1 controller → its mount
+	errs   map[string]error  // v1 controller → why it has none
+}
+
+var layout = sync.OnceValue(func() cgroupLayout {
+	l := cgroupLayout{v2: unifiedHas("memory", "pids"), mounts: map[string]string{}, errs: map[string]error{}}
+	if !l.v2 {
+		for _, ctrl := range v1Controllers {
+			l.mounts[ctrl], l.errs[ctrl] = v1Mount(ctrl)
+		}
+	}
+	return l
+})
+
+// v1Controllers are the v1 hierarchies a run's group is made in.
+var v1Controllers = []string{"memory", "pids", "cpuacct"}
+
 func newCgroupV1(name string, l wire.Limits) (*cgroup, error) {
 	c := &cgroup{limits: l}
-	for _, ctrl := range []string{"memory", "pids", "cpuacct"} {
-		base, err := ownV1Path(ctrl)
-		if err != nil {
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	for _, ctrl := range v1Controllers {
+		if err := layout().errs[ctrl]; err != nil {
 			return nil, err
 		}
+		base := filepath.Join(layout().mounts[ctrl], v1Group(self, ctrl))
 		dir := filepath.Join(base, "moat", name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			c.remove()
@@ -128,6 +158,9 @@ func (c *cgroup) joinFiles() []string {
 
 // killAll kills every process left in the group until it is empty.
 func (c *cgroup) killAll() {
+	if c.emptied {
+		return
+	}
 	if c.v2 {
 		os.WriteFile(filepath.Join(c.dirs[0], "cgroup.kill"), []byte("1"), 0o644)
 	}
@@ -140,6 +173,7 @@ func (c *cgroup) killAll() {
 			}
 		}
 		if left == 0 {
+			c.emptied = true
 			return
 		}
 		time.Sleep(2 * time.Millisecond)
@@ -237,35 +271,34 @@ func keyed(path, key string) (int64, bool) {
 	return 0, false
 }
 
-// ownV1Path is the mounted directory of sandboxd's own v1 group for ctrl.
-func ownV1Path(ctrl string) (string, error) {
-	mount := ""
+// v1Mount is where the v1 controller ctrl is mounted.
+func v1Mount(ctrl string) (string, error) {
 	for _, cand := range []string{ctrl, "cpu,cpuacct", "cpuacct,cpu"} {
 		if ctrl != "cpuacct" && cand != ctrl {
 			continue
 		}
 		if fi, err := os.Stat(filepath.Join(cgroupRoot, cand)); err == nil && fi.IsDir() {
-			mount = filepath.Join(cgroupRoot, cand)
-			break
+			return filepath.Join(cgroupRoot, cand), nil
 		}
 	}
-	if mount == "" {
-		return "", fmt.Errorf("the %s cgroup controller is not mounted under %s", ctrl, cgroupRoot)
-	}
+	return "", fmt.Errorf("the %s cgroup controller is not mounted under %s", ctrl, cgroupRoot)
+}
+
+// v1Group is sandboxd's own group for ctrl, from /proc/self/cgroup's
+// content self ("" for the root).
+func v1Group(self []byte, ctrl string) string {
 	rel := ""
-	if data, err := os.ReadFile("/proc/self/cgroup"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			parts := strings.SplitN(line, ":", 3)
-			if len(parts) == 3 {
-				for _, c := range strings.Split(parts[1], ",") {
-					if c == ctrl {
-						rel = parts[2]
-					}
+	for _, line := range strings.Split(string(self), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 {
+			for _, c := range strings.Split(parts[1], ",") {
+				if c == ctrl {
+					rel = parts[2]
 				}
 			}
 		}
 	}
-	return filepath.Join(mount, rel), nil
+	return rel
 }
 
 func ownV2Path() (string, error) {
