@@ -17,7 +17,7 @@ const responseWindow = 2 * time.Hour
 
 // The client-facing request subjects: what an agent's key may publish.
 var clientRequests = []string{
-	wire.SubjectResolve, wire.SubjectProfileList, wire.SubjectCheck, wire.SubjectRun, wire.SubjectRunResume,
+	wire.SubjectResolve, wire.SubjectProfileList, wire.SubjectCheck, wire.SubjectCheckResume, wire.SubjectRun, wire.SubjectRunResume,
 	wire.SubjectAuditQuery, wire.SubjectAuditVerify, wire.SubjectAuditStats,
 }
 
@@ -104,7 +104,7 @@ func Permissions(role string) *server.Permissions {
 		p.Response.MaxMsgs = -1
 	case home.RoleSandboxd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.sandbox.>")
-		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck,
+		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck, wire.SubjectCheckResume,
 			wire.SubjectCheckResolved, // its own resolved profile: grants may cover it
 			wire.SubjectRunClaim+".*", // a request id runs once (MOAT_RUNS)
 			// and a claim sent again is recognised by reading it back

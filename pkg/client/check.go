@@ -22,7 +22,8 @@ const ApprovalGrace = 5 * time.Second
 // decision is a deny whose reason says which (policy-unavailable,
 // policy-timeout, policy-error). The deadline is the context's, else the
 // client's timeout; while policyd waits for a person to answer a prompt, it
-// stretches to the approval's expiry plus ApprovalGrace.
+// stretches to the approval's expiry plus ApprovalGrace. A check whose
+// answer the bus lost in a restart is asked for again (checkResumer).
 func (c *Client) Check(ctx context.Context, req *wire.CheckRequest) wire.Decision {
 	return c.CheckWaiting(ctx, req, nil)
 }
@@ -79,15 +80,20 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 		return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)
 	}
 	ctl := "" // the approval's control subject, once a person is asked
+	rs := checkResumer{c: c, reply: reply, requestID: req.RequestID, heard: time.Now(), reconnects: c.nc.Stats().Reconnects}
 	for {
 		m := msgs.next()
 		if m == nil {
-			timer := time.NewTimer(time.Until(deadline))
+			timer := time.NewTimer(min(time.Until(deadline), checkPoll))
 			select {
 			case <-msgs.ready:
 				timer.Stop()
 				continue
 			case <-timer.C:
+				if time.Until(deadline) > 0 {
+					rs.poll()
+					continue
+				}
 				return denied(wire.ReasonPolicyTimeout, "no decision from policyd in time (deadline %s)", deadline.Format(time.RFC3339Nano))
 			case <-ctx.Done():
 				timer.Stop()
@@ -103,8 +109,12 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 			}
 		}
 		if m.Header.Get("Status") == "503" {
+			if rs.resumed {
+				continue // nobody heard the resume yet (policyd not back): keep waiting
+			}
 			return denied(wire.ReasonPolicyUnavailable, "no policyd is running: start it (moat status shows what is missing)")
 		}
+		rs.heard = time.Now()
 		if id := m.Header.Get(wire.HeaderApprovalID); id != "" && len(m.Data) == 0 && m.Header.Get(wire.HeaderErrorCode) == "" {
 			w := wire.ApprovalWait{Event: "approval.waiting", ID: id, Reason: m.Header.Get(wire.HeaderApprovalReason)}
 			if exp, err := time.Parse(time.RFC3339Nano, m.Header.Get(wire.HeaderApprovalExpires)); err == nil {
@@ -137,6 +147,40 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 			c.kept.add(h)
 		}
 		return c.decisionOf(m)
+	}
+}
+
+// checkPoll is how often a check that waits for its answer looks whether
+// it should say again where it listens (checkResumer).
+const checkPoll = 500 * time.Millisecond
+
+// checkResumer says again where a check's caller listens, on
+// wire.SubjectCheckResume, when its connection was re-established or it
+// heard nothing for wire.CheckResumeAfter (then every
+// wire.CheckResumeEvery): receiving it gives policyd back the bus's
+// permission to answer there, lost when busd restarted, and policyd sends
+// an answer the bus refused again.
+type checkResumer struct {
+	c          *Client
+	reply      string
+	requestID  string
+	heard      time.Time // the last message from policyd, or the request
+	sent       time.Time // the last resume
+	reconnects uint64
+	resumed    bool // a resume went out
+}
+
+func (r *checkResumer) poll() {
+	n := r.c.nc.Stats().Reconnects
+	if n == r.reconnects && (time.Since(r.heard) < wire.CheckResumeAfter || time.Since(r.sent) < wire.CheckResumeEvery) {
+		return
+	}
+	r.reconnects, r.sent = n, time.Now()
+	m := nats.NewMsg(wire.SubjectCheckResume)
+	m.Reply = r.reply
+	m.Header.Set(wire.HeaderRequestID, r.requestID)
+	if r.c.nc.PublishMsg(m) == nil {
+		r.resumed = true
 	}
 }
 

@@ -13,6 +13,27 @@ import (
 // SubjectApprovals asks every policyd instance for the approvals it waits on.
 const SubjectApprovals = "moat.policy.approvals"
 
+// SubjectCheckResume is where a check's caller says again where it listens
+// (docs/bus.md, "A restart of the bus"). The bus's permission for policyd to
+// answer on the caller's reply subject comes with the request and lives on
+// the connection that received it: when busd restarts, it is gone, and the
+// answer is refused. So a caller whose connection was re-established, or
+// that heard nothing for CheckResumeAfter, publishes (no answer expected) a
+// message whose reply subject is the check's reply subject, with the check's
+// HeaderRequestID — again every CheckResumeEvery while it hears nothing.
+// Every policyd receives it, so the bus lets it answer there again: a check
+// still being decided is answered when decided; one answered in the last
+// CheckAnswerKept is answered again, the same decision (one decision, one
+// record); anything else is ignored. policyd never publishes but on the
+// reply subject of the check's own request.
+const SubjectCheckResume = "moat.policy.resume"
+
+const (
+	CheckResumeAfter = 2 * time.Second
+	CheckResumeEvery = time.Second
+	CheckAnswerKept  = time.Minute
+)
+
 // CheckRequest asks policyd for a decision on one command.
 type CheckRequest struct {
 	RequestID string     `json:"request_id,omitempty"`
