@@ -93,7 +93,7 @@ func buildMounts(cfg *Config) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ro, err := readOnly(p.FS.WriteDeny, cfg.Placeholders)
+	ro, err := readOnly(p.FS.WriteDeny, cfg.Placeholders, p.FS.Write, p.Workspace)
 	if err != nil {
 		return nil, err
 	}
@@ -241,14 +241,44 @@ func pinAncestors(protected, roots []string) (int, error) {
 }
 
 // readOnly binds each existing protected path onto itself read-only.
-// Placeholders (created empty by sandboxd) count as existing.
-func readOnly(paths, placeholders []string) (int, error) {
-	n := 0
-	for _, p := range append(append([]string{}, paths...), placeholders...) {
+// Placeholders (created empty by sandboxd) count as existing. A protected
+// path missing now where the run could create it, with no protected
+// ancestor, was there when sandboxd looked (else sandboxd would have made
+// a placeholder) and vanished since: the run is refused (vanished), not
+// let loose on a path meant to be held.
+func readOnly(paths, placeholders, writable []string, ws string) (int, error) {
+	var reals, present, missing []string
+	look := func(p string) error {
 		real, err := filepath.EvalSymlinks(p)
-		if err != nil {
-			continue
+		if err == nil {
+			reals, present = append(reals, real), append(present, p)
 		}
+		return err
+	}
+	for _, p := range append(append([]string{}, paths...), placeholders...) {
+		switch err := look(p); {
+		case errors.Is(err, os.ErrNotExist):
+			missing = append(missing, p)
+		case err != nil:
+			return 0, fmt.Errorf("protect %s: %v", p, err)
+		}
+	}
+	for p := vanished(missing, present, writable, ws, exists); p != ""; p = vanished(missing, present, writable, ws, exists) {
+		// The host may be replacing it right now (git writes its config
+		// by rename): look again, briefly.
+		err := look(p)
+		for try := 0; errors.Is(err, os.ErrNotExist) && try < 20; try++ {
+			time.Sleep(time.Millisecond)
+			err = look(p)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("protect %s: it was there when sandboxd looked and is gone now (%v), so it cannot be held read-only; nothing ran: run again", p, err)
+		}
+		missing = slices.DeleteFunc(missing, func(m string) bool { return m == p })
+	}
+	n := 0
+	for i, real := range reals {
+		p := present[i]
 		if err := unix.Mount(real, real, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return 0, fmt.Errorf("protect %s: %v", p, err)
 		}
