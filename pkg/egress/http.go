@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -340,10 +341,25 @@ func writeStatus(w io.Writer, code int, msg string) {
 		code, http.StatusText(code), len(body), body)
 }
 
-// counter counts the bytes written through it.
+// counter counts the bytes written through it. An answer's body reaches
+// it through ReadFrom and is copied in 256 KiB steps: with net/http's own
+// 32 KiB, through the upstream's reader, body and limit, a cleartext
+// download was measured at ~60% of direct, with 256 KiB ~76%
+// (docs/performance.md, "Egress").
 type counter struct {
 	w io.Writer
 	n int64
+}
+
+// bodyBufs hold the body copy's buffers: one per answer being relayed.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func (c *counter) ReadFrom(r io.Reader) (int64, error) {
+	b := bodyBufs.Get().(*[]byte)
+	defer bodyBufs.Put(b)
+	n, err := io.CopyBuffer(struct{ io.Writer }{c.w}, struct{ io.Reader }{r}, *b)
+	c.n += n
+	return n, err
 }
 
 func (c *counter) Write(b []byte) (int, error) {

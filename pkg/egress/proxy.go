@@ -41,8 +41,9 @@ type Config struct {
 	Ask   func(context.Context, Ask) Answer
 	OnAsk func(Ask)
 	// MaxConns bounds the client connections served at once (each holds a
-	// 64 KiB buffer and a goroutine in sandboxd); past it a new connection
-	// is closed at once. Default 256.
+	// 64 KiB buffer and a goroutine in sandboxd, and a 256 KiB one while an
+	// HTTP body passes); past it a new connection is closed at once.
+	// Default 256.
 	MaxConns int
 }
 
