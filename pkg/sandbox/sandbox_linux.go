@@ -61,6 +61,10 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 	prof := spec.Profile // with every git directory protected besides
 	if !cfg.Trusted {
 		w, prof = protectGitDirs(spec.Profile)
+		if dir, why := w.unlisted(); dir != "" {
+			w.check()
+			return nil, refuse("protected paths: sandboxd cannot list %s (%v), so a git directory below it could not be held read-only; nothing ran: make it readable to root, or move it out of the workspace", dir, why)
+		}
 		cfg.Placeholders, err = placeholders(prof)
 		defer removePlaceholders(cfg.Placeholders)
 		w.hold(prof.FS.WriteDeny, cfg.Placeholders)

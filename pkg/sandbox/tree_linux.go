@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -32,6 +33,9 @@ type tree struct {
 	// directories it found changed to each one's set.
 	runs map[*watch]struct{}
 	used time.Time
+	// unreadable are the directories the last refresh could not list
+	// (a git directory below one cannot be found): path → why.
+	unreadable map[string]error
 }
 
 type dirState struct {
@@ -95,12 +99,19 @@ func (t *tree) release(w *watch) {
 	t.mu.Unlock()
 }
 
+// readDir lists a directory (a variable for tests: root reads every
+// directory but on some network and FUSE filesystems).
+var readDir = os.ReadDir
+
 // refresh brings the cache up to date and hands every run going on the
 // directories found changed. It returns the marked directories.
 func (t *tree) refresh() map[string]dirState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var changed []string
+	if t.unreadable == nil {
+		t.unreadable = map[string]error{}
+	}
 	t.visit(t.root, time.Now(), &changed)
 	for w := range t.runs {
 		w.addChanged(changed)
@@ -127,9 +138,15 @@ func (t *tree) visit(path string, now time.Time, changed *[]string) {
 		return
 	}
 	d := &dirState{ino: st.Ino, dev: st.Dev, ctime: ctime, unsettled: now.UnixNano()-ctime < int64(settle)}
-	ents, err := os.ReadDir(path)
-	if err != nil {
+	ents, err := readDir(path)
+	switch {
+	case err != nil && !errors.Is(err, os.ErrNotExist):
 		d.unsettled = true // unreadable now: try again next time
+		t.unreadable[path] = err
+	case err != nil:
+		d.unsettled = true // removed meanwhile: the next look forgets it
+	default:
+		delete(t.unreadable, path)
 	}
 	for _, e := range ents {
 		switch name := e.Name(); {
@@ -184,4 +201,18 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// unlisted is one directory the last refresh could not list, and why; ""
+// when it listed them all.
+func (t *tree) unlisted() (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for p, err := range t.unreadable {
+		if _, ok := t.dirs[p]; ok {
+			return p, err
+		}
+		delete(t.unreadable, p) // forgotten since
+	}
+	return "", nil
 }

@@ -58,6 +58,17 @@ func watchRun(p *wire.Profile) (*watch, []string) {
 	return w, slices.Compact(protect)
 }
 
+// unlisted is a directory of the run's trees that the first look could
+// not list, and why; "" when there is none.
+func (w *watch) unlisted() (string, error) {
+	for _, t := range w.trees {
+		if dir, err := t.unlisted(); dir != "" {
+			return dir, err
+		}
+	}
+	return "", nil
+}
+
 // walkRoots are the writable workspace and the writable roots that are git
 // directories (a worktree's or a submodule's, outside the workspace).
 // Other extra write roots (caches) are not walked.
