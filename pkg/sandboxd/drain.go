@@ -15,8 +15,8 @@ var errStopping = errors.New("sandboxd is stopping (SIGTERM, or busd stopping): 
 
 // Stop stops taking runs, lets those going on finish for the drain, then
 // cancels the rest — each is killed, its run.exit recorded (cancelled) and
-// its caller answered — and returns once every run's handler is done and
-// the liveness loop (lost.go) has stopped.
+// its caller answered — and returns once every run's handler is done, its
+// claim marked done, and the liveness loop (lost.go) has stopped.
 func (d *Daemon) Stop() error {
 	done := make(chan error, 1)
 	go func() { done <- d.svc.Shutdown(context.Background()) }() // joined below, on every path
@@ -25,12 +25,14 @@ func (d *Daemon) Stop() error {
 	select {
 	case err := <-done:
 		d.doQuit(errStopping)
+		d.marking.Wait()
 		d.live.stop()
 		return err
 	case <-t.C:
 		d.log.Warn("runs still going at the end of the drain: cancelling them", "drain", d.cfg.Drain)
 		d.doQuit(errStopping)
 		err := <-done
+		d.marking.Wait()
 		d.live.stop()
 		return err
 	}

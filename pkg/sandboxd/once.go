@@ -155,7 +155,7 @@ func (d *Daemon) claimAt(ctx context.Context, rr *wire.RunRequest, profile, cwd,
 			}
 			how := ""
 			switch {
-			case lerr == nil && there.State == claimDone && there.Outcome != "":
+			case lerr == nil && (there.State == claimDone || there.State == claimEnding) && there.Outcome != "":
 				how = " (" + truncate.String(there.Outcome, 300) + ")"
 			case lerr == nil && there.State == claimRunning:
 				how = " (it is running, on sandboxd " + there.Instance + ")"

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,9 +77,12 @@ type Daemon struct {
 	js    jetstream.JetStream
 	live  *liveness
 	held  atomic.Int64 // claims held and not yet marked done
-	bus   *client.Client
-	runs  *runQueue
-	log   *slog.Logger
+	// marking joins the claims being marked done after their run's end is
+	// on record (end): Stop waits for them before the liveness record goes.
+	marking sync.WaitGroup
+	bus     *client.Client
+	runs    *runQueue
+	log     *slog.Logger
 	// callers routes the run protocol's control messages (caller.go).
 	callers *callers
 	// quit, cancelled by Stop once the drain is over, cancels every run.
@@ -295,6 +299,11 @@ func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
 // same record to publish, not a run open for a run.failed beside its exit
 // (lost.go). An end that could not be recorded leaves the claim open:
 // should this sandboxd be lost, another closes it.
+//
+// The caller is answered once the end is on record; the claim is marked
+// done meanwhile, in the background (Stop joins it): the answer does not
+// wait for a third write, and a claim still ending says how the run ended
+// to a request id sent again, as a done one does.
 func (d *Daemon) end(cl *claim, ev *wire.AuditEvent, outcome string) {
 	d.audit.Stamp(ev)
 	cl.ending(ev, outcome)
@@ -302,7 +311,11 @@ func (d *Daemon) end(cl *claim, ev *wire.AuditEvent, outcome string) {
 		d.log.Error("AUDIT GAP: event not recorded", "kind", ev.Kind, "request_id", ev.RequestID, "err", err)
 		return
 	}
-	cl.done(outcome)
+	d.marking.Add(1)
+	go func() {
+		defer d.marking.Done()
+		cl.done(outcome)
+	}()
 }
 
 // outcome says in a few words how a run ended, for its claim.

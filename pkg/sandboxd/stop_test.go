@@ -4,6 +4,9 @@ package sandboxd_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -21,6 +24,7 @@ import (
 	"github.com/moatsec/moat/pkg/sandboxd"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/moatsec/moat/test/testbin"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // runStack is the pipeline in process (bus, profiled, policyd, sandboxd
@@ -161,5 +165,57 @@ func TestDeniedRunRunsNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(rs.ws, "marker")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("marker: %v: a denied script ran", err)
+	}
+}
+
+// TestRunEndOnRecordBeforeAnswer: once a run is answered its end is fixed
+// in its claim, so the same request id sent at once is refused with 409
+// saying how it ended (and does not run again); the claim is marked done
+// by the time Stop returns, and the instance's liveness record says it
+// stopped with no claim open.
+func TestRunEndOnRecordBeforeAnswer(t *testing.T) {
+	rs := startRunStack(t, time.Minute)
+	c := rs.Client(t, home.RoleClient)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rr := &wire.RunRequest{RequestID: "req-answered", Profile: "workspace-write", Workspace: rs.ws,
+		Argv: []string{"sh", "-c", "echo ran >> marker; exit 3"}}
+	res, err := c.Run(ctx, rr, nil)
+	if err != nil || res.ExitCode != 3 {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	_, err = c.Run(ctx, rr, nil)
+	if wire.CodeOf(err) != wire.CodeConflict || !strings.Contains(err.Error(), "exit 3") {
+		t.Fatalf("the same id again at once: %v, want 409 saying exit 3", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(rs.ws, "marker")); err != nil || string(b) != "ran\n" {
+		t.Fatalf("marker %q %v: want the command run exactly once", b, err)
+	}
+	rs.stop(t)
+	js, err := jetstream.New(rs.Conn(t, home.RoleAdmin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, wire.RunsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(rr.RequestID))
+	var claim, live struct{ State, Outcome string }
+	for subject, v := range map[string]any{wire.SubjectRunClaim + "." + hex.EncodeToString(sum[:16]): &claim,
+		wire.SubjectRunLive + "." + rs.sd.ID(): &live} {
+		m, err := st.GetLastMsgForSubject(ctx, subject)
+		if err != nil {
+			t.Fatalf("%s: %v", subject, err)
+		}
+		if err := json.Unmarshal(m.Data, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if claim.State != "done" || claim.Outcome != "exit 3" {
+		t.Errorf("claim after Stop: %+v, want done, exit 3", claim)
+	}
+	if live.State != "stopped" {
+		t.Errorf("liveness record after Stop: %+v, want stopped (no claim left open)", live)
 	}
 }
