@@ -17,7 +17,7 @@ const responseWindow = 2 * time.Hour
 
 // The client-facing request subjects: what an agent's key may publish.
 var clientRequests = []string{
-	wire.SubjectResolve, wire.SubjectProfileList, wire.SubjectCheck, wire.SubjectCheckResume, wire.SubjectRun, wire.SubjectRunResume,
+	wire.SubjectResolve, wire.SubjectResolveResume, wire.SubjectProfileList, wire.SubjectCheck, wire.SubjectCheckResume, wire.SubjectRun, wire.SubjectRunResume,
 	wire.SubjectAuditQuery, wire.SubjectAuditVerify, wire.SubjectAuditStats,
 }
 
@@ -89,7 +89,7 @@ func Permissions(role string) *server.Permissions {
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.profile.>")
 	case home.RolePolicyd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.policy.>", wire.SubjectApprovalAns+".>")
-		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectApprovalAsk+".>")
+		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectResolveResume, wire.SubjectApprovalAsk+".>")
 		// The grants bucket: read, watch (an ordered consumer) and write.
 		const js = "$JS.API."
 		p.Publish.Allow = append(p.Publish.Allow,
@@ -104,7 +104,7 @@ func Permissions(role string) *server.Permissions {
 		p.Response.MaxMsgs = -1
 	case home.RoleSandboxd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.sandbox.>")
-		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectCheck, wire.SubjectCheckResume,
+		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectResolveResume, wire.SubjectCheck, wire.SubjectCheckResume,
 			wire.SubjectCheckResolved, // its own resolved profile: grants may cover it
 			wire.SubjectRunClaim+".*", // a request id runs once (MOAT_RUNS)
 			// and a claim sent again is recognised by reading it back

@@ -23,7 +23,7 @@ const ApprovalGrace = 5 * time.Second
 // policy-timeout, policy-error). The deadline is the context's, else the
 // client's timeout; while policyd waits for a person to answer a prompt, it
 // stretches to the approval's expiry plus ApprovalGrace. A check whose
-// answer the bus lost in a restart is asked for again (checkResumer).
+// answer the bus lost in a restart is asked for again (resumer).
 func (c *Client) Check(ctx context.Context, req *wire.CheckRequest) wire.Decision {
 	return c.CheckWaiting(ctx, req, nil)
 }
@@ -80,11 +80,11 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 		return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)
 	}
 	ctl := "" // the approval's control subject, once a person is asked
-	rs := checkResumer{c: c, reply: reply, requestID: req.RequestID, heard: time.Now(), reconnects: c.nc.Stats().Reconnects}
+	rs := c.resumer(wire.SubjectCheckResume, reply, req.RequestID)
 	for {
 		m := msgs.next()
 		if m == nil {
-			timer := time.NewTimer(min(time.Until(deadline), checkPoll))
+			timer := time.NewTimer(min(time.Until(deadline), resumePoll))
 			select {
 			case <-msgs.ready:
 				timer.Stop()
@@ -147,40 +147,6 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 			c.kept.add(h)
 		}
 		return c.decisionOf(m)
-	}
-}
-
-// checkPoll is how often a check that waits for its answer looks whether
-// it should say again where it listens (checkResumer).
-const checkPoll = 500 * time.Millisecond
-
-// checkResumer says again where a check's caller listens, on
-// wire.SubjectCheckResume, when its connection was re-established or it
-// heard nothing for wire.CheckResumeAfter (then every
-// wire.CheckResumeEvery): receiving it gives policyd back the bus's
-// permission to answer there, lost when busd restarted, and policyd sends
-// an answer the bus refused again.
-type checkResumer struct {
-	c          *Client
-	reply      string
-	requestID  string
-	heard      time.Time // the last message from policyd, or the request
-	sent       time.Time // the last resume
-	reconnects uint64
-	resumed    bool // a resume went out
-}
-
-func (r *checkResumer) poll() {
-	n := r.c.nc.Stats().Reconnects
-	if n == r.reconnects && (time.Since(r.heard) < wire.CheckResumeAfter || time.Since(r.sent) < wire.CheckResumeEvery) {
-		return
-	}
-	r.reconnects, r.sent = n, time.Now()
-	m := nats.NewMsg(wire.SubjectCheckResume)
-	m.Reply = r.reply
-	m.Header.Set(wire.HeaderRequestID, r.requestID)
-	if r.c.nc.PublishMsg(m) == nil {
-		r.resumed = true
 	}
 }
 

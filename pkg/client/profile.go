@@ -6,13 +6,14 @@ import (
 	"github.com/moatsec/moat/pkg/wire"
 )
 
-// Resolve asks profiled to turn req into a concrete profile.
+// Resolve asks profiled to turn req into a concrete profile. A resolution
+// whose answer the bus lost in a restart is asked for again (resumer).
 func (c *Client) Resolve(ctx context.Context, req *wire.ResolveRequest) (*wire.Profile, error) {
 	if req.RequestID == "" {
 		req.RequestID = wire.NewID()
 	}
 	var p wire.Profile
-	if err := c.Call(ctx, wire.SubjectResolve, req.RequestID, req.SessionID, req, &p); err != nil {
+	if err := c.callResumable(ctx, wire.SubjectResolve, wire.SubjectResolveResume, req.RequestID, req.SessionID, req, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil

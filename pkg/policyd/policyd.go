@@ -24,7 +24,7 @@
 //   - a check is decided once: a caller that lost its answer with the bus
 //     (wire.SubjectCheckResume) gets the same answer sent again, to the
 //     check's own reply subject only, never a second decision or record
-//     (answered.go).
+//     (service.Resumable).
 package policyd
 
 import (
@@ -88,12 +88,10 @@ type Daemon struct {
 	waiting  chan struct{}                // a place per approval waiting, MaxApprovals of them
 	stopping chan struct{}                // closed by Stop: waits end at once
 	stopOnce sync.Once
-	evals    sync.WaitGroup     // evaluations, joined by Stop
-	grants   *grants            // the grants bucket, watched into memory
-	answered *answered          // recent answers, sent again on a caller's resume (answered.go)
-	resumes  *nats.Subscription // wire.SubjectCheckResume, heard by every copy
-	rules    *rulesRecord       // the rule grants written out, nil without Config.RulesFile
-	overdue  atomic.Int32       // evaluations still running past their deadline
+	evals    sync.WaitGroup // evaluations, joined by Stop
+	grants   *grants        // the grants bucket, watched into memory
+	rules    *rulesRecord   // the rule grants written out, nil without Config.RulesFile
+	overdue  atomic.Int32   // evaluations still running past their deadline
 	// noWorkspace is an empty directory standing in for the workspace of a
 	// check that names none.
 	noWorkspace string
@@ -142,18 +140,16 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if d.audit, err = audit.NewPublisher(nc, wire.ServicePolicyd, svc.ID()); err == nil {
 		d.audit.SetLogger(cfg.Logger)
 		d.audit.SetSanitizer(cfg.Sanitizer)
-		err = svc.Handle("check", wire.SubjectCheck, func(ctx context.Context, req *service.Request) (any, error) {
-			return d.answer(ctx, req, false)
-		})
+		err = svc.Resumable(wire.SubjectCheckResume)
 		if err == nil {
-			err = svc.Handle("check-resolved", wire.SubjectCheckResolved, func(ctx context.Context, req *service.Request) (any, error) {
-				return d.answer(ctx, req, true)
+			err = svc.HandleKept("check", wire.SubjectCheck, func(ctx context.Context, req *service.Request) (any, error) {
+				return d.check(ctx, req, false)
 			})
 		}
 		if err == nil {
-			// Every copy hears every resume: not a queue group.
-			d.answered = newAnswered(nc)
-			d.resumes, err = nc.Subscribe(wire.SubjectCheckResume, d.answered.resume)
+			err = svc.HandleKept("check-resolved", wire.SubjectCheckResolved, func(ctx context.Context, req *service.Request) (any, error) {
+				return d.check(ctx, req, true)
+			})
 		}
 		if err == nil {
 			err = svc.HandleAll("approvals", wire.SubjectApprovals, d.approvals)
@@ -166,9 +162,6 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 		}
 	}
 	if err != nil {
-		if d.resumes != nil {
-			d.resumes.Unsubscribe()
-		}
 		svc.Stop()
 		d.grants.stop()
 		return nil, err
@@ -188,20 +181,11 @@ func (d *Daemon) Stop() error {
 	d.stopOnce.Do(func() {
 		close(d.stopping)
 		err = d.svc.Shutdown(context.Background())
-		d.resumes.Unsubscribe()
 		d.evals.Wait()
 		d.grants.stop()
 		os.Remove(d.noWorkspace)
 	})
 	return err
-}
-
-// answer answers one check and keeps the answer a while, for a caller
-// that did not get it (wire.SubjectCheckResume).
-func (d *Daemon) answer(ctx context.Context, req *service.Request, fromSandboxd bool) (any, error) {
-	v, err := d.check(ctx, req, fromSandboxd)
-	d.answered.keep(req, v, err)
-	return v, err
 }
 
 // check answers one check. fromSandboxd says it came on

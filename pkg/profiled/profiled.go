@@ -1,6 +1,9 @@
 // Package profiled is the profiled daemon: the micro service that answers
 // moat.profile.resolve and moat.profile.list with a [profile.Resolver], and
-// records every resolution in the audit stream before it answers.
+// records every resolution in the audit stream before it answers. A
+// resolution is made once: a caller that lost its answer when the bus
+// restarted gets the same answer again (moat.profile.resume,
+// service.HandleKept).
 package profiled
 
 import (
@@ -52,7 +55,13 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.audit.SetSanitizer(cfg.Sanitizer)
-	if err := svc.Handle("resolve", wire.SubjectResolve, d.resolve); err != nil {
+	if err := svc.Resumable(wire.SubjectResolveResume); err != nil {
+		svc.Stop()
+		return nil, err
+	}
+	// A resolution is answered once and recorded once: a caller that lost
+	// the answer with the bus gets the same one again (service.Resumable).
+	if err := svc.HandleKept("resolve", wire.SubjectResolve, d.resolve); err != nil {
 		svc.Stop()
 		return nil, err
 	}

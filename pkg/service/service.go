@@ -13,6 +13,10 @@
 // (cause ErrStopped) when the service stops — at once by Stop, or by
 // Shutdown once its own context ends — and neither returns before every
 // handler has.
+//
+// An endpoint added with HandleKept keeps its answers a while (kept.go): a
+// caller that lost one when the bus restarted gets the same message again,
+// on its own reply subject only — a request is handled once.
 package service
 
 import (
@@ -135,6 +139,8 @@ type Service struct {
 	shut  bool          // contexts cancelled: no handler starts any more
 	subs  int           // subscriptions micro holds for this service on nc
 	unsub sync.Once     // the first Shutdown unsubscribes and waits for the drain
+	kept  *kept         // answers sent again on a caller's resume (kept.go), nil unless Resumable
+	ended sync.Once     // the first Shutdown to see every handler return ends the resumes
 	done  atomic.Uint64
 	errs  sync.Map // code (int) → *atomic.Uint64
 }
@@ -174,15 +180,24 @@ func (s *Service) ID() string { return s.id }
 // Handle serves subject with h under the endpoint name, in the queue group:
 // one copy of the service answers each request.
 func (s *Service) Handle(name, subject string, h Handler) error {
-	return s.added(s.nc.NumSubscriptions(), s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
-		micro.WithEndpointSubject(subject)))
+	return s.handle(name, subject, h, false, false)
 }
 
 // HandleAll serves subject with h outside the queue group: every copy
 // answers, and the caller gathers the answers.
 func (s *Service) HandleAll(name, subject string, h Handler) error {
-	return s.added(s.nc.NumSubscriptions(), s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h) }),
-		micro.WithEndpointSubject(subject), micro.WithEndpointQueueGroupDisabled()))
+	return s.handle(name, subject, h, false, true)
+}
+
+// errNotResumable: HandleKept before Resumable.
+var errNotResumable = errors.New("an endpoint keeps answers only on a resumable service: call Resumable first")
+
+func (s *Service) handle(name, subject string, h Handler, keep, all bool) error {
+	opts := []micro.EndpointOpt{micro.WithEndpointSubject(subject)}
+	if all {
+		opts = append(opts, micro.WithEndpointQueueGroupDisabled())
+	}
+	return s.added(s.nc.NumSubscriptions(), s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) { s.dispatch(r, h, keep) }), opts...))
 }
 
 // added makes sure the bus has the endpoint's subscription before the
@@ -224,6 +239,11 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	<-s.whenIdle(true)
+	s.ended.Do(func() {
+		if s.kept != nil {
+			s.kept.sub.Unsubscribe()
+		}
+	})
 	return err
 }
 
@@ -295,7 +315,7 @@ func (s *Service) finish() {
 	}
 }
 
-func (s *Service) dispatch(r micro.Request, h Handler) {
+func (s *Service) dispatch(r micro.Request, h Handler, keep bool) {
 	hdr := nats.Header(r.Headers())
 	req := &Request{
 		Subject:   r.Subject(),
@@ -330,7 +350,10 @@ func (s *Service) dispatch(r micro.Request, h Handler) {
 		defer s.finish()
 		defer req.Detach()
 		v, err := s.run(h, req)
-		s.reply(r.Reply(), req, v, err)
+		msg := s.reply(r.Reply(), req, v, err)
+		if keep && msg != nil {
+			s.kept.keep(req, msg)
+		}
 	}()
 }
 
@@ -363,10 +386,11 @@ const replyHeadroom = 4 << 10
 
 // reply answers on the request's reply subject directly (not through micro's
 // Request, whose error bookkeeping is not safe from another goroutine).
-func (s *Service) reply(to string, req *Request, v any, err error) {
+// It returns the message sent, nil when there is nobody to answer.
+func (s *Service) reply(to string, req *Request, v any, err error) *nats.Msg {
 	s.done.Add(1)
 	if to == "" {
-		return
+		return nil
 	}
 	msg := nats.NewMsg(to)
 	msg.Header.Set(wire.HeaderContentType, req.Format.ContentType())
@@ -401,6 +425,7 @@ func (s *Service) reply(to string, req *Request, v any, err error) {
 	if perr := s.nc.PublishMsg(msg); perr != nil {
 		s.log.Warn("reply failed", "subject", req.Subject, "err", perr)
 	}
+	return msg
 }
 
 func (s *Service) countError(code int) {

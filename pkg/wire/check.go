@@ -18,20 +18,27 @@ const SubjectApprovals = "moat.policy.approvals"
 // answer on the caller's reply subject comes with the request and lives on
 // the connection that received it: when busd restarts, it is gone, and the
 // answer is refused. So a caller whose connection was re-established, or
-// that heard nothing for CheckResumeAfter, publishes (no answer expected) a
+// that heard nothing for ResumeAfter, publishes (no answer expected) a
 // message whose reply subject is the check's reply subject, with the check's
-// HeaderRequestID — again every CheckResumeEvery while it hears nothing.
+// HeaderRequestID — again every ResumeEvery while it hears nothing.
 // Every policyd receives it, so the bus lets it answer there again: a check
 // still being decided is answered when decided; one answered in the last
-// CheckAnswerKept is answered again, the same decision (one decision, one
+// AnswerKept is answered again, the same decision (one decision, one
 // record); anything else is ignored. policyd never publishes but on the
 // reply subject of the check's own request.
 const SubjectCheckResume = "moat.policy.resume"
 
+// SubjectResolveResume is SubjectCheckResume for moat.profile.resolve:
+// every profiled hears it, answers a resolution still in progress when done
+// and sends again one it answered in the last AnswerKept (one resolution,
+// one record).
+const SubjectResolveResume = "moat.profile.resume"
+
+// The timing of resumes (SubjectCheckResume, SubjectResolveResume).
 const (
-	CheckResumeAfter = 2 * time.Second
-	CheckResumeEvery = time.Second
-	CheckAnswerKept  = time.Minute
+	ResumeAfter = 2 * time.Second
+	ResumeEvery = time.Second
+	AnswerKept  = time.Minute
 )
 
 // CheckRequest asks policyd for a decision on one command.

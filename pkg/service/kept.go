@@ -1,0 +1,93 @@
+package service
+
+import (
+	"sync"
+	"time"
+
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go"
+)
+
+// maxKept bounds the answers a service keeps for its callers' resumes: the
+// oldest goes first, whatever its age.
+const maxKept = 4096
+
+// kept holds the answers of the endpoints added with HandleKept for
+// wire.AnswerKept after they were sent, by request id and with their reply
+// subject. The bus's permission to answer on a caller's reply subject comes
+// with the request and lives on the connection that received it: when busd
+// restarts between a request and its answer, the answer is refused. The
+// caller then says again where it listens (Resumable's subject), which
+// gives the permission back: a request still being handled is answered
+// when done, and one answered recently is sent again, the same message —
+// handled once, recorded once.
+type kept struct {
+	nc   *nats.Conn
+	sub  *nats.Subscription
+	mu   sync.Mutex
+	byID map[string]*keptAnswer
+	ring [maxKept]*keptAnswer // in the order answered; next is the oldest
+	next int
+}
+
+type keptAnswer struct {
+	requestID string
+	msg       *nats.Msg
+	at        time.Time
+}
+
+// Resumable makes the service hear its callers' resumes on subject (every
+// copy hears each: not a queue group) and send again an answer of an
+// endpoint added with HandleKept. Call it once, before HandleKept; the
+// subscription ends with the service, after its last handler.
+func (s *Service) Resumable(subject string) error {
+	k := &kept{nc: s.nc, byID: make(map[string]*keptAnswer)}
+	sub, err := s.nc.Subscribe(subject, k.resume)
+	if err != nil {
+		return err
+	}
+	k.sub, s.kept = sub, k
+	return s.nc.Flush()
+}
+
+// HandleKept is Handle, keeping each answer a while for a caller that did
+// not get it (Resumable).
+func (s *Service) HandleKept(name, subject string, h Handler) error {
+	if s.kept == nil {
+		return errNotResumable
+	}
+	return s.handle(name, subject, h, true, false)
+}
+
+// keep remembers the answer msg to req. A request without a request id or
+// a reply subject cannot be resumed.
+func (k *kept) keep(req *Request, msg *nats.Msg) {
+	if req.RequestID == "" || msg.Subject == "" {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if old := k.ring[k.next]; old != nil && k.byID[old.requestID] == old {
+		delete(k.byID, old.requestID)
+	}
+	a := &keptAnswer{requestID: req.RequestID, msg: msg, at: time.Now()}
+	k.ring[k.next] = a
+	k.next = (k.next + 1) % maxKept
+	k.byID[req.RequestID] = a
+}
+
+// resume hears a caller that lost word of its request: receiving it lets
+// this connection answer on its reply subject again. A request of that id
+// answered here, recently, on that very reply subject is answered again;
+// anything else is ignored (a request still being handled is answered
+// when done, now that the bus lets it through).
+func (k *kept) resume(m *nats.Msg) {
+	id := m.Header.Get(wire.HeaderRequestID)
+	k.mu.Lock()
+	a := k.byID[id]
+	k.mu.Unlock()
+	if a == nil || m.Reply == "" || m.Reply != a.msg.Subject || time.Since(a.at) > wire.AnswerKept {
+		return
+	}
+	k.nc.PublishMsg(a.msg)
+}
