@@ -93,7 +93,13 @@ func buildMounts(cfg *Config) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ro, err := readOnly(p.FS.WriteDeny, cfg.Placeholders, p.FS.Write, p.Workspace)
+	// sandboxd makes placeholders only for confined runs: under trusted a
+	// missing protected path says nothing about a vanished one.
+	creatable := p.FS.Write
+	if cfg.Trusted {
+		creatable = nil
+	}
+	ro, err := readOnly(p.FS.WriteDeny, cfg.Placeholders, creatable, p.Workspace)
 	if err != nil {
 		return nil, err
 	}
