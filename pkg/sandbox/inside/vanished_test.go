@@ -1,6 +1,10 @@
 package inside
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 // A protected path that vanished between sandboxd's look and the helper's
 // mount is found, so the run is refused rather than left free to create it
@@ -27,6 +31,28 @@ func TestVanished(t *testing.T) {
 	} {
 		if got := vanished(c.missing, c.present, writable, ws, exists); got != c.want {
 			t.Errorf("%s: vanished = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// A protected path that is, or lies below, a link inside a writable root is
+// found: the run could remove the link and write the path anew.
+func TestLinkOnTheWay(t *testing.T) {
+	ws := t.TempDir()
+	os.WriteFile(filepath.Join(ws, "envrc.real"), []byte("ok\n"), 0o644)
+	os.Symlink("envrc.real", filepath.Join(ws, ".envrc"))
+	os.MkdirAll(filepath.Join(ws, "real-git/hooks"), 0o755)
+	os.Symlink("real-git", filepath.Join(ws, ".git"))
+	os.MkdirAll(filepath.Join(ws, ".vscode"), 0o755)
+	for _, c := range []struct{ p, want string }{
+		{ws + "/.envrc", ws + "/.envrc"},
+		{ws + "/.git/hooks", ws + "/.git"},
+		{ws + "/.vscode", ""},
+		{ws, ""},
+		{"/etc/passwd", ""}, // outside every writable root
+	} {
+		if got := linkOnTheWay(c.p, []string{ws}); got != c.want {
+			t.Errorf("linkOnTheWay(%s) = %q, want %q", c.p, got, c.want)
 		}
 	}
 }
