@@ -31,6 +31,15 @@ func (w *watch) check() []finding {
 	for _, t := range w.trees {
 		marks := t.refresh()
 		t.release(w)
+		// A directory that cannot be listed now could hide a git directory
+		// the run planted (a run whose user is sandboxd's can chmod 000 its
+		// own directory): it is taken out like what it might hide.
+		dirs, why := t.unlisted()
+		for _, dir := range dirs {
+			if !c.belowHeld(dir) {
+				c.add(dir, "a directory sandboxd cannot list after the run (%v), which could hide a git directory", why[dir])
+			}
+		}
 		for dir, d := range marks {
 			if c.belowHeld(dir) {
 				continue // under a read-only bind: not this run's doing

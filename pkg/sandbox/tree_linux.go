@@ -4,8 +4,10 @@ package sandbox
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -203,16 +205,19 @@ func contains(l []string, s string) bool {
 	return false
 }
 
-// unlisted is one directory the last refresh could not list, and why; ""
-// when it listed them all.
-func (t *tree) unlisted() (string, error) {
+// unlisted are the directories the last refresh could not list, sorted,
+// with why.
+func (t *tree) unlisted() ([]string, map[string]error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for p, err := range t.unreadable {
-		if _, ok := t.dirs[p]; ok {
-			return p, err
+	var dirs []string
+	for p := range t.unreadable {
+		if _, ok := t.dirs[p]; !ok {
+			delete(t.unreadable, p) // forgotten since
+			continue
 		}
-		delete(t.unreadable, p) // forgotten since
+		dirs = append(dirs, p)
 	}
-	return "", nil
+	slices.Sort(dirs)
+	return dirs, maps.Clone(t.unreadable)
 }

@@ -6,9 +6,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/moatsec/moat/pkg/wire"
 )
 
 // TestUnlistedDirRefuses: a directory of the workspace sandboxd cannot
@@ -57,5 +60,26 @@ func TestUnlistedDirRefuses(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(ws, "vendor/lib/.git/config")); strings.Contains(string(b), "fsmonitor") {
 		t.Fatalf("once listable, the nested repository's config was not held: %q", b)
+	}
+}
+
+// TestUnlistedAfterRun: a directory that cannot be listed after the run
+// (a run whose user is sandboxd's can chmod 000 what it made) could hide a
+// git directory it planted: the check finds it, so it is taken out.
+func TestUnlistedAfterRun(t *testing.T) {
+	ws := t.TempDir()
+	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}}}
+	w := begin(p)
+	put(t, ws+"/sub/.git/HEAD", "ref: refs/heads/main\n")
+	put(t, ws+"/sub/.git/config", "[core]\n\tfsmonitor = touch /tmp/pwned\n")
+	defer func(f func(string) ([]os.DirEntry, error)) { readDir = f }(readDir)
+	readDir = func(dir string) ([]os.DirEntry, error) {
+		if dir == ws+"/sub" {
+			return nil, &os.PathError{Op: "open", Path: dir, Err: syscall.EACCES}
+		}
+		return os.ReadDir(dir)
+	}
+	if got := foundPaths(w.check()); !slices.Contains(got, ws+"/sub") {
+		t.Fatalf("found %v, want %s/sub (cannot be listed)", got, ws)
 	}
 }

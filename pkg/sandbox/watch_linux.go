@@ -62,8 +62,8 @@ func watchRun(p *wire.Profile) (*watch, []string) {
 // not list, and why; "" when there is none.
 func (w *watch) unlisted() (string, error) {
 	for _, t := range w.trees {
-		if dir, err := t.unlisted(); dir != "" {
-			return dir, err
+		if dirs, why := t.unlisted(); len(dirs) > 0 {
+			return dirs[0], why[dirs[0]]
 		}
 	}
 	return "", nil
