@@ -231,7 +231,10 @@ func (c *claim) ending(ev *wire.AuditEvent, outcome string) bool {
 }
 
 func (c *claim) mark(state, outcome string) {
-	c.rec.State, c.rec.Outcome, c.rec.End = state, outcome, nil
+	// A claim that is done or released keeps only what a 409 says: its
+	// argv, cwd and end are on record elsewhere (or nothing ran), and the
+	// stream keeps each claim a day.
+	c.rec.State, c.rec.Outcome, c.rec.End, c.rec.Argv, c.rec.Cwd = state, outcome, nil, nil, ""
 	ctx, cancel := context.WithTimeout(context.Background(), ClaimWait)
 	defer cancel()
 	if _, err := c.d.update(ctx, c.subject, c.seq, &c.rec); err != nil {
