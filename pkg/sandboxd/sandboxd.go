@@ -204,7 +204,14 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,
 		Detail: map[string]any{"workspace": prof.Workspace, "decided_by": dec.DecidedBy}}
 	if err := d.audit.Publish(context.WithoutCancel(ctx), ev); err != nil {
-		if cl != nil {
+		// The decision may be on record all the same (its ack lost in a
+		// fail-over): a run.failed closes it, so no allow on record stays
+		// open; only then may the id be sent again. Should that fail too,
+		// the claim stays with this sandboxd until it stops or is lost,
+		// and is closed then.
+		if cl != nil && d.record(&wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID,
+			Profile: prof.Name, Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict,
+			Detail: map[string]any{"error": "nothing ran: the decision could not be confirmed on record"}}) == nil {
 			cl.release("the decision could not be recorded")
 		}
 		return nil, wire.Errorf(wire.CodeUnavailable, "the decision could not be recorded (%v): nothing runs without a durable record", err)
