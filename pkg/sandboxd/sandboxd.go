@@ -209,10 +209,8 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 		// open; only then may the id be sent again. Should that fail too,
 		// the claim stays with this sandboxd until it stops or is lost,
 		// and is closed then.
-		if cl != nil && d.record(&wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID,
-			Profile: prof.Name, Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict,
-			Detail: map[string]any{"error": "nothing ran: the decision could not be confirmed on record"}}) == nil {
-			cl.release("the decision could not be recorded")
+		if cl != nil {
+			d.notRun(cl, &rr, prof, dec.Verdict, "nothing ran: the decision could not be confirmed on record")
 		}
 		return nil, wire.Errorf(wire.CodeUnavailable, "the decision could not be recorded (%v): nothing runs without a durable record", err)
 	}
@@ -222,10 +220,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	queued := time.Now()
 	if err := d.waitSlot(ctx, slot, rr.SessionID, deadline); err != nil {
 		// Nothing ran: once that is on record, the id may be sent again.
-		if d.record(&wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
-			Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Detail: map[string]any{"error": err.Error()}}) == nil {
-			cl.release(err.Error())
-		}
+		d.notRun(cl, &rr, prof, dec.Verdict, err.Error())
 		return nil, err
 	}
 	// A cancel from here on still ends with a run.exit (cancelled): the
@@ -298,6 +293,17 @@ func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
 		return wire.FSRefusal(spec.Profile.Name, res.Paths)
 	}
 	return nil
+}
+
+// notRun closes a claimed run that did not start with a run.failed saying
+// why, then releases its claim so the id may be sent again; if the record
+// cannot be written the claim stays held, and is closed when this sandboxd
+// stops or is lost.
+func (d *Daemon) notRun(cl *claim, rr *wire.RunRequest, prof *wire.Profile, verdict, why string) {
+	if d.record(&wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: verdict, Detail: map[string]any{"error": why}}) == nil {
+		cl.release(why)
+	}
 }
 
 // end records how a claimed run ended, then marks its claim done with

@@ -285,8 +285,9 @@ func readOnly(paths, placeholders, writable []string, ws string) (int, error) {
 		}
 		missing = slices.DeleteFunc(missing, func(m string) bool { return m == p })
 	}
+	notLink := map[string]bool{}
 	for _, p := range present {
-		if l := linkOnTheWay(p, writable); l != "" {
+		if l := linkOnTheWay(p, writable, notLink); l != "" {
 			return 0, fmt.Errorf("protect %s: %s is a link, which the run could replace (a read-only mount holds only what it points to); nothing ran: put what it points to in its place, or move it out of the writable tree", p, l)
 		}
 	}

@@ -60,7 +60,9 @@ func exists(p string) bool {
 // below the writable root holding it, or "": the read-only mount of a
 // protected path binds what the link points to, while the link itself is a
 // name in a writable directory the run could remove and write anew.
-func linkOnTheWay(p string, writable []string) string {
+// notLink remembers the components already found not to be links, so
+// protected paths sharing parents (.git/config, .git/hooks) look once.
+func linkOnTheWay(p string, writable []string, notLink map[string]bool) string {
 	root := ""
 	for _, r := range writable {
 		if (p == r || r == "/" || strings.HasPrefix(p, r+"/")) && len(r) > len(root) {
@@ -74,9 +76,13 @@ func linkOnTheWay(p string, writable []string) string {
 	at := strings.TrimSuffix(root, "/")
 	for _, part := range strings.Split(rest, "/") {
 		at += "/" + part
+		if notLink[at] {
+			continue
+		}
 		if fi, err := os.Lstat(at); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			return at
 		}
+		notLink[at] = true
 	}
 	return ""
 }

@@ -51,7 +51,7 @@ func TestLinkOnTheWay(t *testing.T) {
 		{ws, ""},
 		{"/etc/passwd", ""}, // outside every writable root
 	} {
-		if got := linkOnTheWay(c.p, []string{ws}); got != c.want {
+		if got := linkOnTheWay(c.p, []string{ws}, map[string]bool{}); got != c.want {
 			t.Errorf("linkOnTheWay(%s) = %q, want %q", c.p, got, c.want)
 		}
 	}
