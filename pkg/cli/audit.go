@@ -149,12 +149,9 @@ func short(s string) string { return truncate.String(s, 60) }
 
 func auditVerify(ctx context.Context, e *env, args []string) int {
 	fs, js, opts := e.flags("audit verify", true)
-	if code, ok := parse(fs, args); !ok {
+	c, code := e.connect(ctx, fs, args, opts)
+	if c == nil {
 		return code
-	}
-	c, ok := e.dial(ctx, opts)
-	if !ok {
-		return ExitError
 	}
 	defer c.Close()
 	rep, err := c.AuditVerify(ctx)
@@ -180,12 +177,9 @@ func auditVerify(ctx context.Context, e *env, args []string) int {
 
 func auditStats(ctx context.Context, e *env, args []string) int {
 	fs, js, opts := e.flags("audit stats", true)
-	if code, ok := parse(fs, args); !ok {
+	c, code := e.connect(ctx, fs, args, opts)
+	if c == nil {
 		return code
-	}
-	c, ok := e.dial(ctx, opts)
-	if !ok {
-		return ExitError
 	}
 	defer c.Close()
 	st, err := c.AuditStats(ctx)

@@ -130,31 +130,16 @@ func workdirs(ws, cwd string) (string, string, error) {
 func runApprovals(ctx context.Context, e *env, args []string) int {
 	fs, js, opts := e.approverFlags("approvals")
 	wait := fs.Duration("wait", 300*time.Millisecond, "how long to gather answers from every policyd")
-	if code, ok := parse(fs, args); !ok {
+	c, code := e.connect(ctx, fs, args, opts)
+	if c == nil {
 		return code
-	}
-	c, ok := e.dial(ctx, opts)
-	if !ok {
-		return ExitError
 	}
 	defer c.Close()
 	l, err := c.Approvals(ctx, *wait)
 	if err != nil {
 		return e.fail(err)
 	}
-	if *js {
-		if l == nil {
-			l = []wire.ApprovalAsk{}
-		}
-		return e.json(l)
-	}
-	if len(l) == 0 {
-		fmt.Fprintln(e.stdout, "nothing waits for approval")
-		return ExitOK
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tEXPIRES IN\tPROFILE\tCOMMAND\tWHY")
-	for _, a := range l {
+	return list(e, *js, l, "nothing waits for approval", "ID\tEXPIRES IN\tPROFILE\tCOMMAND\tWHY", func(a *wire.ApprovalAsk) string {
 		why := ""
 		if len(a.Reasons) > 0 {
 			why = a.Reasons[0].Message
@@ -163,11 +148,8 @@ func runApprovals(ctx context.Context, e *env, args []string) int {
 		if a.Net != nil {
 			what = "network: " + a.Net.Dest() + " (" + a.Net.Proto + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.ID, time.Until(a.ExpiresAt).Round(time.Second), a.Profile, what, why)
-	}
-	tw.Flush()
-	fmt.Fprintln(e.stdout, "\nanswer with: moat approve ID  or  moat deny ID")
-	return ExitOK
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", a.ID, time.Until(a.ExpiresAt).Round(time.Second), a.Profile, what, why)
+	}, "\nanswer with: moat approve ID  or  moat deny ID")
 }
 
 func runApprove(ctx context.Context, e *env, args []string) int {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
@@ -121,6 +122,44 @@ func (e *env) dial(ctx context.Context, opts optsFunc) (*client.Client, bool) {
 		return nil, false
 	}
 	return c, true
+}
+
+// connect parses a bus command's flags and dials the bus. A nil client
+// means the command returns code at once: help was asked for, the flags
+// were wrong, or the bus could not be reached (each already reported).
+func (e *env) connect(ctx context.Context, fs *flag.FlagSet, args []string, opts optsFunc) (*client.Client, int) {
+	if code, ok := parse(fs, args); !ok {
+		return nil, code
+	}
+	c, ok := e.dial(ctx, opts)
+	if !ok {
+		return nil, ExitError
+	}
+	return c, ExitOK
+}
+
+// list prints a list answer: with --json as a JSON array (an empty one as
+// [], never null); else none when it is empty, or a table headed by head
+// with one row a line (tab-separated), then foot.
+func list[T any](e *env, js bool, l []T, none, head string, row func(*T) string, foot string) int {
+	if js {
+		if l == nil {
+			l = []T{}
+		}
+		return e.json(l)
+	}
+	if len(l) == 0 {
+		fmt.Fprintln(e.stdout, none)
+		return ExitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, head)
+	for i := range l {
+		fmt.Fprintln(tw, row(&l[i]))
+	}
+	tw.Flush()
+	fmt.Fprintln(e.stdout, foot)
+	return ExitOK
 }
 
 // output writes a run's live output to the stream it came from.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os/user"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
@@ -14,40 +13,22 @@ import (
 // runGrants lists the grants in force (moat grants).
 func runGrants(ctx context.Context, e *env, args []string) int {
 	fs, js, opts := e.approverFlags("grants")
-	if code, ok := parse(fs, args); !ok {
+	c, code := e.connect(ctx, fs, args, opts)
+	if c == nil {
 		return code
-	}
-	c, ok := e.dial(ctx, opts)
-	if !ok {
-		return ExitError
 	}
 	defer c.Close()
 	l, err := c.Grants(ctx)
 	if err != nil {
 		return e.fail(err)
 	}
-	if *js {
-		if l == nil {
-			l = []wire.Grant{}
-		}
-		return e.json(l)
-	}
-	if len(l) == 0 {
-		fmt.Fprintln(e.stdout, "no grants in force")
-		return ExitOK
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tBY\tAT\tWORKSPACE\tPROFILE\tCOMMAND\tTERMS")
-	for _, g := range l {
+	return list(e, *js, l, "no grants in force", "ID\tBY\tAT\tWORKSPACE\tPROFILE\tCOMMAND\tTERMS", func(g *wire.Grant) string {
 		cmd := strings.Join(g.Argv, " ")
 		if g.Prefix {
 			cmd += " …"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.By, g.At.Local().Format(time.DateTime), g.Workspace, g.Profile, cmd, grantTerms(&g))
-	}
-	tw.Flush()
-	fmt.Fprintln(e.stdout, "\nend one with: moat revoke ID")
-	return ExitOK
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", g.ID, g.By, g.At.Local().Format(time.DateTime), g.Workspace, g.Profile, cmd, grantTerms(g))
+	}, "\nend one with: moat revoke ID")
 }
 
 // grantTerms says how long a grant lasts: uses left, expiry, session.

@@ -14,12 +14,9 @@ import (
 
 func runProfiles(ctx context.Context, e *env, args []string) int {
 	fs, js, opts := e.flags("profiles", true)
-	if code, ok := parse(fs, args); !ok {
+	c, code := e.connect(ctx, fs, args, opts)
+	if c == nil {
 		return code
-	}
-	c, ok := e.dial(ctx, opts)
-	if !ok {
-		return ExitError
 	}
 	defer c.Close()
 	l, err := c.Profiles(ctx)

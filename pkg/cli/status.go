@@ -13,19 +13,16 @@ import (
 func runStatus(ctx context.Context, e *env, args []string) int {
 	fs, js, opts := e.flags("status", true)
 	wait := fs.Duration("wait", 300*time.Millisecond, "how long to collect answers to the ping")
-	if code, ok := parse(fs, args); !ok {
+	c, code := e.connect(ctx, fs, args, opts)
+	if c == nil {
 		return code
-	}
-	c, ok := e.dial(ctx, opts)
-	if !ok {
-		return ExitError
 	}
 	defer c.Close()
 	st, err := c.Status(ctx, *wait)
 	if err != nil {
 		return e.fail(err)
 	}
-	code := ExitOK
+	code = ExitOK
 	if len(st.Missing) > 0 || !serversWhole(st.Servers) {
 		code = ExitDegraded
 	}
