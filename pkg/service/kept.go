@@ -13,27 +13,41 @@ import (
 const maxKept = 4096
 
 // kept holds the answers of the endpoints added with HandleKept for
-// wire.AnswerKept after they were sent, by request id and with their reply
-// subject. The bus's permission to answer on a caller's reply subject comes
+// wire.AnswerKept after they were sent, by their reply subject and request
+// id. The bus's permission to answer on a caller's reply subject comes
 // with the request and lives on the connection that received it: when busd
 // restarts between a request and its answer, the answer is refused. The
 // caller then says again where it listens (Resumable's subject), which
 // gives the permission back: a request still being handled is answered
 // when done, and one answered recently is sent again, the same message —
 // handled once, recorded once.
+//
+// A kept answer is its caller's alone. Its key holds the reply subject,
+// which is under the caller connection's private inbox (busd lets no other
+// connection, even one with the same key, read there: wire.CallerRoles, and
+// a worker's tag on a leaf: wire.LeafInbox); the request id alone is not
+// secret (it is in audit records). So a resume is answered only with the
+// answer to that very reply subject, on it; a resume or a request from
+// anyone else under the same id neither gets nor replaces it. Nothing is
+// ever answered on a resume but a kept answer: every copy of the service
+// hears each resume, and one that does not hold its answer stays silent.
 type kept struct {
-	nc   *nats.Conn
-	sub  *nats.Subscription
-	mu   sync.Mutex
-	byID map[string]*keptAnswer
-	ring [maxKept]*keptAnswer // in the order answered; next is the oldest
-	next int
+	nc    *nats.Conn
+	sub   *nats.Subscription
+	mu    sync.Mutex
+	byKey map[keptKey]*keptAnswer
+	ring  [maxKept]*keptAnswer // in the order answered; next is the oldest
+	next  int
 }
 
+// keptKey names a kept answer: the reply subject it was sent to and its
+// request id.
+type keptKey struct{ reply, requestID string }
+
 type keptAnswer struct {
-	requestID string
-	msg       *nats.Msg
-	at        time.Time
+	key keptKey
+	msg *nats.Msg
+	at  time.Time
 }
 
 // Resumable makes the service hear its callers' resumes on subject (every
@@ -41,7 +55,7 @@ type keptAnswer struct {
 // endpoint added with HandleKept. Call it once, before HandleKept; the
 // subscription ends with the service, after its last handler.
 func (s *Service) Resumable(subject string) error {
-	k := &kept{nc: s.nc, byID: make(map[string]*keptAnswer)}
+	k := &kept{nc: s.nc, byKey: make(map[keptKey]*keptAnswer)}
 	sub, err := s.nc.Subscribe(subject, k.resume)
 	if err != nil {
 		return err
@@ -67,26 +81,28 @@ func (k *kept) keep(req *Request, msg *nats.Msg) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if old := k.ring[k.next]; old != nil && k.byID[old.requestID] == old {
-		delete(k.byID, old.requestID)
+	if old := k.ring[k.next]; old != nil && k.byKey[old.key] == old {
+		delete(k.byKey, old.key)
 	}
-	a := &keptAnswer{requestID: req.RequestID, msg: msg, at: time.Now()}
+	a := &keptAnswer{key: keptKey{msg.Subject, req.RequestID}, msg: msg, at: time.Now()}
 	k.ring[k.next] = a
 	k.next = (k.next + 1) % maxKept
-	k.byID[req.RequestID] = a
+	k.byKey[a.key] = a
 }
 
 // resume hears a caller that lost word of its request: receiving it lets
-// this connection answer on its reply subject again. A request of that id
-// answered here, recently, on that very reply subject is answered again;
-// anything else is ignored (a request still being handled is answered
-// when done, now that the bus lets it through).
+// this connection answer on its reply subject again. The answer to a
+// request of that id on that very reply subject, sent here recently, is
+// sent again; anything else is ignored (a request still being handled is
+// answered when done, now that the bus lets it through).
 func (k *kept) resume(m *nats.Msg) {
-	id := m.Header.Get(wire.HeaderRequestID)
+	if m.Reply == "" {
+		return
+	}
 	k.mu.Lock()
-	a := k.byID[id]
+	a := k.byKey[keptKey{m.Reply, m.Header.Get(wire.HeaderRequestID)}]
 	k.mu.Unlock()
-	if a == nil || m.Reply == "" || m.Reply != a.msg.Subject || time.Since(a.at) > wire.AnswerKept {
+	if a == nil || time.Since(a.at) > wire.AnswerKept {
 		return
 	}
 	k.nc.PublishMsg(a.msg)
