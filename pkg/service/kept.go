@@ -8,9 +8,15 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// maxKept bounds the answers a service keeps for its callers' resumes: the
-// oldest goes first, whatever its age.
-const maxKept = 4096
+// maxKept and maxKeptBytes bound the answers a service keeps for its
+// callers' resumes, in number and in bytes (body, subject and headers):
+// the oldest goes first, whatever its age. An answer larger than
+// maxKeptBytes alone is not kept. 32 MiB holds four answers of the bus's
+// largest (8 MiB), or the last 4,096 decisions many times over.
+const (
+	maxKept      = 4096
+	maxKeptBytes = 32 << 20
+)
 
 // kept holds the answers of the endpoints added with HandleKept for
 // wire.AnswerKept after they were sent, by their reply subject and request
@@ -36,8 +42,10 @@ type kept struct {
 	sub   *nats.Subscription
 	mu    sync.Mutex
 	byKey map[keptKey]*keptAnswer
-	ring  [maxKept]*keptAnswer // in the order answered; next is the oldest
-	next  int
+	ring  [maxKept]*keptAnswer // in the order answered, from head, n of them
+	head  int
+	n     int
+	bytes int // the sizes of the n answers in ring
 }
 
 // keptKey names a kept answer: the reply subject it was sent to and its
@@ -45,9 +53,21 @@ type kept struct {
 type keptKey struct{ reply, requestID string }
 
 type keptAnswer struct {
-	key keptKey
-	msg *nats.Msg
-	at  time.Time
+	key  keptKey
+	msg  *nats.Msg
+	at   time.Time
+	size int
+}
+
+// keptSize is what an answer costs kept: its body, subject and headers.
+func keptSize(msg *nats.Msg) int {
+	n := len(msg.Data) + len(msg.Subject) + len(msg.Reply)
+	for k, vs := range msg.Header {
+		for _, v := range vs {
+			n += len(k) + len(v)
+		}
+	}
+	return n
 }
 
 // Resumable makes the service hear its callers' resumes on subject (every
@@ -74,20 +94,35 @@ func (s *Service) HandleKept(name, subject string, h Handler) error {
 }
 
 // keep remembers the answer msg to req. A request without a request id or
-// a reply subject cannot be resumed.
+// a reply subject cannot be resumed. Answers out of their time, then the
+// oldest while over a bound, make room first.
 func (k *kept) keep(req *Request, msg *nats.Msg) {
-	if req.RequestID == "" || msg.Subject == "" {
+	size := keptSize(msg)
+	if req.RequestID == "" || msg.Subject == "" || size > maxKeptBytes {
 		return
 	}
+	a := &keptAnswer{key: keptKey{msg.Subject, req.RequestID}, msg: msg, at: time.Now(), size: size}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if old := k.ring[k.next]; old != nil && k.byKey[old.key] == old {
+	for k.n > 0 && (k.n == maxKept || k.bytes+size > maxKeptBytes || time.Since(k.ring[k.head].at) > wire.AnswerKept) {
+		k.evict()
+	}
+	k.ring[(k.head+k.n)%maxKept] = a
+	k.n++
+	k.bytes += size
+	k.byKey[a.key] = a
+}
+
+// evict forgets the oldest answer. k.mu is held.
+func (k *kept) evict() {
+	old := k.ring[k.head]
+	if k.byKey[old.key] == old { // not replaced by a later answer to the same key
 		delete(k.byKey, old.key)
 	}
-	a := &keptAnswer{key: keptKey{msg.Subject, req.RequestID}, msg: msg, at: time.Now()}
-	k.ring[k.next] = a
-	k.next = (k.next + 1) % maxKept
-	k.byKey[a.key] = a
+	k.ring[k.head] = nil
+	k.head = (k.head + 1) % maxKept
+	k.n--
+	k.bytes -= old.size
 }
 
 // resume hears a caller that lost word of its request: receiving it lets
