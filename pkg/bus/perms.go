@@ -87,6 +87,11 @@ func Permissions(role string) *server.Permissions {
 	switch role {
 	case home.RoleProfiled:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.profile.>")
+		// A resolution's caller may resume it and send it again, on its one
+		// reply subject; nats-server counts each delivery after the first
+		// with that reply subject as a message sent there, so a bound of 1
+		// refused the answer that followed them (the window still bounds it).
+		p.Response.MaxMsgs = -1
 	case home.RolePolicyd:
 		p.Subscribe.Allow = append(p.Subscribe.Allow, "moat.policy.>", wire.SubjectApprovalAns+".>")
 		p.Publish.Allow = append(p.Publish.Allow, wire.SubjectResolve, wire.SubjectResolveResume, wire.SubjectApprovalAsk+".>")

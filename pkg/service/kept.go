@@ -42,6 +42,7 @@ type kept struct {
 	sub   *nats.Subscription
 	mu    sync.Mutex
 	byKey map[keptKey]*keptAnswer
+	going map[keptKey]int      // requests being handled, by key (a request not resent may share one)
 	ring  [maxKept]*keptAnswer // in the order answered, from head, n of them
 	head  int
 	n     int
@@ -75,7 +76,7 @@ func keptSize(msg *nats.Msg) int {
 // endpoint added with HandleKept. Call it once, before HandleKept; the
 // subscription ends with the service, after its last handler.
 func (s *Service) Resumable(subject string) error {
-	k := &kept{nc: s.nc, byKey: make(map[keptKey]*keptAnswer)}
+	k := &kept{nc: s.nc, byKey: make(map[keptKey]*keptAnswer), going: make(map[keptKey]int)}
 	sub, err := s.nc.Subscribe(subject, k.resume)
 	if err != nil {
 		return err
@@ -93,23 +94,63 @@ func (s *Service) HandleKept(name, subject string, h Handler) error {
 	return s.handle(name, subject, h, true, false)
 }
 
-// keep remembers the answer msg to req. A request without a request id or
-// a reply subject cannot be resumed. Answers out of their time, then the
-// oldest while over a bound, make room first.
+// start counts req in as being handled, and says whether to handle it: a
+// request sent again (wire.HeaderResent) that this copy is handling is
+// not (its answer will go to the same reply subject, which the bus lets
+// this connection answer again now that it delivered the request), and
+// one it answered is answered again with the kept answer instead. A
+// request without a request id or a reply subject is always handled, and
+// never kept.
+func (k *kept) start(req *Request) bool {
+	key := keptKey{req.reply, req.RequestID}
+	if key.reply == "" || key.requestID == "" {
+		return true
+	}
+	k.mu.Lock()
+	if req.hdr.Get(wire.HeaderResent) != "" {
+		if k.going[key] > 0 {
+			k.mu.Unlock()
+			return false
+		}
+		if a := k.byKey[key]; a != nil && time.Since(a.at) <= wire.AnswerKept {
+			k.mu.Unlock()
+			k.nc.PublishMsg(a.msg)
+			return false
+		}
+	}
+	k.going[key]++
+	k.mu.Unlock()
+	return true
+}
+
+// keep remembers msg, the answer to req (nil: none was sent), once its
+// handler is done. Answers out of their time, then the oldest while over a
+// bound, make room first.
 func (k *kept) keep(req *Request, msg *nats.Msg) {
-	size := keptSize(msg)
-	if req.RequestID == "" || msg.Subject == "" || size > maxKeptBytes {
+	key := keptKey{req.reply, req.RequestID}
+	if key.reply == "" || key.requestID == "" {
 		return
 	}
-	a := &keptAnswer{key: keptKey{msg.Subject, req.RequestID}, msg: msg, at: time.Now(), size: size}
+	var a *keptAnswer
+	if msg != nil && msg.Subject == key.reply {
+		if size := keptSize(msg); size <= maxKeptBytes {
+			a = &keptAnswer{key: key, msg: msg, at: time.Now(), size: size}
+		}
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for k.n > 0 && (k.n == maxKept || k.bytes+size > maxKeptBytes || time.Since(k.ring[k.head].at) > wire.AnswerKept) {
+	if k.going[key]--; k.going[key] <= 0 {
+		delete(k.going, key)
+	}
+	if a == nil {
+		return
+	}
+	for k.n > 0 && (k.n == maxKept || k.bytes+a.size > maxKeptBytes || time.Since(k.ring[k.head].at) > wire.AnswerKept) {
 		k.evict()
 	}
 	k.ring[(k.head+k.n)%maxKept] = a
 	k.n++
-	k.bytes += size
+	k.bytes += a.size
 	k.byKey[a.key] = a
 }
 

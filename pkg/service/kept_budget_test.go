@@ -14,16 +14,19 @@ import (
 // bus's 8 MiB limit, 4,096 of which fit the count bound).
 func TestKeptBytesBounded(t *testing.T) {
 	const n, size = 128, 1 << 20
-	k := &kept{byKey: make(map[keptKey]*keptAnswer)}
+	k := &kept{byKey: make(map[keptKey]*keptAnswer), going: make(map[keptKey]int)}
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	before := ms.HeapAlloc
 	for i := range n {
 		id := "req-" + strconv.Itoa(i)
-		msg := nats.NewMsg("_INBOX_client.caller." + id)
+		req := &Request{RequestID: id, reply: "_INBOX_client.caller." + id}
+		msg := nats.NewMsg(req.reply)
 		msg.Data = make([]byte, size)
-		k.keep(&Request{RequestID: id}, msg)
+		if k.start(req) {
+			k.keep(req, msg)
+		}
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)

@@ -16,7 +16,8 @@
 //
 // An endpoint added with HandleKept keeps its answers a while (kept.go): a
 // caller that lost one when the bus restarted gets the same message again,
-// on its own reply subject only — a request is handled once.
+// on its own reply subject only, and a request its caller sent again
+// (wire.HeaderResent) is not handled twice — a request is handled once.
 package service
 
 import (
@@ -345,13 +346,18 @@ func (s *Service) dispatch(r micro.Request, h Handler, keep bool) {
 		s.reply(r.Reply(), req, nil, wire.Errorf(wire.CodeUnavailable, "%s is stopping: retry, another copy may answer", s.cfg.Name))
 		return
 	}
+	if keep && !s.kept.start(req) { // sent again, and handled here already
+		req.Detach()
+		s.finish()
+		return
+	}
 	go func() {
 		GrowStack() // a handler's work is deep: one growth instead of several
 		defer s.finish()
 		defer req.Detach()
 		v, err := s.run(h, req)
 		msg := s.reply(r.Reply(), req, v, err)
-		if keep && msg != nil {
+		if keep {
 			s.kept.keep(req, msg)
 		}
 	}()

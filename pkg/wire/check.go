@@ -34,6 +34,15 @@ const SubjectCheckResume = "moat.policy.resume"
 // one record).
 const SubjectResolveResume = "moat.profile.resume"
 
+// HeaderResent marks a request sent again, same request id, same reply
+// subject and body, by a caller whose connection was re-established before
+// it heard anything of it: the request may have been lost with the bus.
+// A service that keeps its answers (pkg/service's HandleKept) handles it
+// only if it has not already: one it answered gets the kept answer again,
+// one still being handled is answered once, when done. sandboxd's once-only
+// claims refuse one that ran (409). See docs/bus.md, "A restart of the bus".
+const HeaderResent = "Moat-Resent"
+
 // The timing of resumes (SubjectCheckResume, SubjectResolveResume).
 const (
 	ResumeAfter = 2 * time.Second

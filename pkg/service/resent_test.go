@@ -1,0 +1,106 @@
+package service_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/moatsec/moat/pkg/bus/bustest"
+	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/service"
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go"
+)
+
+// resend publishes the call's request again, marked wire.HeaderResent, as
+// pkg/client does when the request may have been lost with the bus.
+func (c *call) resend(t *testing.T, subject, body string) {
+	t.Helper()
+	m := nats.NewMsg(subject)
+	m.Reply, m.Data = c.reply, []byte(body)
+	m.Header.Set(wire.HeaderRequestID, c.id)
+	m.Header.Set(wire.HeaderContentType, wire.ContentJSON)
+	m.Header.Set(wire.HeaderResent, "1")
+	if err := c.nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResentHandledOnce: a request sent again (wire.HeaderResent) by a
+// caller that could not tell whether the bus lost it is handled once:
+//   - one answered already gets the kept answer, not a second handling;
+//   - one still being handled is answered once, when done;
+//   - one never seen is handled;
+//   - a request under the same id and reply subject not marked resent (a
+//     check sent again with its whole profile after a 404) is handled anew.
+func TestResentHandledOnce(t *testing.T) {
+	s := bustest.Start(t)
+	svc, err := service.New(s.Conn(t, home.RoleProfiled), service.Config{Name: "profiled", Version: "0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop() })
+	if err := svc.Resumable(wire.SubjectResolveResume); err != nil {
+		t.Fatal(err)
+	}
+	var handled atomic.Int32
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	err = svc.HandleKept("resolve", wire.SubjectResolve, func(_ context.Context, r *service.Request) (any, error) {
+		handled.Add(1)
+		var in echo
+		if err := r.Decode(&in); err != nil {
+			return nil, err
+		}
+		if in.Profile == "slow" {
+			started <- struct{}{}
+			<-release
+		}
+		return echo{Profile: "for-" + in.Profile + "-" + string(rune('0'+handled.Load()))}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := s.Conn(t, home.RoleClient)
+
+	c := ask(t, nc, wire.SubjectResolve, "req-answered", `{"profile":"a"}`)
+	if got := c.answer(t, "the request"); got != "for-a-1" {
+		t.Fatalf("the request: %q; want for-a-1", got)
+	}
+	c.resend(t, wire.SubjectResolve, `{"profile":"a"}`)
+	if got := c.answer(t, "the request sent again after its answer"); got != "for-a-1" {
+		t.Fatalf("the request sent again after its answer: %q; want the kept for-a-1", got)
+	}
+
+	c = ask(t, nc, wire.SubjectResolve, "req-going", `{"profile":"slow"}`)
+	<-started
+	c.resend(t, wire.SubjectResolve, `{"profile":"slow"}`)
+	close(release)
+	if got := c.answer(t, "the request sent again while handled"); got != "for-slow-2" {
+		t.Fatalf("the request sent again while handled: %q; want for-slow-2", got)
+	}
+	// Another answer would have come before this one's.
+	c2 := ask(t, nc, wire.SubjectResolve, "req-after", `{"profile":"b"}`)
+	if got := c2.answer(t, "the next request"); got != "for-b-3" {
+		t.Fatalf("the next request: %q; want for-b-3", got)
+	}
+	c.none(t, "the request sent again while handled, a second answer")
+
+	c = &call{nc: nc, id: "req-lost", reply: nc.NewInbox()}
+	if c.sub, err = nc.SubscribeSync(c.reply); err != nil {
+		t.Fatal(err)
+	}
+	c.resend(t, wire.SubjectResolve, `{"profile":"lost"}`)
+	if got := c.answer(t, "a request whose first sending was lost"); got != "for-lost-4" {
+		t.Fatalf("a request whose first sending was lost: %q; want for-lost-4", got)
+	}
+	c.send(t, wire.SubjectResolve, `{"profile":"whole"}`)
+	if got := c.answer(t, "the same id and reply, not resent"); got != "for-whole-5" {
+		t.Fatalf("the same id and reply, not resent: %q; want for-whole-5", got)
+	}
+	if n := handled.Load(); n != 5 {
+		t.Errorf("%d handled; want 5", n)
+	}
+}
