@@ -61,12 +61,17 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 		return denied(wire.ReasonPolicyUnavailable, "cannot wait for policyd's answer: %v", err)
 	}
 	defer done()
-	send := func(body []byte, whole bool) error {
+	var last []byte // the body last sent, whole or by hash
+	send := func(body []byte, whole, resent bool) error {
+		last = body
 		// The header's values share one array: an allocation, not one each.
-		vals := [...]string{wire.ContentMsgpack, req.RequestID, "1", req.SessionID, ""}
-		keys := [...]string{wire.HeaderContentType, wire.HeaderRequestID, wire.HeaderAcceptInterim, wire.HeaderSessionID, wire.HeaderProfileHash}
+		vals := [...]string{wire.ContentMsgpack, req.RequestID, "1", req.SessionID, "", ""}
+		keys := [...]string{wire.HeaderContentType, wire.HeaderRequestID, wire.HeaderAcceptInterim, wire.HeaderSessionID, wire.HeaderProfileHash, wire.HeaderResent}
 		if whole {
 			vals[4] = out.hash
+		}
+		if resent {
+			vals[5] = "1"
 		}
 		hdr := make(nats.Header, len(keys))
 		for i, k := range keys {
@@ -76,11 +81,11 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 		}
 		return c.nc.PublishMsg(&nats.Msg{Subject: subject, Reply: reply, Header: hdr, Data: body})
 	}
-	if err := send(body, !out.byHash); err != nil {
+	rs := c.resumer(wire.SubjectCheckResume, reply, req.RequestID, func() error { return send(last, !out.byHash, true) })
+	if err := send(body, !out.byHash, false); err != nil {
 		return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)
 	}
 	ctl := "" // the approval's control subject, once a person is asked
-	rs := c.resumer(wire.SubjectCheckResume, reply, req.RequestID)
 	for {
 		m := msgs.next()
 		if m == nil {
@@ -109,8 +114,8 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 			}
 		}
 		if m.Header.Get("Status") == "503" {
-			if rs.resumed {
-				continue // nobody heard the resume yet (policyd not back): keep waiting
+			if rs.resumed || rs.reconnected() {
+				continue // nobody heard the check or the resume yet (policyd not back): keep waiting
 			}
 			return denied(wire.ReasonPolicyUnavailable, "no policyd is running: start it (moat status shows what is missing)")
 		}
@@ -136,7 +141,7 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 			c.kept.forget(out.hash)
 			out.byHash = false
 			if body, err = out.body(true); err == nil {
-				err = send(body, true)
+				err = send(body, true, false)
 			}
 			if err != nil {
 				return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)

@@ -21,32 +21,60 @@ const resumePoll = 500 * time.Millisecond
 // service back the bus's permission to answer there, lost when busd
 // restarted, and the service sends an answer the bus refused again
 // (service.Resumable).
+//
+// The request itself may have been lost with the bus (on its way to a
+// service when busd stopped, or delivered to nobody while the services
+// reconnected): when nothing was heard for wire.ResumeAfter since the
+// connection came back, the resumer sends it again (resend, marked
+// wire.HeaderResent), and again every wire.ResumeAfter while nothing is
+// heard, within the call's deadline. A service that already has it does
+// not handle it twice (service.HandleKept).
 type resumer struct {
 	c          *Client
 	subject    string
 	reply      string
 	requestID  string
-	heard      time.Time // the last message from the service, or the request
-	sent       time.Time // the last resume
+	resend     func() error // sends the request again, marked resent
+	heard      time.Time    // the last message from the service, or the request
+	sent       time.Time    // the last resume
 	reconnects uint64
-	resumed    bool // a resume went out
+	back       time.Time // when the connection was last re-established, zero if not since the request
+	resent     time.Time // the last time the request was sent again
+	resumed    bool      // a resume went out
 }
 
-func (c *Client) resumer(subject, reply, requestID string) *resumer {
-	return &resumer{c: c, subject: subject, reply: reply, requestID: requestID, heard: time.Now(), reconnects: c.nc.Stats().Reconnects}
+func (c *Client) resumer(subject, reply, requestID string, resend func() error) *resumer {
+	return &resumer{c: c, subject: subject, reply: reply, requestID: requestID, resend: resend, heard: time.Now(), reconnects: c.nc.Stats().Reconnects}
+}
+
+// reconnected notes a re-established connection and says whether the
+// connection came back since the request was sent: a no-responders status
+// then says the request (or a resume) found no service yet, not that none
+// runs.
+func (r *resumer) reconnected() bool {
+	if n := r.c.nc.Stats().Reconnects; n != r.reconnects {
+		r.reconnects, r.back = n, time.Now()
+		r.sent = time.Time{} // resume at once
+	}
+	return !r.back.IsZero()
 }
 
 func (r *resumer) poll() {
-	n := r.c.nc.Stats().Reconnects
-	if n == r.reconnects && (time.Since(r.heard) < wire.ResumeAfter || time.Since(r.sent) < wire.ResumeEvery) {
-		return
+	r.reconnected()
+	now := time.Now()
+	if (!r.back.IsZero() && r.sent.IsZero()) || (now.Sub(r.heard) >= wire.ResumeAfter && now.Sub(r.sent) >= wire.ResumeEvery) {
+		r.sent = now
+		m := nats.NewMsg(r.subject)
+		m.Reply = r.reply
+		m.Header.Set(wire.HeaderRequestID, r.requestID)
+		if r.c.nc.PublishMsg(m) == nil {
+			r.resumed = true
+		}
 	}
-	r.reconnects, r.sent = n, time.Now()
-	m := nats.NewMsg(r.subject)
-	m.Reply = r.reply
-	m.Header.Set(wire.HeaderRequestID, r.requestID)
-	if r.c.nc.PublishMsg(m) == nil {
-		r.resumed = true
+	if r.resend != nil && !r.back.IsZero() && r.heard.Before(r.back) &&
+		now.Sub(r.back) >= wire.ResumeAfter && now.Sub(r.resent) >= wire.ResumeAfter {
+		r.resent = now
+		r.resend()
 	}
 }
 
@@ -75,10 +103,18 @@ func (c *Client) callResumable(ctx context.Context, subject, resume, requestID, 
 	if sessionID != "" {
 		msg.Header.Set(wire.HeaderSessionID, sessionID)
 	}
+	rs := c.resumer(resume, reply, requestID, func() error {
+		again := nats.NewMsg(subject)
+		again.Reply, again.Data = reply, body
+		for k, v := range msg.Header {
+			again.Header[k] = v
+		}
+		again.Header.Set(wire.HeaderResent, "1")
+		return c.nc.PublishMsg(again)
+	})
 	if err := c.nc.PublishMsg(msg); err != nil {
 		return wire.Errorf(wire.CodeUnavailable, "request %s: %v", subject, err)
 	}
-	rs := c.resumer(resume, reply, requestID)
 	for {
 		m := msgs.next()
 		if m == nil {
@@ -101,8 +137,8 @@ func (c *Client) callResumable(ctx context.Context, subject, resume, requestID, 
 			continue
 		}
 		if m.Header.Get("Status") == "503" {
-			if rs.resumed {
-				continue // nobody heard the resume yet (the service not back): keep waiting
+			if rs.resumed || rs.reconnected() {
+				continue // nobody heard the request or the resume yet (the service not back): keep waiting
 			}
 			return wire.Errorf(wire.CodeUnavailable, "nothing answers %s: start the service that serves it (moat status shows what is missing)", subject)
 		}
