@@ -18,7 +18,7 @@ import (
 )
 
 // initWorkspace resolves profile name for a fresh workspace outside /tmp.
-func initWorkspace(t *testing.T, name string) (string, *wire.Profile) {
+func initWorkspace(t testing.TB, name string) (string, *wire.Profile) {
 	t.Helper()
 	base, err := os.MkdirTemp("/var/tmp", "moat-sandbox-init-")
 	if err != nil {

@@ -5,8 +5,10 @@ package inside
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -27,7 +29,8 @@ func Main() {
 	runtime.LockOSThread()
 	status := os.NewFile(StatusFD, "status")
 	unix.CloseOnExec(StatusFD)
-	code, err := helper(status)
+	sigs := prepare()
+	code, err := helper(status, sigs)
 	if err != nil {
 		json.NewEncoder(status).Encode(Status{Error: err.Error()})
 	}
@@ -38,7 +41,7 @@ func Main() {
 // its init (see supervise). It returns the helper's exit status: 125 with an
 // error for the parent when the sandbox could not be built, 126/127 for a
 // command that could not be executed, else the command's own.
-func helper(status *os.File) (int, error) {
+func helper(status *os.File, sigs chan os.Signal) (int, error) {
 	cfgFile := os.NewFile(ConfigFD, "config")
 	var cfg Config
 	if err := json.NewDecoder(cfgFile).Decode(&cfg); err != nil {
@@ -122,8 +125,34 @@ func helper(status *os.File) (int, error) {
 		fmt.Fprintf(os.Stderr, "moat: %s: command not found\n", cfg.Argv[0])
 		return ExitNotFound, nil
 	}
-	return supervise(status, path, &cfg, listener), nil
+	return supervise(status, path, &cfg, listener, sigs), nil
 }
+
+// prepare does, before the configuration is read, what every run would
+// otherwise pay for after its request reached sandboxd: a pooled helper
+// waits for its configuration at idle priority, so work done here costs a
+// run no time. It takes the signals the init forwards (see supervise: the
+// first Notify starts the runtime's signal goroutines and a thread of
+// their own) and builds encoding/json's per-type caches for the
+// configuration and the reports, by decoding and encoding one of each.
+//
+// A forwarded signal that arrives while the sandbox is being built waits
+// in the returned channel and reaches the command once it has started
+// (an init without a handler would have dropped it).
+func prepare() chan os.Signal {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	var cfg Config
+	json.Unmarshal(warmConfig, &cfg)
+	json.NewEncoder(io.Discard).Encode(Status{Isolation: []string{""}, Refused: &SyscallDenial{}, Exit: &Exit{Refused: []SyscallDenial{{}}}})
+	return sigs
+}
+
+// warmConfig is a configuration with every field and nested type set, for
+// prepare's decoding.
+var warmConfig = []byte(`{"argv":[""],"env":[""],"dir":"","uid":0,"gid":0,"no_net":false,"egress":false,"user_ns":false,"trusted":false,"tmp_bytes":0,"placeholders":[""],"cgroup_tasks":[""],` +
+	`"profile":{"workspace":"","fs":{"write":[""],"read_deny":[""],"write_deny":[""],"read":[""]},"net":{"mode":"","ports":[1]},"limits":{"cpu_ms":0,"file_bytes":0}},` +
+	`"seccomp":{"program":[{"c":0,"t":0,"f":0,"k":0}],"names":{"1":""},"clone_flags_arg":0}}`)
 
 // lookPath finds argv0 in the sandbox's PATH (relative names from dir).
 func lookPath(argv0 string, env []string, dir string) (string, error) {

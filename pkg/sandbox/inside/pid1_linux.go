@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -33,9 +32,10 @@ var forwarded = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM
 //
 // It serves the seccomp filter's listener (notify_linux.go) for as long as
 // the command runs, and reports what it refused with the command's end.
-func supervise(status *os.File, path string, cfg *Config, listener int) int {
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwarded...)
+//
+// sigs carries the forwarded signals, taken since the helper started
+// (prepare).
+func supervise(status *os.File, path string, cfg *Config, listener int, sigs <-chan os.Signal) int {
 	// The helper keeps the command's uid: not dumpable, its memory and
 	// /proc/1 stay out of the command's reach (execve makes the command
 	// dumpable again).
