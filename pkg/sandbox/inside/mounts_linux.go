@@ -252,14 +252,21 @@ func pinAncestors(protected, roots []string) (int, error) {
 // ancestor, was there when sandboxd looked (else sandboxd would have made
 // a placeholder) and vanished since: the run is refused (vanished), not
 // let loose on a path meant to be held.
+//
+// Each path is looked at with one stat(2), which follows its links as the
+// mounts below do: a bind mount resolves its source and its target, so a
+// protected path is held where it leads, as when it was first resolved
+// component by component (the stats of its every parent, once a path).
 func readOnly(paths, placeholders, writable []string, ws string) (int, error) {
-	var reals, present, missing []string
+	var present, missing []string
 	look := func(p string) error {
-		real, err := filepath.EvalSymlinks(p)
+		var st unix.Stat_t
+		err := unix.Stat(p, &st)
 		if err == nil {
-			reals, present = append(reals, real), append(present, p)
+			present = append(present, p)
+			return nil
 		}
-		return err
+		return &os.PathError{Op: "stat", Path: p, Err: err}
 	}
 	for _, p := range append(append([]string{}, paths...), placeholders...) {
 		switch err := look(p); {
@@ -292,12 +299,11 @@ func readOnly(paths, placeholders, writable []string, ws string) (int, error) {
 		}
 	}
 	n := 0
-	for i, real := range reals {
-		p := present[i]
-		if err := unix.Mount(real, real, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	for _, p := range present {
+		if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return 0, fmt.Errorf("protect %s: %v", p, err)
 		}
-		if err := setattr(real, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+		if err := setattr(p, unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
 			return 0, fmt.Errorf("protect %s: %v", p, err)
 		}
 		n++
@@ -327,25 +333,23 @@ func hide(paths []string) (int, error) {
 	return n, nil
 }
 
-// hideOne covers p; false when p does not exist.
+// hideOne covers p; false when p does not exist. One stat(2) follows p's
+// links as the mount does (most read-denied paths are missing: one failed
+// stat each, not one for every parent).
 func hideOne(p string) (bool, error) {
-	real, err := filepath.EvalSymlinks(p)
-	if errors.Is(err, os.ErrNotExist) {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err == unix.ENOENT {
 		return false, nil
-	}
-	if err != nil {
+	} else if err != nil {
 		return false, err
 	}
-	fi, err := os.Stat(real)
-	if err != nil {
-		return false, err
-	}
-	if fi.IsDir() {
-		err = unix.Mount("tmpfs", real, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4k,mode=000")
+	var err error
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=4k,mode=000")
 	} else {
-		err = unix.Mount("/dev/null", real, "", unix.MS_BIND, "")
+		err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
 		if err == nil {
-			err = setattr(real, 0, unix.MOUNT_ATTR_RDONLY, 0)
+			err = setattr(p, 0, unix.MOUNT_ATTR_RDONLY, 0)
 		}
 	}
 	if err == unix.ENOENT {

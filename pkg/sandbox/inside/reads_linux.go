@@ -86,12 +86,16 @@ func planReads(visible, deny []string, uid, gid int) (*readPlan, error) {
 		return slices.ContainsFunc(plan.cover, func(c string) bool { return p == c || strings.HasPrefix(p, c+"/") })
 	}
 	var dsts []string
+	var denyReal []string // deny with its links resolved, once a run
 	for _, v := range append(slices.Clone(systemFiles), visible...) {
 		real, err := filepath.EvalSymlinks(v)
+		if err == nil && real != filepath.Clean(v) && denyReal == nil {
+			denyReal = resolveAll(deny)
+		}
 		// Only a link can lead elsewhere than hide() will cover, or past a
 		// directory the run's user may not enter (the helper resolves as
 		// root; the link is the user's).
-		if err != nil || real != filepath.Clean(v) && (denied(real, deny) || !reachable(real, uid, gid)) {
+		if err != nil || real != filepath.Clean(v) && (denied(real, deny, denyReal) || !reachable(real, uid, gid)) {
 			plan.skipped++
 			continue
 		}
@@ -168,18 +172,27 @@ func reachable(path string, uid, gid int) bool {
 	return may(&st, 0o4)
 }
 
-// denied reports whether p lies in a read-denied path, as named or with
-// its links resolved.
-func denied(p string, deny []string) bool {
-	for _, d := range deny {
+// denied reports whether p lies in a read-denied path, as named (deny) or
+// with its links resolved (denyReal, from resolveAll).
+func denied(p string, deny, denyReal []string) bool {
+	for _, d := range slices.Concat(deny, denyReal) {
 		if p == d || strings.HasPrefix(p, d+"/") {
-			return true
-		}
-		if real, err := filepath.EvalSymlinks(d); err == nil && (p == real || strings.HasPrefix(p, real+"/")) {
 			return true
 		}
 	}
 	return false
+}
+
+// resolveAll is each of paths with its links resolved, leaving out those
+// that do not resolve (non-nil, so it is worked out once).
+func resolveAll(paths []string) []string {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			out = append(out, real)
+		}
+	}
+	return out
 }
 
 // namedAt is p with its parent's links resolved but not its own: where a
@@ -303,14 +316,15 @@ func readRules(cfg *Config) []landlock.Rule {
 		}
 	}
 	for _, v := range append(slices.Clone(systemFiles), visible(cfg)...) {
-		real, err := filepath.EvalSymlinks(v)
-		if err != nil {
+		// One stat(2), following links as the rule's open(2) does.
+		var st unix.Stat_t
+		if unix.Stat(v, &st) != nil {
 			continue
 		}
-		if fi, err := os.Stat(real); err == nil && fi.IsDir() {
-			dirs = append(dirs, real)
-		} else if err == nil {
-			files = append(files, real)
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			dirs = append(dirs, v)
+		} else {
+			files = append(files, v)
 		}
 	}
 	rules := []landlock.Rule{
