@@ -7,7 +7,11 @@
 //   - every decision is sent to the audit stream before it is answered; an
 //     allow is answered only once its record is acked (a caller may act on
 //     it), a deny or prompt's ack is awaited asynchronously; if the event
-//     cannot be recorded, the answer is a deny (audit-unavailable);
+//     cannot be recorded, the answer is a deny (audit-unavailable). An allow
+//     for a run sandboxd asked about (moat.policy.check.resolved, not a
+//     network ask) is acted on only by sandboxd, which runs nothing before
+//     its own run.decision record is acked: its ack is awaited
+//     asynchronously too, off the run's path;
 //   - evaluation has a deadline: past it the answer is a deny (policy-timeout);
 //   - a prompt (never a deny) that a grant covers is allowed without asking,
 //     the use spent in the grants bucket and on record first (grants.go);
@@ -255,8 +259,10 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 	// An allow may be acted on by whoever asked (a hook lets an agent run
 	// the command on it): it is answered only once its record is acked. A
 	// deny or a prompt lets nothing happen: its ack is awaited asynchronously.
+	// So is an allow sandboxd asked for: the run waits for sandboxd's own
+	// record of the decision, acked before anything runs.
 	publish := func() error { return d.audit.PublishAsync(ev) }
-	if dec.Verdict == wire.VerdictAllow {
+	if dec.Verdict == wire.VerdictAllow && !fromSandboxd {
 		publish = func() error {
 			// Within the evaluation deadline, so the caller hears the deny
 			// before it gives up on its own.

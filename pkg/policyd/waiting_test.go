@@ -12,6 +12,7 @@ import (
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/policyd"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -181,4 +182,44 @@ func TestAnswerNeedsApproverKey(t *testing.T) {
 		t.Fatalf("answer with the client key: %v, want 403 naming the approver key", err)
 	}
 	waitApprovals(t, s, 1)
+}
+
+// TestSandboxdAllowOnRecord: an allow sandboxd asked for is answered
+// without waiting for its record's ack (sandboxd records the run's decision
+// itself, acked before anything runs), and its policy.decision still
+// reaches the audit stream; a client's allow still waits (TestStreamFullDeniesResolved).
+func TestSandboxdAllowOnRecord(t *testing.T) {
+	s := start(t, policyd.Config{})
+	sb := s.Client(t, home.RoleSandboxd)
+	p, err := sb.Resolve(context.Background(), &wire.ResolveRequest{Profile: "workspace-write", Workspace: s.ws})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sb.CheckResolved(context.Background(), &wire.CheckRequest{RequestID: "req-sandboxd", Argv: []string{"ls"},
+		Workspace: s.ws, Cwd: p.Cwd, Profile: wire.RefResolved(p), Approval: wire.ApprovalOnRequest}, nil)
+	if d.Verdict != wire.VerdictAllow {
+		t.Fatalf("sandboxd's check: %+v", d)
+	}
+	js, err := jetstream.New(s.Conn(t, home.RoleAdmin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testbin.Eventually(t, time.Minute, "the allow on record", func() error {
+		st, err := js.Stream(context.Background(), wire.AuditStream)
+		if err != nil {
+			return err
+		}
+		m, err := st.GetLastMsgForSubject(context.Background(), wire.AuditSubject(wire.ServicePolicyd, wire.KindPolicyDecision))
+		if err != nil {
+			return err
+		}
+		var ev wire.AuditEvent
+		if err := wire.Decode(wire.Msgpack, m.Data, &ev); err != nil {
+			return err
+		}
+		if ev.RequestID != "req-sandboxd" || ev.Verdict != wire.VerdictAllow {
+			return fmt.Errorf("last decision on record %s %s", ev.RequestID, ev.Verdict)
+		}
+		return nil
+	})
 }
