@@ -87,6 +87,7 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 	var grace <-chan time.Time
 	quiet := time.Duration(0)
 	reconnects := c.nc.Stats().Reconnects
+	lost := lostRun{msg: msg, nc: c.nc, reconnects: reconnects}
 	var pending *nats.Msg
 	for {
 		m := pending
@@ -107,6 +108,7 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 					reconnects = n
 					r.resume(msg)
 				}
+				lost.tick()
 				if quiet >= RunAskAudit {
 					if res, err := r.ended(ctx, req.RequestID); res != nil || err != nil {
 						// An answer that came meanwhile says more.
@@ -122,14 +124,72 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 			}
 			continue
 		}
-		if m.Header.Get("Status") == "503" && r.resumed {
-			// Nobody heard the resume yet (sandboxd not back): keep waiting.
+		if m.Header.Get("Status") == "503" && (r.resumed || lost.reconnected()) {
+			// Nobody heard the request or the resume yet (sandboxd not back): keep waiting.
+			continue
+		}
+		lost.heard()
+		if lost.resent && m.Header.Get(wire.HeaderErrorCode) == strconv.Itoa(wire.CodeConflict) {
+			// The run sent again is refused because its request id is
+			// claimed: the first went through after all, and runs or ran.
+			// Its heartbeats (resumed) or its record (RunAskAudit) tell.
 			continue
 		}
 		quiet = 0
 		if res, final, err := r.read(m); final {
 			return res, err
 		}
+	}
+}
+
+// lostRun sends a run's request again when it may have been lost with the
+// bus: sent while the connection was down and delivered to no sandboxd
+// when it came back, or on its way when busd stopped. Once the connection
+// has come back, a caller that heard nothing of the run for
+// wire.RunResumeAfter since (its resume, sent at once, brought no
+// heartbeat) sends the same request again, marked wire.HeaderResent, and
+// again every wire.RunResumeAfter while it hears nothing. sandboxd's
+// once-only claim makes it safe: a request id runs once, and a second
+// sending of one that runs or ran is refused with 409, which Run then
+// does not take for the run's answer.
+type lostRun struct {
+	msg        *nats.Msg
+	nc         *nats.Conn
+	reconnects uint64        // when the request went out
+	back       bool          // the connection came back since, and nothing was heard since
+	unheard    time.Duration // heartbeat periods lived since it came back, hearing nothing
+	resent     bool          // the request went out again
+}
+
+// reconnected says whether the connection came back since the request went
+// out (a no-responders status is then no proof that no sandboxd runs).
+func (l *lostRun) reconnected() bool {
+	if n := l.nc.Stats().Reconnects; n != l.reconnects {
+		l.reconnects, l.back, l.unheard = n, true, 0
+	}
+	return l.back || l.resent
+}
+
+// heard notes a word about the run: it was not lost.
+func (l *lostRun) heard() { l.back = false }
+
+// tick counts one heartbeat period heard nothing, and sends the request
+// again when it may have been lost.
+func (l *lostRun) tick() {
+	if l.reconnected(); !l.back {
+		return
+	}
+	if l.unheard += wire.RunHeartbeat; l.unheard%wire.RunResumeAfter != 0 {
+		return
+	}
+	again := nats.NewMsg(l.msg.Subject)
+	again.Reply, again.Data = l.msg.Reply, l.msg.Data
+	for k, v := range l.msg.Header {
+		again.Header[k] = v
+	}
+	again.Header.Set(wire.HeaderResent, "1")
+	if l.nc.PublishMsg(again) == nil {
+		l.resent = true
 	}
 }
 
