@@ -48,6 +48,13 @@ func main() {
 			// Filled once the service answers: the helpers' start does not delay
 			// readiness, and a run before the pool is full spawns its own helper.
 			sandbox.EnablePool(warm)
+			// Stopping, the helpers still waiting go, and their cgroups
+			// with them (a run that starts while sandboxd drains spawns
+			// its own helper).
+			e.Go(func(ctx context.Context) {
+				<-ctx.Done()
+				sandbox.EnablePool(0)
+			})
 			e.Ready("isolation", sandbox.Mechanisms())
 			return d, nil
 		},

@@ -25,11 +25,21 @@ const cgroupRoot = "/sys/fs/cgroup"
 // cgroup v2 when the unified hierarchy has those controllers, else on v1
 // (one directory per controller). Each run's group is created under
 // sandboxd's own, so limits on sandboxd bound its runs too.
+//
+// A group is made with its helper, before the run's request (makeCgroup,
+// from spawn: for a pooled helper, ahead of time), and the helper joins it
+// as it starts; the run's limits are written when the request comes
+// (limit), before the helper reads its configuration, so the command never
+// runs without them. A group is named for the sandboxd that made it
+// (run-<pid>-<random>): the pool removes the groups of helpers it never
+// hands out, and those a killed sandboxd left (sweepGroups).
 type cgroup struct {
 	v2     bool
 	dirs   []string // every directory to join, kill and remove
 	mem    string   // where memory files live
 	cpu    string   // where CPU accounting lives
+	pids   string   // where the pids limit lives
+	memsw  bool     // v1: the memory controller accounts swap
 	limits wire.Limits
 	// emptied is set once killAll found the group empty: with no process
 	// left in it, none can join it again (only the run's helper joins it,
@@ -37,14 +47,31 @@ type cgroup struct {
 	emptied bool
 }
 
-func newCgroup(l wire.Limits) (*cgroup, error) {
+// groupPrefix starts the name of every group this process makes.
+var groupPrefix = fmt.Sprintf("run-%d-", os.Getpid())
+
+// makeCgroup makes a group with no limits yet (see limit).
+func makeCgroup() (*cgroup, error) {
 	id := make([]byte, 8)
 	rand.Read(id)
-	name := "run-" + hex.EncodeToString(id)
+	name := groupPrefix + hex.EncodeToString(id)
 	if layout().v2 {
-		return newCgroupV2(name, l)
+		return makeCgroupV2(name)
 	}
-	return newCgroupV1(name, l)
+	return makeCgroupV1(name)
+}
+
+// newCgroup makes a group with limits l.
+func newCgroup(l wire.Limits) (*cgroup, error) {
+	c, err := makeCgroup()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.limit(l); err != nil {
+		c.remove()
+		return nil, err
+	}
+	return c, nil
 }
 
 // cgroupLayout is how the machine mounts cgroups: the unified hierarchy
@@ -71,38 +98,47 @@ var layout = sync.OnceValue(func() cgroupLayout {
 // v1Controllers are the v1 hierarchies a run's group is made in.
 var v1Controllers = []string{"memory", "pids", "cpuacct"}
 
-func newCgroupV1(name string, l wire.Limits) (*cgroup, error) {
-	c := &cgroup{limits: l}
+// parents are the directories runs' groups are made in: "moat" under
+// sandboxd's own group, in each v1 hierarchy or in the unified one.
+func parents() ([]string, error) {
+	if layout().v2 {
+		base, err := ownV2Path()
+		if err != nil {
+			return nil, err
+		}
+		return []string{filepath.Join(base, "moat")}, nil
+	}
 	self, _ := os.ReadFile("/proc/self/cgroup")
+	var out []string
 	for _, ctrl := range v1Controllers {
 		if err := layout().errs[ctrl]; err != nil {
 			return nil, err
 		}
-		base := filepath.Join(layout().mounts[ctrl], v1Group(self, ctrl))
-		dir := filepath.Join(base, "moat", name)
+		out = append(out, filepath.Join(layout().mounts[ctrl], v1Group(self, ctrl), "moat"))
+	}
+	return out, nil
+}
+
+func makeCgroupV1(name string) (*cgroup, error) {
+	ps, err := parents()
+	if err != nil {
+		return nil, err
+	}
+	c := &cgroup{}
+	for i, parent := range ps {
+		dir := filepath.Join(parent, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			c.remove()
 			return nil, fmt.Errorf("create %s: %w (sandboxd needs root or a delegated cgroup)", dir, err)
 		}
 		c.dirs = append(c.dirs, dir)
-		switch ctrl {
+		switch v1Controllers[i] {
 		case "memory":
 			c.mem = dir
-			if err := writeFile(dir, "memory.limit_in_bytes", l.MemoryBytes); err != nil {
-				c.remove()
-				return nil, err
-			}
-			if _, err := os.Stat(filepath.Join(dir, "memory.memsw.limit_in_bytes")); err == nil {
-				if err := writeFile(dir, "memory.memsw.limit_in_bytes", l.MemoryBytes); err != nil {
-					c.remove()
-					return nil, err
-				}
-			}
+			_, err := os.Stat(filepath.Join(dir, "memory.memsw.limit_in_bytes"))
+			c.memsw = err == nil
 		case "pids":
-			if err := writeFile(dir, "pids.max", l.Pids); err != nil {
-				c.remove()
-				return nil, err
-			}
+			c.pids = dir
 		case "cpuacct":
 			c.cpu = dir
 		}
@@ -110,12 +146,12 @@ func newCgroupV1(name string, l wire.Limits) (*cgroup, error) {
 	return c, nil
 }
 
-func newCgroupV2(name string, l wire.Limits) (*cgroup, error) {
-	base, err := ownV2Path()
+func makeCgroupV2(name string) (*cgroup, error) {
+	ps, err := parents()
 	if err != nil {
 		return nil, err
 	}
-	parent := filepath.Join(base, "moat")
+	parent := ps[0]
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w (sandboxd needs root or a delegated cgroup)", parent, err)
 	}
@@ -124,14 +160,62 @@ func newCgroupV2(name string, l wire.Limits) (*cgroup, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
-	c := &cgroup{v2: true, dirs: []string{dir}, mem: dir, cpu: dir, limits: l}
-	for file, v := range map[string]int64{"memory.max": l.MemoryBytes, "memory.swap.max": 0, "pids.max": l.Pids} {
-		if err := writeFile(dir, file, v); err != nil && file != "memory.swap.max" {
-			c.remove()
-			return nil, err
+	return &cgroup{v2: true, dirs: []string{dir}, mem: dir, cpu: dir, pids: dir}, nil
+}
+
+// limit writes the run's limits into the group.
+func (c *cgroup) limit(l wire.Limits) error {
+	c.limits = l
+	if c.v2 {
+		if err := writeFile(c.mem, "memory.max", l.MemoryBytes); err != nil {
+			return err
+		}
+		writeFile(c.mem, "memory.swap.max", 0) // absent without swap accounting
+	} else {
+		if err := writeFile(c.mem, "memory.limit_in_bytes", l.MemoryBytes); err != nil {
+			return err
+		}
+		if c.memsw {
+			if err := writeFile(c.mem, "memory.memsw.limit_in_bytes", l.MemoryBytes); err != nil {
+				return err
+			}
 		}
 	}
-	return c, nil
+	return writeFile(c.pids, "pids.max", l.Pids)
+}
+
+// sweepGroups removes the groups a sandboxd that is gone left behind (its
+// helpers die with it, their groups do not). A group still holding a
+// process is not removed (rmdir refuses it), nor one whose maker lives.
+func sweepGroups() {
+	ps, err := parents()
+	if err != nil {
+		return
+	}
+	for _, parent := range ps {
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			pid, ok := groupOwner(e.Name())
+			if !ok || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH {
+				continue
+			}
+			os.Remove(filepath.Join(parent, e.Name()))
+		}
+	}
+}
+
+// groupOwner is the pid of the sandboxd that made the group named name.
+func groupOwner(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "run-")
+	if !ok {
+		return 0, false
+	}
+	pid, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(pid)
+	return n, err == nil && n > 0
 }
 
 func writeFile(dir, file string, v int64) error {

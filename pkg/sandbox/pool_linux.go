@@ -27,21 +27,27 @@ type helperProc struct {
 	stdout *os.File
 	stderr *os.File
 	noNet  bool
+	cg     *cgroup       // its run's group, which it joined as it started
 	idle   bool          // at SCHED_IDLE: wake before its run
 	exited chan struct{} // closed once the helper has exited and been reaped
 	err    error         // cmd.Wait's error, once exited is closed
 }
 
 // spawn starts a helper in fresh namespaces (with a network namespace when
-// noNet). It does nothing until it reads its configuration. An idle one
-// (a pool's refill) runs at SCHED_IDLE once started, taking only CPU no
-// run wants (see priority_linux.go).
+// noNet) and the cgroup of its run, with no limits yet (see cgroup.limit).
+// It does nothing until it reads its configuration. An idle one (a pool's
+// refill) runs at SCHED_IDLE once started, taking only CPU no run wants
+// (see priority_linux.go).
 func spawn(noNet, idle bool) (*helperProc, error) {
 	exe, err := helperPath()
 	if err != nil {
 		return nil, err
 	}
-	h := &helperProc{noNet: noNet}
+	cg, err := makeCgroup()
+	if err != nil {
+		return nil, refuse("cgroup: %v", err)
+	}
+	h := &helperProc{noNet: noNet, cg: cg}
 	var child []*os.File // the ends the helper keeps
 	pipe := func(parentReads bool) (*os.File, error) {
 		r, w, err := os.Pipe()
@@ -70,11 +76,13 @@ func spawn(noNet, idle bool) (*helperProc, error) {
 		}
 	}()
 	if err != nil {
-		h.close()
+		h.release()
 		return nil, refuse("pipes for the sandbox helper: %v", err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Args, cmd.Env, cmd.Dir = []string{inside.Arg0}, helperEnv, "/"
+	// The helper joins its group as it starts: the files to write to are
+	// its arguments.
+	cmd.Args, cmd.Env, cmd.Dir = append([]string{inside.Arg0}, cg.joinFiles()...), helperEnv, "/"
 	// child: cfg read end, status write end, stdin read end, stdout and stderr write ends.
 	cmd.ExtraFiles = []*os.File{child[0], child[1]}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = child[2], child[3], child[4]
@@ -85,7 +93,7 @@ func spawn(noNet, idle bool) (*helperProc, error) {
 	err = cmd.Start()
 	runtime.UnlockOSThread()
 	if err != nil {
-		h.close()
+		h.release()
 		return nil, refuse("start the sandbox helper: %v", err)
 	}
 	h.cmd = cmd
@@ -111,11 +119,18 @@ func (h *helperProc) close() {
 	}
 }
 
-// kill ends a helper that will not be used.
+// release closes what is left of a helper that has exited or never
+// started: its pipes, and its group, with anything still in it.
+func (h *helperProc) release() {
+	h.close()
+	h.cg.remove()
+}
+
+// kill ends a helper that will not be used, and removes its group.
 func (h *helperProc) kill() {
 	h.cmd.Process.Kill()
 	h.wait()
-	h.close()
+	h.release()
 }
 
 // pool keeps helpers started ahead of requests — the namespaces made, the
@@ -129,14 +144,30 @@ var pool struct {
 }
 
 // EnablePool keeps n idle helpers of each kind (with and without a network
-// namespace) ready.
+// namespace) ready. Turned on, it first removes the groups a sandboxd that
+// is gone left behind (sweepGroups); turned off (n 0, as sandboxd does when
+// it stops), it ends the helpers waiting in the pool and removes their
+// groups.
 func EnablePool(n int) {
+	if n > 0 {
+		sweepGroups()
+	}
 	pool.mu.Lock()
 	pool.size = n
 	if pool.idle == nil {
 		pool.idle = map[bool][]*helperProc{}
 	}
+	var extra []*helperProc
+	for noNet, l := range pool.idle {
+		if len(l) > n {
+			extra = append(extra, l[n:]...)
+			pool.idle[noNet] = l[:n:n]
+		}
+	}
 	pool.mu.Unlock()
+	for _, h := range extra {
+		h.kill()
+	}
 	for _, noNet := range []bool{true, false} {
 		go refill(noNet)
 	}
@@ -246,8 +277,15 @@ func refill(noNet bool) {
 			return // runs spawn their own; the next take tries again
 		}
 		pool.mu.Lock()
-		pool.idle[noNet] = append(pool.idle[noNet], h)
+		keep := len(pool.idle[noNet]) < pool.size // the pool may have shrunk meanwhile
+		if keep {
+			pool.idle[noNet] = append(pool.idle[noNet], h)
+		}
 		pool.mu.Unlock()
+		if !keep {
+			h.kill()
+			return
+		}
 	}
 }
 

@@ -3,8 +3,12 @@
 package sandbox
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,6 +38,8 @@ export MOAT_POOL_MARK=set-by-run
 // it, and nothing of a run reaches the next one through the pool — not its
 // files, environment, cgroup, namespaces, IPC objects or processes — and a
 // helper waits at idle priority and runs the command at normal priority.
+// A helper waits in the cgroup made for its run, which the run uses and
+// which is gone after it.
 func TestPoolHelperSingleUse(t *testing.T) {
 	EnablePool(1)
 	defer EnablePool(0)
@@ -57,6 +63,11 @@ func TestPoolHelperSingleUse(t *testing.T) {
 			}
 			ns[n] = l
 		}
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
+		if err != nil {
+			t.Fatalf("helper %d: %v", pid, err)
+		}
+		waitingIn := strings.TrimSpace(strings.ReplaceAll(string(b), "\n", " "))
 		env := map[string]string{}
 		if i == 0 {
 			env = map[string]string{"MOAT_POOL_MARK": "first-run-only"}
@@ -97,6 +108,14 @@ func TestPoolHelperSingleUse(t *testing.T) {
 			t.Errorf("run %d: cgroup %q is the one run %s had", i, got["cgroup"], prev)
 		}
 		seen[got["cgroup"]] = strconv.Itoa(i)
+		if got["cgroup"] != waitingIn {
+			t.Errorf("run %d: the command ran in cgroups %q, its helper waited in %q", i, got["cgroup"], waitingIn)
+		}
+		for _, dir := range groupDirs(got["cgroup"]) {
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("run %d: its cgroup %s is still there after the run (%v)", i, dir, err)
+			}
+		}
 		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
 			t.Errorf("run %d: its helper %d is still there after the run", i, pid)
 		}
@@ -111,6 +130,184 @@ func TestPoolHelperSingleUse(t *testing.T) {
 	if pids := sleepers("1717"); len(pids) > 0 {
 		t.Errorf("the runs' detached sleeps outlived them: %v", pids)
 	}
+}
+
+// TestPoolGroupsRemoved: the cgroups made ahead for the helpers waiting in
+// the pool go when the pool is turned off (sandboxd stopping), with the
+// helpers; none is left behind.
+func TestPoolGroupsRemoved(t *testing.T) {
+	EnablePool(2)
+	defer EnablePool(0)
+	waitPoolFull(t, 2)
+	var pids []int
+	pool.mu.Lock()
+	for _, l := range pool.idle {
+		for _, h := range l {
+			pids = append(pids, h.cmd.Process.Pid)
+		}
+	}
+	pool.mu.Unlock()
+	groups := groupsOf(t, os.Getpid())
+	if len(pids) != 4 || len(groups) < 4 {
+		t.Fatalf("%d helpers waiting in %d groups, want 4 in 4 at least: %v", len(pids), len(groups), groups)
+	}
+	EnablePool(0)
+	waitGone(t, groups)
+	for _, pid := range pids {
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
+			t.Errorf("helper %d is still there after the pool was turned off", pid)
+		}
+	}
+}
+
+// TestPoolGroupsSweptAfterKill: a sandboxd killed outright cannot remove
+// its pool's groups (its helpers die with it); the next pool turned on
+// under the same group does.
+func TestPoolGroupsSweptAfterKill(t *testing.T) {
+	owner := exec.Command("/proc/self/exe", "-test.run=^$")
+	owner.Env = append(os.Environ(), poolOwnerEnv+"=1")
+	out, err := owner.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.Stderr = os.Stderr
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		ready <- line
+	}()
+	select {
+	case line := <-ready:
+		if line != "ready\n" {
+			owner.Process.Kill()
+			owner.Wait()
+			t.Fatalf("the pool's owner said %q, want ready", line)
+		}
+	case <-time.After(90 * time.Second):
+		owner.Process.Kill()
+		owner.Wait()
+		t.Fatal("the pool's owner was not ready after 90s")
+	}
+	groups := groupsOf(t, owner.Process.Pid)
+	if len(groups) < 2 {
+		t.Fatalf("the owner's pool has %d groups, want 2 at least", len(groups))
+	}
+	owner.Process.Kill()
+	owner.Wait()
+	defer EnablePool(0)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		EnablePool(1)
+		if len(groupsOf(t, owner.Process.Pid)) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed owner's groups are still there after 60s: %v", groupsOf(t, owner.Process.Pid))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// poolOwnerEnv makes the test binary (TestMain) a sandboxd stand-in: it
+// fills a pool of one helper of each kind, says "ready" and waits to be
+// killed.
+const poolOwnerEnv = "MOAT_TEST_POOL_OWNER"
+
+func ownPool() {
+	EnablePool(1)
+	for {
+		pool.mu.Lock()
+		full := len(pool.idle[true]) == 1 && len(pool.idle[false]) == 1
+		pool.mu.Unlock()
+		if full {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Println("ready")
+	select {}
+}
+
+// groupsOf lists the cgroup directories the process pid made for runs.
+func groupsOf(t *testing.T, pid int) []string {
+	t.Helper()
+	ps, err := parents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range ps {
+		entries, _ := os.ReadDir(p)
+		for _, e := range entries {
+			if owner, ok := groupOwner(e.Name()); ok && owner == pid {
+				out = append(out, filepath.Join(p, e.Name()))
+			}
+		}
+	}
+	return out
+}
+
+// waitGone waits until none of groups is there.
+func waitGone(t *testing.T, groups []string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var left []string
+		for _, g := range groups {
+			if _, err := os.Stat(g); err == nil {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cgroups left behind after 60s: %v", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitPoolFull waits until the pool holds n helpers of each kind.
+func waitPoolFull(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		pool.mu.Lock()
+		full := len(pool.idle[true]) == n && len(pool.idle[false]) == n
+		pool.mu.Unlock()
+		if full {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("the pool did not hold %d helpers of each kind after 90s", n)
+}
+
+// groupDirs are the directories of the cgroups in a /proc/PID/cgroup's
+// lines (joined by spaces) that are runs' groups.
+func groupDirs(lines string) []string {
+	var out []string
+	for _, l := range strings.Fields(lines) {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 || !strings.Contains(parts[2], "/moat/run-") {
+			continue
+		}
+		ctrl := parts[1]
+		if ctrl == "" { // v2
+			out = append(out, filepath.Join(cgroupRoot, parts[2]))
+			continue
+		}
+		for _, c := range strings.Split(ctrl, ",") {
+			if m := layout().mounts[c]; m != "" {
+				out = append(out, filepath.Join(m, parts[2]))
+			}
+		}
+	}
+	return out
 }
 
 // waitPooled waits until the pool holds a helper of the kind and returns

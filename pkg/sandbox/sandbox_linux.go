@@ -52,11 +52,6 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 	}
 	caches := cacheNote(prepareCaches(spec.Profile.Caches, uid, gid))
 	start := time.Now()
-	cg, err := newCgroup(spec.Profile.Limits)
-	if err != nil {
-		return nil, refuse("cgroup: %v", err)
-	}
-	defer cg.remove()
 	var w *watch
 	prof := spec.Profile // with every git directory protected besides
 	if !cfg.Trusted {
@@ -74,7 +69,7 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 		}
 	}
 	cfg.Profile = helperProfile(prof)
-	res, err := launch(ctx, spec, cfg, cg)
+	res, err := launch(ctx, spec, cfg)
 	var moved []wire.Quarantined
 	if w != nil {
 		// After the command, before the answer: what the run left that
@@ -149,10 +144,10 @@ func owner(ws string) (uid, gid int, home, name string, err error) {
 	return uid, gid, home, name, nil
 }
 
-// launch starts the helper in its namespaces and cgroup, hands it the
-// configuration, and supervises the run.
-func launch(ctx context.Context, spec *Spec, cfg *inside.Config, cg *cgroup) (*Result, error) {
-	cfg.CgroupTasks = cg.joinFiles()
+// launch takes a helper (in its namespaces and cgroup), gives the cgroup
+// the run's limits, hands the helper the configuration, and supervises the
+// run. The group goes with the helper.
+func launch(ctx context.Context, spec *Spec, cfg *inside.Config) (*Result, error) {
 	netns := cfg.NoNet || cfg.Egress
 	limits := spec.Profile.Limits
 	stdout := &capped{max: int(limits.OutputBytes), live: spec.Stdout}
@@ -164,6 +159,11 @@ func launch(ctx context.Context, spec *Spec, cfg *inside.Config, cg *cgroup) (*R
 	var eg *egressRun
 	defer func() { eg.stop() }()
 	begin := func() (inside.Status, error) {
+		if err := h.cg.limit(limits); err != nil {
+			h.cmd.Process.Kill()
+			h.wait()
+			return inside.Status{}, refuse("cgroup: %v", err)
+		}
 		if cfg.Egress {
 			// The way out is in place before the command starts.
 			if eg, err = startEgress(h.cmd.Process.Pid, spec, stderr); err != nil {
@@ -177,19 +177,19 @@ func launch(ctx context.Context, spec *Spec, cfg *inside.Config, cg *cgroup) (*R
 	if err != nil && pooled {
 		// It may have died while waiting in the pool: a fresh one, once (a
 		// refusal that is the run's own comes again and stands).
-		h.close()
+		h.release()
 		eg.stop()
 		if h, err = spawn(netns, false); err != nil {
 			return nil, err
 		}
 		st, err = begin()
 	}
-	defer h.close()
+	defer h.release()
 	if err != nil {
 		return nil, err
 	}
 	waitOutput := h.attach(spec.Stdin, stdout, stderr)
-	cmd := h.cmd
+	cmd, cg := h.cmd, h.cg
 
 	res := &Result{Isolation: append(st.Isolation, cg.describe()...)}
 	done := make(chan error, 1)

@@ -1,6 +1,10 @@
 package inside
 
 // Arg0 is argv[0] of the re-executed helper: how [Init] recognises it.
+// Its other arguments are the files it writes "0" to as it starts, joining
+// its run's cgroup itself (v1 "tasks": its own thread, without the global
+// lock and RCU grace period moving a whole process takes; v2
+// "cgroup.procs"), before its configuration arrives.
 const Arg0 = "moat-sandbox-init"
 
 // Config is what the parent hands the helper on fd 3.
@@ -19,10 +23,6 @@ type Config struct {
 	// Placeholders are protected paths the parent created, empty, so they can
 	// be mounted read-only: they did not exist and must not be created.
 	Placeholders []string `json:"placeholders"`
-	// CgroupTasks are the files the helper writes "0" to, joining the run's
-	// cgroup itself (see cgroup.joinFiles): a helper started ahead of the
-	// run cannot be cloned into a group that did not exist yet.
-	CgroupTasks []string `json:"cgroup_tasks,omitempty"`
 	// Seccomp is the filter the helper loads last (see Filter).
 	Seccomp *Filter `json:"seccomp"`
 }

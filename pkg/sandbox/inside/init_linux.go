@@ -29,8 +29,8 @@ func Main() {
 	runtime.LockOSThread()
 	status := os.NewFile(StatusFD, "status")
 	unix.CloseOnExec(StatusFD)
-	sigs := prepare()
-	code, err := helper(status, sigs)
+	sigs, joined := prepare(os.Args[1:])
+	code, err := helper(status, sigs, joined)
 	if err != nil {
 		json.NewEncoder(status).Encode(Status{Error: err.Error()})
 	}
@@ -41,7 +41,10 @@ func Main() {
 // its init (see supervise). It returns the helper's exit status: 125 with an
 // error for the parent when the sandbox could not be built, 126/127 for a
 // command that could not be executed, else the command's own.
-func helper(status *os.File, sigs chan os.Signal) (int, error) {
+//
+// joined is why the helper could not join its cgroup, if it could not: the
+// configuration is read first, so sandboxd hears why.
+func helper(status *os.File, sigs chan os.Signal, joined error) (int, error) {
 	cfgFile := os.NewFile(ConfigFD, "config")
 	var cfg Config
 	if err := json.NewDecoder(cfgFile).Decode(&cfg); err != nil {
@@ -57,10 +60,8 @@ func helper(status *os.File, sigs chan os.Signal) (int, error) {
 		ns += ",user"
 	}
 	applied = append(applied, ns)
-	for _, f := range cfg.CgroupTasks {
-		if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
-			return 125, fmt.Errorf("join cgroup %s: %v", filepath.Dir(f), err)
-		}
+	if joined != nil {
+		return 125, joined
 	}
 	if err := unix.Sethostname([]byte("moat")); err != nil {
 		return 125, fmt.Errorf("uts namespace: %v", err)
@@ -131,26 +132,34 @@ func helper(status *os.File, sigs chan os.Signal) (int, error) {
 // prepare does, before the configuration is read, what every run would
 // otherwise pay for after its request reached sandboxd: a pooled helper
 // waits for its configuration at idle priority, so work done here costs a
-// run no time. It takes the signals the init forwards (see supervise: the
-// first Notify starts the runtime's signal goroutines and a thread of
-// their own) and builds encoding/json's per-type caches for the
+// run no time. It joins the run's cgroup by writing "0" to each of
+// cgroupFiles (see Arg0), takes the signals the init forwards (see
+// supervise: the first Notify starts the runtime's signal goroutines and a
+// thread of their own) and builds encoding/json's per-type caches for the
 // configuration and the reports, by decoding and encoding one of each.
 //
 // A forwarded signal that arrives while the sandbox is being built waits
 // in the returned channel and reaches the command once it has started
 // (an init without a handler would have dropped it).
-func prepare() chan os.Signal {
+func prepare(cgroupFiles []string) (chan os.Signal, error) {
+	var joined error
+	for _, f := range cgroupFiles {
+		if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
+			joined = fmt.Errorf("join cgroup %s: %v", filepath.Dir(f), err)
+			break
+		}
+	}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
 	var cfg Config
 	json.Unmarshal(warmConfig, &cfg)
 	json.NewEncoder(io.Discard).Encode(Status{Isolation: []string{""}, Refused: &SyscallDenial{}, Exit: &Exit{Refused: []SyscallDenial{{}}}})
-	return sigs
+	return sigs, joined
 }
 
 // warmConfig is a configuration with every field and nested type set, for
 // prepare's decoding.
-var warmConfig = []byte(`{"argv":[""],"env":[""],"dir":"","uid":0,"gid":0,"no_net":false,"egress":false,"user_ns":false,"trusted":false,"tmp_bytes":0,"placeholders":[""],"cgroup_tasks":[""],` +
+var warmConfig = []byte(`{"argv":[""],"env":[""],"dir":"","uid":0,"gid":0,"no_net":false,"egress":false,"user_ns":false,"trusted":false,"tmp_bytes":0,"placeholders":[""],` +
 	`"profile":{"workspace":"","fs":{"write":[""],"read_deny":[""],"write_deny":[""],"read":[""]},"net":{"mode":"","ports":[1]},"limits":{"cpu_ms":0,"file_bytes":0}},` +
 	`"seccomp":{"program":[{"c":0,"t":0,"f":0,"k":0}],"names":{"1":""},"clone_flags_arg":0}}`)
 
