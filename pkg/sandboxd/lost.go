@@ -33,14 +33,19 @@ import (
 //     sandboxd has beaten again before anybody judges it lost;
 //   - a claim is closed exactly once: the sweeper first takes it over (an
 //     update expecting the claim's sequence, so of two sweepers one wins),
-//     then records run.failed, then marks it done. A sweeper lost in between
-//     holds the claim itself, and is swept in turn;
+//     then stamps its run.failed and fixes it in the claim (ending), then
+//     publishes it, then marks the claim done (ends.go). A sweeper lost in
+//     between holds the claim itself, and is swept in turn: the next one
+//     publishes the same stamped event, never a second run.failed;
+//   - beats, sweeps and owed ends (ends.go) each have their own goroutine:
+//     a sweep held up by a slow bus does not hold up this copy's beats, so
+//     a healthy copy is not judged lost for it;
 //   - a sandboxd that only lost its connection for longer than LostAfter
 //     while a run went on is judged lost too: the run then has a run.failed
 //     and, later, its run.exit. LostAfter is long enough that a loaded host
 //     does not get there.
 //
-// The loop is owned by the Daemon: started by Start, stopped and joined by Stop.
+// The loops are owned by the Daemon: started by Start, stopped and joined by Stop.
 
 // Default liveness timings (Config.Beat, Config.LostAfter).
 const (
@@ -79,19 +84,20 @@ type liveness struct {
 	lostAfter time.Duration
 
 	mu    sync.Mutex
-	ok    bool      // the last beat was stored
-	since time.Time // since when beats were stored without a failure
+	ok    bool       // the last beat was stored
+	since time.Time  // since when beats were stored without a failure
+	owed  []*owedEnd // ends not through yet (ends.go)
 
-	// owned by the loop goroutine
+	// owned by the sweep goroutine
 	// gone: instances stopped or swept, and when they were last read;
 	// read again after goneRecheck LostAfters, in case one judged lost
 	// came back.
-	gone    map[string]time.Time
-	closing []*claim // claims taken over whose run.failed is not yet on record
+	gone map[string]time.Time
 
-	passes atomic.Int64 // sweeps done (tests)
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	passes  atomic.Int64           // sweeps done (tests)
+	onSweep atomic.Pointer[func()] // tests: called as each sweep begins
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 func newLiveness(d *Daemon) *liveness {
@@ -101,36 +107,47 @@ func newLiveness(d *Daemon) *liveness {
 		gone: map[string]time.Time{}}
 }
 
-// start begins the loop: beat every Beat, and sweep.
+// start begins the loops: beat every Beat, sweep, and pay what is owed.
 func (l *liveness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		t := time.NewTicker(l.beat)
-		defer t.Stop()
-		for {
-			l.tick(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
+	for _, f := range []func(context.Context){l.beatOnce, l.sweepOnce, l.pay} {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			t := time.NewTicker(l.beat)
+			defer t.Stop()
+			for {
+				f(ctx)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
 			}
-		}
-	}()
+		}()
+	}
 }
 
-// stop ends the loop and waits for it. With no claim left open, the record
-// says stopped, so that nobody reads this instance's claims again.
+// lastPay bounds Stop's last pass over the owed ends: busd draining still
+// serves, one that is gone fails fast.
+const lastPay = 2 * time.Second
+
+// stop ends the loops and waits for them, then tries the owed ends once
+// more. With no claim left held, the record says stopped, so that nobody
+// reads this instance's claims again; else it stays live, and the claims
+// are closed by another once it is old.
 func (l *liveness) stop() {
 	l.cancel()
 	l.wg.Wait()
-	if l.d.held.Load() != 0 || len(l.closing) != 0 {
-		return // left live: swept once the record is old
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), lastPay)
 	defer cancel()
+	l.pay(ctx)
+	if l.d.held.Load() != 0 {
+		l.d.log.Warn("claims left open at stop: another sandboxd closes them once this one's liveness record is old",
+			"claims", l.d.held.Load(), "owed", l.owing(), "after", l.lostAfter)
+		return
+	}
 	rec := l.rec
 	rec.State = liveStopped
 	body, _ := json.Marshal(&rec)
@@ -166,20 +183,28 @@ func (l *liveness) store(ctx context.Context) error {
 	return nil
 }
 
-// tick beats, then sweeps once beats have been stored for LostAfter.
-func (l *liveness) tick(ctx context.Context) {
-	if err := l.store(ctx); err != nil {
+// beatOnce rewrites the liveness record.
+func (l *liveness) beatOnce(ctx context.Context) {
+	if err := l.store(ctx); err != nil && ctx.Err() == nil {
 		l.d.log.Debug("liveness beat not stored", "err", err)
-		return
 	}
+}
+
+// sweepOnce sweeps once beats have been stored for LostAfter.
+func (l *liveness) sweepOnce(ctx context.Context) {
 	l.mu.Lock()
-	steady := time.Since(l.since) >= l.lostAfter
+	steady := l.ok && time.Since(l.since) >= l.lostAfter
 	l.mu.Unlock()
 	if !steady {
 		return
 	}
-	if err := l.sweep(ctx); err != nil && ctx.Err() == nil {
-		l.d.log.Debug("sweep for lost sandboxd copies", "err", err)
+	if f := l.onSweep.Load(); f != nil {
+		(*f)()
+	}
+	if err := l.sweep(ctx); err != nil {
+		if ctx.Err() == nil {
+			l.d.log.Debug("sweep for lost sandboxd copies", "err", err)
+		}
 		return
 	}
 	l.passes.Add(1)
@@ -199,14 +224,6 @@ type candidate struct {
 
 // sweep closes the open claims of every sandboxd found lost.
 func (l *liveness) sweep(ctx context.Context) error {
-	var still []*claim
-	for _, c := range l.closing {
-		if !l.record(c) {
-			still = append(still, c)
-		}
-	}
-	l.closing = still
-
 	st, err := l.d.js.Stream(ctx, wire.RunsStream)
 	if err != nil {
 		return err
@@ -313,12 +330,14 @@ func (l *liveness) sweepInstance(ctx context.Context, c candidate) error {
 }
 
 // close takes over one claim of a lost holder at seq and closes it; false
-// when it is not closed yet (the next sweep tries again).
+// when it is not taken over yet (the next sweep tries again). Once taken
+// over, the claim is this sandboxd's: its end is fixed, published and
+// marked here, or owed (ends.go).
 func (l *liveness) close(ctx context.Context, subject string, seq uint64, rec claimRecord) bool {
-	lost := rec.Instance
-	if rec.Lost != "" {
-		lost = rec.Lost // a sweeper lost while closing it: the run's holder was the one before
-	}
+	lost := rec.Lost
+	if lost == "" {
+		lost = rec.Instance
+	} // else a sweeper was lost while closing it: the run's holder was the one before
 	rec.Instance, rec.Lost = l.d.ID(), lost
 	if rec.State != claimEnding { // an end already fixed is published as it is
 		rec.State = claimClosing
@@ -331,38 +350,35 @@ func (l *liveness) close(ctx context.Context, subject string, seq uint64, rec cl
 		l.d.log.Debug("claim of a lost sandboxd not taken over", "request_id", rec.RequestID, "err", err)
 		return false
 	}
+	l.d.held.Add(1) // until marked (or taken over in turn)
 	c := &claim{d: l.d, subject: subject, seq: nseq, rec: rec}
-	if !l.record(c) {
-		l.closing = append(l.closing, c)
+	e := &owedEnd{cl: c, state: claimDone, outcome: rec.Outcome, strict: true}
+	if rec.Release {
+		e.state = claimReleased
 	}
-	return true
-}
-
-// record writes the end of a claim taken over, then marks it done: the end
-// its lost holder fixed (ending), published unchanged, or else a run.failed.
-func (l *liveness) record(c *claim) bool {
-	if c.rec.State == claimEnding {
-		var ev wire.AuditEvent
-		err := wire.Decode(wire.Msgpack, c.rec.End, &ev)
-		if err == nil {
-			err = l.d.audit.PublishStamped(context.Background(), &ev)
-		}
-		if err != nil {
-			l.d.log.Error("run of a lost sandboxd not closed: the end it fixed is not on record; trying again", "request_id", c.rec.RequestID, "err", err)
-			return false
-		}
-		l.d.held.Add(1) // done takes it off
-		c.done(c.rec.Outcome)
+	var end wire.AuditEvent
+	if rec.State == claimEnding && wire.Decode(wire.Msgpack, rec.End, &end) == nil {
+		e.ev, e.fixed = &end, true
+	} else {
+		e.ev = &wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rec.SessionID,
+			RequestID: rec.RequestID, Profile: rec.Profile, Argv: rec.Argv, Cwd: rec.Cwd, Verdict: wire.VerdictAllow,
+			Detail: map[string]any{"error": errLostClaim(lost), "lost_instance": lost, "claimed_at": rec.At}}
+		e.outcome = "run.failed: " + errLostClaim(lost)
+		// Stamped only now that the takeover won: a sweeper that lost the
+		// race stamped nothing, and leaves no hole in its seqs.
+		l.d.audit.Stamp(e.ev)
+	}
+	// A first try, bounded: the owed loop takes on what is left, so a bus
+	// that does not answer holds up the sweep of the next claims no longer.
+	ctx, cancel := context.WithTimeout(ctx, retryWait)
+	defer cancel()
+	if err := e.record(ctx); err != nil {
+		l.d.log.Error("run of a lost sandboxd not closed yet: its end is not on record; trying again", "request_id", rec.RequestID, "err", err)
+		l.owe(e)
 		return true
 	}
-	err := l.d.audit.Publish(context.Background(), &wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: c.rec.SessionID,
-		RequestID: c.rec.RequestID, Profile: c.rec.Profile, Argv: c.rec.Argv, Cwd: c.rec.Cwd, Verdict: wire.VerdictAllow,
-		Detail: map[string]any{"error": errLostClaim(c.rec.Lost), "lost_instance": c.rec.Lost, "claimed_at": c.rec.At}})
-	if err != nil {
-		l.d.log.Error("run of a lost sandboxd not closed: its run.failed is not on record; trying again", "request_id", c.rec.RequestID, "err", err)
-		return false
+	if !e.settle(ctx) {
+		l.owe(e)
 	}
-	l.d.held.Add(1) // done takes it off
-	c.done("run.failed: " + errLostClaim(c.rec.Lost))
 	return true
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,4 +269,97 @@ func TestClaimArgvOnRecord(t *testing.T) {
 		t.Fatalf("claim's argv %.200q, want the token redacted and the long word cut", got.Argv)
 	}
 	c.done("exit 0")
+}
+
+// A sweeper fixes the run.failed it is about to publish in the claim it
+// took over (ending, stamped) before it publishes it: should its publish be
+// ambiguous (its ack lost), or the sweeper be lost before it marks the
+// claim done, whoever tries again publishes that same event — same id,
+// same seq — never a second run.failed. Here the first sweeper cannot
+// publish (the audit stream away) and stops; the second, finding it lost,
+// publishes the first one's event.
+func TestSweeperFixesItsRunFailedFirst(t *testing.T) {
+	s := bustest.Start(t)
+	js, err := jetstream.New(s.Conn(t, home.RoleAdmin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, js, wire.SubjectRunLive+".dead-3", liveRecord{Instance: "dead-3", Started: time.Now().UTC(), State: liveUp})
+	put(t, js, claimSubject("req-lost"), claimRecord{RequestID: "req-lost", SessionID: "s-3", Argv: []string{"make"}, Instance: "dead-3", State: claimRunning})
+	back := away(t, js, wire.AuditStream)
+	first, err := Start(s.Conn(t, home.RoleSandboxd), fastLiveness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Stop() })
+
+	var fixed wire.AuditEvent
+	waitUntil(t, "the first sweeper's run.failed fixed in the claim", func() error {
+		var c claimRecord
+		get(t, js, claimSubject("req-lost"), &c)
+		if c.State != claimEnding || c.Instance != first.ID() || c.Lost != "dead-3" {
+			return fmt.Errorf("claim %+v", c)
+		}
+		return wire.Decode(wire.Msgpack, c.End, &fixed)
+	})
+	if fixed.Kind != wire.KindRunFailed || fixed.RequestID != "req-lost" || fixed.Instance != first.ID() || fixed.Seq == 0 ||
+		fixed.Detail["lost_instance"] != "dead-3" {
+		t.Fatalf("fixed end %+v, want the first sweeper's stamped run.failed", fixed)
+	}
+	first.Stop() // holding the claim: its liveness record stays live, and ages
+	second, err := Start(s.Conn(t, home.RoleSandboxd), fastLiveness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { second.Stop() })
+	waitUntil(t, "the second sweeper took the claim over", func() error {
+		var c claimRecord
+		if get(t, js, claimSubject("req-lost"), &c); c.Instance != second.ID() || c.Lost != "dead-3" {
+			return fmt.Errorf("claim %+v", c)
+		}
+		return nil
+	})
+	back()
+	waitUntil(t, "the claim closed", func() error {
+		var c claimRecord
+		if get(t, js, claimSubject("req-lost"), &c); c.State != claimDone {
+			return fmt.Errorf("claim %+v", c)
+		}
+		return nil
+	})
+	failed := failedRecords(t, js)
+	if len(failed) != 1 || failed[0].ID != fixed.ID || failed[0].Seq != fixed.Seq || failed[0].Instance != first.ID() {
+		t.Fatalf("run.failed records %+v, want exactly the first sweeper's %+v", failed, fixed)
+	}
+}
+
+// A sweep held up (a slow bus: each claim of a lost copy waits for
+// MOAT_AUDIT) does not hold up this copy's beats: its liveness record is
+// rewritten all the while, so the other copies do not judge a healthy copy
+// lost.
+func TestBeatsDuringLongSweep(t *testing.T) {
+	s := bustest.Start(t)
+	d, err := Start(s.Conn(t, home.RoleSandboxd), fastLiveness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hold := func() { once.Do(func() { close(held); <-release }) }
+	d.live.onSweep.Store(&hold)
+	t.Cleanup(func() { d.Stop() })
+	t.Cleanup(func() { close(release) }) // before Stop, which joins the sweep
+	js, err := jetstream.New(s.Conn(t, home.RoleAdmin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	var rec liveRecord
+	from := get(t, js, wire.SubjectRunLive+"."+d.ID(), &rec)
+	waitUntil(t, "20 beats while a sweep is held up", func() error {
+		if seq := get(t, js, wire.SubjectRunLive+"."+d.ID(), &rec); seq < from+20 || rec.State != liveUp {
+			return fmt.Errorf("liveness record at %d (%s), from %d", seq, rec.State, from)
+		}
+		return nil
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
@@ -23,7 +24,11 @@ const ClaimWait = 10 * time.Second
 // The states of a claim (claimRecord.State).
 const (
 	claimRunning = "running" // its holder is running it (or waiting for a slot)
-	claimClosing = "closing" // its holder was lost; the new holder is recording run.failed
+	// claimClosing: its holder was lost; the sweeper that took it over is
+	// about to fix its run.failed (ending). Nothing is published while a
+	// claim is closing: should that sweeper be lost too, the next one
+	// stamps a run.failed of its own.
+	claimClosing = "closing"
 	// claimEnding: its end is fixed (End) and being put on record; should
 	// its holder be lost now, another puts that same event on record.
 	claimEnding = "ending"
@@ -52,6 +57,9 @@ type claimRecord struct {
 	// End is the run's end record (msgpack), stamped before it is
 	// published: while ending, a sweeper publishes it as it is.
 	End []byte `json:"end,omitempty"`
+	// Release, while ending: nothing ran, so once End is on record the
+	// claim is released (the id may be sent again), not done.
+	Release bool `json:"release,omitempty"`
 }
 
 // claim is a claim this sandboxd holds: the message on subject at seq.
@@ -201,47 +209,82 @@ func lastClaim(ctx context.Context, js jetstream.JetStream, subject string) (uin
 // done marks the claim done, saying how the run ended, once that end is on
 // record. If another sandboxd took the claim over meanwhile (this one was
 // thought lost, and the run has a run.failed too), it says so in the log.
-func (c *claim) done(outcome string) { c.mark(claimDone, outcome) }
+func (c *claim) done(outcome string) { c.markLogged(claimDone, outcome) }
 
 // release marks the claim released: nothing ran, so the caller may send the
 // same request id again (the 408 or 503 it gets says to retry).
-func (c *claim) release(why string) { c.mark(claimReleased, "not run: "+why) }
+func (c *claim) release(why string) { c.markLogged(claimReleased, "not run: "+why) }
 
-// ending fixes the run's end in its claim before the end is published:
-// ev is stamped, so a sweeper that finds this claim's holder lost publishes
-// the very same event (one record, whichever copy gets there), never a
-// run.failed beside it. False when the claim was not updated (another
-// sandboxd took it over, or MOAT_RUNS did not answer).
-func (c *claim) ending(ev *wire.AuditEvent, outcome string) bool {
+// fix fixes the run's end in its claim before the end is published: ev is
+// stamped, so whoever puts this claim's end on record — its holder, or a
+// sweeper once the holder is lost — publishes the very same event (one
+// record, whichever copy gets there), never a run.failed beside it.
+// release says the claim is to be released, not done, once ev is on
+// record (nothing ran). errChanged: another sandboxd took the claim over.
+func (c *claim) fix(ctx context.Context, ev *wire.AuditEvent, outcome string, release bool) error {
 	end, err := wire.Encode(wire.Msgpack, ev)
 	if err != nil {
-		return false
+		return fmt.Errorf("encode the run's end: %w", err)
 	}
 	rec := c.rec
-	rec.State, rec.Outcome, rec.End = claimEnding, outcome, end
-	ctx, cancel := context.WithTimeout(context.Background(), ClaimWait)
+	rec.State, rec.Outcome, rec.End, rec.Release = claimEnding, outcome, end, release
+	ctx, cancel := context.WithTimeout(ctx, ClaimWait)
 	defer cancel()
 	seq, err := c.d.update(ctx, c.subject, c.seq, &rec)
+	if errors.Is(err, errChanged) && c.resync(ctx) {
+		seq, err = c.d.update(ctx, c.subject, c.seq, &rec)
+	}
 	if err != nil {
-		c.d.log.Warn("the run's end is not fixed in its claim before it is recorded", "request_id", c.rec.RequestID, "err", err)
-		return false
+		return err
 	}
 	c.rec, c.seq = rec, seq
-	return true
+	return nil
 }
 
-func (c *claim) mark(state, outcome string) {
+// mark marks the claim state (done or released) with outcome, once its
+// end is on record, and stops counting it held. errChanged: another
+// sandboxd took it over (it is not held here any more either).
+func (c *claim) mark(ctx context.Context, state, outcome string) error {
 	// A claim that is done or released keeps only what a 409 says: its
 	// argv, cwd and end are on record elsewhere (or nothing ran), and the
 	// stream keeps each claim a day.
-	c.rec.State, c.rec.Outcome, c.rec.End, c.rec.Argv, c.rec.Cwd = state, outcome, nil, nil, ""
-	ctx, cancel := context.WithTimeout(context.Background(), ClaimWait)
+	rec := c.rec
+	rec.State, rec.Outcome, rec.End, rec.Release, rec.Argv, rec.Cwd = state, outcome, nil, false, nil, ""
+	ctx, cancel := context.WithTimeout(ctx, ClaimWait)
 	defer cancel()
-	if _, err := c.d.update(ctx, c.subject, c.seq, &c.rec); err != nil {
-		c.d.log.Warn("the run's end is on record but its claim is not marked done", "request_id", c.rec.RequestID, "err", err)
-		return
+	seq, err := c.d.update(ctx, c.subject, c.seq, &rec)
+	if errors.Is(err, errChanged) && c.resync(ctx) {
+		seq, err = c.d.update(ctx, c.subject, c.seq, &rec)
 	}
+	switch {
+	case errors.Is(err, errChanged):
+		c.d.held.Add(-1)
+		return err
+	case err != nil:
+		return err
+	}
+	c.rec, c.seq = rec, seq
 	c.d.held.Add(-1)
+	return nil
+}
+
+// resync reports whether the claim, found at another sequence than c.seq,
+// is still held by this sandboxd — an update of ours whose ack was lost
+// after the update itself gave up — and takes that sequence.
+func (c *claim) resync(ctx context.Context) bool {
+	seq, there, err := lastClaim(ctx, c.d.js, c.subject)
+	if err != nil || there.Instance != c.d.ID() || there.Attempt != c.rec.Attempt || seq == c.seq {
+		return false
+	}
+	c.seq = seq
+	return true
+}
+
+// markLogged is mark, its failure logged.
+func (c *claim) markLogged(state, outcome string) {
+	if err := c.mark(context.Background(), state, outcome); err != nil {
+		c.d.log.Warn("claim not marked "+state, "request_id", c.rec.RequestID, "err", err)
+	}
 }
 
 // update replaces the claim or liveness record on subject, expecting it at
@@ -260,11 +303,15 @@ func (d *Daemon) update(ctx context.Context, subject string, seq uint64, rec any
 		case wrongSeq(err):
 			// Our own update whose ack was lost lands here too; reading it
 			// back tells them apart.
-			if got, same := d.readBack(ctx, subject, body); same {
+			got, same, err := d.readBack(ctx, subject, body)
+			switch {
+			case err != nil:
+				return 0, fmt.Errorf("update %s: %w; check busd (moat status)", subject, err)
+			case same:
 				return got, nil
 			}
 			return 0, fmt.Errorf("%s at sequence %d: %w", subject, seq, errChanged)
-		case errors.As(err, &apiErr) && apiErr.Code != 503:
+		case errors.As(err, &apiErr) && (apiErr.Code != 503 || runsFull(err)):
 			return 0, fmt.Errorf("update %s: %w", subject, err)
 		}
 		select {
@@ -275,19 +322,40 @@ func (d *Daemon) update(ctx context.Context, subject string, seq uint64, rec any
 	}
 }
 
+// runsFull reports whether err is MOAT_RUNS refusing a message because it
+// is full (its MaxBytes): not worth sending again at once.
+func runsFull(err error) bool {
+	return strings.Contains(err.Error(), "maximum bytes") || strings.Contains(err.Error(), "maximum messages")
+}
+
 // errChanged is update's error when the record is no longer at the
 // sequence expected: another sandboxd updated it.
 var errChanged = errors.New("changed meanwhile (another sandboxd updated it)")
 
-// readBack reports whether subject's last message is body, and its sequence.
-func (d *Daemon) readBack(ctx context.Context, subject string, body []byte) (uint64, bool) {
-	st, err := d.js.Stream(ctx, wire.RunsStream)
-	if err != nil {
-		return 0, false
+// readBack reports whether subject's last message is body, and its
+// sequence, reading it again while the stream does not answer (up to ctx):
+// a read that failed says nothing about who wrote last.
+func (d *Daemon) readBack(ctx context.Context, subject string, body []byte) (uint64, bool, error) {
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		m, err := lastMsg(rctx, d.js, subject)
+		cancel()
+		if err == nil {
+			return m.Sequence, string(m.Data) == string(body), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, false, fmt.Errorf("read %s back: %w", subject, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	m, err := st.GetLastMsgForSubject(ctx, subject)
+}
+
+// lastMsg is subject's last message in MOAT_RUNS.
+func lastMsg(ctx context.Context, js jetstream.JetStream, subject string) (*jetstream.RawStreamMsg, error) {
+	st, err := js.Stream(ctx, wire.RunsStream)
 	if err != nil {
-		return 0, false
+		return nil, err
 	}
-	return m.Sequence, string(m.Data) == string(body)
+	return st.GetLastMsgForSubject(ctx, subject)
 }

@@ -301,39 +301,20 @@ func limitRefusal(res *sandbox.Result, spec *sandbox.Spec) *wire.Refusal {
 }
 
 // notRun closes a claimed run that did not start with a run.failed saying
-// why, then releases its claim so the id may be sent again; if the record
-// cannot be written the claim stays held, and is closed when this sandboxd
-// stops or is lost.
+// why, then releases its claim so the id may be sent again (ends.go: until
+// that record is acked the claim stays held, and it is sent again).
 func (d *Daemon) notRun(cl *claim, rr *wire.RunRequest, prof *wire.Profile, verdict, why string) {
-	if d.record(&wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
-		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: verdict, Detail: map[string]any{"error": why}}) == nil {
-		cl.release(why)
-	}
+	d.finish(cl, &wire.AuditEvent{Kind: wire.KindRunFailed, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
+		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: verdict, Detail: map[string]any{"error": why}}, why, true)
 }
 
 // end records how a claimed run ended, then marks its claim done with
-// outcome. The end is stamped and fixed in the claim first, so a sandboxd
-// lost after publishing it and before marking the claim done leaves the
-// same record to publish, not a run open for a run.failed beside its exit
-// (lost.go). An end that could not be recorded leaves the claim open:
-// should this sandboxd be lost, another closes it.
-//
-// The caller is answered once the end is on record; the claim is marked
-// done meanwhile, in the background (Stop joins it): the answer does not
-// wait for a third write, and a claim still ending says how the run ended
-// to a request id sent again, as a done one does.
+// outcome (ends.go): the end is stamped and fixed in the claim first, so
+// that a sandboxd lost before marking the claim done leaves that same
+// record to publish, never a run.failed beside its exit (lost.go); an end
+// that could not be recorded is sent again until it is.
 func (d *Daemon) end(cl *claim, ev *wire.AuditEvent, outcome string) {
-	d.audit.Stamp(ev)
-	cl.ending(ev, outcome)
-	if err := d.audit.PublishStamped(context.Background(), ev); err != nil {
-		d.log.Error("AUDIT GAP: event not recorded", "kind", ev.Kind, "request_id", ev.RequestID, "err", err)
-		return
-	}
-	d.marking.Add(1)
-	go func() {
-		defer d.marking.Done()
-		cl.done(outcome)
-	}()
+	d.finish(cl, ev, outcome, false)
 }
 
 // outcome says in a few words how a run ended, for its claim.
