@@ -128,13 +128,16 @@ func TestChaos(t *testing.T) {
 
 	// A run whose sandboxd was SIGKILLed is closed with a run.failed by
 	// another copy once the lost one's liveness record is old
-	// (pkg/sandboxd/lost.go): every allowed run gets its end.
+	// (pkg/sandboxd/lost.go), and one whose end could not be published
+	// (busd away) by its own sandboxd once busd is back (ends.go): every
+	// allowed run gets its end. A denied run has none (nothing ran): policyd
+	// answers deny when it cannot record an allow, as at a busd SIGKILL.
 	var records map[string]map[string]int
 	var open []string
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
 		records, open = gather(t, c, session), nil
 		for id, r := range records {
-			if r[wire.KindRunDecision] == 1 && r[wire.KindRunExit]+r[wire.KindRunFailed] == 0 {
+			if r[allowed] == 1 && r[wire.KindRunExit]+r[wire.KindRunFailed] == 0 {
 				open = append(open, id)
 			}
 		}
@@ -142,22 +145,15 @@ func TestChaos(t *testing.T) {
 			break
 		}
 	}
-	switch {
-	case len(open) > 0 && openAcrossBusFaultsKnown && len(open) <= 8:
-		t.Logf("known defect (issue 16): %d runs allowed on record without an end 2 min after faults that stopped busd next to a sandboxd: %v", len(open), open)
-	case len(open) > 0:
+	if len(open) > 0 {
 		t.Errorf("%d runs allowed on record without an end: %v", len(open), open)
 	}
 	count(t, heard, records)
 }
 
-// openAcrossBusFaultsKnown: in this round (busd SIGTERM then SIGKILL right
-// after sandboxd and auditd faults) a few allowed runs are, now and then,
-// left without an end on record although their sandboxd copies live on —
-// a defect not yet understood (issue 16). They are logged, at most 8 are
-// tolerated, and TestFaultsUnderLoad's ledger still allows none. Set false
-// once it is fixed.
-const openAcrossBusFaultsKnown = true
+// allowed counts, among a request's records (gather), its run.decision
+// records that allow.
+const allowed = wire.KindRunDecision + ":" + wire.VerdictAllow
 
 // waitStack waits until every copy answers again.
 func waitStack(t *testing.T, c *client.Client) {
@@ -184,7 +180,8 @@ func waitStack(t *testing.T, c *client.Client) {
 }
 
 // gather waits until auditd has stored everything in the stream, then
-// returns the session's records: request id → kind → how many.
+// returns the session's records: request id → kind → how many (and
+// allowed → how many allowing decisions).
 func gather(t *testing.T, c *client.Client, session string) map[string]map[string]int {
 	t.Helper()
 	for i := 0; ; i++ {
@@ -209,6 +206,9 @@ func gather(t *testing.T, c *client.Client, session string) map[string]map[strin
 				out[e.Event.RequestID] = map[string]int{}
 			}
 			out[e.Event.RequestID][e.Event.Kind]++
+			if e.Event.Kind == wire.KindRunDecision && e.Event.Verdict == wire.VerdictAllow {
+				out[e.Event.RequestID][allowed]++
+			}
 		}
 		if page.Next == 0 {
 			return out
