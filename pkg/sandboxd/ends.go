@@ -46,7 +46,8 @@ const markTries = 10
 const retryWait = 5 * time.Second
 
 // owedEnd is one run's end on its way: its claim, the stamped event, and
-// how far it got.
+// how far it got. A claim released with no event (a run not allowed) has
+// no ev, and only its mark to go.
 type owedEnd struct {
 	cl      *claim
 	ev      *wire.AuditEvent
@@ -145,8 +146,8 @@ func (e *owedEnd) settle(ctx context.Context) bool {
 	if e.tries < markTries {
 		return false
 	}
-	e.cl.d.log.Warn("the run's end is on record but its claim is not marked "+e.state+": left for the sweep after this sandboxd stops",
-		"request_id", e.ev.RequestID, "tries", e.tries, "err", err)
+	e.cl.d.log.Warn("claim not marked "+e.state+" (its end is on record, or nothing ran): left for the sweep after this sandboxd stops",
+		"request_id", e.cl.rec.RequestID, "tries", e.tries, "err", err)
 	return true
 }
 

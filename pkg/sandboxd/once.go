@@ -280,10 +280,15 @@ func (c *claim) resync(ctx context.Context) bool {
 	return true
 }
 
-// markLogged is mark, its failure logged.
+// markLogged is mark; one that failed is tried again by the owed loop
+// (ends.go), one taken over is logged.
 func (c *claim) markLogged(state, outcome string) {
-	if err := c.mark(context.Background(), state, outcome); err != nil {
+	err := c.mark(context.Background(), state, outcome)
+	switch {
+	case errors.Is(err, errChanged):
 		c.d.log.Warn("claim not marked "+state, "request_id", c.rec.RequestID, "err", err)
+	case err != nil:
+		c.d.live.owe(&owedEnd{cl: c, state: state, outcome: outcome, fixed: true, acked: true, tries: 1})
 	}
 }
 
