@@ -32,3 +32,18 @@ func TestLinksNoDaemonCode(t *testing.T) {
 		t.Fatalf("moat-sandbox-helper links %v: keep them out of pkg/sandbox/inside's imports", bad)
 	}
 }
+
+// TestStatic: the helper links no cgo (runtime/cgo, or any package with C
+// files): it changes the capabilities and the Landlock domain of all its
+// threads through syscall.AllThreadsSyscall, which the Go runtime refuses
+// in a binary linked with cgo (so every run would be refused), and a
+// static binary starts without the dynamic loader.
+func TestStatic(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if or .CgoFiles (eq .ImportPath \"runtime/cgo\")}}{{.ImportPath}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	if cgo := strings.Fields(string(out)); len(cgo) > 0 {
+		t.Fatalf("moat-sandbox-helper links cgo through %v: keep them out of pkg/sandbox/inside's imports", cgo)
+	}
+}

@@ -3,8 +3,10 @@
 package sandbox
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -15,11 +17,8 @@ import (
 
 // HelperName is the sandbox helper's executable (cmd/moat-sandbox-helper).
 // A binary that runs sandboxes finds it in its own directory; one that
-// calls [Init] (a test binary) is its own helper instead.
+// calls [Init] (a test binary) builds it instead.
 const HelperName = "moat-sandbox-helper"
-
-// selfHelper is set by Init: Run re-executes this binary as the helper.
-var selfHelper bool
 
 // helperBin is the helper executable, opened once and kept open, so every
 // helper runs the file that was checked, whatever later happens to the
@@ -41,9 +40,6 @@ func FindHelper() error {
 
 // helperPath is the path to execute as the helper.
 func helperPath() (string, error) {
-	if selfHelper {
-		return "/proc/self/exe", nil
-	}
 	helperBin.once.Do(func() { helperBin.file, helperBin.err = openHelper() })
 	if helperBin.err != nil {
 		return "", helperBin.err
@@ -88,14 +84,37 @@ func openHelperIn(self string) (*os.File, error) {
 	return f, nil
 }
 
-// Init turns this process into the sandbox helper when it was started as
-// one and never returns then (see inside.Main). Otherwise it returns at
-// once, and Run re-executes this binary as its helper: test binaries call
-// it first thing in TestMain. A binary that does not call it runs
-// [HelperName] from its own directory (cmd/moat-sandbox-helper, whose main
-// is inside.Main), so the helper links none of the packages the caller
-// does.
+// Init readies a test binary to run sandboxes: call it first thing in
+// TestMain. A binary that does not call it runs [HelperName] from its own
+// directory (cmd/moat-sandbox-helper, whose main is inside.Main), so the
+// helper links none of the packages the caller does. A test binary has no
+// helper beside it, and cannot be its own: the helper changes the
+// capabilities and the Landlock domain of all its threads through the Go
+// runtime (syscall.AllThreadsSyscall), which refuses in a binary linked
+// with cgo, as a test binary linking net or os/user is. So Init builds the
+// helper from the module the test runs in (`go build`, into a temporary
+// directory removed at once: the file stays open, and runs are started
+// from its descriptor); when it cannot, every Run refuses, saying why.
+// Started as the helper (argv[0] is inside.Arg0), the binary is one and
+// Init does not return.
 func Init() {
 	inside.Main()
-	selfHelper = true
+	helperBin.once.Do(func() { helperBin.file, helperBin.err = buildHelper() })
+}
+
+// buildHelper builds cmd/moat-sandbox-helper and opens it.
+func buildHelper() (*os.File, error) {
+	dir, err := os.MkdirTemp("", "moat-sandbox-helper-")
+	if err != nil {
+		return nil, refuse("build the sandbox helper: %v", err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, refuse("build the sandbox helper: %v", err)
+	}
+	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/moatsec/moat/cmd/"+HelperName).CombinedOutput()
+	if err != nil {
+		return nil, refuse("build the sandbox helper for this test binary (it needs the go command, run from inside the moat module): %v: %s", err, bytes.TrimSpace(out))
+	}
+	return openHelperIn(filepath.Join(dir, "sandboxd"))
 }

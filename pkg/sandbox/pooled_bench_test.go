@@ -18,8 +18,8 @@ import (
 // BenchmarkPooledVsBwrap: a pooled Run of /bin/true under offline against
 // bwrap --unshare-all running /bin/true, interleaved run by run in one
 // process, as docs/performance.md describes. The helper is the real
-// cmd/moat-sandbox-helper (built into a temporary directory), not this test
-// binary. Before each pooled run the pool is full and its helpers wait for
+// cmd/moat-sandbox-helper (Init builds it), or another commit's
+// (MOAT_BENCH_HELPER_DIR). Before each pooled run the pool is full and its helpers wait for
 // their configuration, as between a sandboxd's requests, so the run pays
 // only what happens after its request. CPU is RUSAGE_CHILDREN around each
 // run: the helper that served the run and its command (reaped inside Run;
@@ -91,39 +91,24 @@ func BenchmarkPooledVsBwrap(b *testing.B) {
 	b.ReportMetric(float64(mean(cpu["pooled"])+self/n)/float64(mean(cpu["bwrap"])), "cpu-x-bwrap")
 }
 
-// useBuiltHelper builds cmd/moat-sandbox-helper and runs it as the helper
-// for the rest of the benchmark, instead of this test binary; or, when
-// MOAT_BENCH_HELPER_DIR names a directory holding one (another commit's,
-// to compare), that one.
+// useBuiltHelper runs the helper in MOAT_BENCH_HELPER_DIR (another
+// commit's, to compare) for the rest of the benchmark, when it is set;
+// otherwise the one Init built from this tree.
 func useBuiltHelper(b *testing.B) {
 	dir := os.Getenv("MOAT_BENCH_HELPER_DIR")
 	if dir == "" {
-		dir = b.TempDir()
-		if err := os.Chmod(dir, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		out, err := exec.Command("go", "build", "-o", dir, "github.com/moatsec/moat/cmd/moat-sandbox-helper").CombinedOutput()
-		if err != nil {
-			b.Fatalf("go build the helper: %v: %s", err, out)
-		}
+		return
 	}
 	f, err := openHelperIn(filepath.Join(dir, "sandboxd"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	helperBin.once.Do(func() {})
-	helperBin.file, selfHelper = f, false
+	EnablePool(0) // none of the helper before
+	before := helperBin.file
+	helperBin.file = f
 	b.Cleanup(func() {
 		EnablePool(0)
-		pool.mu.Lock()
-		for k, l := range pool.idle {
-			for _, h := range l {
-				h.kill()
-			}
-			pool.idle[k] = nil
-		}
-		pool.mu.Unlock()
-		selfHelper, helperBin.file = true, nil
+		helperBin.file = before
 		f.Close()
 	})
 }

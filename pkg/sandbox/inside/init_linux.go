@@ -95,7 +95,8 @@ func helper(status *os.File, sigs chan os.Signal, joined error) (int, error) {
 		return 125, err
 	}
 	applied = append(applied, fmt.Sprintf("uid:%d", cfg.UID), "caps:none")
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+	// On every thread: Landlock is enforced on each (see allThreads).
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
 		return 125, fmt.Errorf("no_new_privs: %v", err)
 	}
 	applied = append(applied, "no_new_privs")

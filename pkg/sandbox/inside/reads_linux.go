@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/landlock-lsm/go-landlock/landlock"
-	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
 )
 
@@ -308,7 +306,7 @@ func mountPoint(path string, dir bool) error {
 // directory; covered ones are empty), but files are read and executed only
 // under the system roots, the workspace, the writable roots and the read
 // set. /tmp and /dev get their rights with the writable roots.
-func readRules(cfg *Config) []landlock.Rule {
+func readRules(cfg *Config) []pathRule {
 	var dirs, files []string
 	for name := range SystemRoots {
 		if name != "tmp" && name != "dev" {
@@ -327,12 +325,9 @@ func readRules(cfg *Config) []landlock.Rule {
 			files = append(files, v)
 		}
 	}
-	rules := []landlock.Rule{
-		landlock.PathAccess(llsys.AccessFSReadDir, "/"),
-		landlock.RODirs(dirs...).IgnoreIfMissing(),
+	return []pathRule{
+		{access: unix.LANDLOCK_ACCESS_FS_READ_DIR, paths: []string{"/"}},
+		{access: fsRead, paths: dirs, skipGone: true},
+		{access: fsRead & fsFile, paths: files, skipGone: true},
 	}
-	if len(files) > 0 {
-		rules = append(rules, landlock.ROFiles(files...).IgnoreIfMissing())
-	}
-	return rules
 }
