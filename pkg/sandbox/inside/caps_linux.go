@@ -27,9 +27,12 @@ const (
 		secbitKeepCapsLocked | secbitNoCapAmbientRaise | secbitNoCapAmbientRaiseLockd
 )
 
-// dropPrivileges leaves the helper as uid:gid with no capability in any set
-// — even as uid 0 — and with securebits that keep it so across execve.
-func dropPrivileges(uid, gid int) error {
+// lockExec sets the securebits and empties the bounding and ambient sets
+// of the calling thread, from which the command will be started: nothing
+// it executes can gain a capability. The helper's own effective set is
+// untouched (its mounts need it), so this is done before its
+// configuration arrives (prepare); dropPrivileges does the rest.
+func lockExec() error {
 	if err := unix.Prctl(unix.PR_SET_SECUREBITS, lockedSecurebits, 0, 0, 0); err != nil {
 		return fmt.Errorf("securebits: %v", err)
 	}
@@ -42,6 +45,13 @@ func dropPrivileges(uid, gid int) error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear ambient capabilities: %v", err)
 	}
+	return nil
+}
+
+// dropPrivileges leaves the helper as uid:gid with no capability in any set
+// — even as uid 0 — and, with lockExec's securebits, keeps it so across
+// execve.
+func dropPrivileges(uid, gid int) error {
 	// Go applies these to every thread of the process.
 	if err := syscall.Setgroups([]int{gid}); err != nil && !os.IsPermission(err) {
 		return fmt.Errorf("supplementary groups: %v", err)

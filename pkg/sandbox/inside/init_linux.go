@@ -29,8 +29,8 @@ func Main() {
 	runtime.LockOSThread()
 	status := os.NewFile(StatusFD, "status")
 	unix.CloseOnExec(StatusFD)
-	sigs, joined := prepare(os.Args[1:])
-	code, err := helper(status, sigs, joined)
+	sigs, early := prepare(os.Args[1:])
+	code, err := helper(status, sigs, early)
 	if err != nil {
 		json.NewEncoder(status).Encode(Status{Error: err.Error()})
 	}
@@ -42,9 +42,10 @@ func Main() {
 // error for the parent when the sandbox could not be built, 126/127 for a
 // command that could not be executed, else the command's own.
 //
-// joined is why the helper could not join its cgroup, if it could not: the
-// configuration is read first, so sandboxd hears why.
-func helper(status *os.File, sigs chan os.Signal, joined error) (int, error) {
+// early is why prepare failed (the helper could not join its cgroup, or
+// lock what execve may gain), if it did: the configuration is read first,
+// so sandboxd hears why.
+func helper(status *os.File, sigs chan os.Signal, early error) (int, error) {
 	cfgFile := os.NewFile(ConfigFD, "config")
 	var cfg Config
 	if err := json.NewDecoder(cfgFile).Decode(&cfg); err != nil {
@@ -60,8 +61,8 @@ func helper(status *os.File, sigs chan os.Signal, joined error) (int, error) {
 		ns += ",user"
 	}
 	applied = append(applied, ns)
-	if joined != nil {
-		return 125, joined
+	if early != nil {
+		return 125, early
 	}
 	if err := unix.Sethostname([]byte("moat")); err != nil {
 		return 125, fmt.Errorf("uts namespace: %v", err)
@@ -134,7 +135,9 @@ func helper(status *os.File, sigs chan os.Signal, joined error) (int, error) {
 // otherwise pay for after its request reached sandboxd: a pooled helper
 // waits for its configuration at idle priority, so work done here costs a
 // run no time. It joins the run's cgroup by writing "0" to each of
-// cgroupFiles (see Arg0), takes the signals the init forwards (see
+// cgroupFiles (see Arg0), empties the bounding and ambient capability
+// sets and locks the securebits of the thread the command will be started
+// from (lockExec), takes the signals the init forwards (see
 // supervise: the first Notify starts the runtime's signal goroutines and a
 // thread of their own) and builds encoding/json's per-type caches for the
 // configuration and the reports, by decoding and encoding one of each.
@@ -143,19 +146,22 @@ func helper(status *os.File, sigs chan os.Signal, joined error) (int, error) {
 // in the returned channel and reaches the command once it has started
 // (an init without a handler would have dropped it).
 func prepare(cgroupFiles []string) (chan os.Signal, error) {
-	var joined error
+	var early error
 	for _, f := range cgroupFiles {
 		if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
-			joined = fmt.Errorf("join cgroup %s: %v", filepath.Dir(f), err)
+			early = fmt.Errorf("join cgroup %s: %v", filepath.Dir(f), err)
 			break
 		}
+	}
+	if early == nil {
+		early = lockExec()
 	}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwarded...)
 	var cfg Config
 	json.Unmarshal(warmConfig, &cfg)
 	json.NewEncoder(io.Discard).Encode(Status{Isolation: []string{""}, Refused: &SyscallDenial{}, Exit: &Exit{Refused: []SyscallDenial{{}}}})
-	return sigs, joined
+	return sigs, early
 }
 
 // warmConfig is a configuration with every field and nested type set, for
