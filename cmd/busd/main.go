@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	listen := fs.String("listen", envOr("MOAT_LISTEN", wire.DefaultListen), "HOST:PORT to serve on (env MOAT_LISTEN); port 0 picks a free one")
 	sync := fs.Duration("sync", bus.DefaultSync, "how often JetStream fsyncs: acked events survive power loss after this")
 	maxBytes := fs.Int64("audit-max-bytes", bus.DefaultAuditMaxBytes, "bound of the MOAT_AUDIT stream; when full, commands are refused until auditd drains it")
+	runsMaxBytes := fs.Int64("runs-max-bytes", bus.DefaultRunsMaxBytes, "bound of the MOAT_RUNS stream (run claims, kept a day); when full, runs are refused (503) until claims age out")
 	var t bus.Topology
 	fs.StringVar(&t.Name, "name", "", "server name, unique in a cluster (default moat-bus, or busd-<route port>)")
 	fs.StringVar(&t.Cluster, "cluster", "", "cluster name: join a cluster (needs --cluster-listen and --routes)")
@@ -66,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := bus.Start(ctx, bus.Config{Home: h, Listen: *listen, Sync: *sync, AuditMaxBytes: *maxBytes, Logger: log, Topology: t})
+	srv, err := bus.Start(ctx, bus.Config{Home: h, Listen: *listen, Sync: *sync, AuditMaxBytes: *maxBytes, RunsMaxBytes: *runsMaxBytes, Logger: log, Topology: t})
 	if err != nil {
 		return err
 	}

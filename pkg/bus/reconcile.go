@@ -35,7 +35,7 @@ type reconciler struct {
 
 // startStreams makes the streams exist (alone) or starts the reconciler
 // (cluster), and answers moat.bus.servers.
-func startStreams(ctx context.Context, ns *server.Server, h home.Home, t Topology, maxBytes int64, log *slog.Logger) (*reconciler, error) {
+func startStreams(ctx context.Context, ns *server.Server, h home.Home, t Topology, bounds StreamBounds, log *slog.Logger) (*reconciler, error) {
 	nc, err := adminConn(ns, h)
 	if err != nil {
 		return nil, err
@@ -44,7 +44,7 @@ func startStreams(ctx context.Context, ns *server.Server, h home.Home, t Topolog
 	var js jetstream.JetStream
 	if !t.IsLeaf() {
 		if js, err = jetstream.New(nc); err == nil && !t.Clustered() {
-			err = ensureStreams(ctx, js, maxBytes, 1)
+			err = ensureStreams(ctx, js, bounds, 1)
 		}
 	}
 	if err == nil {
@@ -72,7 +72,7 @@ func startStreams(ctx context.Context, ns *server.Server, h home.Home, t Topolog
 					want = ClusterReplicas
 				}
 				if !created {
-					if err := ensureStreams(rctx, js, maxBytes, want); err != nil {
+					if err := ensureStreams(rctx, js, bounds, want); err != nil {
 						log.Warn("streams not ready yet", "err", err)
 					} else {
 						created = true

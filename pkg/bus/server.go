@@ -29,6 +29,9 @@ type Config struct {
 	// AuditMaxBytes bounds MOAT_AUDIT; when it is full, publishes fail and
 	// commands are refused until auditd catches up (nothing is dropped).
 	AuditMaxBytes int64
+	// RunsMaxBytes bounds MOAT_RUNS; when it is full, new run claims are
+	// refused, and with them the runs (503, nothing runs).
+	RunsMaxBytes int64
 	// MaxPayload is the largest message the bus carries (run results hold output).
 	MaxPayload int32
 	Logger     *slog.Logger
@@ -100,7 +103,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("bus did not accept connections within 10s: is the listen address in use?")
 	}
 	s := &Server{ns: ns, log: cfg.Logger, keys: len(keys)}
-	if s.recon, err = startStreams(ctx, ns, cfg.Home, cfg.Topology, orInt64(cfg.AuditMaxBytes, DefaultAuditMaxBytes), cfg.Logger); err != nil {
+	if s.recon, err = startStreams(ctx, ns, cfg.Home, cfg.Topology, StreamBounds{Audit: orInt64(cfg.AuditMaxBytes, DefaultAuditMaxBytes), Runs: orInt64(cfg.RunsMaxBytes, DefaultRunsMaxBytes)}, cfg.Logger); err != nil {
 		s.Close()
 		return nil, err
 	}

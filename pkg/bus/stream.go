@@ -37,16 +37,27 @@ func AuditStreamConfig(maxBytes int64) jetstream.StreamConfig {
 // RunClaimAge is how long sandboxd remembers that a request id ran.
 const RunClaimAge = 24 * time.Hour
 
+// DefaultRunsMaxBytes bounds MOAT_RUNS (busd --runs-max-bytes): a claim
+// done takes about 500 bytes for its day, so about two million runs a day.
+const DefaultRunsMaxBytes = 1 << 30
+
 // RunsStreamConfig is MOAT_RUNS: one claim per request id (see
 // pkg/sandboxd's claim), kept a day, so a retried request never runs twice,
 // and each sandboxd's liveness record, so a dead holder's claims get closed.
-func RunsStreamConfig() jetstream.StreamConfig {
+// It is bounded by maxBytes and discards new messages when full, never old
+// ones: an old claim dropped would let its request id run twice, or leave
+// a lost holder's run open. Full, a new claim is refused (its run is a 503,
+// nothing runs); a record rewritten no larger than it was (a beat, a claim
+// marked done) is still stored.
+func RunsStreamConfig(maxBytes int64) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              wire.RunsStream,
 		Description:       "moat run claims: a request id runs once",
 		Subjects:          []string{wire.SubjectRunClaim + ".*", wire.SubjectRunLive + ".*"},
 		Storage:           jetstream.FileStorage,
 		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardNew,
+		MaxBytes:          maxBytes,
 		MaxMsgsPerSubject: 1,
 		MaxAge:            RunClaimAge,
 		Duplicates:        2 * time.Minute,
@@ -70,17 +81,20 @@ func adminConn(ns *server.Server, h home.Home) (*nats.Conn, error) {
 // StreamNames lists the JetStream streams busd keeps, key-value buckets
 // under their streams' names (KV_<bucket>).
 func StreamNames() []string {
-	return []string{wire.AuditStream, RunsStreamConfig().Name, "KV_" + AuditAnchorConfig().Bucket, "KV_" + GrantsConfig().Bucket}
+	return []string{wire.AuditStream, wire.RunsStream, "KV_" + AuditAnchorConfig().Bucket, "KV_" + GrantsConfig().Bucket}
 }
+
+// StreamBounds are the byte bounds of MOAT_AUDIT and MOAT_RUNS.
+type StreamBounds struct{ Audit, Runs int64 }
 
 // ensureStreams creates the streams moat keeps (MOAT_AUDIT, MOAT_RUNS, the
 // anchor bucket MOAT_AUDIT_ANCHOR and the grants bucket MOAT_GRANTS) with
 // replicas copies, or updates them; running it on every start is safe. It
 // never lowers a stream's replicas.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, maxBytes int64, replicas int) error {
+func ensureStreams(ctx context.Context, js jetstream.JetStream, bounds StreamBounds, replicas int) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for _, cfg := range []jetstream.StreamConfig{AuditStreamConfig(maxBytes), RunsStreamConfig()} {
+	for _, cfg := range []jetstream.StreamConfig{AuditStreamConfig(bounds.Audit), RunsStreamConfig(bounds.Runs)} {
 		cfg.Replicas = replicas
 		if s, err := js.Stream(ctx, cfg.Name); err == nil && s.CachedInfo().Config.Replicas > replicas {
 			cfg.Replicas = s.CachedInfo().Config.Replicas

@@ -170,6 +170,9 @@ func (d *Daemon) claimAt(ctx context.Context, rr *wire.RunRequest, profile, cwd,
 			}
 			return nil, wire.Errorf(wire.CodeConflict, "request %s was already run%s (a request id runs once): not run again; "+
 				"its record is in the audit (moat audit query --request %s); send a new request id to run it again", requestID, how, requestID)
+		case runsFull(err):
+			return nil, wire.Errorf(wire.CodeUnavailable, "cannot claim request %s: %s is full (its bound, busd --runs-max-bytes; claims "+
+				"are kept a day): nothing ran; retry later, or raise the bound", requestID, wire.RunsStream)
 		case errors.As(err, &apiErr):
 			return nil, wire.Errorf(wire.CodeUnavailable, "cannot claim request %s in %s (%v): nothing ran", requestID, wire.RunsStream, err)
 		}
