@@ -114,7 +114,7 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 			}
 		}
 		if m.Header.Get("Status") == "503" {
-			if rs.resumed || rs.reconnected() {
+			if rs.notBack() {
 				continue // nobody heard the check or the resume yet (policyd not back): keep waiting
 			}
 			return denied(wire.ReasonPolicyUnavailable, "no policyd is running: start it (moat status shows what is missing)")

@@ -84,6 +84,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	}
 	opts := []nats.Option{auth, nats.Name(o.Name), nats.MaxReconnects(-1),
 		nats.ReconnectWait(100 * time.Millisecond), nats.Timeout(2 * time.Second),
+		nats.ReconnectHandler(markBack), nats.ClosedHandler(forgetBack),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if o.Logger != nil {
 				subject := ""

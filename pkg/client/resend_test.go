@@ -25,6 +25,8 @@ import (
 //   - lost on its way: sent while busd was down, it went out when the
 //     connection came back, before any profiled had (its no-responders
 //     status is not taken for "no profiled runs");
+//   - sent just after the connection came back (client.RestartGrace),
+//     before any profiled had: the same;
 //   - lost after delivery: the only profiled that received it died with
 //     the bus, and a new one came up.
 func TestResolveSentAgainAcrossBusRestart(t *testing.T) {
@@ -42,6 +44,19 @@ func TestResolveSentAgainAcrossBusRestart(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			r.start(t)
+			if err := r.c.Conn().Flush(); err != nil { // the bus has had it: nobody to receive it
+				t.Fatal(err)
+			}
+			return a
+		}},
+		{"asked once the bus was back, before profiled", func(t *testing.T, r *restarter, ask func() <-chan error) <-chan error {
+			r.s.Server.Close()
+			r.start(t)
+			before := r.c.Conn().Stats().OutMsgs
+			a := ask()
+			for r.c.Conn().Stats().OutMsgs == before {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if err := r.c.Conn().Flush(); err != nil { // the bus has had it: nobody to receive it
 				t.Fatal(err)
 			}

@@ -25,9 +25,11 @@ const resumePoll = 500 * time.Millisecond
 // The request itself may have been lost with the bus (on its way to a
 // service when busd stopped, or delivered to nobody while the services
 // reconnected): when nothing was heard for wire.ResumeAfter since the
-// connection came back, the resumer sends it again (resend, marked
-// wire.HeaderResent), and again every wire.ResumeAfter while nothing is
-// heard, within the call's deadline. A service that already has it does
+// connection came back (or since a no-responders status within
+// RestartGrace of its coming back), the resumer sends it again (resend,
+// marked wire.HeaderResent), and again every wire.ResumeAfter while nothing
+// is heard, within the call's deadline; after a no-responders status, at
+// the next poll. A service that already has it does
 // not handle it twice (service.HandleKept).
 type resumer struct {
 	c          *Client
@@ -38,9 +40,14 @@ type resumer struct {
 	heard      time.Time    // the last message from the service, or the request
 	sent       time.Time    // the last resume
 	reconnects uint64
-	back       time.Time // when the connection was last re-established, zero if not since the request
-	resent     time.Time // the last time the request was sent again
-	resumed    bool      // a resume went out
+	// lost is when the request may have been lost: its connection came
+	// back since it went out, or a no-responders status came soon after
+	// a restart (RestartGrace). Zero: neither.
+	lost    time.Time
+	resent  time.Time // the last time the request was sent again
+	refused time.Time // the last no-responders status taken for a service not back
+	during  bool      // the connection came back since the request went out
+	resumed bool      // a resume went out
 }
 
 func (c *Client) resumer(subject, reply, requestID string, resend func() error) *resumer {
@@ -48,21 +55,33 @@ func (c *Client) resumer(subject, reply, requestID string, resend func() error) 
 }
 
 // reconnected notes a re-established connection and says whether the
-// connection came back since the request was sent: a no-responders status
-// then says the request (or a resume) found no service yet, not that none
-// runs.
+// connection came back since the request was sent.
 func (r *resumer) reconnected() bool {
 	if n := r.c.nc.Stats().Reconnects; n != r.reconnects {
-		r.reconnects, r.back = n, time.Now()
+		r.reconnects, r.lost, r.during = n, time.Now(), true
 		r.sent = time.Time{} // resume at once
 	}
-	return !r.back.IsZero()
+	return r.during
+}
+
+// notBack says whether a no-responders status is no proof that no service
+// runs: a resume went out (nobody heard it yet), or the connection came
+// back during the call or shortly before (RestartGrace) — the request then
+// found no service yet, and is sent again.
+func (r *resumer) notBack() bool {
+	if !r.reconnected() && !r.resumed && !cameBack(r.c.nc) {
+		return false
+	}
+	if r.refused = time.Now(); r.lost.IsZero() {
+		r.lost = r.refused
+	}
+	return true
 }
 
 func (r *resumer) poll() {
 	r.reconnected()
 	now := time.Now()
-	if (!r.back.IsZero() && r.sent.IsZero()) || (now.Sub(r.heard) >= wire.ResumeAfter && now.Sub(r.sent) >= wire.ResumeEvery) {
+	if (!r.lost.IsZero() && r.sent.IsZero()) || (now.Sub(r.heard) >= wire.ResumeAfter && now.Sub(r.sent) >= wire.ResumeEvery) {
 		r.sent = now
 		m := nats.NewMsg(r.subject)
 		m.Reply = r.reply
@@ -71,8 +90,12 @@ func (r *resumer) poll() {
 			r.resumed = true
 		}
 	}
-	if r.resend != nil && !r.back.IsZero() && r.heard.Before(r.back) &&
-		now.Sub(r.back) >= wire.ResumeAfter && now.Sub(r.resent) >= wire.ResumeAfter {
+	// A no-responders status since the last sending: the request reached
+	// nobody, or nobody yet hears resumes; either way it goes out again at
+	// once (within a policyd's own deadline for resolving, say).
+	refused := r.refused.After(r.resent)
+	if r.resend != nil && !r.lost.IsZero() && r.heard.Before(r.lost) &&
+		(refused || now.Sub(r.lost) >= wire.ResumeAfter && now.Sub(r.resent) >= wire.ResumeAfter) {
 		r.resent = now
 		r.resend()
 	}
@@ -137,7 +160,7 @@ func (c *Client) callResumable(ctx context.Context, subject, resume, requestID, 
 			continue
 		}
 		if m.Header.Get("Status") == "503" {
-			if rs.resumed || rs.reconnected() {
+			if rs.notBack() {
 				continue // nobody heard the request or the resume yet (the service not back): keep waiting
 			}
 			return wire.Errorf(wire.CodeUnavailable, "nothing answers %s: start the service that serves it (moat status shows what is missing)", subject)

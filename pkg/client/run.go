@@ -124,7 +124,7 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 			}
 			continue
 		}
-		if m.Header.Get("Status") == "503" && (r.resumed || lost.reconnected()) {
+		if m.Header.Get("Status") == "503" && (lost.notBack() || r.resumed) {
 			// Nobody heard the request or the resume yet (sandboxd not back): keep waiting.
 			continue
 		}
@@ -156,8 +156,10 @@ type lostRun struct {
 	msg        *nats.Msg
 	nc         *nats.Conn
 	reconnects uint64        // when the request went out
-	back       bool          // the connection came back since, and nothing was heard since
-	unheard    time.Duration // heartbeat periods lived since it came back, hearing nothing
+	back       bool          // the request may have been lost, and nothing was heard since
+	unheard    time.Duration // heartbeat periods lived since, hearing nothing
+	during     bool          // the connection came back since the request went out
+	refused    bool          // a no-responders status since the last sending
 	resent     bool          // the request went out again
 }
 
@@ -165,9 +167,23 @@ type lostRun struct {
 // out (a no-responders status is then no proof that no sandboxd runs).
 func (l *lostRun) reconnected() bool {
 	if n := l.nc.Stats().Reconnects; n != l.reconnects {
-		l.reconnects, l.back, l.unheard = n, true, 0
+		l.reconnects, l.back, l.unheard, l.during = n, true, 0, true
 	}
-	return l.back || l.resent
+	return l.during
+}
+
+// notBack is resumer.notBack for a run: a no-responders status during or
+// shortly after the connection came back (RestartGrace) found no sandboxd
+// yet; the request goes out again.
+func (l *lostRun) notBack() bool {
+	if !l.reconnected() && !cameBack(l.nc) {
+		return false
+	}
+	if !l.back {
+		l.back, l.unheard = true, 0
+	}
+	l.refused = true
+	return true
 }
 
 // heard notes a word about the run: it was not lost.
@@ -179,9 +195,11 @@ func (l *lostRun) tick() {
 	if l.reconnected(); !l.back {
 		return
 	}
-	if l.unheard += wire.RunHeartbeat; l.unheard%wire.RunResumeAfter != 0 {
+	// After a no-responders status at once; otherwise every RunResumeAfter.
+	if l.unheard += wire.RunHeartbeat; !l.refused && l.unheard%wire.RunResumeAfter != 0 {
 		return
 	}
+	l.refused = false
 	again := nats.NewMsg(l.msg.Subject)
 	again.Reply, again.Data = l.msg.Reply, l.msg.Data
 	for k, v := range l.msg.Header {
