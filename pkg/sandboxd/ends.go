@@ -167,7 +167,8 @@ func (l *liveness) owing() int {
 
 // pay takes each owed end on from where it stopped, until ctx ends. A pass
 // stops at the first end it cannot record (the bus is away: the others
-// would wait as long); it goes on past a mark that fails.
+// would wait as long), which goes last for the next pass; it goes on past
+// a mark that fails.
 func (l *liveness) pay(ctx context.Context) {
 	l.mu.Lock()
 	owed := l.owed
@@ -185,12 +186,14 @@ func (l *liveness) pay(ctx context.Context) {
 		if err == nil && late {
 			l.d.log.Info("run's end recorded late", "kind", e.ev.Kind, "request_id", e.ev.RequestID, "id", e.ev.ID)
 		}
-		if err != nil || !e.settle(sctx) {
+		if err == nil && !e.settle(sctx) {
 			still = append(still, e)
 		}
 		cancel()
 		if err != nil {
-			still = append(still, owed[i+1:]...)
+			// The rest first: one end that cannot go (a sweeper's, while
+			// MOAT_RUNS is full) does not keep the others waiting.
+			still = append(append(still, owed[i+1:]...), e)
 			break
 		}
 	}

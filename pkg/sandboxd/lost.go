@@ -141,13 +141,15 @@ func (l *liveness) stop() {
 	l.cancel()
 	l.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), lastPay)
-	defer cancel()
 	l.pay(ctx)
+	cancel()
 	if l.d.held.Load() != 0 {
 		l.d.log.Warn("claims left open at stop: another sandboxd closes them once this one's liveness record is old",
 			"claims", l.d.held.Load(), "owed", l.owing(), "after", l.lostAfter)
 		return
 	}
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
 	rec := l.rec
 	rec.State = liveStopped
 	body, _ := json.Marshal(&rec)
