@@ -145,7 +145,10 @@ func (c *Client) Close() { c.nc.Close() }
 
 // Call sends in to subject as msgpack with the request and session headers and
 // decodes the answer into out. Service errors come back as *wire.Error; no
-// responder is 503 and a missing answer is 408.
+// responder is 503 and a missing answer is 408. A call that meets no
+// responder during or shortly after its connection came back
+// (RestartGrace) is sent again until its deadline: the service may not be
+// back yet.
 func (c *Client) Call(ctx context.Context, subject, requestID, sessionID string, in, out any) error {
 	body, err := wire.Encode(wire.Msgpack, in)
 	if err != nil {
@@ -165,7 +168,7 @@ func (c *Client) Call(ctx context.Context, subject, requestID, sessionID string,
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	resp, err := c.nc.RequestMsgWithContext(ctx, msg)
+	resp, err := c.request(ctx, msg)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return wire.Errorf(wire.CodeUnavailable, "nothing answers %s: start the service that serves it (moat status shows what is missing)", subject)
@@ -181,6 +184,27 @@ func (c *Client) Call(ctx context.Context, subject, requestID, sessionID string,
 		return wire.Errorf(wire.CodeInternal, "garbled answer on %s: %v", subject, err)
 	}
 	return nil
+}
+
+// request is RequestMsgWithContext, sending msg again while it meets no
+// responder during or shortly after (RestartGrace) its connection coming
+// back: the service is not back yet after a restart of the bus, and a
+// request nobody received is safe to send again.
+func (c *Client) request(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
+	reconnects := c.nc.Stats().Reconnects
+	for {
+		resp, err := c.nc.RequestMsgWithContext(ctx, msg)
+		if !errors.Is(err, nats.ErrNoResponders) || (c.nc.Stats().Reconnects == reconnects && !cameBack(c.nc)) {
+			return resp, err
+		}
+		t := time.NewTimer(resumePoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // decodeReply reads an answer into out. Answers are bounded by the bus's

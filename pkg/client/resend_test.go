@@ -154,3 +154,51 @@ func (r *restarter) start(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestCallSentAgainWhileServiceNotBack: a plain call (profile list, audit
+// queries) that meets no responder just after the bus came back
+// (client.RestartGrace) is sent again until the service is back, within its
+// deadline, not failed as "nothing answers": nobody received it.
+func TestCallSentAgainWhileServiceNotBack(t *testing.T) {
+	s := bustest.Start(t)
+	r := &restarter{s: s, c: s.Client(t, home.RoleClient)}
+	r.s.Server.Close()
+	r.start(t)
+	before := r.c.Conn().Stats().OutMsgs
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		var l wire.ProfileList
+		err := r.c.Call(ctx, wire.SubjectProfileList, "", "", struct{}{}, &l)
+		if err == nil && len(l.Profiles) != 1 {
+			err = fmt.Errorf("%d profiles; want the 1 listed", len(l.Profiles))
+		}
+		done <- err
+	}()
+	for r.c.Conn().Stats().OutMsgs == before {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := r.c.Conn().Flush(); err != nil { // the bus has had it: nobody to receive it
+		t.Fatal(err)
+	}
+	svc, err := service.New(s.Conn(t, home.RoleProfiled), service.Config{Name: "profiled", Version: "0.0.1", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop() })
+	err = svc.Handle("list", wire.SubjectProfileList, func(context.Context, *service.Request) (any, error) {
+		return &wire.ProfileList{Profiles: []wire.ProfileInfo{{Name: "workspace-write"}}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("a call that met no responder after the bus came back: %v; want it sent again and answered", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no answer in 2 min")
+	}
+}
