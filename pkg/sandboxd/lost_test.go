@@ -101,6 +101,23 @@ func TestLostHolderClosedOnce(t *testing.T) {
 		}
 		return nil
 	})
+	// Of two sweepers racing for a claim, the loser stamped nothing: each
+	// copy's seqs run without a hole (auditd would report one as an
+	// audit.gap), the next one after those it published.
+	failed = failedRecords(t, js)
+	for i, d := range daemons {
+		published := 0
+		for _, ev := range failed {
+			if ev.Instance == d.ID() {
+				published++
+			}
+		}
+		probe := &wire.AuditEvent{Kind: wire.KindRunFailed}
+		d.audit.Stamp(probe)
+		if probe.Seq != uint64(published)+1 {
+			t.Errorf("copy %d published %d events and its next seq is %d: it stamped events it never published", i, published, probe.Seq)
+		}
+	}
 }
 
 // A copy lost after fixing a run's end in its claim (ending) — whether or
