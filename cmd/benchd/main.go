@@ -1,7 +1,7 @@
 // Command benchd drives load against the moat stack and measures it:
 // `benchd --embedded` starts its own stack from ./bin, `benchd --bus URL`
 // measures a running one, `benchd compare OLD.json NEW.json` lists what got
-// slower or faster.
+// slower or faster (several reports a side, comma-separated: their medians).
 package main
 
 import (
@@ -80,19 +80,22 @@ func run(ctx context.Context, args []string) error {
 
 func compare(args []string) int {
 	if len(args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchd compare OLD.json NEW.json")
+		fmt.Fprintln(os.Stderr, "usage: benchd compare OLD.json[,OLD2.json…] NEW.json[,NEW2.json…] (several: the medians of alternated rounds)")
 		return 2
 	}
-	old, err := bench.ReadReport(args[0])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchd:", err)
-		return 1
+	var sides [2]*bench.Report
+	for i, list := range args {
+		var rs []*bench.Report
+		for _, path := range strings.Split(list, ",") {
+			r, err := bench.ReadReport(path)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "benchd:", err)
+				return 1
+			}
+			rs = append(rs, r)
+		}
+		sides[i] = bench.Median(rs)
 	}
-	new, err := bench.ReadReport(args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchd:", err)
-		return 1
-	}
-	bench.Compare(old, new, os.Stdout)
+	bench.Compare(sides[0], sides[1], os.Stdout)
 	return 0
 }

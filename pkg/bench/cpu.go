@@ -112,4 +112,23 @@ func cpuAgainst(rs []Result, name string) {
 	}
 }
 
+// p50Against gives each result its p50 over name's, measured in the same
+// run: x_<name>_p50, the figure to judge when absolutes drift between runs.
+func p50Against(rs []Result, name string) {
+	var base float64
+	for _, r := range rs {
+		if r.Name == name {
+			base = r.P50
+		}
+	}
+	if base <= 0 {
+		return
+	}
+	for _, r := range rs {
+		if r.Extra != nil {
+			r.Extra["x_"+name+"_p50"] = r.P50 / base
+		}
+	}
+}
+
 func ms64(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

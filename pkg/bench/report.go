@@ -209,44 +209,6 @@ func lineChart(pts []point, xLabel, yLabel string) string {
 	return b.String()
 }
 
-// Compare lists what got slower or faster from old to new (p50, p99 and
-// throughput; changes under 5% are noise).
-func Compare(old, new *Report, w io.Writer) {
-	prev := map[string]Result{}
-	for _, x := range old.Results {
-		prev[x.Scenario+"/"+x.Name] = x
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERIES\tMETRIC\tOLD\tNEW\tCHANGE\t")
-	for _, x := range new.Results {
-		o, ok := prev[x.Scenario+"/"+x.Name]
-		if !ok {
-			fmt.Fprintf(tw, "%s/%s\t(new)\t\t\t\t\n", x.Scenario, x.Name)
-			continue
-		}
-		for _, m := range []struct {
-			name         string
-			old, new     float64
-			higherBetter bool
-		}{{"p50 ms", o.P50, x.P50, false}, {"p99 ms", o.P99, x.P99, false}, {"per sec", o.PerSecond, x.PerSecond, true}} {
-			if m.old == 0 {
-				continue
-			}
-			ch := (m.new - m.old) / m.old
-			verdict := "same"
-			if math.Abs(ch) >= 0.05 {
-				if (ch > 0) == m.higherBetter {
-					verdict = "faster"
-				} else {
-					verdict = "slower"
-				}
-			}
-			fmt.Fprintf(tw, "%s/%s\t%s\t%.3f\t%.3f\t%+.1f%% %s\t\n", x.Scenario, x.Name, m.name, m.old, m.new, ch*100, verdict)
-		}
-	}
-	tw.Flush()
-}
-
 // ReadReport loads a report written by Write.
 func ReadReport(path string) (*Report, error) {
 	data, err := os.ReadFile(path)

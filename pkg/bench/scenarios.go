@@ -332,6 +332,7 @@ func run(ctx context.Context, e *Env) ([]Result, error) {
 		out = append(out, r)
 	}
 	cpuAgainst(out, "bwrap")
+	p50Against(out, "bwrap")
 	return out, nil
 }
 
