@@ -10,8 +10,9 @@
 //     cannot be recorded, the answer is a deny (audit-unavailable). An allow
 //     for a run sandboxd asked about (moat.policy.check.resolved, not a
 //     network ask) is acted on only by sandboxd, which runs nothing before
-//     its own run.decision record is acked: its ack is awaited
-//     asynchronously too, off the run's path;
+//     its own run.decision record is acked: it is put on record in the
+//     background instead, sent again until acked like any allow's record
+//     (a bus restart loses none), and Stop waits for it;
 //   - evaluation has a deadline: past it the answer is a deny (policy-timeout);
 //   - a prompt (never a deny) that a grant covers is allowed without asking,
 //     the use spent in the grants bucket and on record first (grants.go);
@@ -93,6 +94,7 @@ type Daemon struct {
 	stopping chan struct{}                // closed by Stop: waits end at once
 	stopOnce sync.Once
 	evals    sync.WaitGroup // evaluations, joined by Stop
+	records  sync.WaitGroup // decisions recorded in the background (recordLater), joined by Stop
 	grants   *grants        // the grants bucket, watched into memory
 	rules    *rulesRecord   // the rule grants written out, nil without Config.RulesFile
 	overdue  atomic.Int32   // evaluations still running past their deadline
@@ -177,8 +179,8 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 func (d *Daemon) ID() string { return d.svc.ID() }
 
 // Stop stops taking requests, ends every approval wait (a deny, recorded
-// and answered), and waits for the checks in flight and the evaluations
-// they started.
+// and answered), and waits for the checks in flight, the evaluations
+// they started and the decisions they record in the background.
 // A second Stop does nothing.
 func (d *Daemon) Stop() error {
 	var err error
@@ -186,6 +188,7 @@ func (d *Daemon) Stop() error {
 		close(d.stopping)
 		err = d.svc.Shutdown(context.Background())
 		d.evals.Wait()
+		d.records.Wait()
 		d.grants.stop()
 		os.Remove(d.noWorkspace)
 	})
@@ -259,10 +262,14 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 	// An allow may be acted on by whoever asked (a hook lets an agent run
 	// the command on it): it is answered only once its record is acked. A
 	// deny or a prompt lets nothing happen: its ack is awaited asynchronously.
-	// So is an allow sandboxd asked for: the run waits for sandboxd's own
-	// record of the decision, acked before anything runs.
+	// An allow sandboxd asked for is recorded in the background: the run
+	// waits for sandboxd's own record of the decision, acked before
+	// anything runs.
 	publish := func() error { return d.audit.PublishAsync(ev) }
-	if dec.Verdict == wire.VerdictAllow && !fromSandboxd {
+	switch {
+	case dec.Verdict == wire.VerdictAllow && fromSandboxd:
+		publish = func() error { d.recordLater(ev); return nil }
+	case dec.Verdict == wire.VerdictAllow:
 		publish = func() error {
 			// Within the evaluation deadline, so the caller hears the deny
 			// before it gives up on its own.
@@ -277,6 +284,19 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 			Message: "the decision could not be recorded (" + err.Error() + "), so nothing may run"}, dec), nil
 	}
 	return dec, nil
+}
+
+// recordLater puts ev on record in the background, sending it again while
+// the stream does not answer (as Publish does, up to audit.RecordWait); a
+// failure is logged, loudly. Stop waits for it.
+func (d *Daemon) recordLater(ev *wire.AuditEvent) {
+	d.records.Add(1)
+	go func() {
+		defer d.records.Done()
+		if err := d.audit.Publish(context.Background(), ev); err != nil {
+			d.log.Error("AUDIT GAP: decision not recorded", "request_id", ev.RequestID, "verdict", ev.Verdict, "err", err)
+		}
+	}()
 }
 
 // evaluate runs the engine under the deadline. Evaluation is bounded work,

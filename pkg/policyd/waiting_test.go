@@ -12,7 +12,6 @@ import (
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/policyd"
 	"github.com/moatsec/moat/pkg/wire"
-	"github.com/moatsec/moat/test/testbin"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -186,8 +185,9 @@ func TestAnswerNeedsApproverKey(t *testing.T) {
 
 // TestSandboxdAllowOnRecord: an allow sandboxd asked for is answered
 // without waiting for its record's ack (sandboxd records the run's decision
-// itself, acked before anything runs), and its policy.decision still
-// reaches the audit stream; a client's allow still waits (TestStreamFullDeniesResolved).
+// itself, acked before anything runs); its policy.decision is put on record
+// in the background, and Stop waits for it. A client's allow still waits
+// (TestStreamFullDeniesResolved).
 func TestSandboxdAllowOnRecord(t *testing.T) {
 	s := start(t, policyd.Config{})
 	sb := s.Client(t, home.RoleSandboxd)
@@ -200,26 +200,26 @@ func TestSandboxdAllowOnRecord(t *testing.T) {
 	if d.Verdict != wire.VerdictAllow {
 		t.Fatalf("sandboxd's check: %+v", d)
 	}
+	if err := s.policy.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	js, err := jetstream.New(s.Conn(t, home.RoleAdmin))
 	if err != nil {
 		t.Fatal(err)
 	}
-	testbin.Eventually(t, time.Minute, "the allow on record", func() error {
-		st, err := js.Stream(context.Background(), wire.AuditStream)
-		if err != nil {
-			return err
-		}
-		m, err := st.GetLastMsgForSubject(context.Background(), wire.AuditSubject(wire.ServicePolicyd, wire.KindPolicyDecision))
-		if err != nil {
-			return err
-		}
-		var ev wire.AuditEvent
-		if err := wire.Decode(wire.Msgpack, m.Data, &ev); err != nil {
-			return err
-		}
-		if ev.RequestID != "req-sandboxd" || ev.Verdict != wire.VerdictAllow {
-			return fmt.Errorf("last decision on record %s %s", ev.RequestID, ev.Verdict)
-		}
-		return nil
-	})
+	st, err := js.Stream(context.Background(), wire.AuditStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(context.Background(), wire.AuditSubject(wire.ServicePolicyd, wire.KindPolicyDecision))
+	if err != nil {
+		t.Fatalf("no decision on record once policyd stopped: %v", err)
+	}
+	var ev wire.AuditEvent
+	if err := wire.Decode(wire.Msgpack, m.Data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.RequestID != "req-sandboxd" || ev.Verdict != wire.VerdictAllow {
+		t.Fatalf("last decision on record: %s %s, want req-sandboxd's allow", ev.RequestID, ev.Verdict)
+	}
 }
