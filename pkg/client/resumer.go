@@ -45,9 +45,13 @@ type resumer struct {
 	// a restart (RestartGrace). Zero: neither.
 	lost    time.Time
 	resent  time.Time // the last time the request was sent again
-	refused time.Time // the last no-responders status taken for a service not back
+	refused time.Time // the last no-responders status that was the request's own
 	during  bool      // the connection came back since the request went out
 	resumed bool      // a resume went out
+	// asked: a resume went out since the request last did, so a
+	// no-responders status may be the resume's (no copy back to hear
+	// it), not proof that the request reached nobody.
+	asked bool
 }
 
 func (c *Client) resumer(subject, reply, requestID string, resend func() error) *resumer {
@@ -72,8 +76,12 @@ func (r *resumer) notBack() bool {
 	if !r.reconnected() && !r.resumed && !cameBack(r.c.nc) {
 		return false
 	}
-	if r.refused = time.Now(); r.lost.IsZero() {
-		r.lost = r.refused
+	now := time.Now()
+	if !r.asked {
+		r.refused = now
+	}
+	if r.lost.IsZero() {
+		r.lost = now
 	}
 	return true
 }
@@ -81,22 +89,25 @@ func (r *resumer) notBack() bool {
 func (r *resumer) poll() {
 	r.reconnected()
 	now := time.Now()
-	if (!r.lost.IsZero() && r.sent.IsZero()) || (now.Sub(r.heard) >= wire.ResumeAfter && now.Sub(r.sent) >= wire.ResumeEvery) {
+	if (r.during && r.sent.IsZero()) || (now.Sub(r.heard) >= wire.ResumeAfter && now.Sub(r.sent) >= wire.ResumeEvery) {
 		r.sent = now
 		m := nats.NewMsg(r.subject)
 		m.Reply = r.reply
 		m.Header.Set(wire.HeaderRequestID, r.requestID)
 		if r.c.nc.PublishMsg(m) == nil {
-			r.resumed = true
+			r.resumed, r.asked = true, true
 		}
+		return // the request goes out again at the next poll, not with the resume (asked)
 	}
-	// A no-responders status since the last sending: the request reached
-	// nobody, or nobody yet hears resumes; either way it goes out again at
-	// once (within a policyd's own deadline for resolving, say).
+	// The request's own no-responders status since it last went out: it
+	// reached nobody, and goes out again at once (within a policyd's own
+	// deadline for resolving, say). One that may be a resume's waits the
+	// usual wire.ResumeAfter: a copy that holds the request may not be
+	// back yet, and would answer the resume.
 	refused := r.refused.After(r.resent)
 	if r.resend != nil && !r.lost.IsZero() && r.heard.Before(r.lost) &&
 		(refused || now.Sub(r.lost) >= wire.ResumeAfter && now.Sub(r.resent) >= wire.ResumeAfter) {
-		r.resent = now
+		r.resent, r.asked = now, false
 		r.resend()
 	}
 }

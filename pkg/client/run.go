@@ -104,11 +104,15 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 				}
 				// The bus may have lost sandboxd's right to answer us (a
 				// restart, a failover): say where we listen (resume.go).
+				// The request sent again, if it may have been lost, goes
+				// before the resume: a no-responders status after it may
+				// be the resume's (lostRun.asked).
+				lost.tick()
 				if n := c.nc.Stats().Reconnects; n != reconnects || quiet >= wire.RunResumeAfter {
 					reconnects = n
 					r.resume(msg)
+					lost.asked = true
 				}
-				lost.tick()
 				if quiet >= RunAskAudit {
 					if res, err := r.ended(ctx, req.RequestID); res != nil || err != nil {
 						// An answer that came meanwhile says more.
@@ -159,7 +163,8 @@ type lostRun struct {
 	back       bool          // the request may have been lost, and nothing was heard since
 	unheard    time.Duration // heartbeat periods lived since, hearing nothing
 	during     bool          // the connection came back since the request went out
-	refused    bool          // a no-responders status since the last sending
+	refused    bool          // the request's own no-responders status since it last went out
+	asked      bool          // a resume went out since the request last did (resumer.asked)
 	resent     bool          // the request went out again
 }
 
@@ -182,7 +187,7 @@ func (l *lostRun) notBack() bool {
 	if !l.back {
 		l.back, l.unheard = true, 0
 	}
-	l.refused = true
+	l.refused = l.refused || !l.asked
 	return true
 }
 
@@ -199,7 +204,7 @@ func (l *lostRun) tick() {
 	if l.unheard += wire.RunHeartbeat; !l.refused && l.unheard%wire.RunResumeAfter != 0 {
 		return
 	}
-	l.refused = false
+	l.refused, l.asked = false, false
 	again := nats.NewMsg(l.msg.Subject)
 	again.Reply, again.Data = l.msg.Reply, l.msg.Data
 	for k, v := range l.msg.Header {
