@@ -15,15 +15,11 @@ import (
 type approvalWait struct {
 	caller *caller
 	req    *service.Request
-	asked  func() // called when a person is asked (each time the caller is told)
 }
 
 // tell is client.CheckWaiting's callback: about once a second.
 func (w *approvalWait) tell(a wire.ApprovalWait) {
 	w.req.Detach()
-	if w.asked != nil {
-		w.asked()
-	}
 	if !w.caller.protocol {
 		return
 	}

@@ -11,9 +11,7 @@
 //   - an allowed run is claimed (once.go) before its decision is recorded,
 //     and the claim is marked done once its end (run.exit or run.failed) is
 //     on record: a run whose sandboxd is lost is closed by another with a
-//     run.failed (lost.go), so no allowed run stays open in the audit; the
-//     claim is stored while policyd decides (ahead.go), and given up when
-//     the run is not allowed or waits for a person;
+//     run.failed (lost.go), so no allowed run stays open in the audit;
 //   - at most MaxRuns commands at once; an allowed run past it waits in a
 //     bounded queue, fair across sessions (queue.go), until a slot frees or
 //     the caller's deadline (HeaderDeadline) passes (408, nothing ran); a
@@ -189,21 +187,21 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	if approval == "" {
 		approval = wire.ApprovalOnRequest
 	}
+	// While a person is asked, the caller hears who is asked and until when.
+	wait := &approvalWait{caller: caller, req: req}
+	dec := d.bus.CheckResolved(ctx, &wire.CheckRequest{RequestID: rr.RequestID, SessionID: rr.SessionID, Argv: rr.Argv,
+		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: wire.RefResolved(prof), Approval: approval}, wait.tell)
 	// An allowed run is claimed before its decision is recorded (once.go):
 	// a request id runs once, and an allow on record always has a claim
 	// that gets closed, by this sandboxd or, if it is lost, by another. The
-	// claim is stored while policyd decides (ahead.go).
-	ahead := d.claimAhead(ctx, &rr, prof)
-	// While a person is asked, the caller hears who is asked and until
-	// when, and the claim is given up until the person allows the run.
-	wait := &approvalWait{caller: caller, req: req, asked: func() { ahead.drop("a person is asked") }}
-	dec := d.bus.CheckResolved(ctx, &wire.CheckRequest{RequestID: rr.RequestID, SessionID: rr.SessionID, Argv: rr.Argv,
-		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: wire.RefResolved(prof), Approval: approval}, wait.tell)
+	// claim is taken only once allowed: a claim stored while policyd decides
+	// would be closed with a run.failed if this sandboxd were lost, for a
+	// run nobody allowed, and every denied request would write one.
 	var cl *claim
-	if dec.Verdict != wire.VerdictAllow {
-		ahead.drop("the run was not allowed (" + dec.Verdict + ")")
-	} else if cl, err = ahead.take(ctx); err != nil {
-		return nil, err
+	if dec.Verdict == wire.VerdictAllow {
+		if cl, err = d.claimAt(context.WithoutCancel(ctx), &rr, prof.Name, prof.Cwd, wire.NewID()); err != nil {
+			return nil, err
+		}
 	}
 	ev := &wire.AuditEvent{Kind: wire.KindRunDecision, SessionID: rr.SessionID, RequestID: rr.RequestID, Profile: prof.Name,
 		Argv: rr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,

@@ -53,9 +53,9 @@ func claimOf(requestID string) string {
 	return wire.SubjectRunClaim + "." + hex.EncodeToString(sum[:16])
 }
 
-// TestDeniedRunHoldsNoClaim: a run's claim is stored while policyd
-// decides; a run denied gives it up, so no claim is left held — its claim,
-// if any, is released, and the stopped instance says it holds none.
+// TestDeniedRunHoldsNoClaim: a run is claimed only once allowed, so a run
+// denied leaves no claim held — none, or a released one — and the stopped
+// instance says it holds none.
 func TestDeniedRunHoldsNoClaim(t *testing.T) {
 	rs := startRunStack(t, time.Second)
 	c := rs.Client(t, home.RoleClient)
@@ -121,10 +121,10 @@ func TestSameRequestAtOnceRunsOnce(t *testing.T) {
 	}
 }
 
-// TestPromptHoldsNoClaimWhileAsked: while a person is asked about a run,
-// its claim is given up (released: a sandboxd lost meanwhile must not have
-// a run.failed recorded for a run nobody allowed); once allowed, it is
-// claimed again and runs once, and its claim ends done.
+// TestPromptHoldsNoClaimWhileAsked: while a person is asked about a run it
+// holds no running claim (a sandboxd lost meanwhile must not have a
+// run.failed recorded for a run nobody allowed); once allowed, it is
+// claimed, runs once, and its claim ends done.
 func TestPromptHoldsNoClaimWhileAsked(t *testing.T) {
 	egresstest.Tool(t, "python3")
 	rs := startRunStack(t, time.Second)
