@@ -12,6 +12,11 @@ import (
 // ReasonGrant is the reason rule of a prompt allowed by a grant.
 const ReasonGrant = "approval.grant"
 
+// fromGrant says whether dec is an allow a grant gave (its first reason).
+func fromGrant(dec *wire.Decision) bool {
+	return len(dec.Reasons) > 0 && dec.Reasons[0].Rule == ReasonGrant
+}
+
 // fromGrant allows a prompt that a grant covers, spending one of its uses;
 // the use is on record before the answer (grant.used, and the allow's own
 // record, acked, whose first reason names the grant). No grant: dec unchanged.
@@ -29,7 +34,8 @@ func (d *Daemon) fromGrant(ctx context.Context, cr *wire.CheckRequest, prof *wir
 		Detail: map[string]any{"grant_id": gr.ID, "grant_kind": gr.Kind, "uses_left": gr.Uses, "granted_by": gr.By,
 			"workspace": prof.Workspace}}
 	// Its ack is awaited asynchronously: the allow that follows names the
-	// grant and is itself acked before it is answered.
+	// grant and is itself acked before it is answered (also for sandboxd,
+	// see fromGrant's use in policyd.go).
 	if err := d.audit.PublishAsync(ev); err != nil {
 		return withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonAuditUnavailable,
 			Message: "the use of grant " + gr.ID + " could not be recorded (" + err.Error() + "), so nothing may run"}, dec)

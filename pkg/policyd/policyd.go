@@ -12,7 +12,8 @@
 //     network ask) is acted on only by sandboxd, which runs nothing before
 //     its own run.decision record is acked: it is put on record in the
 //     background instead, sent again until acked like any allow's record
-//     (a bus restart loses none), and Stop waits for it;
+//     (a bus restart loses none), and Stop waits for it — except an allow
+//     a grant gave, whose use is always on record before the answer;
 //   - evaluation has a deadline: past it the answer is a deny (policy-timeout);
 //   - a prompt (never a deny) that a grant covers is allowed without asking,
 //     the use spent in the grants bucket and on record first (grants.go);
@@ -264,10 +265,11 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 	// deny or a prompt lets nothing happen: its ack is awaited asynchronously.
 	// An allow sandboxd asked for is recorded in the background: the run
 	// waits for sandboxd's own record of the decision, acked before
-	// anything runs.
+	// anything runs — unless a grant gave it, whose use is on record
+	// before the answer, as for any caller (grants_serve.go).
 	publish := func() error { return d.audit.PublishAsync(ev) }
 	switch {
-	case dec.Verdict == wire.VerdictAllow && fromSandboxd:
+	case dec.Verdict == wire.VerdictAllow && fromSandboxd && !fromGrant(&dec):
 		publish = func() error { d.recordLater(ev); return nil }
 	case dec.Verdict == wire.VerdictAllow:
 		publish = func() error {

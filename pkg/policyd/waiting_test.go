@@ -223,3 +223,23 @@ func TestSandboxdAllowOnRecord(t *testing.T) {
 		t.Fatalf("last decision on record: %s %s, want req-sandboxd's allow", ev.RequestID, ev.Verdict)
 	}
 }
+
+// TestSandboxdGrantAllowOnRecordFirst: an allow a grant gives is answered
+// only once on record, also when sandboxd asked (whose other allows are
+// recorded in the background): with the stream full, the grant's allow is a
+// deny audit-unavailable, not an allow nobody can find on record.
+func TestSandboxdGrantAllowOnRecordFirst(t *testing.T) {
+	s := start(t, policyd.Config{})
+	grant(t, s, "workspace-write", "", wire.ApprovalAnswer{For: "1h"}, inline...)
+	sb := s.Client(t, home.RoleSandboxd)
+	p, err := sb.Resolve(context.Background(), &wire.ResolveRequest{Profile: "workspace-write", Workspace: s.ws})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillStream(t, s)
+	d := sb.CheckResolved(context.Background(), &wire.CheckRequest{RequestID: "req-granted", Argv: inline,
+		Workspace: s.ws, Cwd: p.Cwd, Profile: wire.RefResolved(p), Approval: wire.ApprovalOnRequest}, nil)
+	if d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonAuditUnavailable {
+		t.Fatalf("sandboxd's check of a granted command with the stream full: %+v", d)
+	}
+}
