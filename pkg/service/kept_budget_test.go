@@ -46,3 +46,28 @@ func TestKeptBytesBounded(t *testing.T) {
 	}
 	runtime.KeepAlive(k)
 }
+
+// TestKeptCountBounded: past maxKept small answers, the oldest goes first;
+// an answer larger than the whole byte budget is not kept at all.
+func TestKeptCountBounded(t *testing.T) {
+	k := &kept{byKey: make(map[keptKey]*keptAnswer), going: make(map[keptKey]int)}
+	keep := func(id string, size int) {
+		req := &Request{RequestID: id, reply: "_INBOX_client.caller." + id}
+		msg := nats.NewMsg(req.reply)
+		msg.Data = make([]byte, size)
+		if k.start(req) {
+			k.keep(req, msg)
+		}
+	}
+	has := func(id string) bool { return k.byKey[keptKey{"_INBOX_client.caller." + id, id}] != nil }
+	for i := range maxKept + 1 {
+		keep("req-"+strconv.Itoa(i), 10)
+	}
+	if k.n != maxKept || len(k.byKey) != maxKept || has("req-0") || !has("req-1") || !has("req-"+strconv.Itoa(maxKept)) {
+		t.Errorf("after %d answers: %d kept, req-0 kept %v; want %d kept, the oldest gone", maxKept+1, k.n, has("req-0"), maxKept)
+	}
+	keep("huge", maxKeptBytes+1)
+	if has("huge") || !has("req-1") || len(k.going) != 0 {
+		t.Errorf("an answer over the byte budget: kept %v, the others kept %v, %d still counted as being handled; want it not kept, the others kept, none being handled", has("huge"), has("req-1"), len(k.going))
+	}
+}
