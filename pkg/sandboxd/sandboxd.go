@@ -128,6 +128,7 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.svc = svc
+	d.live = newLiveness(d) // before the first run can reach it
 	if d.audit, err = audit.NewPublisher(nc, wire.ServiceSandboxd, svc.ID()); err == nil {
 		d.audit.SetLogger(cfg.Logger)
 		d.audit.SetSanitizer(cfg.Sanitizer)
@@ -137,7 +138,6 @@ func Start(nc *nats.Conn, cfg Config) (*Daemon, error) {
 		svc.Stop()
 		return nil, err
 	}
-	d.live = newLiveness(d)
 	d.live.start()
 	return d, nil
 }
