@@ -80,9 +80,13 @@ func spawn(noNet, idle bool) (*helperProc, error) {
 		return nil, refuse("pipes for the sandbox helper: %v", err)
 	}
 	cmd := exec.Command(exe)
-	// The helper joins its group as it starts: the files to write to are
-	// its arguments.
-	cmd.Args, cmd.Env, cmd.Dir = append([]string{inside.Arg0}, cg.joinFiles()...), helperEnv, "/"
+	// The helper joins its group as it starts, and brings up loopback in
+	// its own network namespace: its arguments say so (see inside.Arg0).
+	args := []string{inside.Arg0}
+	if noNet {
+		args = append(args, inside.OwnNetArg)
+	}
+	cmd.Args, cmd.Env, cmd.Dir = append(args, cg.joinFiles()...), helperEnv, "/"
 	// child: cfg read end, status write end, stdin read end, stdout and stderr write ends.
 	cmd.ExtraFiles = []*os.File{child[0], child[1]}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = child[2], child[3], child[4]

@@ -1,11 +1,16 @@
 package inside
 
 // Arg0 is argv[0] of the re-executed helper: how [Init] recognises it.
-// Its other arguments are the files it writes "0" to as it starts, joining
-// its run's cgroup itself (v1 "tasks": its own thread, without the global
-// lock and RCU grace period moving a whole process takes; v2
+// Its other arguments are [OwnNetArg] when it was started in a network
+// namespace of its own, then the files it writes "0" to as it starts,
+// joining its run's cgroup itself (v1 "tasks": its own thread, without the
+// global lock and RCU grace period moving a whole process takes; v2
 // "cgroup.procs"), before its configuration arrives.
 const Arg0 = "moat-sandbox-init"
+
+// OwnNetArg tells a helper it has a network namespace of its own, whose
+// loopback it brings up before its configuration arrives.
+const OwnNetArg = "-own-net"
 
 // Config is what the parent hands the helper on fd 3.
 type Config struct {

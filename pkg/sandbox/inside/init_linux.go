@@ -29,8 +29,12 @@ func Main() {
 	runtime.LockOSThread()
 	status := os.NewFile(StatusFD, "status")
 	unix.CloseOnExec(StatusFD)
-	sigs, early := prepare(os.Args[1:])
-	code, err := helper(status, sigs, early)
+	args, ownNet := os.Args[1:], false
+	if len(args) > 0 && args[0] == OwnNetArg {
+		args, ownNet = args[1:], true
+	}
+	sigs, early := prepare(ownNet, args)
+	code, err := helper(status, sigs, ownNet, early)
 	if err != nil {
 		json.NewEncoder(status).Encode(Status{Error: err.Error()})
 	}
@@ -45,7 +49,7 @@ func Main() {
 // early is why prepare failed (the helper could not join its cgroup, or
 // lock what execve may gain), if it did: the configuration is read first,
 // so sandboxd hears why.
-func helper(status *os.File, sigs chan os.Signal, early error) (int, error) {
+func helper(status *os.File, sigs chan os.Signal, loUp bool, early error) (int, error) {
 	cfgFile := os.NewFile(ConfigFD, "config")
 	var cfg Config
 	if err := json.NewDecoder(cfgFile).Decode(&cfg); err != nil {
@@ -78,7 +82,7 @@ func helper(status *os.File, sigs chan os.Signal, early error) (int, error) {
 		}
 		applied = append(applied, fmt.Sprintf("net:egress-proxy 127.0.0.1:%d,dns 127.0.0.1:53", ProxyPort))
 	}
-	if cfg.NoNet {
+	if cfg.NoNet && !loUp {
 		if err := LoopbackUp(); err != nil {
 			return 125, fmt.Errorf("network namespace: %v", err)
 		}
@@ -135,7 +139,8 @@ func helper(status *os.File, sigs chan os.Signal, early error) (int, error) {
 // otherwise pay for after its request reached sandboxd: a pooled helper
 // waits for its configuration at idle priority, so work done here costs a
 // run no time. It joins the run's cgroup by writing "0" to each of
-// cgroupFiles (see Arg0), empties the bounding and ambient capability
+// cgroupFiles (see Arg0), brings loopback up in its network namespace when
+// it has one of its own (ownNet), empties the bounding and ambient capability
 // sets and locks the securebits of the thread the command will be started
 // from (lockExec), takes the signals the init forwards (see
 // supervise: the first Notify starts the runtime's signal goroutines and a
@@ -145,12 +150,17 @@ func helper(status *os.File, sigs chan os.Signal, early error) (int, error) {
 // A forwarded signal that arrives while the sandbox is being built waits
 // in the returned channel and reaches the command once it has started
 // (an init without a handler would have dropped it).
-func prepare(cgroupFiles []string) (chan os.Signal, error) {
+func prepare(ownNet bool, cgroupFiles []string) (chan os.Signal, error) {
 	var early error
 	for _, f := range cgroupFiles {
 		if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
 			early = fmt.Errorf("join cgroup %s: %v", filepath.Dir(f), err)
 			break
+		}
+	}
+	if early == nil && ownNet {
+		if err := LoopbackUp(); err != nil {
+			early = fmt.Errorf("network namespace: %v", err)
 		}
 	}
 	if early == nil {
