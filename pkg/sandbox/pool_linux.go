@@ -39,6 +39,28 @@ type helperProc struct {
 // refill) runs at SCHED_IDLE once started, taking only CPU no run wants
 // (see priority_linux.go).
 func spawn(noNet, idle bool) (*helperProc, error) {
+	pre, err := prelude()
+	if err != nil {
+		return nil, refuse("seccomp: %v", err)
+	}
+	return spawnWith(noNet, idle, pre)
+}
+
+// prelude is what every helper reads first (inside.Prelude), encoded once.
+var prelude = sync.OnceValues(func() ([]byte, error) {
+	var p inside.Prelude
+	var err error
+	if p.Net, err = seccompFor(false); err != nil {
+		return nil, err
+	}
+	if p.NoNet, err = seccompFor(true); err != nil {
+		return nil, err
+	}
+	return json.Marshal(&p)
+})
+
+// spawnWith is spawn handing the helper pre as its prelude.
+func spawnWith(noNet, idle bool, pre []byte) (*helperProc, error) {
 	exe, err := helperPath()
 	if err != nil {
 		return nil, err
@@ -106,6 +128,12 @@ func spawn(noNet, idle bool) (*helperProc, error) {
 	}
 	h.exited = make(chan struct{})
 	go func() { h.err = cmd.Wait(); close(h.exited) }()
+	// Within a pipe's buffer (~8 KB) it waits there for the helper; a
+	// longer one (a test's) is read by the helper as it starts.
+	if _, err := h.cfg.Write(pre); err != nil {
+		h.kill()
+		return nil, refuse("hand the sandbox helper its seccomp filters: %v", err)
+	}
 	return h, nil
 }
 

@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,9 +13,9 @@ import (
 )
 
 // TestHelperRefusesNoFilter: the seccomp filter comes from sandboxd in the
-// configuration; a helper handed none, an empty one or one too long for
-// the kernel refuses the run before the command starts, rather than
-// running it unfiltered.
+// prelude it hands every helper; a helper handed none, an empty one or one
+// too long for the kernel refuses the run before the command starts,
+// rather than running it unfiltered.
 func TestHelperRefusesNoFilter(t *testing.T) {
 	ws, p := initWorkspace(t, "offline")
 	marker := filepath.Join(ws, "ran")
@@ -23,13 +24,17 @@ func TestHelperRefusesNoFilter(t *testing.T) {
 		t.Fatalf("seccompFor(true) = %+v, %v", good, err)
 	}
 	for _, f := range []*inside.Filter{nil, {Names: good.Names}, {Program: make([]inside.SockFilter, 5000), Names: good.Names}} {
-		h, err := spawn(true, false)
+		pre, err := json.Marshal(&inside.Prelude{Net: f, NoNet: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := spawnWith(true, false, pre)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := &inside.Config{
 			Argv: []string{"/bin/sh", "-c", "echo x > " + marker}, Dir: ws, Profile: helperProfile(p),
-			UID: os.Geteuid(), GID: os.Getegid(), NoNet: true, TmpBytes: 1 << 20, Seccomp: f,
+			UID: os.Geteuid(), GID: os.Getegid(), NoNet: true, TmpBytes: 1 << 20,
 		}
 		_, err = h.begin(cfg)
 		h.close()

@@ -28,8 +28,19 @@ type Config struct {
 	// Placeholders are protected paths the parent created, empty, so they can
 	// be mounted read-only: they did not exist and must not be created.
 	Placeholders []string `json:"placeholders"`
-	// Seccomp is the filter the helper loads last (see Filter).
-	Seccomp *Filter `json:"seccomp"`
+	// Seccomp is the filter the helper loads last (see Filter): the
+	// prelude's for the run's kind (NoNet), not part of the configuration.
+	Seccomp *Filter `json:"-"`
+}
+
+// Prelude is what sandboxd hands a helper on fd 3 as it starts it, before
+// any configuration: the seccomp filter of each kind of run, which depends
+// on nothing the run asks for, so a pooled helper has decoded it before
+// the request (the filters are ~4 KB of JSON, three quarters of a
+// configuration). The configuration that follows it says which applies.
+type Prelude struct {
+	Net   *Filter `json:"net"`    // a run with network (full, an allowlist, egress)
+	NoNet *Filter `json:"no_net"` // a run whose network is none
 }
 
 // Status is what the helper reports on fd 4, one JSON value a line:

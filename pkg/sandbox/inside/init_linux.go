@@ -33,8 +33,8 @@ func Main() {
 	if len(args) > 0 && args[0] == OwnNetArg {
 		args, ownNet = args[1:], true
 	}
-	sigs, early := prepare(ownNet, args)
-	code, err := helper(status, sigs, ownNet, early)
+	pre := prepare(ownNet, args)
+	code, err := helper(status, pre)
 	if err != nil {
 		json.NewEncoder(status).Encode(Status{Error: err.Error()})
 	}
@@ -49,13 +49,16 @@ func Main() {
 // early is why prepare failed (the helper could not join its cgroup, or
 // lock what execve may gain), if it did: the configuration is read first,
 // so sandboxd hears why.
-func helper(status *os.File, sigs chan os.Signal, loUp bool, early error) (int, error) {
-	cfgFile := os.NewFile(ConfigFD, "config")
+func helper(status *os.File, pre *prepared) (int, error) {
 	var cfg Config
-	if err := json.NewDecoder(cfgFile).Decode(&cfg); err != nil {
+	if err := pre.config.Decode(&cfg); err != nil {
 		return 125, fmt.Errorf("read the sandbox configuration: %v", err)
 	}
-	cfgFile.Close()
+	pre.file.Close()
+	cfg.Seccomp = pre.filters.Net
+	if cfg.NoNet {
+		cfg.Seccomp = pre.filters.NoNet
+	}
 	var applied []string
 	ns := "namespaces:mnt,pid,ipc,uts"
 	if cfg.NoNet || cfg.Egress {
@@ -65,8 +68,8 @@ func helper(status *os.File, sigs chan os.Signal, loUp bool, early error) (int, 
 		ns += ",user"
 	}
 	applied = append(applied, ns)
-	if early != nil {
-		return 125, early
+	if pre.err != nil {
+		return 125, pre.err
 	}
 	if err := unix.Sethostname([]byte("moat")); err != nil {
 		return 125, fmt.Errorf("uts namespace: %v", err)
@@ -82,7 +85,7 @@ func helper(status *os.File, sigs chan os.Signal, loUp bool, early error) (int, 
 		}
 		applied = append(applied, fmt.Sprintf("net:egress-proxy 127.0.0.1:%d,dns 127.0.0.1:53", ProxyPort))
 	}
-	if cfg.NoNet && !loUp {
+	if cfg.NoNet && !pre.ownNet {
 		if err := LoopbackUp(); err != nil {
 			return 125, fmt.Errorf("network namespace: %v", err)
 		}
@@ -132,7 +135,20 @@ func helper(status *os.File, sigs chan os.Signal, loUp bool, early error) (int, 
 		fmt.Fprintf(os.Stderr, "moat: %s: command not found\n", cfg.Argv[0])
 		return ExitNotFound, nil
 	}
-	return supervise(status, path, &cfg, listener, sigs), nil
+	return supervise(status, path, &cfg, listener, pre.sigs), nil
+}
+
+// prepared is what the helper did before its configuration arrived.
+type prepared struct {
+	file    *os.File      // the configuration's pipe
+	config  *json.Decoder // reads the configuration, after the prelude
+	filters Prelude
+	sigs    chan os.Signal
+	ownNet  bool // loopback is up in its own network namespace
+	// err is why preparing failed (the helper could not join its cgroup,
+	// bring up loopback, or lock what execve may gain), if it did: the
+	// configuration is read first, so sandboxd hears why.
+	err error
 }
 
 // prepare does, before the configuration is read, what every run would
@@ -140,45 +156,49 @@ func helper(status *os.File, sigs chan os.Signal, loUp bool, early error) (int, 
 // waits for its configuration at idle priority, so work done here costs a
 // run no time. It joins the run's cgroup by writing "0" to each of
 // cgroupFiles (see Arg0), brings loopback up in its network namespace when
-// it has one of its own (ownNet), empties the bounding and ambient capability
-// sets and locks the securebits of the thread the command will be started
-// from (lockExec), takes the signals the init forwards (see
+// it has one of its own (ownNet), empties the bounding and ambient
+// capability sets and locks the securebits of the thread the command will
+// be started from (lockExec), takes the signals the init forwards (see
 // supervise: the first Notify starts the runtime's signal goroutines and a
-// thread of their own) and builds encoding/json's per-type caches for the
-// configuration and the reports, by decoding and encoding one of each.
+// thread of their own), reads the prelude (the seccomp filters), and
+// builds encoding/json's per-type caches for the configuration and the
+// reports, by decoding and encoding one of each.
 //
 // A forwarded signal that arrives while the sandbox is being built waits
-// in the returned channel and reaches the command once it has started
-// (an init without a handler would have dropped it).
-func prepare(ownNet bool, cgroupFiles []string) (chan os.Signal, error) {
-	var early error
+// in the channel and reaches the command once it has started (an init
+// without a handler would have dropped it).
+func prepare(ownNet bool, cgroupFiles []string) *prepared {
+	p := &prepared{file: os.NewFile(ConfigFD, "config"), ownNet: ownNet}
 	for _, f := range cgroupFiles {
 		if err := os.WriteFile(f, []byte("0"), 0o644); err != nil {
-			early = fmt.Errorf("join cgroup %s: %v", filepath.Dir(f), err)
+			p.err = fmt.Errorf("join cgroup %s: %v", filepath.Dir(f), err)
 			break
 		}
 	}
-	if early == nil && ownNet {
+	if p.err == nil && ownNet {
 		if err := LoopbackUp(); err != nil {
-			early = fmt.Errorf("network namespace: %v", err)
+			p.err = fmt.Errorf("network namespace: %v", err)
 		}
 	}
-	if early == nil {
-		early = lockExec()
+	if p.err == nil {
+		p.err = lockExec()
 	}
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwarded...)
+	p.sigs = make(chan os.Signal, 16)
+	signal.Notify(p.sigs, forwarded...)
+	p.config = json.NewDecoder(p.file)
+	if err := p.config.Decode(&p.filters); err != nil && p.err == nil {
+		p.err = fmt.Errorf("read the seccomp filters sandboxd hands over first: %v", err)
+	}
 	var cfg Config
 	json.Unmarshal(warmConfig, &cfg)
 	json.NewEncoder(io.Discard).Encode(Status{Isolation: []string{""}, Refused: &SyscallDenial{}, Exit: &Exit{Refused: []SyscallDenial{{}}}})
-	return sigs, early
+	return p
 }
 
 // warmConfig is a configuration with every field and nested type set, for
 // prepare's decoding.
 var warmConfig = []byte(`{"argv":[""],"env":[""],"dir":"","uid":0,"gid":0,"no_net":false,"egress":false,"user_ns":false,"trusted":false,"tmp_bytes":0,"placeholders":[""],` +
-	`"profile":{"workspace":"","fs":{"write":[""],"read_deny":[""],"write_deny":[""],"read":[""]},"net":{"mode":"","ports":[1]},"limits":{"cpu_ms":0,"file_bytes":0}},` +
-	`"seccomp":{"program":[{"c":0,"t":0,"f":0,"k":0}],"names":{"1":""},"clone_flags_arg":0}}`)
+	`"profile":{"workspace":"","fs":{"write":[""],"read_deny":[""],"write_deny":[""],"read":[""]},"net":{"mode":"","ports":[1]},"limits":{"cpu_ms":0,"file_bytes":0}}}`)
 
 // lookPath finds argv0 in the sandbox's PATH (relative names from dir).
 func lookPath(argv0 string, env []string, dir string) (string, error) {

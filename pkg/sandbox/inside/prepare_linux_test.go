@@ -16,7 +16,7 @@ func TestWarmConfigMatches(t *testing.T) {
 	if err := d.Decode(&cfg); err != nil {
 		t.Fatalf("warmConfig: %v", err)
 	}
-	if cfg.Profile == nil || cfg.Seccomp == nil || len(cfg.Seccomp.Program) != 1 || len(cfg.Profile.Net.Ports) != 1 {
+	if cfg.Profile == nil || len(cfg.Profile.Net.Ports) != 1 || len(cfg.Profile.FS.ReadDeny) != 1 {
 		t.Fatalf("warmConfig leaves nested types unset: %+v", cfg)
 	}
 }
