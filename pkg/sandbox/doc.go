@@ -11,8 +11,14 @@
 // package egress), listening on loopback inside the namespace and served
 // from sandboxd's side: the namespace has no other route.
 // The helper's code is package inside (this package's subdirectory), which
-// imports only what isolation needs; before it executes the command the
-// helper, in this order:
+// imports only what isolation needs and no cgo: the helper is a static
+// binary, whose all-thread calls (capabilities, Landlock) go through the Go
+// runtime. A helper is spawned with its run's cgroup, which it joins as it
+// starts; before its configuration arrives (ahead of the request, for a
+// pooled one) it also locks what execve may gain, takes the signals it
+// forwards and reads the seccomp filters. The run's limits are written into
+// the group at the request, before the configuration. Then, before it
+// executes the command, the helper, in this order:
 //
 //  1. builds the mount namespace: everything read-only, everything outside
 //     the system covered but the workspace, the writable roots and the
