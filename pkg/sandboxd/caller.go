@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,20 +28,35 @@ var (
 // callers routes what callers send on their runs' control subjects over
 // one subscription (a subscription per run would cost a SUB, an UNSUB and a
 // goroutine each): subjects <prefix>.<token>, one token per run.
+//
+// A run's resume is its caller's alone: runs are found for
+// wire.SubjectRunResume by the reply subject of their request *and* its
+// request id. The reply subject is under the caller connection's private
+// inbox, which no other connection can read; a request id is not secret
+// (audit records carry it). So a request from another connection under the
+// same id — refused with 409 once it comes to its claim, but watched until
+// then — is kept beside the first caller's run, never in its place, and its
+// end takes away only its own entry. Requests of one caller under one id
+// (one sent again after the bus came back, answered 409) may be watched at
+// once: a resume sends each of them a heartbeat, all to that caller.
 type callers struct {
 	nc     *nats.Conn
 	once   sync.Once
 	err    error
 	prefix string
 	mu     sync.Mutex
-	runs   map[string]*caller // by control token
-	byID   map[string]*caller // by request id, for wire.SubjectRunResume
+	runs   map[string]*caller   // by control token
+	byKey  map[runKey][]*caller // by reply subject and request id, for wire.SubjectRunResume
 }
+
+// runKey names the runs a resume is for: their request's reply subject and
+// request id.
+type runKey struct{ reply, requestID string }
 
 func (cs *callers) subscribe() error {
 	cs.once.Do(func() {
 		cs.prefix = cs.nc.NewInbox() + "."
-		cs.runs, cs.byID = map[string]*caller{}, map[string]*caller{}
+		cs.runs, cs.byKey = map[string]*caller{}, map[runKey][]*caller{}
 		_, cs.err = cs.nc.Subscribe(cs.prefix+"*", func(m *nats.Msg) {
 			cs.mu.Lock()
 			c := cs.runs[m.Subject[len(cs.prefix):]]
@@ -62,10 +78,13 @@ func (cs *callers) subscribe() error {
 // once; anything else is ignored — nothing is sent but to the reply subject
 // of the run's own request.
 func (cs *callers) resume(m *nats.Msg) {
+	if m.Reply == "" {
+		return
+	}
 	cs.mu.Lock()
-	c := cs.byID[m.Header.Get(wire.HeaderRequestID)]
+	runs := append([]*caller(nil), cs.byKey[runKey{m.Reply, m.Header.Get(wire.HeaderRequestID)}]...)
 	cs.mu.Unlock()
-	if c != nil && m.Reply != "" && m.Reply == c.reply {
+	for _, c := range runs {
 		c.heartbeat()
 	}
 }
@@ -97,8 +116,10 @@ type caller struct {
 
 // firstHeartbeat is when a run's first heartbeat goes out: late enough that
 // a short run (most are) costs no heartbeat and no ack, soon enough that a
-// cancel, which waits for it, still stops the run well within a second.
-const firstHeartbeat = 250 * time.Millisecond
+// cancel, which waits for it, still stops the run well within a second. A
+// variable only so that a test can hold the run's own heartbeats back and
+// see which come from a resume (export_test.go).
+var firstHeartbeat = 250 * time.Millisecond
 
 // start begins watching the caller of req: heartbeats while the returned
 // context lives; the context is cancelled, with the reason as its cause,
@@ -118,7 +139,8 @@ func (cs *callers) start(ctx context.Context, req *service.Request, requestID st
 	c.ctlSubj = cs.prefix + c.token
 	cs.mu.Lock()
 	cs.runs[c.token] = c
-	cs.byID[requestID] = c
+	key := runKey{c.reply, requestID}
+	cs.byKey[key] = append(cs.byKey[key], c)
 	cs.mu.Unlock()
 	c.lastAck.Store(time.Now().UnixNano())
 	c.wg.Add(1)
@@ -175,15 +197,19 @@ func (c *caller) heartbeat() {
 	c.nc.PublishMsg(m)
 }
 
-// close stops the heartbeats and the control subject.
+// close stops the heartbeats and the control subject; resumes for the run
+// find it no more (and still find any other under the same key).
 func (c *caller) close() {
 	if c.protocol {
 		close(c.stop)
 		c.wg.Wait()
 		c.cs.mu.Lock()
 		delete(c.cs.runs, c.token)
-		if c.cs.byID[c.requestID] == c {
-			delete(c.cs.byID, c.requestID)
+		key := runKey{c.reply, c.requestID}
+		if rest := slices.DeleteFunc(c.cs.byKey[key], func(o *caller) bool { return o == c }); len(rest) > 0 {
+			c.cs.byKey[key] = rest
+		} else {
+			delete(c.cs.byKey, key)
 		}
 		c.cs.mu.Unlock()
 	}
