@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // leftovers prints, one "key=value" a line, what a run could carry to the next
@@ -63,11 +65,19 @@ func TestPoolHelperSingleUse(t *testing.T) {
 			}
 			ns[n] = l
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
-		if err != nil {
-			t.Fatalf("helper %d: %v", pid, err)
-		}
-		waitingIn := strings.TrimSpace(strings.ReplaceAll(string(b), "\n", " "))
+		// The helper joins its run's group as it starts, at idle priority:
+		// on a loaded host that may be a while after it is pooled.
+		var waitingIn string
+		testbin.Eventually(t, time.Minute, "the pooled helper in its run's cgroup", func() error {
+			b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
+			if err != nil {
+				return err
+			}
+			if waitingIn = strings.TrimSpace(strings.ReplaceAll(string(b), "\n", " ")); !strings.Contains(waitingIn, "/run-") {
+				return fmt.Errorf("helper %d in %s", pid, waitingIn)
+			}
+			return nil
+		})
 		env := map[string]string{}
 		if i == 0 {
 			env = map[string]string{"MOAT_POOL_MARK": "first-run-only"}

@@ -5,6 +5,7 @@ package sandboxd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/moatsec/moat/pkg/bus"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/moatsec/moat/test/testbin"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -31,13 +33,21 @@ func TestRunsFullRefusesRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	run := func(marker string) error {
-		_, err := c.Run(ctx, &wire.RunRequest{Profile: "workspace-write", Workspace: rs.ws,
+		_, err := c.Run(ctx, &wire.RunRequest{RequestID: "req-" + marker, Profile: "workspace-write", Workspace: rs.ws,
 			Argv: []string{"sh", "-c", "touch " + marker}}, nil)
 		return err
 	}
 	if err := run("first"); err != nil {
 		t.Fatal(err)
 	}
+	// Its claim is marked done after the answer, and shrinks then: the
+	// stream is measured once it has.
+	testbin.Eventually(t, time.Minute, "the first run's claim done", func() error {
+		if claim, _ := rs.runsRecord(t, claimOf("req-first")); claim.State != "done" {
+			return fmt.Errorf("claim %+v", claim)
+		}
+		return nil
+	})
 	js, err := jetstream.New(rs.Conn(t, home.RoleAdmin))
 	if err != nil {
 		t.Fatal(err)
