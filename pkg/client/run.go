@@ -87,7 +87,6 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 	var grace <-chan time.Time
 	quiet := time.Duration(0)
 	reconnects := c.nc.Stats().Reconnects
-	lost := lostRun{msg: msg, nc: c.nc, reconnects: reconnects}
 	var pending *nats.Msg
 	for {
 		m := pending
@@ -104,14 +103,9 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 				}
 				// The bus may have lost sandboxd's right to answer us (a
 				// restart, a failover): say where we listen (resume.go).
-				// The request sent again, if it may have been lost, goes
-				// before the resume: a no-responders status after it may
-				// be the resume's (lostRun.asked).
-				lost.tick()
 				if n := c.nc.Stats().Reconnects; n != reconnects || quiet >= wire.RunResumeAfter {
 					reconnects = n
 					r.resume(msg)
-					lost.asked = true
 				}
 				if quiet >= RunAskAudit {
 					if res, err := r.ended(ctx, req.RequestID); res != nil || err != nil {
@@ -128,91 +122,14 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 			}
 			continue
 		}
-		if m.Header.Get("Status") == "503" && (lost.notBack() || r.resumed) {
-			// Nobody heard the request or the resume yet (sandboxd not back): keep waiting.
-			continue
-		}
-		lost.heard()
-		if lost.resent && m.Header.Get(wire.HeaderErrorCode) == strconv.Itoa(wire.CodeConflict) {
-			// The run sent again is refused because its request id is
-			// claimed: the first went through after all, and runs or ran.
-			// Its heartbeats (resumed) or its record (RunAskAudit) tell.
+		if m.Header.Get("Status") == "503" && r.resumed {
+			// Nobody heard the resume yet (sandboxd not back): keep waiting.
 			continue
 		}
 		quiet = 0
 		if res, final, err := r.read(m); final {
 			return res, err
 		}
-	}
-}
-
-// lostRun sends a run's request again when it may have been lost with the
-// bus: sent while the connection was down and delivered to no sandboxd
-// when it came back, or on its way when busd stopped. Once the connection
-// has come back, a caller that heard nothing of the run for
-// wire.RunResumeAfter since (its resume, sent at once, brought no
-// heartbeat) sends the same request again, marked wire.HeaderResent, and
-// again every wire.RunResumeAfter while it hears nothing. sandboxd's
-// once-only claim makes it safe: a request id runs once, and a second
-// sending of one that runs or ran is refused with 409, which Run then
-// does not take for the run's answer.
-type lostRun struct {
-	msg        *nats.Msg
-	nc         *nats.Conn
-	reconnects uint64        // when the request went out
-	back       bool          // the request may have been lost, and nothing was heard since
-	unheard    time.Duration // heartbeat periods lived since, hearing nothing
-	during     bool          // the connection came back since the request went out
-	refused    bool          // the request's own no-responders status since it last went out
-	asked      bool          // a resume went out since the request last did (resumer.asked)
-	resent     bool          // the request went out again
-}
-
-// reconnected says whether the connection came back since the request went
-// out (a no-responders status is then no proof that no sandboxd runs).
-func (l *lostRun) reconnected() bool {
-	if n := l.nc.Stats().Reconnects; n != l.reconnects {
-		l.reconnects, l.back, l.unheard, l.during = n, true, 0, true
-	}
-	return l.during
-}
-
-// notBack is resumer.notBack for a run: a no-responders status during or
-// shortly after the connection came back (RestartGrace) found no sandboxd
-// yet; the request goes out again.
-func (l *lostRun) notBack() bool {
-	if !l.reconnected() && !cameBack(l.nc) {
-		return false
-	}
-	if !l.back {
-		l.back, l.unheard = true, 0
-	}
-	l.refused = l.refused || !l.asked
-	return true
-}
-
-// heard notes a word about the run: it was not lost.
-func (l *lostRun) heard() { l.back = false }
-
-// tick counts one heartbeat period heard nothing, and sends the request
-// again when it may have been lost.
-func (l *lostRun) tick() {
-	if l.reconnected(); !l.back {
-		return
-	}
-	// After a no-responders status at once; otherwise every RunResumeAfter.
-	if l.unheard += wire.RunHeartbeat; !l.refused && l.unheard%wire.RunResumeAfter != 0 {
-		return
-	}
-	l.refused, l.asked = false, false
-	again := nats.NewMsg(l.msg.Subject)
-	again.Reply, again.Data = l.msg.Reply, l.msg.Data
-	for k, v := range l.msg.Header {
-		again.Header[k] = v
-	}
-	again.Header.Set(wire.HeaderResent, "1")
-	if l.nc.PublishMsg(again) == nil {
-		l.resent = true
 	}
 }
 
