@@ -239,7 +239,10 @@ wait:
 	return res, nil
 }
 
-// sysProcAttr puts the helper in its namespaces; it dies with sandboxd.
+// sysProcAttr puts the helper in its namespaces and a process group of its
+// own, so a signal to sandboxd's group (a terminal's Ctrl-C or resize, a
+// supervisor's kill of the group) reaches no helper and no command: sandboxd
+// stops its runs itself, as its drain says. The helper dies with sandboxd.
 // Without root, a user namespace maps sandboxd's own ids (the command runs
 // as sandboxd's user then, which owner() also says).
 func sysProcAttr(noNet bool) *syscall.SysProcAttr {
@@ -247,7 +250,7 @@ func sysProcAttr(noNet bool) *syscall.SysProcAttr {
 	if noNet {
 		flags |= unix.CLONE_NEWNET
 	}
-	attr := &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
+	attr := &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if uid := os.Geteuid(); uid != 0 {
 		attr.Cloneflags |= unix.CLONE_NEWUSER
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}

@@ -55,6 +55,9 @@ func helper(status *os.File, pre *prepared) (int, error) {
 		return 125, fmt.Errorf("read the sandbox configuration: %v", err)
 	}
 	pre.file.Close()
+	// From here the forwarded signals are taken (see prepare): sandboxd
+	// forwards a caller's only once the sandbox is built.
+	signal.Notify(pre.sigs, forwarded...)
 	cfg.Seccomp = pre.filters.Net
 	if cfg.NoNet {
 		cfg.Seccomp = pre.filters.NoNet
@@ -85,10 +88,10 @@ func helper(status *os.File, pre *prepared) (int, error) {
 		}
 		applied = append(applied, fmt.Sprintf("net:egress-proxy 127.0.0.1:%d,dns 127.0.0.1:53", ProxyPort))
 	}
-	if cfg.NoNet && !pre.ownNet {
-		if err := LoopbackUp(); err != nil {
-			return 125, fmt.Errorf("network namespace: %v", err)
-		}
+	if own := cfg.NoNet || cfg.Egress; own != pre.ownNet {
+		// The configuration's network is not the one the helper was
+		// started in: fail closed rather than run in the wrong one.
+		return 125, fmt.Errorf("network namespace: the run wants its own (%t), the helper was started with its own (%t)", own, pre.ownNet)
 	}
 	if err := setRlimits(&cfg); err != nil {
 		return 125, err
@@ -158,15 +161,16 @@ type prepared struct {
 // cgroupFiles (see Arg0), brings loopback up in its network namespace when
 // it has one of its own (ownNet), empties the bounding and ambient
 // capability sets and locks the securebits of the thread the command will
-// be started from (lockExec), takes the signals the init forwards (see
-// supervise: the first Notify starts the runtime's signal goroutines and a
-// thread of their own), reads the prelude (the seccomp filters), and
+// be started from (lockExec), ignores the signals the init forwards until
+// its configuration arrives (see supervise; the runtime's signal goroutines
+// and their thread are started here), reads the prelude (the seccomp filters), and
 // builds encoding/json's per-type caches for the configuration and the
 // reports, by decoding and encoding one of each.
 //
 // A forwarded signal that arrives while the sandbox is being built waits
 // in the channel and reaches the command once it has started (an init
-// without a handler would have dropped it).
+// without a handler would have dropped it); one sent before the
+// configuration arrived is discarded by the kernel.
 func prepare(ownNet bool, cgroupFiles []string) *prepared {
 	p := &prepared{file: os.NewFile(ConfigFD, "config"), ownNet: ownNet}
 	for _, f := range cgroupFiles {
@@ -183,8 +187,15 @@ func prepare(ownNet bool, cgroupFiles []string) *prepared {
 	if p.err == nil {
 		p.err = lockExec()
 	}
+	// While it waits for its run the helper takes no forwarded signal: the
+	// kernel discards them (one then was meant for no run; a Notify here
+	// would pass it on to the next run's command). The runtime's signal
+	// loop, which the first Notify starts, is started now all the same,
+	// with a signal moat never sends, so that taking the forwarded ones at
+	// the request costs only their sigactions.
+	signal.Ignore(forwarded...)
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPWR)
 	p.sigs = make(chan os.Signal, 16)
-	signal.Notify(p.sigs, forwarded...)
 	p.config = json.NewDecoder(p.file)
 	if err := p.config.Decode(&p.filters); err != nil && p.err == nil {
 		p.err = fmt.Errorf("read the seccomp filters sandboxd hands over first: %v", err)

@@ -1,0 +1,83 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moatsec/moat/pkg/sandbox/inside"
+	"github.com/moatsec/moat/test/testbin"
+	"golang.org/x/sys/unix"
+)
+
+// TestPooledHelperOwnGroupDropsIdleSignals: a pooled helper is in a process
+// group of its own, so a signal to sandboxd's group (a terminal's Ctrl-C or
+// resize) does not reach it; and a signal it took while it waited for its
+// run is dropped, not passed on to the command of whatever run takes it.
+func TestPooledHelperOwnGroupDropsIdleSignals(t *testing.T) {
+	EnablePool(1)
+	defer EnablePool(0)
+	_, p := initWorkspace(t, "offline")
+	pid := waitPooled(t, true)
+	if pg, err := unix.Getpgid(pid); err != nil || pg != pid {
+		t.Errorf("pooled helper %d in process group %d (%v), want its own; sandboxd's is %d", pid, pg, err, unix.Getpgrp())
+	}
+	// Once it reads its configuration (fd 3) it takes the signals it
+	// forwards: one now would reach the command, were it not dropped.
+	testbin.Eventually(t, time.Minute, "the pooled helper waiting for its configuration", func() error {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "syscall"))
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(string(b), "0 0x"+strconv.FormatInt(inside.ConfigFD, 16)+" ") {
+			return errors.New("helper not yet reading its configuration: " + strings.TrimSpace(string(b)))
+		}
+		return nil
+	})
+	if err := unix.Kill(pid, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", "sleep 0.3; echo done"}, Profile: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 || res.Signal != "" || strings.TrimSpace(string(res.Stdout)) != "done" {
+		t.Fatalf("exit %d, signal %q, stdout %q: the command got a signal sent to its helper before the run", res.ExitCode, res.Signal, res.Stdout)
+	}
+}
+
+// TestHelperRefusesWrongNetwork: a helper started without a network
+// namespace of its own refuses a configuration that wants one (and one
+// started with its own refuses one that does not): the command does not
+// run in a network it was not meant for.
+func TestHelperRefusesWrongNetwork(t *testing.T) {
+	ws, p := initWorkspace(t, "offline")
+	pre, err := prelude()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, own := range []bool{false, true} {
+		h, err := spawnWith(own, false, pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		marker := filepath.Join(ws, "ran-"+strconv.FormatBool(own))
+		cfg := &inside.Config{Argv: []string{"/bin/sh", "-c", "touch " + marker}, Dir: ws, Profile: helperProfile(p),
+			UID: os.Geteuid(), GID: os.Getegid(), NoNet: !own, TmpBytes: 1 << 20}
+		if _, err := h.begin(cfg); err == nil || !strings.Contains(err.Error(), "network namespace") {
+			t.Errorf("helper with its own network %t, run wanting its own %t: %v, want refused", own, !own, err)
+		}
+		h.kill() // and its group removed
+		if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("marker %s: %v: the command ran", marker, err)
+		}
+	}
+}
