@@ -107,20 +107,46 @@ func (k *kept) start(req *Request) bool {
 		return true
 	}
 	k.mu.Lock()
-	if req.hdr.Get(wire.HeaderResent) != "" {
-		if k.going[key] > 0 {
-			k.mu.Unlock()
-			return false
-		}
-		if a := k.byKey[key]; a != nil && time.Since(a.at) <= wire.AnswerKept {
-			k.mu.Unlock()
-			k.nc.PublishMsg(a.msg)
-			return false
-		}
+	if k.againLocked(req, key) {
+		return false
 	}
 	k.going[key]++
 	k.mu.Unlock()
 	return true
+}
+
+// again is start's first half, for before a request takes any room: it
+// says whether req was sent again and is handled or was answered here
+// (then answered again with the kept answer), counting nothing in.
+func (k *kept) again(req *Request) bool {
+	key := keptKey{req.reply, req.RequestID}
+	if key.reply == "" || key.requestID == "" {
+		return false
+	}
+	k.mu.Lock()
+	if k.againLocked(req, key) {
+		return true
+	}
+	k.mu.Unlock()
+	return false
+}
+
+// againLocked is again with k.mu held; when it says true it has unlocked
+// k.mu (and sent the kept answer, if that is what it found).
+func (k *kept) againLocked(req *Request, key keptKey) bool {
+	if req.hdr.Get(wire.HeaderResent) == "" {
+		return false
+	}
+	if k.going[key] > 0 {
+		k.mu.Unlock()
+		return true
+	}
+	if a := k.byKey[key]; a != nil && time.Since(a.at) <= wire.AnswerKept {
+		k.mu.Unlock()
+		k.nc.PublishMsg(a.msg)
+		return true
+	}
+	return false
 }
 
 // keep remembers msg, the answer to req (nil: none was sent), once its

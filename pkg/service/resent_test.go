@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/moatsec/moat/pkg/bus/bustest"
 	"github.com/moatsec/moat/pkg/home"
@@ -110,4 +111,44 @@ func TestResentHandledOnce(t *testing.T) {
 	if n := handled.Load(); n != 5 {
 		t.Errorf("%d handled; want 5", n)
 	}
+}
+
+// TestResentNotBusy: a request sent again to the copy that is handling it
+// is dropped there (its answer is coming) even when the copy has no room
+// for another request: it is not answered 503 busy, which its caller would
+// take for the answer.
+func TestResentNotBusy(t *testing.T) {
+	s := bustest.Start(t)
+	svc, err := service.New(s.Conn(t, home.RoleProfiled), service.Config{Name: "profiled", Version: "0.0.1", MaxInflight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Stop() })
+	if err := svc.Resumable(wire.SubjectResolveResume); err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	err = svc.HandleKept("resolve", wire.SubjectResolve, func(_ context.Context, r *service.Request) (any, error) {
+		started <- struct{}{}
+		<-release
+		return echo{Profile: "for-slow"}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := s.Conn(t, home.RoleClient)
+	c := ask(t, nc, wire.SubjectResolve, "req-busy", `{"profile":"slow"}`)
+	<-started
+	c.resend(t, wire.SubjectResolve, `{"profile":"slow"}`)
+	// The endpoint takes its requests in order: once the next has its
+	// answer (busy: the copy is full), the one sent again was taken while
+	// the first is still handled.
+	if _, err := ask(t, nc, wire.SubjectResolve, "req-next", `{"profile":"b"}`).sub.NextMsg(30 * time.Second); err != nil {
+		t.Fatalf("the next request: %v", err)
+	}
+	close(release)
+	if got := c.answer(t, "the request sent again while handled, the copy full"); got != "for-slow" {
+		t.Fatalf("the request sent again while handled, the copy full: first answer %q; want for-slow", got)
+	}
+	c.none(t, "a second answer")
 }

@@ -332,6 +332,11 @@ func (s *Service) dispatch(r micro.Request, h Handler, keep bool) {
 		s.reply(r.Reply(), req, nil, err)
 		return
 	}
+	if keep && s.kept.again(req) {
+		// Sent again, and handled or answered here: before the room is
+		// counted, whose 503 the caller would take for the answer.
+		return
+	}
 	select {
 	case s.sem <- struct{}{}:
 	default:
