@@ -76,29 +76,6 @@ func claimKey(requestID string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// claim makes sure a request id runs at most once, across every sandboxd on
-// the bus and across restarts: once a run is allowed and before its decision
-// is recorded, sandboxd stores a claim for its request id in the MOAT_RUNS
-// stream (replicated like the audit stream), on the subject
-// moat.claim.run.<sha256 of the id>, expecting that subject to be empty.
-// JetStream refuses the store when another claim is there, and the run is
-// refused with 409: a client that retries a request whose answer was lost
-// learns that it ran, and never runs it twice.
-//
-// The claim names its holder (this instance) and is marked done, at the
-// sequence it was stored at, once the run's end is on record (claim.done). A
-// claim still running when its holder is lost is closed by another sandboxd
-// with a run.failed record (lost.go), so no allowed run stays open.
-//
-// The claim's Nats-Msg-Id is unique to this attempt, so a claim whose ack
-// was lost (a server failing over) and is sent again is acked as a
-// duplicate of our own, not refused as another's. Claims expire with the
-// stream's MaxAge (a day). No claim, no run: a stream that does not answer
-// is a 503 and nothing ran.
-func (d *Daemon) claim(ctx context.Context, rr *wire.RunRequest, profile string) (*claim, error) {
-	return d.claimAttempt(ctx, rr, profile, wire.NewID())
-}
-
 // onRecord is argv and cwd as an audit record holds them: sanitized (no
 // secret, no home directory, no user name reaches MOAT_RUNS' disk either)
 // and bounded.
@@ -112,13 +89,29 @@ func (d *Daemon) onRecord(argv []string, cwd string) ([]string, string) {
 	return ev.Argv, ev.Cwd
 }
 
-// claimAttempt stores the claim of one attempt; sending it again with the
-// same attempt (its ack was lost) succeeds, another attempt gets 409.
-func (d *Daemon) claimAttempt(ctx context.Context, rr *wire.RunRequest, profile, attempt string) (*claim, error) {
-	return d.claimAt(ctx, rr, profile, rr.Cwd, attempt)
-}
-
-// claimAt is claimAttempt with the run's resolved working directory.
+// claimAt makes sure a request id runs at most once, across every sandboxd on
+// the bus and across restarts: once a run is allowed and before its decision
+// is recorded, sandboxd stores a claim for its request id in the MOAT_RUNS
+// stream (replicated like the audit stream), on the subject
+// moat.claim.run.<sha256 of the id>, expecting that subject to be empty.
+// JetStream refuses the store when another claim is there, and the run is
+// refused with 409: a client that retries a request whose answer was lost
+// learns that it ran, and never runs it twice.
+//
+// The claim names its holder (this instance) and is marked done, at the
+// sequence it was stored at, once the run's end is on record (ends.go). A
+// claim still running when its holder is lost is closed by another sandboxd
+// with a run.failed record (lost.go), so no allowed run stays open.
+//
+// The claim's Nats-Msg-Id is unique to this attempt, so a claim whose ack
+// was lost (a server failing over) and is sent again is acked as a
+// duplicate of our own, not refused as another's. Claims expire with the
+// stream's MaxAge (a day). No claim, no run: a stream that does not answer
+// is a 503 and nothing ran.
+//
+// cwd is the run's resolved working directory; attempt names this attempt
+// (sent again with the same attempt after a lost ack it succeeds, another
+// attempt gets 409).
 func (d *Daemon) claimAt(ctx context.Context, rr *wire.RunRequest, profile, cwd, attempt string) (*claim, error) {
 	requestID := rr.RequestID
 	ctx, cancel := context.WithTimeout(ctx, ClaimWait)
@@ -209,15 +202,6 @@ func lastClaim(ctx context.Context, js jetstream.JetStream, subject string) (uin
 	return m.Sequence, &c, nil
 }
 
-// done marks the claim done, saying how the run ended, once that end is on
-// record. If another sandboxd took the claim over meanwhile (this one was
-// thought lost, and the run has a run.failed too), it says so in the log.
-func (c *claim) done(outcome string) { c.markLogged(claimDone, outcome) }
-
-// release marks the claim released: nothing ran, so the caller may send the
-// same request id again (the 408 or 503 it gets says to retry).
-func (c *claim) release(why string) { c.markLogged(claimReleased, "not run: "+why) }
-
 // fix fixes the run's end in its claim before the end is published: ev is
 // stamped, so whoever puts this claim's end on record — its holder, or a
 // sweeper once the holder is lost — publishes the very same event (one
@@ -281,18 +265,6 @@ func (c *claim) resync(ctx context.Context) bool {
 	}
 	c.seq = seq
 	return true
-}
-
-// markLogged is mark; one that failed is tried again by the owed loop
-// (ends.go), one taken over is logged.
-func (c *claim) markLogged(state, outcome string) {
-	err := c.mark(context.Background(), state, outcome)
-	switch {
-	case errors.Is(err, errChanged):
-		c.d.log.Warn("claim not marked "+state, "request_id", c.rec.RequestID, "err", err)
-	case err != nil:
-		c.d.live.owe(&owedEnd{cl: c, state: state, outcome: outcome, fixed: true, acked: true, tries: 1})
-	}
 }
 
 // update replaces the claim or liveness record on subject, expecting it at
