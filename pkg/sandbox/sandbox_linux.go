@@ -47,9 +47,6 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 	if cfg.Egress {
 		cfg.Env = withProxyVars(cfg.Env)
 	}
-	if cfg.Seccomp, err = seccompFor(cfg.NoNet); err != nil {
-		return nil, refuse("seccomp: %v", err)
-	}
 	caches := cacheNote(prepareCaches(spec.Profile.Caches, uid, gid))
 	start := time.Now()
 	var w *watch

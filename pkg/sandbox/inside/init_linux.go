@@ -46,9 +46,9 @@ func Main() {
 // error for the parent when the sandbox could not be built, 126/127 for a
 // command that could not be executed, else the command's own.
 //
-// early is why prepare failed (the helper could not join its cgroup, or
-// lock what execve may gain), if it did: the configuration is read first,
-// so sandboxd hears why.
+// pre.err is why prepare failed (the helper could not join its cgroup,
+// bring up its loopback, lock what execve may gain or read the prelude), if
+// it did: the configuration is read first, so sandboxd hears why.
 func helper(status *os.File, pre *prepared) (int, error) {
 	var cfg Config
 	if err := pre.config.Decode(&cfg); err != nil {

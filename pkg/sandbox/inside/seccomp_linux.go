@@ -84,7 +84,7 @@ func loadSeccomp(f *Filter) (int, error) {
 		if f != nil {
 			n = len(f.Program)
 		}
-		return -1, fmt.Errorf("the configuration's filter has %d instructions (1 to %d): sandboxd and %s do not match, rebuild both", n, unix.BPF_MAXINSNS, "moat-sandbox-helper")
+		return -1, fmt.Errorf("sandboxd's seccomp filter has %d instructions (1 to %d): sandboxd and %s do not match, rebuild both", n, unix.BPF_MAXINSNS, "moat-sandbox-helper")
 	}
 	filter := make([]unix.SockFilter, len(f.Program))
 	for i, r := range f.Program {
