@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Ends. Every allowed run gets exactly one end record — run.exit, or a
@@ -165,16 +167,18 @@ func (l *liveness) owing() int {
 	return len(l.owed)
 }
 
-// pay takes each owed end on from where it stopped, until ctx ends. A pass
-// stops at the first end it cannot record (the bus is away: the others
-// would wait as long), which goes last for the next pass; it goes on past
-// a mark that fails.
+// pay takes each owed end on from where it stopped, until ctx ends. An end
+// that fails on its own — a sweeper's that cannot be fixed while MOAT_RUNS
+// is full, a refusal of the stream — is passed over, and goes last; a pass
+// stops only when the bus does not answer (unreachable: the others would
+// wait as long), the end that found so going last too, after the ends owed
+// meanwhile. A mark that fails is passed over as well.
 func (l *liveness) pay(ctx context.Context) {
 	l.mu.Lock()
 	owed := l.owed
 	l.owed = nil
 	l.mu.Unlock()
-	var still []*owedEnd
+	var still, failed []*owedEnd
 	for i, e := range owed {
 		if ctx.Err() != nil {
 			still = append(still, owed[i:]...)
@@ -189,15 +193,38 @@ func (l *liveness) pay(ctx context.Context) {
 		if err == nil && !e.settle(sctx) {
 			still = append(still, e)
 		}
+		down := err != nil && l.unreachable(sctx, err)
 		cancel()
 		if err != nil {
-			// The rest first: one end that cannot go (a sweeper's, while
-			// MOAT_RUNS is full) does not keep the others waiting.
-			still = append(append(still, owed[i+1:]...), e)
+			failed = append(failed, e)
+			l.d.log.Debug("owed end not recorded yet", "request_id", e.cl.rec.RequestID, "bus_unreachable", down, "err", err)
+		}
+		if down {
+			still = append(still, owed[i+1:]...)
 			break
 		}
 	}
 	l.mu.Lock()
-	l.owed = append(still, l.owed...)
+	l.owed = append(append(still, l.owed...), failed...)
 	l.mu.Unlock()
+}
+
+// unreachable reports whether err, an owed end's step that failed under
+// ctx, says the bus or the stream does not answer — the connection down,
+// no responders, no answer before ctx's deadline — rather than refusing
+// this one end (a stream full, a record changed).
+func (l *liveness) unreachable(ctx context.Context, err error) bool {
+	if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && !time.Now().Before(dl) {
+		return true
+	}
+	if !l.d.nc.IsConnected() {
+		return true
+	}
+	for _, down := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders, jetstream.ErrNoStreamResponse,
+		nats.ErrDisconnected, nats.ErrConnectionClosed, nats.ErrConnectionReconnecting} {
+		if errors.Is(err, down) {
+			return true
+		}
+	}
+	return false
 }
