@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -132,21 +133,19 @@ func TestChaos(t *testing.T) {
 	// (busd away) by its own sandboxd once busd is back (ends.go): every
 	// allowed run gets its end. A denied run has none (nothing ran): policyd
 	// answers deny when it cannot record an allow, as at a busd SIGKILL.
+	// books fails on any left open.
 	var records map[string]map[string]int
-	var open []string
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
-		records, open = gather(t, c, session), nil
-		for id, r := range records {
-			if r[allowed] == 1 && r[wire.KindRunExit]+r[wire.KindRunFailed] == 0 {
-				open = append(open, id)
+		records = gather(t, c, session)
+		open := 0
+		for _, r := range records {
+			if r[allowed] > 0 && r[wire.KindRunExit]+r[wire.KindRunFailed] == 0 {
+				open++
 			}
 		}
-		if len(open) == 0 || time.Now().After(deadline) {
+		if open == 0 || time.Now().After(deadline) {
 			break
 		}
-	}
-	if len(open) > 0 {
-		t.Errorf("%d runs allowed on record without an end: %v", len(open), open)
 	}
 	count(t, heard, records)
 }
@@ -154,6 +153,10 @@ func TestChaos(t *testing.T) {
 // allowed counts, among a request's records (gather), its run.decision
 // records that allow.
 const allowed = wire.KindRunDecision + ":" + wire.VerdictAllow
+
+// checkedPrefix, followed by a verdict, counts among a request's records
+// its policy.decision records with that verdict.
+const checkedPrefix = wire.KindPolicyDecision + ":"
 
 // waitStack waits until every copy answers again.
 func waitStack(t *testing.T, c *client.Client) {
@@ -181,7 +184,8 @@ func waitStack(t *testing.T, c *client.Client) {
 
 // gather waits until auditd has stored everything in the stream, then
 // returns the session's records: request id → kind → how many (and
-// allowed → how many allowing decisions).
+// allowed → how many allowing decisions, checkedPrefix+verdict → how many
+// checks with that verdict).
 func gather(t *testing.T, c *client.Client, session string) map[string]map[string]int {
 	t.Helper()
 	for i := 0; ; i++ {
@@ -206,8 +210,11 @@ func gather(t *testing.T, c *client.Client, session string) map[string]map[strin
 				out[e.Event.RequestID] = map[string]int{}
 			}
 			out[e.Event.RequestID][e.Event.Kind]++
-			if e.Event.Kind == wire.KindRunDecision && e.Event.Verdict == wire.VerdictAllow {
+			switch {
+			case e.Event.Kind == wire.KindRunDecision && e.Event.Verdict == wire.VerdictAllow:
 				out[e.Event.RequestID][allowed]++
+			case e.Event.Kind == wire.KindPolicyDecision:
+				out[e.Event.RequestID][checkedPrefix+e.Event.Verdict]++
 			}
 		}
 		if page.Next == 0 {
@@ -217,39 +224,66 @@ func gather(t *testing.T, c *client.Client, session string) map[string]map[strin
 	}
 }
 
-// count checks the books: what callers heard against what is on record.
+// count checks the books (books) and logs the tally.
 func count(t *testing.T, heard []outcome, records map[string]map[string]int) {
 	t.Helper()
+	problems, tally := books(heard, records)
+	for _, p := range problems {
+		t.Error(p)
+	}
+	t.Log(tally)
+}
+
+// maxRepeats bounds the records of a run's resolution, or of its check: a
+// resolution or check lost with busd is sent again (Moat-Resent,
+// pkg/client), and a copy that did not see it resolves or decides it
+// again — true records, that must agree — but a run is never sent again.
+const maxRepeats = 3
+
+// books checks what callers heard against what is on record (gather): it
+// returns each broken promise, and a tally of the answers.
+func books(heard []outcome, records map[string]map[string]int) (problems []string, tally string) {
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	answered, refused, lost := 0, 0, 0
 	errs := map[int]int{}
-	repeated := map[string]int{}
+	repeated := map[string]int{} // "kind ×n" → runs
 	for _, o := range heard {
 		r := records[o.id]
+		verdicts := map[string]int{}
 		for kind, n := range r {
 			switch {
-			case n > 1 && (kind == wire.KindProfileResolved || kind == wire.KindPolicyDecision):
-				// A run, or sandboxd's resolution or check, lost with
-				// busd is sent again (Moat-Resent, pkg/client), and a copy
-				// that did not see it the first time resolves or decides
-				// it again: two true records. The run is still decided,
-				// recorded and run once (its claim).
-				repeated[kind]++
+			case strings.HasPrefix(kind, checkedPrefix):
+				verdicts[strings.TrimPrefix(kind, checkedPrefix)] = n
+			case kind == allowed:
+			case kind == wire.KindProfileResolved || kind == wire.KindPolicyDecision:
+				if n > 1 {
+					repeated[fmt.Sprintf("%s ×%d", kind, n)]++
+				}
+				if n > maxRepeats {
+					fail("run %s: %d %s records, want %d at most (sent again across busd restarts)", o.id, n, kind, maxRepeats)
+				}
 			case n != 1:
-				t.Errorf("run %s: %d %s records, want one", o.id, n, kind)
+				fail("run %s: %d %s records, want one", o.id, n, kind)
 			}
 		}
+		if len(verdicts) > 1 {
+			fail("run %s: its %s records disagree: %v", o.id, wire.KindPolicyDecision, verdicts)
+		}
+		if r[allowed] > 0 && r[wire.KindRunExit]+r[wire.KindRunFailed] == 0 {
+			fail("run %s: allowed on record without an end: %v", o.id, r)
+		}
 		if r[wire.KindRunExit]+r[wire.KindRunFailed] > 1 {
-			t.Errorf("run %s: both an exit and a run.failed on record: %v", o.id, r)
+			fail("run %s: both an exit and a run.failed on record: %v", o.id, r)
 		}
 		var we *wire.Error
 		switch {
 		case o.err == nil:
 			answered++
-			if r["run.decision"] != 1 {
-				t.Errorf("run %s was answered (exit %d) but its decision is not on record: %v", o.id, o.res.ExitCode, r)
+			if r[wire.KindRunDecision] != 1 {
+				fail("run %s was answered (exit %d) but its decision is not on record: %v", o.id, o.res.ExitCode, r)
 			}
-			if o.res.Decision != nil && o.res.Decision.Verdict == wire.VerdictAllow && r["run.exit"] != 1 {
-				t.Errorf("run %s ran (exit %d) but its exit is not on record: %v", o.id, o.res.ExitCode, r)
+			if o.res.Decision != nil && o.res.Decision.Verdict == wire.VerdictAllow && r[wire.KindRunExit] != 1 {
+				fail("run %s ran (exit %d) but its exit is not on record: %v", o.id, o.res.ExitCode, r)
 			}
 		case errors.As(o.err, &we) && we.Code != 0 && !errors.Is(o.err, context.DeadlineExceeded):
 			refused++
@@ -258,13 +292,13 @@ func count(t *testing.T, heard []outcome, records map[string]map[string]int) {
 				lost++ // its sandboxd was killed outright: another recorded the end
 			}
 		default:
-			t.Errorf("run %s: the caller got no answer and no clear error: %v", o.id, o.err)
+			fail("run %s: the caller got no answer and no clear error: %v", o.id, o.err)
 		}
 	}
-	t.Logf("%d runs: %d answered, %d refused with a clear error %v, %d of them closed by run.failed (their sandboxd killed with SIGKILL, or the sandbox refused); "+
-		"runs whose resolution or check was done twice (sent again across a busd restart): %v", len(heard), answered, refused, errs, lost, repeated)
 	if answered == 0 {
-		t.Error("no run was answered: the load did not run")
+		fail("no run was answered: the load did not run")
 	}
-
+	return problems, fmt.Sprintf("%d runs: %d answered, %d refused with a clear error %v, %d of them closed by run.failed "+
+		"(their sandboxd killed with SIGKILL, or the sandbox refused); runs whose resolution or check was done more than once "+
+		"(sent again across a busd restart), by count: %v", len(heard), answered, refused, errs, lost, repeated)
 }
