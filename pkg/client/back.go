@@ -11,7 +11,8 @@ import (
 // status is taken for a service not back yet, not for one that is not
 // running: after a restart of busd the daemons reconnect too, each in its
 // own time. A call that meets one then keeps waiting, and sends its request
-// again (resumer, lostRun), within its deadline.
+// again (resumer; a run only on its request's own no-responders status,
+// which proves no sandboxd has it), within its deadline.
 const RestartGrace = 10 * time.Second
 
 // backs holds when each connection Dial made was last re-established, for

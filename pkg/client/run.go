@@ -87,6 +87,7 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 	var grace <-chan time.Time
 	quiet := time.Duration(0)
 	reconnects := c.nc.Stats().Reconnects
+	again := false // the request reached no sandboxd, and goes out again
 	var pending *nats.Msg
 	for {
 		m := pending
@@ -100,6 +101,13 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 				// One tick per period lived: a paused caller sees one, not many.
 				if quiet += wire.RunHeartbeat; quiet >= RunSilence {
 					return nil, wire.Errorf(wire.CodeUnavailable, "no word from sandboxd for %s: either it died (its runs died with it) or the bus lost its answer after a failover (the run may have finished); `moat audit query --request %s` says how it ended, and the same request id never runs twice", RunSilence, req.RequestID)
+				}
+				if again {
+					again = false
+					if err := c.nc.PublishMsg(msg); err != nil {
+						return nil, wire.Errorf(wire.CodeUnavailable, "send the run again after the bus came back: %v: nothing ran", err)
+					}
+					continue
 				}
 				// The bus may have lost sandboxd's right to answer us (a
 				// restart, a failover): say where we listen (resume.go).
@@ -124,6 +132,15 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 		}
 		if m.Header.Get("Status") == "503" && r.resumed {
 			// Nobody heard the resume yet (sandboxd not back): keep waiting.
+			continue
+		}
+		if m.Header.Get("Status") == "503" && cameBack(c.nc) {
+			// The request's own no-responders status as the connection
+			// came back (no resume went out yet): no sandboxd received
+			// it, none being back, so it goes out again at the next tick
+			// — safely: nothing has it. Past RestartGrace the status
+			// means what it says.
+			again = true
 			continue
 		}
 		quiet = 0

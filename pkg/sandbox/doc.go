@@ -15,8 +15,9 @@
 // binary, whose all-thread calls (capabilities, Landlock) go through the Go
 // runtime. A helper is spawned with its run's cgroup, which it joins as it
 // starts; before its configuration arrives (ahead of the request, for a
-// pooled one) it also locks what execve may gain, takes the signals it
-// forwards and reads the seccomp filters. The run's limits are written into
+// pooled one) it also locks what execve may gain, reads the seccomp filters
+// and ignores the signals it forwards: it takes them once its configuration
+// arrives, so one sent to an idle helper reaches no run. The run's limits are written into
 // the group at the request, before the configuration. Then, before it
 // executes the command, the helper, in this order:
 //

@@ -37,7 +37,7 @@ var (
 // same id — refused with 409 once it comes to its claim, but watched until
 // then — is kept beside the first caller's run, never in its place, and its
 // end takes away only its own entry. Requests of one caller under one id
-// (one sent again after the bus came back, answered 409) may be watched at
+// (the same request sent twice, the second answered 409) may be watched at
 // once: a resume sends each of them a heartbeat, all to that caller.
 type callers struct {
 	nc     *nats.Conn

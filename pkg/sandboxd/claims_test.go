@@ -8,7 +8,7 @@ import (
 )
 
 // The tests' ways to take and mark claims directly; a run takes its claim
-// with claimAt and ends it through end and notRun (ends.go).
+// with claimAt and ends it through end and notRun (sandboxd.go, ends.go).
 
 // claim takes rr's claim under a new attempt, with rr's own cwd.
 func (d *Daemon) claim(ctx context.Context, rr *wire.RunRequest, profile string) (*claim, error) {
