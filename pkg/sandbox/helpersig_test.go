@@ -42,15 +42,24 @@ func TestPooledHelperOwnGroupDropsIdleSignals(t *testing.T) {
 		}
 		return nil
 	})
-	if err := unix.Kill(pid, syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
-	}
-	res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", "sleep 0.3; echo done"}, Profile: p})
+	group, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.ExitCode != 0 || res.Signal != "" || strings.TrimSpace(string(res.Stdout)) != "done" {
+	if err := unix.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The run is served by that helper (its cgroup is the run's): a helper
+	// the signal had killed would have been replaced by another.
+	res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", "sleep 0.3; cat /proc/self/cgroup; echo done"}, Profile: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 || res.Signal != "" || !strings.HasSuffix(string(res.Stdout), "done\n") {
 		t.Fatalf("exit %d, signal %q, stdout %q: the command got a signal sent to its helper before the run", res.ExitCode, res.Signal, res.Stdout)
+	}
+	if got := strings.TrimSuffix(string(res.Stdout), "done\n"); got != string(group) {
+		t.Fatalf("the run's cgroups %q, the signalled helper's %q: another helper served the run (the signal killed it)", got, group)
 	}
 }
 

@@ -74,6 +74,11 @@ func helper(status *os.File, pre *prepared) (int, error) {
 	if pre.err != nil {
 		return 125, pre.err
 	}
+	if own := cfg.NoNet || cfg.Egress; own != pre.ownNet {
+		// The configuration's network is not the one the helper was
+		// started in: fail closed rather than run in the wrong one.
+		return 125, fmt.Errorf("network namespace: the run wants its own (%t), the helper was started with its own (%t)", own, pre.ownNet)
+	}
 	if err := unix.Sethostname([]byte("moat")); err != nil {
 		return 125, fmt.Errorf("uts namespace: %v", err)
 	}
@@ -87,11 +92,6 @@ func helper(status *os.File, pre *prepared) (int, error) {
 			return 125, err
 		}
 		applied = append(applied, fmt.Sprintf("net:egress-proxy 127.0.0.1:%d,dns 127.0.0.1:53", ProxyPort))
-	}
-	if own := cfg.NoNet || cfg.Egress; own != pre.ownNet {
-		// The configuration's network is not the one the helper was
-		// started in: fail closed rather than run in the wrong one.
-		return 125, fmt.Errorf("network namespace: the run wants its own (%t), the helper was started with its own (%t)", own, pre.ownNet)
 	}
 	if err := setRlimits(&cfg); err != nil {
 		return 125, err
