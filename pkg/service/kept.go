@@ -120,8 +120,8 @@ func (k *kept) start(req *Request) bool {
 // (then answered again with the kept answer), counting nothing in.
 func (k *kept) again(req *Request) bool {
 	key := keptKey{req.reply, req.RequestID}
-	if key.reply == "" || key.requestID == "" {
-		return false
+	if key.reply == "" || key.requestID == "" || req.hdr.Get(wire.HeaderResent) == "" {
+		return false // not sent again: nothing to look up, no lock taken
 	}
 	k.mu.Lock()
 	if k.againLocked(req, key) {
