@@ -88,6 +88,7 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 	quiet := time.Duration(0)
 	reconnects := c.nc.Stats().Reconnects
 	again := false // the request reached no sandboxd, and goes out again
+	sentAt, backAt := reconnects, time.Time{}
 	var pending *nats.Msg
 	for {
 		m := pending
@@ -134,7 +135,12 @@ func (c *Client) RunSignaled(ctx context.Context, req *wire.RunRequest, output f
 			// Nobody heard the resume yet (sandboxd not back): keep waiting.
 			continue
 		}
-		if m.Header.Get("Status") == "503" && cameBack(c.nc) {
+		if n := c.nc.Stats().Reconnects; n != sentAt {
+			// Seen here as well as by cameBack, whose mark the
+			// connection's handler sets on a goroutine of its own.
+			sentAt, backAt = n, time.Now()
+		}
+		if m.Header.Get("Status") == "503" && (cameBack(c.nc) || time.Since(backAt) < RestartGrace) {
 			// The request's own no-responders status as the connection
 			// came back (no resume went out yet): no sandboxd received
 			// it, none being back, so it goes out again at the next tick
