@@ -48,12 +48,15 @@ func TestPromptFloodHoldsNothing(t *testing.T) {
 		}
 	}
 	// In two waves: a burst above the slots is refused while it is still
-	// being evaluated; once waiting, the first wave holds no slot.
-	flood(slots - 8)
-	waitApprovals(t, s, slots-8)
-	flood(slots)
+	// being evaluated; once waiting, the first wave holds no slot. Each
+	// wave leaves room for waitApprovals' own listing, which takes a slot
+	// of the same service while the wave is still being evaluated.
+	const wave = slots - 8
+	flood(wave)
+	waitApprovals(t, s, wave)
+	flood(wave)
 	c := s.Client(t, home.RoleClient)
-	waitApprovals(t, s, 2*slots-8)
+	waitApprovals(t, s, 2*wave) // more than the slots: the first wave holds none
 	for i := 0; i < 20; i++ {
 		if d := s.check(t, c, "offline", "ls"); d.Verdict != wire.VerdictAllow {
 			t.Fatalf("check %d beside the flood: %+v", i, d)
