@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/moatsec/moat/pkg/sandbox/inside"
@@ -123,6 +124,7 @@ func spawnWith(noNet, idle bool, pre []byte) (*helperProc, error) {
 		return nil, refuse("start the sandbox helper: %v", err)
 	}
 	h.cmd = cmd
+	spawned.Add(1)
 	if idle {
 		h.lower()
 	}
@@ -173,7 +175,14 @@ var pool struct {
 	mu   sync.Mutex
 	size int
 	idle map[bool][]*helperProc // by noNet
+	// coming counts the refills starting a helper now, by noNet: the
+	// pool is short only of what is neither idle nor coming.
+	coming map[bool]int
 }
+
+// spawned counts the helpers this process has started (the pool's tests
+// weigh refills against runs with it).
+var spawned atomic.Int64
 
 // EnablePool keeps n idle helpers of each kind (with and without a network
 // namespace) ready. Turned on, it first removes the groups a sandboxd that
@@ -187,7 +196,7 @@ func EnablePool(n int) {
 	pool.mu.Lock()
 	pool.size = n
 	if pool.idle == nil {
-		pool.idle = map[bool][]*helperProc{}
+		pool.idle, pool.coming = map[bool][]*helperProc{}, map[bool]int{}
 	}
 	var extra []*helperProc
 	for noNet, l := range pool.idle {
@@ -295,25 +304,30 @@ func (h *helperProc) outcome() (code int, signal string, usage wire.Usage, refus
 // signal passes sig to the helper, which forwards it to the command.
 func (h *helperProc) signal(sig os.Signal) { h.cmd.Process.Signal(sig) }
 
-// refill tops the pool up.
+// refill tops the pool up. Each take starts one, so several may run at
+// once: between them they start only what the pool is short of, counting
+// the helpers the others are starting, so none is started to be thrown
+// away (each costs namespaces, a cgroup and a Go runtime's start).
 func refill(noNet bool) {
 	for {
 		pool.mu.Lock()
-		short := pool.size - len(pool.idle[noNet])
-		pool.mu.Unlock()
-		if short <= 0 {
+		if pool.size-len(pool.idle[noNet])-pool.coming[noNet] <= 0 {
+			pool.mu.Unlock()
 			return
 		}
+		pool.coming[noNet]++
+		pool.mu.Unlock()
 		h, err := spawn(noNet, true)
-		if err != nil {
-			return // runs spawn their own; the next take tries again
-		}
 		pool.mu.Lock()
-		keep := len(pool.idle[noNet]) < pool.size // the pool may have shrunk meanwhile
+		pool.coming[noNet]--
+		keep := err == nil && len(pool.idle[noNet]) < pool.size // the pool may have shrunk meanwhile
 		if keep {
 			pool.idle[noNet] = append(pool.idle[noNet], h)
 		}
 		pool.mu.Unlock()
+		if err != nil {
+			return // runs spawn their own; the next take tries again
+		}
 		if !keep {
 			h.kill()
 			return

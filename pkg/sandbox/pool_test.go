@@ -368,3 +368,42 @@ func sleepers(arg string) []string {
 	}
 	return out
 }
+
+// TestPoolRefillsNoMore: runs taking helpers at once start refills at once;
+// between them they start one helper for each taken, none that the full
+// pool then throws away.
+func TestPoolRefillsNoMore(t *testing.T) {
+	EnablePool(2)
+	defer EnablePool(0)
+	waitPoolFull(t, 2)
+	before := spawned.Load()
+	const takes = 12
+	done := make(chan error, takes)
+	for i := 0; i < takes; i++ {
+		go func() {
+			h, _, err := take(true)
+			if err == nil {
+				h.kill()
+			}
+			done <- err
+		}()
+	}
+	for i := 0; i < takes; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPoolFull(t, 2)
+	// Refills still starting would be counted late: wait for them.
+	testbin.Eventually(t, time.Minute, "the refills ended", func() error {
+		pool.mu.Lock()
+		defer pool.mu.Unlock()
+		if n := pool.coming[true] + pool.coming[false]; n > 0 {
+			return fmt.Errorf("%d helpers still starting", n)
+		}
+		return nil
+	})
+	if n := spawned.Load() - before; n != takes {
+		t.Errorf("%d helpers started for %d taken, want as many (the rest thrown away)", n, takes)
+	}
+}
