@@ -66,15 +66,18 @@ func TestPoolHelperSingleUse(t *testing.T) {
 			ns[n] = l
 		}
 		// The helper joins its run's group as it starts, at idle priority:
-		// on a loaded host that may be a while after it is pooled.
+		// on a loaded host that may be a while after it is pooled, and
+		// under cgroup v1 it joins one hierarchy after another.
 		var waitingIn string
+		joins := pooledJoins(t, pid)
 		testbin.Eventually(t, time.Minute, "the pooled helper in its run's cgroup", func() error {
 			b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
 			if err != nil {
 				return err
 			}
-			if waitingIn = strings.TrimSpace(strings.ReplaceAll(string(b), "\n", " ")); !strings.Contains(waitingIn, "/run-") {
-				return fmt.Errorf("helper %d in %s", pid, waitingIn)
+			waitingIn = strings.TrimSpace(strings.ReplaceAll(string(b), "\n", " "))
+			if n := strings.Count(waitingIn, "/run-"); n < joins {
+				return fmt.Errorf("helper %d in %s: %d of its %d groups joined", pid, waitingIn, n, joins)
 			}
 			return nil
 		})
@@ -338,6 +341,23 @@ func waitPooled(t *testing.T, noNet bool) int {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("the pool held no helper after 60s")
+	return 0
+}
+
+// pooledJoins is how many groups (one a v1 hierarchy, or the v2 one) the
+// pooled helper pid joins as it starts.
+func pooledJoins(t *testing.T, pid int) int {
+	t.Helper()
+	pool.mu.Lock()
+	defer pool.mu.Unlock()
+	for _, l := range pool.idle {
+		for _, h := range l {
+			if h.cmd.Process.Pid == pid {
+				return len(h.cg.joinFiles())
+			}
+		}
+	}
+	t.Fatalf("helper %d is not in the pool", pid)
 	return 0
 }
 

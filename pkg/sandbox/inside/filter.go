@@ -26,8 +26,9 @@ type SockFilter struct {
 	K    uint32 `json:"k"`
 }
 
-// Program is a classic BPF program. In JSON it is its instructions' bytes
-// as struct sock_filter lays them out (8 each, little-endian) in base64:
+// Program is a classic BPF program. In JSON it is a string: its
+// instructions' bytes in base64, 8 each — code, jt, jf, k, in struct
+// sock_filter's order, little-endian whatever the host —
 // one string a helper decodes in microseconds, where an object for each of
 // a few hundred instructions cost it ~0.1 ms warm and more as it starts.
 type Program []SockFilter
@@ -49,6 +50,9 @@ func (p Program) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes what MarshalJSON encoded; a length that is not a
 // whole number of instructions is refused.
 func (p *Program) UnmarshalJSON(data []byte) error {
+	if len(data) == 0 || data[0] != '"' {
+		return fmt.Errorf("seccomp program: want a base64 string, got %.20q", data)
+	}
 	var b []byte
 	if err := json.Unmarshal(data, &b); err != nil {
 		return fmt.Errorf("seccomp program: %v", err)

@@ -20,7 +20,7 @@ func TestProgramJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &got); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("round trip of %s: %+v, %v", b, got, err)
 	}
-	for _, bad := range []string{`"AAAA"`, `[1,2]`, `"not base64!"`} {
+	for _, bad := range []string{`"AAAA"`, `[1,2]`, `[1,2,3,4,5,6,7,8]`, `[{"c":6,"k":0}]`, `null`, `"not base64!"`} {
 		var p Program
 		if err := json.Unmarshal([]byte(bad), &p); err == nil || !strings.Contains(err.Error(), "seccomp program") {
 			t.Errorf("program %s: %v, want refused", bad, err)
