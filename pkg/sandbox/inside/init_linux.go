@@ -55,9 +55,9 @@ func helper(status *os.File, pre *prepared) (int, error) {
 		return 125, fmt.Errorf("read the sandbox configuration: %v", err)
 	}
 	pre.file.Close()
-	// From here the forwarded signals are taken for the run (see
-	// takeFor): sandboxd forwards a caller's only once the sandbox is built.
-	pre.takeFor()
+	// From here the forwarded signals are taken (see prepare): sandboxd
+	// forwards a caller's only once the sandbox is built.
+	signal.Notify(pre.sigs, forwarded...)
 	cfg.Seccomp = pre.filters.Net
 	if cfg.NoNet {
 		cfg.Seccomp = pre.filters.NoNet
@@ -146,38 +146,12 @@ type prepared struct {
 	file    *os.File      // the configuration's pipe
 	config  *json.Decoder // reads the configuration, after the prelude
 	filters Prelude
-	sigs    chan os.Signal // the forwarded signals, for the run (takeFor)
-	marker  chan os.Signal // marker, when it comes back (takeFor)
-	ownNet  bool           // loopback is up in its own network namespace
+	sigs    chan os.Signal
+	ownNet  bool // loopback is up in its own network namespace
 	// err is why preparing failed (the helper could not join its cgroup,
 	// bring up loopback, or lock what execve may gain), if it did: the
 	// configuration is read first, so sandboxd hears why.
 	err error
-}
-
-// marker is the signal takeFor sends itself, which moat never sends.
-const marker = unix.SIGPWR
-
-// takeFor starts passing the forwarded signals to the run (pre.sigs) and
-// drops every one sent before: one that reached the idle helper may still
-// be on its way through the runtime's signal loop, which would then hand
-// it to the run. The loop dispatches the signals pending at once in
-// increasing number, and later ones after them, so once the marker —
-// numbered above every forwarded signal, sent after registering — has
-// come back, every signal sent before it is in pre.sigs (or was dropped
-// with it full), and draining it drops them. A signal sent between the
-// registering and the marker is dropped too: sandboxd sends none then.
-func (pre *prepared) takeFor() {
-	signal.Notify(pre.sigs, forwarded...) // each taken already (prepare): no round trip
-	for len(pre.marker) > 0 {
-		<-pre.marker // a stray one, from before
-	}
-	if unix.Kill(unix.Getpid(), marker) == nil {
-		<-pre.marker
-	}
-	for len(pre.sigs) > 0 {
-		<-pre.sigs
-	}
 }
 
 // prepare does, before the configuration is read, what every run would
@@ -187,17 +161,16 @@ func (pre *prepared) takeFor() {
 // cgroupFiles (see Arg0), brings loopback up in its network namespace when
 // it has one of its own (ownNet), empties the bounding and ambient
 // capability sets and locks the securebits of the thread the command will
-// be started from (lockExec), takes the signals the init forwards and drops
-// them until its configuration arrives (see takeFor and supervise; the
-// runtime's signal goroutines and their thread are started here), reads
-// the prelude (the seccomp filters), and builds encoding/json's per-type
-// caches for the configuration and the reports, by decoding and encoding
-// one of each.
+// be started from (lockExec), ignores the signals the init forwards until
+// its configuration arrives (see supervise; the runtime's signal goroutines
+// and their thread are started here), reads the prelude (the seccomp filters), and
+// builds encoding/json's per-type caches for the configuration and the
+// reports, by decoding and encoding one of each.
 //
 // A forwarded signal that arrives while the sandbox is being built waits
 // in the channel and reaches the command once it has started (an init
 // without a handler would have dropped it); one sent before the
-// configuration arrived is dropped.
+// configuration arrived is discarded by the kernel.
 func prepare(ownNet bool, cgroupFiles []string) *prepared {
 	p := &prepared{file: os.NewFile(ConfigFD, "config"), ownNet: ownNet}
 	for _, f := range cgroupFiles {
@@ -214,18 +187,14 @@ func prepare(ownNet bool, cgroupFiles []string) *prepared {
 	if p.err == nil {
 		p.err = lockExec()
 	}
-	// The forwarded signals are taken now, into a channel nobody reads
-	// (os/signal drops what it cannot send at once: past the first, all):
-	// while the helper waits for its run, what they bring is meant for no
-	// run. Taking a signal the
-	// first time costs a round trip with the runtime's signal thread, seven
-	// of them ~0.5 ms; paid here, at idle priority, the configuration's
-	// takeFor only adds a channel. The marker (SIGPWR, which moat never
-	// sends) is how takeFor knows every signal sent before it has been
-	// dispatched.
-	signal.Notify(make(chan os.Signal, 1), forwarded...)
-	p.marker = make(chan os.Signal, 1)
-	signal.Notify(p.marker, marker)
+	// While it waits for its run the helper takes no forwarded signal: the
+	// kernel discards them (one then was meant for no run; a Notify here
+	// would pass it on to the next run's command). The runtime's signal
+	// loop, which the first Notify starts, is started now all the same,
+	// with a signal moat never sends, so that taking the forwarded ones at
+	// the request costs only their sigactions.
+	signal.Ignore(forwarded...)
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPWR)
 	p.sigs = make(chan os.Signal, 16)
 	p.config = json.NewDecoder(p.file)
 	if err := p.config.Decode(&p.filters); err != nil && p.err == nil {

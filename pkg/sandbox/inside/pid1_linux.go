@@ -33,8 +33,8 @@ var forwarded = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM
 // It serves the seccomp filter's listener (notify_linux.go) for as long as
 // the command runs, and reports what it refused with the command's end.
 //
-// sigs carries the forwarded signals, taken for the run since the
-// configuration arrived (takeFor; dropped before).
+// sigs carries the forwarded signals, taken since the configuration
+// arrived (helper; ignored before, see prepare).
 func supervise(status *os.File, path string, cfg *Config, listener int, sigs <-chan os.Signal) int {
 	// The helper keeps the command's uid: not dumpable, its memory and
 	// /proc/1 stay out of the command's reach (execve makes the command
