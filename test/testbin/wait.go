@@ -1,9 +1,13 @@
 package testbin
 
 import (
+	"hash/fnv"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -26,19 +30,52 @@ func Eventually(t testing.TB, within time.Duration, what string, f func() error)
 	}
 }
 
-// FreePort returns a loopback port that was free a moment ago, below the
-// kernel's ephemeral range (32768 and up) so that no outgoing connection of
-// another process takes it before a server binds it, or while a server is
-// down between a kill and its restart.
+// FreePort returns a loopback port that was free a moment ago and that
+// this process has not handed out before, below the kernel's ephemeral
+// range (32768 and up) so that no outgoing connection of another process
+// takes it before a server binds it, or while a server is down between a
+// kill and its restart. A server may bind its port seconds after it was
+// picked (a busd in a cluster starts its monitor once its store is open),
+// and go test runs several packages' test binaries at once: each binary
+// draws from a slice of the range of its own (by its name), so two of them
+// rarely pick the same port in that time.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for range 100 {
-		if port := 20000 + rand.IntN(12000); PortFree(port) {
+	given.Lock()
+	defer given.Unlock()
+	base := portLow + portSliceOf(filepath.Base(os.Args[0]))*portSlice
+	for try := range 400 {
+		port := base + rand.IntN(portSlice)
+		if try >= 200 { // the slice is crowded: anywhere in the range
+			port = portLow + rand.IntN(portSlices*portSlice)
+		}
+		if !given.ports[port] && PortFree(port) {
+			given.ports[port] = true
 			return port
 		}
 	}
-	t.Fatal("no free loopback port between 20000 and 32000")
+	t.Fatalf("no free loopback port between %d and %d", portLow, portLow+portSlices*portSlice)
 	return 0
+}
+
+// The range FreePort draws from, cut into slices of one test binary each.
+const (
+	portLow    = 20000
+	portSlice  = 1000
+	portSlices = 12
+)
+
+// given is every port FreePort handed out in this process.
+var given = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// portSliceOf is the slice of the range the test binary name draws from.
+func portSliceOf(name string) int {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return int(h.Sum32() % portSlices)
 }
 
 // PortFree reports whether a loopback port can be listened on now.
