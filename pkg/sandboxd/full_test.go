@@ -14,6 +14,7 @@ import (
 
 	"github.com/moatsec/moat/pkg/bus"
 	"github.com/moatsec/moat/pkg/home"
+	"github.com/moatsec/moat/pkg/sandboxd"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/moatsec/moat/test/testbin"
 	"github.com/nats-io/nats.go/jetstream"
@@ -52,20 +53,7 @@ func TestRunsFullRefusesRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := js.Stream(ctx, wire.RunsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := info.Config
-	full := cfg
-	full.MaxBytes = int64(info.State.Bytes) // beats rewrite their record at the same size
-	if _, err := js.UpdateStream(ctx, full); err != nil {
-		t.Fatal(err)
-	}
+	restore := sandboxd.FillStream(t, js, wire.RunsStream)
 	err = run("refused")
 	if wire.CodeOf(err) != wire.CodeUnavailable || !strings.Contains(err.Error(), "full") || !strings.Contains(err.Error(), "nothing ran") {
 		t.Fatalf("a run with %s full: %v, want 503 saying it is full and nothing ran", wire.RunsStream, err)
@@ -73,9 +61,7 @@ func TestRunsFullRefusesRun(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(rs.ws, "refused")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("marker: %v: a run whose claim was refused ran", err)
 	}
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	if err := run("again"); err != nil {
 		t.Fatalf("with room again: %v", err)
 	}

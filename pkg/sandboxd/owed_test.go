@@ -40,19 +40,7 @@ func TestOwedPassGoesPastFullStream(t *testing.T) {
 	}
 
 	// MOAT_RUNS full: its bound shrunk to what it holds.
-	st, err := js.Stream(ctx, wire.RunsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	full := info.Config
-	full.MaxBytes = int64(info.State.Bytes)
-	if _, err := js.UpdateStream(ctx, full); err != nil {
-		t.Fatal(err)
-	}
+	FillStream(t, js, wire.RunsStream)
 
 	failed := &wire.AuditEvent{Kind: wire.KindRunFailed, RequestID: "req-swept", Argv: []string{"true"}, Verdict: wire.VerdictAllow}
 	d.audit.Stamp(failed)
