@@ -5,6 +5,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,18 +31,9 @@ func TestPooledHelperOwnGroupDropsIdleSignals(t *testing.T) {
 	if pg, err := unix.Getpgid(pid); err != nil || pg != pid {
 		t.Errorf("pooled helper %d in process group %d (%v), want its own; sandboxd's is %d", pid, pg, err, unix.Getpgrp())
 	}
-	// Once it reads its configuration (fd 3) it takes the signals it
+	// Once it reads its configuration (fd 3) it has taken the signals it
 	// forwards: one now would reach the command, were it not dropped.
-	testbin.Eventually(t, time.Minute, "the pooled helper waiting for its configuration", func() error {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "syscall"))
-		if err != nil {
-			return err
-		}
-		if !strings.HasPrefix(string(b), "0 0x"+strconv.FormatInt(inside.ConfigFD, 16)+" ") {
-			return errors.New("helper not yet reading its configuration: " + strings.TrimSpace(string(b)))
-		}
-		return nil
-	})
+	waitReadingConfig(t, pid)
 	group, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +52,59 @@ func TestPooledHelperOwnGroupDropsIdleSignals(t *testing.T) {
 	}
 	if got := strings.TrimSuffix(string(res.Stdout), "done\n"); got != string(group) {
 		t.Fatalf("the run's cgroups %q, the signalled helper's %q: another helper served the run (the signal killed it)", got, group)
+	}
+}
+
+// waitReadingConfig waits until the helper pid blocks reading its
+// configuration (fd 3): it has prepared, its forwarded signals are parked.
+func waitReadingConfig(t *testing.T, pid int) {
+	t.Helper()
+	testbin.Eventually(t, time.Minute, "the pooled helper waiting for its configuration", func() error {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "syscall"))
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(string(b), "0 0x"+strconv.FormatInt(inside.ConfigFD, 16)+" ") {
+			return errors.New("helper not yet reading its configuration: " + strings.TrimSpace(string(b)))
+		}
+		return nil
+	})
+}
+
+// TestPooledHelperDropsIdleSignalBursts: bursts of every forwarded signal,
+// sent to idle helpers again and again, reach no later run's command. The
+// helper takes these signals while it waits and the kernel discards them
+// (see inside's park); sent together, they land on several of the runtime's
+// threads at once, the case in which a drop done by reading alone let some
+// through.
+func TestPooledHelperDropsIdleSignalBursts(t *testing.T) {
+	EnablePool(1)
+	defer EnablePool(0)
+	_, p := initWorkspace(t, "offline")
+	names := []string{"HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "WINCH"}
+	sigs := []unix.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
+	var traps strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&traps, "trap 'echo got-%s' %s; ", n, n)
+	}
+	script := traps.String() + "sleep 0.1; echo done"
+	for round := range 20 {
+		pid := waitPooled(t, true)
+		waitReadingConfig(t, pid)
+		for range 3 {
+			for _, s := range sigs {
+				if err := unix.Kill(pid, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", script}, Profile: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ExitCode != 0 || string(res.Stdout) != "done\n" {
+			t.Fatalf("round %d: exit %d, signal %q, stdout %q: the command got signals sent to an idle helper", round, res.ExitCode, res.Signal, res.Stdout)
+		}
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -55,9 +54,11 @@ func helper(status *os.File, pre *prepared) (int, error) {
 		return 125, fmt.Errorf("read the sandbox configuration: %v", err)
 	}
 	pre.file.Close()
-	// From here the forwarded signals are taken (see prepare): sandboxd
+	// From here the forwarded signals are taken (see park): sandboxd
 	// forwards a caller's only once the sandbox is built.
-	signal.Notify(pre.sigs, forwarded...)
+	if err := pre.sigs.unpark(); err != nil && pre.err == nil {
+		pre.err = err
+	}
 	cfg.Seccomp = pre.filters.Net
 	if cfg.NoNet {
 		cfg.Seccomp = pre.filters.NoNet
@@ -138,7 +139,7 @@ func helper(status *os.File, pre *prepared) (int, error) {
 		fmt.Fprintf(os.Stderr, "moat: %s: command not found\n", cfg.Argv[0])
 		return ExitNotFound, nil
 	}
-	return supervise(status, path, &cfg, listener, pre.sigs), nil
+	return supervise(status, path, &cfg, listener, pre.sigs.sigs), nil
 }
 
 // prepared is what the helper did before its configuration arrived.
@@ -146,8 +147,8 @@ type prepared struct {
 	file    *os.File      // the configuration's pipe
 	config  *json.Decoder // reads the configuration, after the prelude
 	filters Prelude
-	sigs    chan os.Signal
-	ownNet  bool // loopback is up in its own network namespace
+	sigs    *parked // the forwarded signals, parked until the request
+	ownNet  bool    // loopback is up in its own network namespace
 	// err is why preparing failed (the helper could not join its cgroup,
 	// bring up loopback, or lock what execve may gain), if it did: the
 	// configuration is read first, so sandboxd hears why.
@@ -161,9 +162,9 @@ type prepared struct {
 // cgroupFiles (see Arg0), brings loopback up in its network namespace when
 // it has one of its own (ownNet), empties the bounding and ambient
 // capability sets and locks the securebits of the thread the command will
-// be started from (lockExec), ignores the signals the init forwards until
-// its configuration arrives (see supervise; the runtime's signal goroutines
-// and their thread are started here), reads the prelude (the seccomp filters), and
+// be started from (lockExec), parks the signals the init forwards until
+// its configuration arrives (see park and supervise; the runtime's signal
+// goroutines and their thread are started here), reads the prelude (the seccomp filters), and
 // builds encoding/json's per-type caches for the configuration and the
 // reports, by decoding and encoding one of each.
 //
@@ -188,14 +189,11 @@ func prepare(ownNet bool, cgroupFiles []string) *prepared {
 		p.err = lockExec()
 	}
 	// While it waits for its run the helper takes no forwarded signal: the
-	// kernel discards them (one then was meant for no run; a Notify here
-	// would pass it on to the next run's command). The runtime's signal
-	// loop, which the first Notify starts, is started now all the same,
-	// with a signal moat never sends, so that taking the forwarded ones at
-	// the request costs only their sigactions.
-	signal.Ignore(forwarded...)
-	signal.Notify(make(chan os.Signal, 1), unix.SIGPWR)
-	p.sigs = make(chan os.Signal, 16)
+	// kernel discards them (one then was meant for no run). See park.
+	var err error
+	if p.sigs, err = park(); err != nil && p.err == nil {
+		p.err = err
+	}
 	p.config = json.NewDecoder(p.file)
 	if err := p.config.Decode(&p.filters); err != nil && p.err == nil {
 		p.err = fmt.Errorf("read the seccomp filters sandboxd hands over first: %v", err)
