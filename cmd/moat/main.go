@@ -1,5 +1,8 @@
 // Command moat is the client of the moat stack: init, profiles, resolve,
-// check, run, approvals, approve, deny, status.
+// check, run, approvals, approve, deny, status. `moat mcp` and `moat rules`
+// are the programs moat-mcp and moat-rules, installed next to it: moat
+// replaces itself with them, so it links neither the MCP SDK nor the policy
+// engine (pkg/cli).
 package main
 
 import (

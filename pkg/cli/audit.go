@@ -66,7 +66,7 @@ func auditQuery(ctx context.Context, e *env, name string, args []string) int {
 	fs.StringVar(&until, "until", "", "RFC 3339 time or a duration ago")
 	limit := fs.Int("limit", 50, "events to print in all, then the cursor to go on from (-f prints every event)")
 	fs.Uint64Var(&q.Cursor, "cursor", 0, "continue after this seq")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := Parse(fs, args); !ok {
 		return code
 	}
 	var err error
@@ -204,7 +204,7 @@ func auditExport(ctx context.Context, e *env, args []string) int {
 	fs.SetOutput(e.stderr)
 	opts := clientFlags(fs, home.RoleClient)
 	format := fs.String("format", "jsonl", "jsonl (one event per line)")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := Parse(fs, args); !ok {
 		return code
 	}
 	if *format != "jsonl" {

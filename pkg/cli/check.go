@@ -20,7 +20,7 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	ws := fs.String("workspace", "", "workspace directory (default the current directory)")
 	cwd := fs.String("cwd", "", "working directory inside the workspace (default the current directory when inside it)")
 	approval := fs.String("approval", "", "what a prompt becomes: never (deny), on-request (ask a person and wait); default report it")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := Parse(fs, args); !ok {
 		return code
 	}
 	argv := fs.Args()
@@ -170,7 +170,7 @@ func answer(ctx context.Context, e *env, cmd, verdict string, args []string) int
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		args = append(append([]string{}, args[1:]...), args[0]) // moat approve ID --reason …
 	}
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := Parse(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() != 1 {

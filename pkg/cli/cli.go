@@ -44,10 +44,10 @@ var commands = map[string]cmd{
 	"revoke":    {"end a grant at once: moat revoke ID (approver key)", runRevoke},
 	"deny":      {"refuse a waiting command: moat deny ID", runDeny},
 	"audit":     {"query, tail -f, verify, stats, export the audit trail; hash a user name", runAudit},
-	"rules":     {"check a command against rules files as `codex execpolicy check` does: moat rules check FILE… -- ARGV", runRules},
+	"rules":     {"check a command against rules files as `codex execpolicy check` does: moat rules check FILE… -- ARGV", sibling("rules", RulesProgram)},
 	"run":       {"run a command in the sandbox: resolve, check, run, record (its status; 77 denied; 125 sandbox failure)", runRun},
 	"hook":      {"answer an agent's hook: moat hook claude-code (PreToolUse on Bash; --sandbox P runs it through moat run)", runHook},
-	"mcp":       {"an MCP server on stdio: run, check, profiles, audit for an agent, in one workspace under one profile (moat mcp -h)", runMCP},
+	"mcp":       {"an MCP server on stdio: run, check, profiles, audit for an agent, in one workspace under one profile (moat mcp -h)", sibling("mcp", MCPProgram)},
 	"sh":        {"a drop-in for sh -c / bash -c: the script runs through the whole pipeline (moat sh -h)", runSh},
 }
 
@@ -128,7 +128,7 @@ func (e *env) dial(ctx context.Context, opts optsFunc) (*client.Client, bool) {
 // means the command returns code at once: help was asked for, the flags
 // were wrong, or the bus could not be reached (each already reported).
 func (e *env) connect(ctx context.Context, fs *flag.FlagSet, args []string, opts optsFunc) (*client.Client, int) {
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := Parse(fs, args); !ok {
 		return nil, code
 	}
 	c, ok := e.dial(ctx, opts)
@@ -172,14 +172,26 @@ func (e *env) output(stream string, data []byte) {
 }
 
 // fail prints err for a person and returns the generic error code.
-func (e *env) fail(err error) int {
+func (e *env) fail(err error) int { return Fail(e.stderr, err) }
+
+// Fail prints err to w for a person, as every moat command does ("moat:
+// message", with the code of a bus error), and returns ExitError.
+func Fail(w io.Writer, err error) int {
 	var we *wire.Error
 	if errors.As(err, &we) {
-		fmt.Fprintf(e.stderr, "moat: %s (%d)\n", we.Message, we.Code)
+		fmt.Fprintf(w, "moat: %s (%d)\n", we.Message, we.Code)
 	} else {
-		fmt.Fprintf(e.stderr, "moat: %v\n", err)
+		fmt.Fprintf(w, "moat: %v\n", err)
 	}
 	return ExitError
+}
+
+// busFlags makes the flag set of a command that talks to the bus and always
+// answers in its own format (no --json).
+func (e *env) busFlags(name string) (*flagSet, optsFunc) {
+	fs := flag.NewFlagSet("moat "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs, clientFlags(fs, home.RoleClient)
 }
 
 func (e *env) json(v any) int {
@@ -191,8 +203,10 @@ func (e *env) json(v any) int {
 	return ExitOK
 }
 
-// parse parses args and reports usage errors with code 2.
-func parse(fs *flag.FlagSet, args []string) (int, bool) {
+// Parse parses a command's flags as every moat command does. ok false means
+// the command returns code at once: ExitOK when help was asked for,
+// ExitUsage when a flag was wrong (fs has reported it on its output).
+func Parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK, false

@@ -55,7 +55,7 @@ func runRevoke(ctx context.Context, e *env, args []string) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		args = append(append([]string{}, args[1:]...), args[0]) // moat revoke ID --reason …
 	}
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := Parse(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() != 1 {

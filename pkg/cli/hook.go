@@ -54,7 +54,7 @@ func runHook(ctx context.Context, e *env, args []string) int {
 	name := fs.String("profile", os.Getenv(EnvProfile), "judge Bash commands against this profile (env MOAT_PROFILE; default offline)")
 	sandbox := fs.String("sandbox", "", "also run each allowed command through moat run under this profile (sets --profile)")
 	ws := fs.String("workspace", os.Getenv(EnvWorkspace), "workspace (env MOAT_WORKSPACE; default CLAUDE_PROJECT_DIR, else the hook input's cwd)")
-	if code, ok := parse(fs, args[1:]); !ok {
+	if code, ok := Parse(fs, args[1:]); !ok {
 		return code
 	}
 	if *sandbox != "" {

@@ -14,7 +14,7 @@ func runInit(ctx context.Context, e *env, args []string) int {
 	fs, js, _ := e.flags("init", false)
 	force := fs.Bool("force", false, "replace existing keys (refused while a bus admits them)")
 	bus := fs.String("bus", os.Getenv(home.EnvBus), "bus to check before writing keys (env MOAT_BUS; default "+wire.DefaultBusURL+")")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := Parse(fs, args); !ok {
 		return code
 	}
 	h, err := home.FromEnv()

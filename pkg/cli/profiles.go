@@ -63,7 +63,7 @@ func runResolve(ctx context.Context, e *env, args []string) int {
 	name := fs.String("profile", "", "profile name or alias (default offline)")
 	ws := fs.String("workspace", "", "workspace directory (default the current directory)")
 	cwd := fs.String("cwd", "", "working directory inside the workspace (default the workspace)")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := Parse(fs, args); !ok {
 		return code
 	}
 	workspace, err := absOrCwd(*ws)

@@ -41,7 +41,7 @@ func printRefusal(w io.Writer, r *wire.Refusal) {
 	}
 }
 
-// checkOf is the dry-run question a run request asks, for client.Explain.
-func checkOf(req *wire.RunRequest) wire.CheckRequest {
+// CheckOf is the dry-run question a run request asks, for client.Explain.
+func CheckOf(req *wire.RunRequest) wire.CheckRequest {
 	return wire.CheckRequest{SessionID: req.SessionID, Argv: req.Argv, Cwd: req.Cwd, Workspace: req.Workspace, Profile: wire.RefName(req.Profile)}
 }

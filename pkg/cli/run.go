@@ -25,7 +25,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	approval := fs.String("approval", wire.ApprovalOnRequest, "what a prompt becomes: on-request (ask a person and wait) or never (deny at once)")
 	var extra envList
 	fs.Var(&extra, "env", "NAME=VALUE for the command (repeatable; credentials are dropped)")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := Parse(fs, args); !ok {
 		return code
 	}
 	argv := fs.Args()
@@ -72,7 +72,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.fail(err)
 		return wire.ExitSandboxFailure
 	}
-	c.Explain(ctx, res.Refusal, checkOf(req), nil)
+	c.Explain(ctx, res.Refusal, CheckOf(req), nil)
 	if *js {
 		e.json(res)
 	}

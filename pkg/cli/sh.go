@@ -59,7 +59,7 @@ func runSh(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return ExitOK
 	}
-	if code, ok := parse(fs, args[:n]); !ok {
+	if code, ok := Parse(fs, args[:n]); !ok {
 		return code
 	}
 	argv, fromStdin, err := shellArgv(args[n:])
@@ -96,7 +96,7 @@ func runSh(ctx context.Context, e *env, args []string) int {
 		e.fail(err)
 		return wire.ExitSandboxFailure
 	}
-	c.Explain(ctx, res.Refusal, checkOf(req), nil)
+	c.Explain(ctx, res.Refusal, CheckOf(req), nil)
 	if *js {
 		e.json(res)
 	}

@@ -34,7 +34,8 @@ type mcpResult struct {
 }
 
 // mcpSession starts the real moat mcp binary over stdio with the SDK's
-// client; elicit, when set, answers elicitation requests.
+// client (moat replaces itself with moat-mcp); elicit, when set, answers
+// elicitation requests.
 func mcpSession(t *testing.T, e *env, elicit func(*mcp.ElicitRequest) *mcp.ElicitResult, args ...string) *mcp.ClientSession {
 	t.Helper()
 	var opts *mcp.ClientOptions
@@ -49,6 +50,10 @@ func mcpSession(t *testing.T, e *env, elicit func(*mcp.ElicitRequest) *mcp.Elici
 	s, err := c.Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
 	if err != nil {
 		t.Fatalf("connect to moat mcp: %v", err)
+	}
+	// moat became moat-mcp (execve): the client's child is the server itself.
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)); err != nil || filepath.Base(exe) != "moat-mcp" {
+		t.Fatalf("moat mcp's process runs %q (%v), want moat-mcp", exe, err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s

@@ -1,12 +1,13 @@
-package cli
+package rules
 
 import (
 	stdbytes "bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moatsec/moat/pkg/cli"
 )
 
 // TestRulesCheck: moat rules check prints Codex's JSON for a file Codex
@@ -23,17 +24,17 @@ func TestRulesCheck(t *testing.T) {
 		code           int
 		stdout, stderr string
 	}{
-		{[]string{"rules", "check", good, "--", "git", "push", "origin"}, ExitOK,
+		{[]string{"rules", "check", good, "--", "git", "push", "origin"}, cli.ExitOK,
 			`{"matchedRules":[{"prefixRuleMatch":{"matchedPrefix":["git","push"],"decision":"prompt"}}],"decision":"prompt"}`, good + ":2: network_rule allows pypi.org"},
-		{[]string{"rules", "check", good, "--", "git", "status"}, ExitOK, `{"matchedRules":[]}`, ""},
-		{[]string{"rules", "check", "--resolve-host-executables", good, "--", "/usr/bin/git", "push"}, ExitOK, `"resolvedProgram":"/usr/bin/git"`, ""},
-		{[]string{"rules", "check", bad, "--", "x"}, ExitError, "", bad + ":2: invalid decision"},
-		{[]string{"rules", "check", good}, ExitUsage, "", "give the command after --"},
-		{[]string{"rules"}, ExitUsage, "", "usage: moat rules check"},
+		{[]string{"rules", "check", good, "--", "git", "status"}, cli.ExitOK, `{"matchedRules":[]}`, ""},
+		{[]string{"rules", "check", "--resolve-host-executables", good, "--", "/usr/bin/git", "push"}, cli.ExitOK, `"resolvedProgram":"/usr/bin/git"`, ""},
+		{[]string{"rules", "check", bad, "--", "x"}, cli.ExitError, "", bad + ":2: invalid decision"},
+		{[]string{"rules", "check", good}, cli.ExitUsage, "", "give the command after --"},
+		{[]string{"rules"}, cli.ExitUsage, "", "usage: moat rules check"},
 	}
 	for _, tt := range tests {
 		var out, errb stdbytes.Buffer
-		code := Main(context.Background(), tt.args, &out, &errb)
+		code := Main(tt.args[1:], &out, &errb)
 		if code != tt.code || !strings.Contains(out.String(), tt.stdout) || !strings.Contains(errb.String(), tt.stderr) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %d, %q, %q", tt.args, code, out.String(), errb.String(), tt.code, tt.stdout, tt.stderr)
 		}

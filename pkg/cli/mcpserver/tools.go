@@ -1,4 +1,4 @@
-package cli
+package mcpserver
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/moatsec/moat/pkg/cli"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -123,7 +124,7 @@ func (s *mcpServer) run(ctx context.Context, req *mcp.CallToolRequest, in runIn)
 	if err != nil {
 		return nil, out, fmt.Errorf("moat could not run it: %w", err)
 	}
-	s.bus.Explain(ctx, res.Refusal, checkOf(rr), s.grantable(ctx, cwd))
+	s.bus.Explain(ctx, res.Refusal, cli.CheckOf(rr), s.grantable(ctx, cwd))
 	out = runOut{RequestID: rr.RequestID, Profile: profile, Cwd: cwd, ExitCode: res.ExitCode, Signal: res.Signal,
 		DurationMS: float64(res.DurationUS) / 1000, Refusal: res.Refusal}
 	out.Stdout, out.StdoutTruncated = clip(res.Stdout, s.maxOutput)

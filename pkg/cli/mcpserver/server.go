@@ -1,15 +1,22 @@
-package cli
+// Package mcpserver is `moat mcp`, the program moat-mcp (cmd/moat-mcp): an
+// MCP server on stdio whose tools run commands through the stack. It is a
+// program of its own so that moat, which agents start once per command,
+// links neither the MCP SDK nor its JSON Schema package; moat replaces
+// itself with moat-mcp for `moat mcp` (pkg/cli).
+package mcpserver
 
 import (
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 
+	"github.com/moatsec/moat/pkg/cli"
 	"github.com/moatsec/moat/pkg/client"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
@@ -43,65 +50,70 @@ type mcpServer struct {
 	pending  *approvals
 }
 
-func runMCP(ctx context.Context, e *env, args []string) int {
-	fs, opts := e.busFlags("mcp")
-	ws := fs.String("workspace", os.Getenv(EnvWorkspace), "the workspace every command runs in (env MOAT_WORKSPACE; default the current directory)")
-	name := fs.String("profile", os.Getenv(EnvProfile), "the widest profile the model may use, and its default (env MOAT_PROFILE; default offline)")
+// Main runs moat mcp with the arguments that follow `mcp` and returns its
+// exit code; the MCP session is on os.Stdin and os.Stdout, and stdout
+// takes nothing else.
+func Main(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("moat mcp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts := client.Flags(fs, home.RoleClient)
+	ws := fs.String("workspace", os.Getenv(cli.EnvWorkspace), "the workspace every command runs in (env MOAT_WORKSPACE; default the current directory)")
+	name := fs.String("profile", os.Getenv(cli.EnvProfile), "the widest profile the model may use, and its default (env MOAT_PROFILE; default offline)")
 	approverCreds := fs.String("approver-creds", "", "approver key: lets a person approve prompts through the MCP client's elicitation (default: only moat approve answers)")
 	maxOutput := fs.Int("max-output", 64<<10, "bytes of stdout and of stderr returned per run (the rest is cut and flagged)")
-	if code, ok := parse(fs, args); !ok {
+	if code, ok := cli.Parse(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintln(e.stderr, "moat mcp: takes no arguments; configure it with flags (moat mcp -h)")
-		return ExitUsage
+		fmt.Fprintln(stderr, "moat mcp: takes no arguments; configure it with flags (moat mcp -h)")
+		return cli.ExitUsage
 	}
-	workspace, err := absOrCwd(*ws)
+	workspace, err := filepath.Abs(*ws) // "": the current directory
 	if err == nil {
 		workspace, err = filepath.EvalSymlinks(workspace)
 	}
 	if err != nil {
-		return e.fail(fmt.Errorf("workspace: %w", err))
+		return cli.Fail(stderr, fmt.Errorf("workspace: %w", err))
 	}
 	if *maxOutput <= 0 {
-		return e.fail(errors.New("--max-output must be positive"))
+		return cli.Fail(stderr, errors.New("--max-output must be positive"))
 	}
 	h, err := home.FromEnv()
 	if err != nil {
-		return e.fail(err)
+		return cli.Fail(stderr, err)
 	}
 	c, err := client.Dial(ctx, opts(h))
 	if err != nil {
-		return e.fail(err)
+		return cli.Fail(stderr, err)
 	}
 	defer c.Close()
 	s := &mcpServer{bus: c, workspace: workspace, profile: *name, maxOutput: *maxOutput,
-		log: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), sessions: map[*mcp.ServerSession]string{}, pending: newApprovals()}
+		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), sessions: map[*mcp.ServerSession]string{}, pending: newApprovals()}
 	if s.profile == "" {
 		l, err := c.Profiles(ctx)
 		if err != nil {
-			return e.fail(err)
+			return cli.Fail(stderr, err)
 		}
 		s.profile = l.Default
 	}
 	// The widest profile must exist now: a typo is a start-up error, not a
 	// refusal of every command later.
 	if _, err := c.Resolve(ctx, &wire.ResolveRequest{Profile: s.profile, Workspace: workspace}); err != nil {
-		return e.fail(fmt.Errorf("--profile %s: %w", s.profile, err))
+		return cli.Fail(stderr, fmt.Errorf("--profile %s: %w", s.profile, err))
 	}
 	if *approverCreds != "" {
 		o := opts(h)
 		o.Creds, o.Role, o.Name = *approverCreds, home.RoleApprover, "moat-mcp-approver"
 		if s.approver, err = client.Dial(ctx, o); err != nil {
-			return e.fail(err)
+			return cli.Fail(stderr, err)
 		}
 		defer s.approver.Close()
 	}
 	srv := s.server()
 	if err := srv.Run(ctx, &mcp.StdioTransport{}); err != nil && !errors.Is(err, context.Canceled) {
-		return e.fail(err)
+		return cli.Fail(stderr, err)
 	}
-	return ExitOK
+	return cli.ExitOK
 }
 
 // server builds the MCP server with moat's tools.
@@ -139,12 +151,4 @@ func (s *mcpServer) canElicit(ss *mcp.ServerSession) bool {
 	}
 	p := ss.InitializeParams()
 	return p != nil && p.Capabilities != nil && p.Capabilities.Elicitation != nil
-}
-
-// busFlags makes the flag set of a command that talks to the bus and always
-// answers in its own format (no --json).
-func (e *env) busFlags(name string) (*flagSet, optsFunc) {
-	fs := flag.NewFlagSet("moat "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	return fs, clientFlags(fs, home.RoleClient)
 }

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// lean are what `moat mcp` and `moat rules` need and moat must not link:
+// agents start moat once per command, and linking these cost each command
+// 0.5 to 1 ms of CPU at start-up. Those commands are moat-mcp and
+// moat-rules (pkg/cli/mcpserver, pkg/cli/rules), which moat execs.
+var lean = regexp.MustCompile(`modelcontextprotocol/go-sdk|google/jsonschema-go|^go\.starlark\.net/|^mvdan\.cc/sh/|BurntSushi/toml|moat/pkg/(policy|egress)$|moat/pkg/cli/(mcpserver|rules)$`)
+
+// TestLean: moat links none of lean.
+func TestLean(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	var bad []string
+	for _, p := range strings.Fields(string(out)) {
+		if lean.MatchString(p) {
+			bad = append(bad, p)
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("moat links %v: keep them out of pkg/cli's imports (moat-mcp and moat-rules have them)", bad)
+	}
+}
