@@ -17,7 +17,7 @@ import (
 // the files are written and read back. The numbers are not asserted.
 func TestScenarios(t *testing.T) {
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "../../cmd/...")
+	build := exec.Command("../../scripts/build", bin)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}

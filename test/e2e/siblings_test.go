@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"debug/elf"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,22 @@ func TestRulesThroughMoat(t *testing.T) {
 		if got.code != 1 || got.stdout != "" || !strings.Contains(got.stderr, "moat "+c+" is the program moat-"+c+", which is neither in "+alone) ||
 			!strings.Contains(got.stderr, "go install ./cmd/...") {
 			t.Errorf("moat %s with no moat-%s: %+v", c, c, got)
+		}
+	}
+}
+
+// TestMoatStatic: the moat the tests run, as scripts/build makes it for
+// users, has no program interpreter: no dynamic loader at each of an
+// agent's commands.
+func TestMoatStatic(t *testing.T) {
+	f, err := elf.Open(filepath.Join(binDir, "moat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("moat is dynamically linked (it has a PT_INTERP): build it with scripts/build")
 		}
 	}
 }
