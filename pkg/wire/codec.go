@@ -140,8 +140,12 @@ func Encode(f Format, v any) ([]byte, error) {
 	if f == JSON {
 		return json.Marshal(v)
 	}
-	// Most bodies fit 1 KiB: one allocation instead of a doubling series.
-	buf := bytes.NewBuffer(make([]byte, 0, 1024))
+	// Encoded into a pooled buffer, then copied out at its exact size: one
+	// allocation the size of the body (most are a few hundred bytes) instead
+	// of a fresh 1 KiB buffer, or a doubling series, per message.
+	buf := encodeBufs.Get().(*bytes.Buffer)
+	defer putEncodeBuf(buf)
+	buf.Reset()
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(buf)
@@ -149,5 +153,17 @@ func Encode(f Format, v any) ([]byte, error) {
 	if err := enc.Encode(byValue(v)); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(buf.Bytes()), nil
+}
+
+// maxPooledEncode bounds the buffers Encode keeps for reuse: one grown by a
+// rare large body (a page of audit events) is dropped, not kept alive.
+const maxPooledEncode = 64 << 10
+
+var encodeBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 1024)) }}
+
+func putEncodeBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledEncode {
+		encodeBufs.Put(b)
+	}
 }

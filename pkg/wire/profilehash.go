@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -41,11 +42,59 @@ func ProfileHash(p *Profile) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("hash the profile: %w", err)
 	}
+	if h, ok := recentHashes.lookup(b); ok {
+		return h, nil
+	}
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
+	h := hex.EncodeToString(sum[:])
+	recentHashes.add(b, h)
+	return h, nil
 }
 
 var hashBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// recentHashes remembers the last few profiles hashed, by their whole
+// canonical bytes: a caller checks many commands under one profile, and
+// comparing ~3 KB costs a fraction of hashing them again (SHA-256 was more
+// than half of ProfileHash, ~4% of a check's CPU under load). Only bytes
+// equal to the ones hashed get the remembered hash, so a profile changed
+// in place between two checks is hashed afresh.
+var recentHashes hashMemo
+
+const hashMemoSize = 4
+
+type hashMemo struct {
+	mu    sync.Mutex
+	canon [hashMemoSize][]byte
+	hash  [hashMemoSize]string
+	next  int // the entry replaced next
+}
+
+func (m *hashMemo) lookup(canon []byte) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.canon {
+		if m.hash[i] != "" && bytes.Equal(m.canon[i], canon) {
+			return m.hash[i], true
+		}
+	}
+	return "", false
+}
+
+func (m *hashMemo) add(canon []byte, h string) {
+	if len(canon) > maxMemoCanon {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := m.next
+	m.canon[i], m.hash[i] = append(m.canon[i][:0], canon...), h
+	m.next = (i + 1) % hashMemoSize
+}
+
+// maxMemoCanon keeps a huge profile out of the memo: it would stay in
+// memory for nothing but its rare next check.
+const maxMemoCanon = 64 << 10
 
 // appendCanonical appends v's canonical bytes to b. Kinds a profile does
 // not hold are an error (and the caller sends the profile whole).

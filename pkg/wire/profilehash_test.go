@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"reflect"
 	"testing"
 )
@@ -157,6 +159,31 @@ func BenchmarkProfileHash(b *testing.B) {
 	for b.Loop() {
 		if _, err := ProfileHash(&p); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// The memo of recent hashes answers only for equal bytes: a profile
+// changed in place between two checks gets its new hash, and going back
+// gets the old one, as computed without the memo.
+func TestProfileHashMemoFollowsChanges(t *testing.T) {
+	p := Profile{Name: "a", Workspace: "/w", FS: FS{Write: []string{"/w"}}}
+	direct := func() string {
+		b, err := appendCanonical(nil, reflect.ValueOf(&p).Elem())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:])
+	}
+	for i, write := range []string{"/w", "/x", "/w", "/y", "/x", "/z", "/v", "/w"} {
+		p.FS.Write[0] = write // in place, as a careless caller might
+		h, err := ProfileHash(&p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := direct(); h != want {
+			t.Fatalf("step %d (%s): hash %s, want %s", i, write, h, want)
 		}
 	}
 }
