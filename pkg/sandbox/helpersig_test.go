@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,7 +66,7 @@ func waitReadingConfig(t *testing.T, pid int) {
 		if err != nil {
 			return err
 		}
-		if !strings.HasPrefix(string(b), "0 0x"+strconv.FormatInt(inside.ConfigFD, 16)+" ") {
+		if !strings.HasPrefix(string(b), strconv.Itoa(unix.SYS_READ)+" 0x"+strconv.FormatInt(inside.ConfigFD, 16)+" ") {
 			return errors.New("helper not yet reading its configuration: " + strings.TrimSpace(string(b)))
 		}
 		return nil
@@ -106,6 +108,119 @@ func TestPooledHelperDropsIdleSignalBursts(t *testing.T) {
 			t.Fatalf("round %d: exit %d, signal %q, stdout %q: the command got signals sent to an idle helper", round, res.ExitCode, res.Signal, res.Stdout)
 		}
 	}
+}
+
+// TestPooledHelperForwardsEverySignal: once the command runs, each of the
+// seven forwarded signals reaches it (its handlers were parked while the
+// helper waited and are back).
+func TestPooledHelperForwardsEverySignal(t *testing.T) {
+	EnablePool(1)
+	defer EnablePool(0)
+	_, p := initWorkspace(t, "offline")
+	waitReadingConfig(t, waitPooled(t, true))
+	names := []string{"HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "WINCH"}
+	var script strings.Builder
+	script.WriteString("n=0; ")
+	for _, n := range names {
+		fmt.Fprintf(&script, "trap 'echo got-%s; n=$((n+1))' %s; ", n, n)
+	}
+	script.WriteString("echo ready; while [ $n -lt 7 ]; do sleep 0.05; done; echo done")
+	sigs := make(chan os.Signal, len(names))
+	ready := &lineWaiter{want: "ready", seen: make(chan struct{})}
+	done := make(chan struct{})
+	var res *Result
+	var err error
+	go func() {
+		defer close(done)
+		res, err = Run(context.Background(), &Spec{Argv: []string{"sh", "-c", script.String()}, Profile: p,
+			Stdout: ready, Signals: sigs, Timeout: 15 * time.Second})
+	}()
+	select {
+	case <-ready.seen:
+	case <-done:
+		t.Fatalf("the command ended before it was ready: %v %+v", err, res)
+	}
+	for _, s := range []syscall.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH} {
+		sigs <- s
+	}
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if !strings.Contains(string(res.Stdout), "got-"+n+"\n") {
+			t.Errorf("SIG%s did not reach the command: exit %d, signal %q, stdout %q", n, res.ExitCode, res.Signal, res.Stdout)
+		}
+	}
+}
+
+// TestParkedHelperIgnoresInheritedBlocked: a helper started with USR1,
+// USR2 and WINCH blocked (sandboxd started so, by a supervisor) waits with
+// every forwarded signal ignored and none blocked on its first thread —
+// the thread by which the kernel decides to discard a signal sent to it.
+// Blocked there, one would wait pending for the handler of the next run.
+// The test runs itself again with those signals blocked, as the helpers'
+// parent.
+func TestParkedHelperIgnoresInheritedBlocked(t *testing.T) {
+	const env = "MOAT_TEST_INHERITED_BLOCKED"
+	blocked := []unix.Signal{unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
+	if os.Getenv(env) != "1" {
+		runtime.LockOSThread() // the child inherits this thread's mask
+		defer runtime.UnlockOSThread()
+		var set unix.Sigset_t
+		for _, s := range blocked {
+			set.Val[(s-1)/64] |= 1 << ((s - 1) % 64)
+		}
+		var old unix.Sigset_t
+		if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, &old); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestParkedHelperIgnoresInheritedBlocked$", "-test.count=1")
+		cmd.Env = append(os.Environ(), env+"=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return
+	}
+	for _, s := range blocked {
+		if !sigMaskHas(t, "self", "SigBlk", s) {
+			t.Fatalf("%v is not blocked in the test's second run: nothing to show", s)
+		}
+	}
+	EnablePool(1)
+	defer EnablePool(0)
+	pid := waitPooled(t, true)
+	waitReadingConfig(t, pid)
+	for _, s := range []unix.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH} {
+		if !sigMaskHas(t, strconv.Itoa(pid), "SigIgn", s) {
+			t.Errorf("%v not ignored by the waiting helper", s)
+		}
+		if sigMaskHas(t, strconv.Itoa(pid), "SigBlk", s) {
+			t.Errorf("%v blocked on the waiting helper's first thread: one sent now would wait for the next run", s)
+		}
+	}
+}
+
+// sigMaskHas reads the mask named field (SigBlk, SigIgn) of /proc/PID/status
+// and says whether it holds s.
+func sigMaskHas(t *testing.T, pid, field string, s unix.Signal) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m&(1<<(s-1)) != 0
+		}
+	}
+	t.Fatalf("no %s in /proc/%s/status", field, pid)
+	return false
 }
 
 // TestHelperRefusesWrongNetwork: a helper started without a network

@@ -15,6 +15,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// A helper's main goroutine runs on the process's first thread, the one
+// the kernel judges the process's signal mask by (see unblockOnLeader):
+// locked there in an init, before main can move.
+func init() {
+	if len(os.Args) > 0 && os.Args[0] == Arg0 {
+		runtime.LockOSThread()
+	}
+}
+
 // Main turns this process into the sandbox helper when it was started as
 // one (argv[0] is [Arg0]) and never returns then; otherwise it returns at
 // once. cmd/moat-sandbox-helper's main is Main; a test binary that is its

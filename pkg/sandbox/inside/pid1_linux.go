@@ -101,7 +101,7 @@ func reap(pid int, exited chan<- *Exit) {
 		if got != pid || !(ws.Exited() || ws.Signaled()) {
 			continue // an orphan reaped, or a stop
 		}
-		ex := &Exit{Code: ws.ExitStatus(), Usage: Usage{MaxRSSBytes: ru.Maxrss * 1024,
+		ex := &Exit{Code: ws.ExitStatus(), Usage: Usage{MaxRSSBytes: int64(ru.Maxrss) * 1024,
 			UserUS: ru.Utime.Nano() / 1000, SysUS: ru.Stime.Nano() / 1000}}
 		if ws.Signaled() {
 			ex.Signal = int(ws.Signal())

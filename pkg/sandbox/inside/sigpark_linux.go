@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,8 +29,9 @@ import (
 //     the kernel held are put back as they were.
 //
 // Invariant: from the SIG_IGN until unpark the kernel discards a forwarded
-// signal when it is sent and drops any pending one, so nothing sent to an
-// idle helper is kept for the next run. What unpark drops can only be a
+// signal when it is sent (none is blocked on the thread it judges the
+// process by, see unblockOnLeader) and drops any pending one, so nothing
+// sent to an idle helper is kept for the next run. What unpark drops can only be a
 // signal the runtime took in the helper's first moments, before its
 // handlers were parked. The runtime's own view (its handler installed,
 // the signal wanted) holds throughout; only the kernel's action changes,
@@ -44,8 +46,10 @@ type savedAction struct {
 	act kernelSigaction
 }
 
-// markerWait is how long prepare waits for its SIGPWR marker before it
-// sends another; markerTries bound the whole wait.
+// markerWait is how long park waits for its SIGPWR marker before it sends
+// another, at most markerTries times (each wait may last longer: a pooled
+// helper runs at idle priority). A helper whose marker never came back
+// fails its run's setup, and sandboxd takes another helper.
 const (
 	markerWait  = 100 * time.Millisecond
 	markerTries = 50
@@ -64,6 +68,9 @@ func park() (*parked, error) {
 		return p, nil
 	}
 	signal.Notify(p.sigs, append(forwarded[:len(forwarded):len(forwarded)], unix.SIGPWR)...)
+	if err := unblockOnLeader(); err != nil {
+		return p, err
+	}
 	for _, s := range forwarded {
 		sig := s.(unix.Signal)
 		old, err := sigaction(sig, ignoreAction())
@@ -80,7 +87,32 @@ func park() (*parked, error) {
 			return p, nil
 		}
 	}
-	return p, fmt.Errorf("signals: the SIGPWR marker did not come back in %v", markerWait*markerTries)
+	return p, fmt.Errorf("signals: the SIGPWR marker sent to itself did not come back after %d tries", markerTries)
+}
+
+// unblockOnLeader unblocks the forwarded signals on this thread, the
+// process's first (init locks the helper's main goroutine to it). The
+// kernel discards a signal sent to an ignoring process only if the thread
+// it judges the process by, this one, does not block it; and Go keeps
+// blocked on its threads what the helper inherited blocked (USR1, USR2 and
+// WINCH may be: the runtime unblocks only the signals it must take itself).
+// One blocked there while parked would wait, pending, for the handler that
+// unpark puts back, and reach the command. Unblocked, one pending now is
+// taken at once, before the park, and dropped with the marker.
+func unblockOnLeader() error {
+	if tid, pid := unix.Gettid(), unix.Getpid(); tid != pid {
+		return fmt.Errorf("signals: parked from thread %d, not the process's first (%d)", tid, pid)
+	}
+	var set unix.Sigset_t
+	w := uint(unsafe.Sizeof(set.Val[0]) * 8) // 64 or 32 bits a word
+	for _, s := range forwarded {
+		n := uint(s.(unix.Signal)) - 1
+		set.Val[n/w] |= 1 << (n % w)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, nil); err != nil {
+		return fmt.Errorf("signals: unblock: %v", err)
+	}
+	return nil
 }
 
 // awaitMarker drops what the channel holds until SIGPWR comes, for up to
