@@ -12,6 +12,31 @@ import (
 	"time"
 )
 
+// TestStackBesideAnotherStack: benchd's own stack starts while another
+// stack, with other keys, runs at MOAT_BUS (a user's): its home is its own.
+func TestStackBesideAnotherStack(t *testing.T) {
+	bin := t.TempDir()
+	if out, err := exec.Command("../../scripts/build", bin).CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	first, err := StartStack(ctx, bin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	t.Setenv("MOAT_BUS", first.URL)
+	second, err := StartStack(ctx, bin, nil)
+	if err != nil {
+		t.Fatalf("a second stack beside %s: %v", first.URL, err)
+	}
+	defer second.Close()
+	if second.URL == first.URL || second.Home.Dir == first.Home.Dir {
+		t.Fatalf("the second stack shares the first's bus or home: %s %s", second.URL, second.Home.Dir)
+	}
+}
+
 // TestScenarios runs every scenario briefly against a small embedded stack
 // and checks the report's shape: counts add up, percentiles are ordered,
 // the files are written and read back. The numbers are not asserted.

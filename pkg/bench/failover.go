@@ -116,7 +116,7 @@ func startCluster(ctx context.Context, bin string, n int) (*cluster, error) {
 	}
 	h, _ := home.New(filepath.Join(base, "moat"))
 	c := &cluster{bin: bin, base: base, home: h, procs: map[string]*exec.Cmd{}}
-	if out, err := c.command("moat", "init").CombinedOutput(); err != nil {
+	if out, err := c.command("moat", "init", "--force").CombinedOutput(); err != nil { // a home of its own, as in StartStack
 		c.close()
 		return nil, fmt.Errorf("moat init: %v: %s", err, out)
 	}

@@ -42,7 +42,10 @@ func StartStack(ctx context.Context, binDir string, copies map[string]int) (*Sta
 	}
 	h, _ := home.New(filepath.Join(base, "moat"))
 	s := &Stack{BinDir: binDir, Home: h, owned: true, procs: map[string][]*exec.Cmd{}, base: base}
-	if out, err := s.command("moat", "init").CombinedOutput(); err != nil {
+	// A home of its own for a bus of its own, on a port not known yet:
+	// --force, or init would refuse because of whatever stack runs at
+	// MOAT_BUS or the default address (a user's, with other keys).
+	if out, err := s.command("moat", "init", "--force").CombinedOutput(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("moat init: %v: %s", err, out)
 	}
