@@ -23,7 +23,8 @@ const (
 // sibling is a command answered by program: moat replaces itself with it
 // (execve), passing the arguments after the command word and the
 // environment unchanged, so the standard streams, signals, process id and
-// exit status are the program's own. Without it, moat says what to install.
+// exit status are the program's own. Without it next to moat, moat says
+// what to install.
 func sibling(command, program string) func(ctx context.Context, e *env, args []string) int {
 	return func(_ context.Context, e *env, args []string) int {
 		path, err := findSibling(command, program)
@@ -35,29 +36,25 @@ func sibling(command, program string) func(ctx context.Context, e *env, args []s
 	}
 }
 
-// findSibling finds program in the directory of moat's own executable, else
-// in an absolute directory of PATH.
+// findSibling finds program in the directory of moat's own executable
+// (links resolved), and only there: never through PATH, whose directories
+// may be ones an agent writes (a workspace's node_modules/.bin), so a
+// planted moat-mcp would run unconfined, with the approver key moat mcp may
+// be given.
 func findSibling(command, program string) (string, error) {
-	var here string
-	if self, err := os.Executable(); err == nil {
-		here = filepath.Dir(self)
-		if p := filepath.Join(here, program); isExecutable(p) {
-			return p, nil
-		}
+	self, err := os.Executable()
+	if err == nil {
+		self, err = filepath.EvalSymlinks(self)
 	}
-	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		if !filepath.IsAbs(dir) { // as os/exec refuses a program found through a relative entry
-			continue
-		}
-		if p := filepath.Join(dir, program); isExecutable(p) {
-			return p, nil
-		}
+	if err != nil {
+		return "", fmt.Errorf("moat %s is the program %s next to moat, but moat cannot find its own executable: %v", command, program, err)
 	}
-	if here == "" {
-		here = "the directory of moat"
+	here := filepath.Dir(self)
+	if p := filepath.Join(here, program); isExecutable(p) {
+		return p, nil
 	}
-	return "", fmt.Errorf("moat %s is the program %s, which is neither in %s (next to moat) nor on PATH: "+
-		"install moat's programs together, e.g. `go install ./cmd/...` from moat's source, or `go build -o DIR/ ./cmd/...` and run DIR/moat", command, program, here)
+	return "", fmt.Errorf("moat %s is the program %s, which is not in %s, next to moat (moat does not look for it on PATH): "+
+		"install moat's programs together, e.g. `go install ./cmd/...` from moat's source, or `scripts/build DIR` and run DIR/moat", command, program, here)
 }
 
 func isExecutable(p string) bool {

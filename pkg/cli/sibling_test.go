@@ -13,11 +13,19 @@ import (
 	"github.com/moatsec/moat/pkg/cli"
 )
 
-// TestSiblingMissing: without moat-mcp or moat-rules next to moat or on
-// PATH, moat mcp and moat rules fail with the generic error code and say
-// what to install; moat -h still lists both.
+// TestSiblingMissing: without moat-mcp or moat-rules next to moat, moat
+// mcp and moat rules fail with the generic error code and say what to
+// install — and do not run one found on PATH, which may be a directory an
+// agent writes; moat -h still lists both.
 func TestSiblingMissing(t *testing.T) {
-	t.Setenv("PATH", t.TempDir()) // the test binary's own directory has neither
+	planted := t.TempDir()
+	marker := filepath.Join(planted, "ran")
+	for _, p := range []string{cli.MCPProgram, cli.RulesProgram} {
+		if err := os.WriteFile(filepath.Join(planted, p), []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", planted+string(os.PathListSeparator)+os.Getenv("PATH")) // the test binary's own directory has neither
 	for _, c := range []struct{ command, program string }{{"mcp", cli.MCPProgram}, {"rules", cli.RulesProgram}} {
 		code, stdout, stderr := moat(c.command, "-h")
 		if code != cli.ExitError || stdout != "" || !strings.Contains(stderr, "moat "+c.command+" is the program "+c.program) ||
@@ -25,16 +33,20 @@ func TestSiblingMissing(t *testing.T) {
 			t.Errorf("moat %s without %s: exit %d, stdout %q, stderr %q", c.command, c.program, code, stdout, stderr)
 		}
 	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("moat ran a moat-mcp or moat-rules found on PATH")
+	}
 	code, _, stderr := moat("-h")
 	if code != cli.ExitOK || !strings.Contains(stderr, "\n  mcp ") || !strings.Contains(stderr, "\n  rules ") {
 		t.Errorf("moat -h: exit %d, does not list mcp and rules:\n%s", code, stderr)
 	}
 }
 
-// TestSiblingExec: moat rules replaces moat with moat-rules found on PATH
-// (here a shell script, builtins only): the same process, the arguments after `rules`
-// and the environment unchanged, standard input passed, its exit status
-// moat's. The test runs itself as the moat that execs.
+// TestSiblingExec: moat rules replaces moat with the moat-rules next to it
+// (here a shell script, builtins only): the same process, the arguments
+// after `rules` and the environment unchanged, standard input passed, its
+// exit status moat's. A copy of the test binary, with the script beside
+// it, is the moat that execs.
 func TestSiblingExec(t *testing.T) {
 	if os.Getenv("MOAT_TEST_SIBLING_CHILD") != "" {
 		code := cli.Main(context.Background(), []string{"rules", "check", "two words", "--", "x"}, os.Stdout, os.Stderr)
@@ -46,8 +58,16 @@ func TestSiblingExec(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, cli.RulesProgram), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c := exec.Command(os.Args[0], "-test.run=^TestSiblingExec$")
-	c.Env = append(os.Environ(), "MOAT_TEST_SIBLING_CHILD=1", "MOAT_SIBLING_PROBE=kept", "PATH="+dir)
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(dir, "moat")
+	if err := os.WriteFile(copied, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command(copied, "-test.run=^TestSiblingExec$")
+	c.Env = append(os.Environ(), "MOAT_TEST_SIBLING_CHILD=1", "MOAT_SIBLING_PROBE=kept")
 	c.Stdin = strings.NewReader("from stdin\n")
 	var stderr strings.Builder
 	c.Stderr = &stderr

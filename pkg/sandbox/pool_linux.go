@@ -296,7 +296,7 @@ func (h *helperProc) outcome() (code int, signal string, usage wire.Usage, refus
 		signal, code = unix.SignalName(ws.Signal()), 128+int(ws.Signal())
 	}
 	if ru, ok := h.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		usage = wire.Usage{MaxRSSBytes: ru.Maxrss * 1024, UserUS: ru.Utime.Nano() / 1000, SysUS: ru.Stime.Nano() / 1000}
+		usage = wire.Usage{MaxRSSBytes: int64(ru.Maxrss) * 1024, UserUS: ru.Utime.Nano() / 1000, SysUS: ru.Stime.Nano() / 1000}
 	}
 	return code, signal, usage, refused
 }

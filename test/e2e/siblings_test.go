@@ -12,8 +12,8 @@ import (
 
 // TestRulesThroughMoat: moat rules, the real binary, answers as moat-rules
 // does (moat replaces itself with it): the same output, the same exit
-// codes; and a moat with neither moat-rules nor moat-mcp beside it or on
-// PATH says what to install, exit 1.
+// codes; and a moat with neither moat-rules nor moat-mcp beside it says
+// what to install, exit 1, even with both on PATH.
 func TestRulesThroughMoat(t *testing.T) {
 	e := newEnv(t)
 	file := filepath.Join(e.ws, "default.rules")
@@ -46,10 +46,10 @@ func TestRulesThroughMoat(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(alone, "moat"), b, 0o755)
-	e.vars = append(e.vars, "PATH=/usr/bin:/bin")
+	e.vars = append(e.vars, "PATH="+binDir+":/usr/bin:/bin") // the real ones on PATH are not taken
 	for _, c := range []string{"mcp", "rules"} {
 		got := runCmd(t, e.cmd(filepath.Join(alone, "moat"), c, "-h"), "")
-		if got.code != 1 || got.stdout != "" || !strings.Contains(got.stderr, "moat "+c+" is the program moat-"+c+", which is neither in "+alone) ||
+		if got.code != 1 || got.stdout != "" || !strings.Contains(got.stderr, "moat "+c+" is the program moat-"+c+", which is not in "+alone) ||
 			!strings.Contains(got.stderr, "go install ./cmd/...") {
 			t.Errorf("moat %s with no moat-%s: %+v", c, c, got)
 		}

@@ -60,6 +60,9 @@ const (
 // ignores them through os/signal until unpark.
 func park() (*parked, error) {
 	p := &parked{sigs: make(chan os.Signal, 16)}
+	if err := unblockOnLeader(); err != nil {
+		return p, err
+	}
 	if !kernelSigactionKnown {
 		signal.Ignore(forwarded...)
 		// The runtime's signal loop starts now, with a signal moat never
@@ -68,9 +71,6 @@ func park() (*parked, error) {
 		return p, nil
 	}
 	signal.Notify(p.sigs, append(forwarded[:len(forwarded):len(forwarded)], unix.SIGPWR)...)
-	if err := unblockOnLeader(); err != nil {
-		return p, err
-	}
 	for _, s := range forwarded {
 		sig := s.(unix.Signal)
 		old, err := sigaction(sig, ignoreAction())
@@ -91,14 +91,16 @@ func park() (*parked, error) {
 }
 
 // unblockOnLeader unblocks the forwarded signals on this thread, the
-// process's first (init locks the helper's main goroutine to it). The
+// process's first (init locks the helper's main goroutine to it), on every
+// architecture and before anything else of park. The
 // kernel discards a signal sent to an ignoring process only if the thread
 // it judges the process by, this one, does not block it; and Go keeps
 // blocked on its threads what the helper inherited blocked (USR1, USR2 and
 // WINCH may be: the runtime unblocks only the signals it must take itself).
 // One blocked there while parked would wait, pending, for the handler that
-// unpark puts back, and reach the command. Unblocked, one pending now is
-// taken at once, before the park, and dropped with the marker.
+// unpark puts back, and reach the command. Unblocked before anything is
+// registered, one pending now is taken at once by the runtime's handler,
+// which drops it (USR1, USR2 and WINCH neither kill nor are wanted yet).
 func unblockOnLeader() error {
 	if tid, pid := unix.Gettid(), unix.Getpid(); tid != pid {
 		return fmt.Errorf("signals: parked from thread %d, not the process's first (%d)", tid, pid)
