@@ -34,7 +34,7 @@ var forwarded = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM
 // the command runs, and reports what it refused with the command's end.
 //
 // sigs carries the forwarded signals, taken since the configuration
-// arrived (parked before, see park), and SIGPWR, which is dropped.
+// arrived (parked before, see park).
 func supervise(status *os.File, path string, cfg *Config, listener int, sigs <-chan os.Signal) int {
 	// The helper keeps the command's uid: not dumpable, its memory and
 	// /proc/1 stay out of the command's reach (execve makes the command
@@ -65,9 +65,6 @@ func supervise(status *os.File, path string, cfg *Config, listener int, sigs <-c
 	for {
 		select {
 		case s := <-sigs:
-			if s == unix.SIGPWR {
-				continue // park's marker signal, never forwarded
-			}
 			// From this thread: it is in the command's Landlock domain,
 			// which scopes signals (another thread may hold a domain of its
 			// own). Its group, as a terminal does; a command that left its
