@@ -173,9 +173,9 @@ type prepared struct {
 // capability sets and locks the securebits of the thread the command will
 // be started from (lockExec), parks the signals the init forwards until
 // its configuration arrives (see park and supervise; the runtime's signal
-// goroutines and their thread are started here), reads the prelude (the seccomp filters), and
-// builds encoding/json's per-type caches for the configuration and the
-// reports, by decoding and encoding one of each.
+// goroutines and their thread are started here), reads the prelude (the
+// seccomp filters), and builds encoding/json's per-type caches for the
+// configuration and the reports, by decoding and encoding one of each.
 //
 // A forwarded signal that arrives while the sandbox is being built waits
 // in the channel and reaches the command once it has started (an init
