@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // daemonCode is what the helper must not link: every package of it would
@@ -18,17 +20,7 @@ var daemonCode = regexp.MustCompile(`nats-io/|starlark|klauspost/compress|moat/p
 // TestLinksNoDaemonCode: the helper links none of the bus, policy, audit or
 // daemon packages, nor those only sandboxd's side of a run needs.
 func TestLinksNoDaemonCode(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	var bad []string
-	for _, p := range strings.Fields(string(out)) {
-		if daemonCode.MatchString(p) {
-			bad = append(bad, p)
-		}
-	}
-	if len(bad) > 0 {
+	if bad := testbin.LinkedMatching(t, daemonCode); len(bad) > 0 {
 		t.Fatalf("moat-sandbox-helper links %v: keep them out of pkg/sandbox/inside's imports", bad)
 	}
 }

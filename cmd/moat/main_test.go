@@ -1,10 +1,10 @@
 package main
 
 import (
-	"os/exec"
 	"regexp"
-	"strings"
 	"testing"
+
+	"github.com/moatsec/moat/test/testbin"
 )
 
 // lean are what `moat mcp` and `moat rules` need and moat must not link:
@@ -15,17 +15,7 @@ var lean = regexp.MustCompile(`modelcontextprotocol/go-sdk|google/jsonschema-go|
 
 // TestLean: moat links none of lean.
 func TestLean(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	var bad []string
-	for _, p := range strings.Fields(string(out)) {
-		if lean.MatchString(p) {
-			bad = append(bad, p)
-		}
-	}
-	if len(bad) > 0 {
+	if bad := testbin.LinkedMatching(t, lean); len(bad) > 0 {
 		t.Fatalf("moat links %v: keep them out of pkg/cli's imports (moat-mcp and moat-rules have them)", bad)
 	}
 }

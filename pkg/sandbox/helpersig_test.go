@@ -57,6 +57,14 @@ func TestPooledHelperOwnGroupDropsIdleSignals(t *testing.T) {
 	}
 }
 
+// forwardedSignals are the signals a helper passes on to its command, by
+// their shell names.
+var forwardedSignals = []struct {
+	name string
+	sig  unix.Signal
+}{{"HUP", unix.SIGHUP}, {"INT", unix.SIGINT}, {"QUIT", unix.SIGQUIT}, {"TERM", unix.SIGTERM},
+	{"USR1", unix.SIGUSR1}, {"USR2", unix.SIGUSR2}, {"WINCH", unix.SIGWINCH}}
+
 // waitReadingConfig waits until the helper pid blocks reading its
 // configuration (fd 3): it has prepared, its forwarded signals are parked.
 func waitReadingConfig(t *testing.T, pid int) {
@@ -83,19 +91,17 @@ func TestPooledHelperDropsIdleSignalBursts(t *testing.T) {
 	EnablePool(1)
 	defer EnablePool(0)
 	_, p := initWorkspace(t, "offline")
-	names := []string{"HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "WINCH"}
-	sigs := []unix.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
 	var traps strings.Builder
-	for _, n := range names {
-		fmt.Fprintf(&traps, "trap 'echo got-%s' %s; ", n, n)
+	for _, f := range forwardedSignals {
+		fmt.Fprintf(&traps, "trap 'echo got-%s' %s; ", f.name, f.name)
 	}
 	script := traps.String() + "sleep 0.1; echo done"
 	for round := range 20 {
 		pid := waitPooled(t, true)
 		waitReadingConfig(t, pid)
 		for range 3 {
-			for _, s := range sigs {
-				if err := unix.Kill(pid, s); err != nil {
+			for _, f := range forwardedSignals {
+				if err := unix.Kill(pid, f.sig); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -118,14 +124,13 @@ func TestPooledHelperForwardsEverySignal(t *testing.T) {
 	defer EnablePool(0)
 	_, p := initWorkspace(t, "offline")
 	waitReadingConfig(t, waitPooled(t, true))
-	names := []string{"HUP", "INT", "QUIT", "TERM", "USR1", "USR2", "WINCH"}
 	var script strings.Builder
 	script.WriteString("n=0; ")
-	for _, n := range names {
-		fmt.Fprintf(&script, "trap 'echo got-%s; n=$((n+1))' %s; ", n, n)
+	for _, f := range forwardedSignals {
+		fmt.Fprintf(&script, "trap 'echo got-%s; n=$((n+1))' %s; ", f.name, f.name)
 	}
 	script.WriteString("echo ready; while [ $n -lt 7 ]; do sleep 0.05; done; echo done")
-	sigs := make(chan os.Signal, len(names))
+	sigs := make(chan os.Signal, len(forwardedSignals))
 	ready := &lineWaiter{want: "ready", seen: make(chan struct{})}
 	done := make(chan struct{})
 	var res *Result
@@ -140,16 +145,16 @@ func TestPooledHelperForwardsEverySignal(t *testing.T) {
 	case <-done:
 		t.Fatalf("the command ended before it was ready: %v %+v", err, res)
 	}
-	for _, s := range []syscall.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH} {
-		sigs <- s
+	for _, f := range forwardedSignals {
+		sigs <- f.sig
 	}
 	<-done
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range names {
-		if !strings.Contains(string(res.Stdout), "got-"+n+"\n") {
-			t.Errorf("SIG%s did not reach the command: exit %d, signal %q, stdout %q", n, res.ExitCode, res.Signal, res.Stdout)
+	for _, f := range forwardedSignals {
+		if !strings.Contains(string(res.Stdout), "got-"+f.name+"\n") {
+			t.Errorf("SIG%s did not reach the command: exit %d, signal %q, stdout %q", f.name, res.ExitCode, res.Signal, res.Stdout)
 		}
 	}
 }
@@ -192,12 +197,12 @@ func TestParkedHelperIgnoresInheritedBlocked(t *testing.T) {
 	defer EnablePool(0)
 	pid := waitPooled(t, true)
 	waitReadingConfig(t, pid)
-	for _, s := range []unix.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH} {
-		if !sigMaskHas(t, strconv.Itoa(pid), "SigIgn", s) {
-			t.Errorf("%v not ignored by the waiting helper", s)
+	for _, f := range forwardedSignals {
+		if !sigMaskHas(t, strconv.Itoa(pid), "SigIgn", f.sig) {
+			t.Errorf("%v not ignored by the waiting helper", f.sig)
 		}
-		if sigMaskHas(t, strconv.Itoa(pid), "SigBlk", s) {
-			t.Errorf("%v blocked on the waiting helper's first thread: one sent now would wait for the next run", s)
+		if sigMaskHas(t, strconv.Itoa(pid), "SigBlk", f.sig) {
+			t.Errorf("%v blocked on the waiting helper's first thread: one sent now would wait for the next run", f.sig)
 		}
 	}
 }
