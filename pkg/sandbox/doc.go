@@ -32,7 +32,10 @@
 //  3. sets no_new_privs, enforces Landlock at a pinned ABI (refusing to run
 //     when the kernel lacks it) and loads the seccomp filter last;
 //  4. starts the command and stays its init: it forwards signals to it,
-//     reaps orphans, and reports the command's own status.
+//     reaps orphans, and when the command ends kills and reaps what it left,
+//     closes the output and reports the command's own status. Reported alone
+//     so, the run is answered before the init's exit (the namespaces' tearing
+//     down), which finish_linux.go awaits off the run's path.
 //
 // Around the helper, [Run] protects what no profile can list in advance:
 // before the run it finds every git directory in the writable workspace

@@ -3,8 +3,10 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +14,10 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/moatsec/moat/pkg/profile"
+	"github.com/moatsec/moat/pkg/sandbox/inside"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -187,5 +191,91 @@ exit 0`
 		if !strings.HasSuffix(l, "0000000000000000") {
 			t.Errorf("a thread of the init holds capabilities: %q", l)
 		}
+	}
+}
+
+// TestNothingLeftAtTheAnswer: when Run returns, nothing the command left
+// behind runs any more — background loops in its group, in a session of
+// their own, or ignoring SIGTERM and SIGHUP — pooled or not: what they
+// were writing in the workspace stops growing at the answer, not some time
+// after it.
+func TestNothingLeftAtTheAnswer(t *testing.T) {
+	script := `for f in a b c; do (trap '' TERM HUP; while :; do echo x >> $f; done) & done
+setsid sh -c 'while :; do echo y >> d; done' &
+sleep 0.2
+echo started`
+	for _, pooled := range []bool{false, true} {
+		t.Run(map[bool]string{false: "spawned", true: "pooled"}[pooled], func(t *testing.T) {
+			ws, p := initWorkspace(t, "workspace-write")
+			if pooled {
+				EnablePool(1)
+				defer EnablePool(0)
+				waitPooled(t, p.Net.Mode == wire.NetNone)
+			}
+			res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", script}, Profile: p, Dir: ws})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sizes := func() map[string]int64 {
+				out := map[string]int64{}
+				for _, f := range []string{"a", "b", "c", "d"} {
+					if fi, err := os.Stat(filepath.Join(ws, f)); err == nil {
+						out[f] = fi.Size()
+					}
+				}
+				return out
+			}
+			at := sizes()
+			if res.ExitCode != 0 || strings.TrimSpace(string(res.Stdout)) != "started" {
+				t.Fatalf("exit %d, stdout %q, stderr %q", res.ExitCode, res.Stdout, res.Stderr)
+			}
+			for _, f := range []string{"a", "b", "c", "d"} {
+				if at[f] == 0 {
+					t.Fatalf("the background writer of %s never wrote (sizes %v): the test shows nothing", f, at)
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+			if later := sizes(); !maps.Equal(at, later) {
+				t.Errorf("what the command left kept writing after the answer: sizes %v at it, %v 200ms later", at, later)
+			}
+		})
+	}
+}
+
+// TestInitAloneAtItsReport: the init reports the command's end only once it
+// has killed and reaped everything else of the run — at that moment, before
+// sandboxd has touched anything, the run's group holds the init alone — and
+// has closed its output, so that the output reaches its end without the
+// init's exit. (Run also kills the group at the answer, which would hide an
+// init that reported too early: this drives the helper as Run does, up to
+// the report.)
+func TestInitAloneAtItsReport(t *testing.T) {
+	_, p := initWorkspace(t, "offline")
+	h, err := spawn(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.kill()
+	script := `setsid sleep 1719 & (trap '' TERM HUP; sleep 1719) & sleep 1719 </dev/null >/dev/null 2>&1 &
+echo started`
+	cfg := &inside.Config{Argv: []string{"sh", "-c", script}, Dir: p.Workspace, UID: os.Geteuid(), GID: os.Getegid(),
+		Env: []string{"PATH=/usr/bin:/bin"}, NoNet: true, UserNS: os.Geteuid() != 0, TmpBytes: 1 << 20, Profile: helperProfile(p)}
+	if _, err := h.begin(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	waitOutput := h.attach(nil, &stdout, &stderr)
+	end := h.outcome()
+	if !end.alone || end.code != 0 {
+		t.Fatalf("the init reported %+v, want exit 0 and alone", end)
+	}
+	for _, d := range h.cg.dirs {
+		if got := procs(d); len(got) > 1 || len(got) == 1 && got[0] != h.cmd.Process.Pid {
+			t.Fatalf("at the init's report, group %s holds %v, want only the init %d", d, got, h.cmd.Process.Pid)
+		}
+	}
+	waitOutput()
+	if stdout.String() != "started\n" {
+		t.Errorf("stdout %q, stderr %q, want %q", stdout.String(), stderr.String(), "started\n")
 	}
 }

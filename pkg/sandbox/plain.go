@@ -19,6 +19,9 @@ func Init() {}
 // EnablePool does nothing outside Linux: there are no helpers to keep.
 func EnablePool(int) {}
 
+// Settle has nothing to wait for outside Linux: a run ends with its process.
+func Settle() {}
+
 // FindHelper has nothing to find outside Linux: there is no helper.
 func FindHelper() error { return nil }
 

@@ -188,7 +188,7 @@ var spawned atomic.Int64
 // namespace) ready. Turned on, it first removes the groups a sandboxd that
 // is gone left behind (sweepGroups); turned off (n 0, as sandboxd does when
 // it stops), it ends the helpers waiting in the pool and removes their
-// groups.
+// groups, and waits for the helpers of answered runs to finish (Settle).
 func EnablePool(n int) {
 	if n > 0 {
 		sweepGroups()
@@ -208,6 +208,9 @@ func EnablePool(n int) {
 	pool.mu.Unlock()
 	for _, h := range extra {
 		h.kill()
+	}
+	if n == 0 {
+		Settle()
 	}
 	for _, noNet := range []bool{true, false} {
 		go refill(noNet)
@@ -266,39 +269,55 @@ func (h *helperProc) begin(cfg *inside.Config) (inside.Status, error) {
 	return st, nil
 }
 
-// outcome is how the command ended, once the helper has exited: its init's
-// report, or, when the init itself was killed (a timeout, a limit, a
-// cancel) or the command never started, the helper's own status; and the
-// system calls the seccomp filter refused, as the init last reported them.
-func (h *helperProc) outcome() (code int, signal string, usage wire.Usage, refused []wire.SyscallDenial) {
+// ending is how the command ended, as outcome read it.
+type ending struct {
+	code    int
+	signal  string
+	usage   wire.Usage
+	refused []wire.SyscallDenial
+	// alone: the init reported the command's end having ended everything
+	// else in its namespace (inside.Exit.Alone); it exits next, on its own.
+	alone bool
+}
+
+// outcome is how the command ended: its init's report, or, when the init
+// itself was killed (a timeout, a limit, a cancel) or the command never
+// started, the helper's own status once it has exited; and the system
+// calls the seccomp filter refused, as the init last reported them. It
+// reads the status pipe to its end or to the command's, so it returns by
+// the time the helper has exited.
+func (h *helperProc) outcome() ending {
+	var e ending
 	for {
 		var st inside.Status
 		if h.report.Decode(&st) != nil {
 			break
 		}
-		if st.Refused != nil && len(refused) < wire.MaxSyscallDenials {
-			refused = append(refused, wire.SyscallDenial(*st.Refused))
+		if st.Refused != nil && len(e.refused) < wire.MaxSyscallDenials {
+			e.refused = append(e.refused, wire.SyscallDenial(*st.Refused))
 		}
-		if st.Exit != nil {
-			if st.Exit.Signal != 0 {
-				signal = unix.SignalName(syscall.Signal(st.Exit.Signal))
+		if x := st.Exit; x != nil {
+			if x.Signal != 0 {
+				e.signal = unix.SignalName(syscall.Signal(x.Signal))
 			}
-			refused = nil
-			for _, d := range st.Exit.Refused {
-				refused = append(refused, wire.SyscallDenial(d))
+			e.refused = nil
+			for _, d := range x.Refused {
+				e.refused = append(e.refused, wire.SyscallDenial(d))
 			}
-			return st.Exit.Code, signal, wire.Usage(st.Exit.Usage), refused
+			e.code, e.usage, e.alone = x.Code, wire.Usage(x.Usage), x.Alone
+			return e
 		}
 	}
+	<-h.exited
 	ws := h.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	code = ws.ExitStatus()
+	e.code = ws.ExitStatus()
 	if ws.Signaled() {
-		signal, code = unix.SignalName(ws.Signal()), 128+int(ws.Signal())
+		e.signal, e.code = unix.SignalName(ws.Signal()), 128+int(ws.Signal())
 	}
 	if ru, ok := h.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		usage = wire.Usage{MaxRSSBytes: int64(ru.Maxrss) * 1024, UserUS: ru.Utime.Nano() / 1000, SysUS: ru.Stime.Nano() / 1000}
+		e.usage = wire.Usage{MaxRSSBytes: int64(ru.Maxrss) * 1024, UserUS: ru.Utime.Nano() / 1000, SysUS: ru.Stime.Nano() / 1000}
 	}
-	return code, signal, usage, refused
+	return e
 }
 
 // signal passes sig to the helper, which forwards it to the command.

@@ -41,7 +41,8 @@ export MOAT_POOL_MARK=set-by-run
 // files, environment, cgroup, namespaces, IPC objects or processes — and a
 // helper waits at idle priority and runs the command at normal priority.
 // A helper waits in the cgroup made for its run, which the run uses and
-// which is gone after it.
+// which is gone after it (the helper's exit and the group's removal follow
+// the answer: Settle waits for them).
 func TestPoolHelperSingleUse(t *testing.T) {
 	EnablePool(1)
 	defer EnablePool(0)
@@ -92,6 +93,13 @@ func TestPoolHelperSingleUse(t *testing.T) {
 		if res.ExitCode != 0 {
 			t.Fatalf("run %d: exit %d, stderr %q", i, res.ExitCode, res.Stderr)
 		}
+		// At the answer nothing of the run is left: its init reaped the
+		// detached sleep before reporting.
+		if pids := sleepers("1717"); len(pids) > 0 {
+			t.Errorf("run %d: its detached sleep outlived the answer: %v", i, pids)
+		}
+		// The helper itself exits, and its group goes, just after.
+		Settle()
 		got := map[string]string{}
 		for _, l := range strings.Split(strings.TrimSpace(string(res.Stdout)), "\n") {
 			k, v, _ := strings.Cut(l, "=")

@@ -22,8 +22,9 @@ import (
 // (MOAT_BENCH_HELPER_DIR). Before each pooled run the pool is full and its helpers wait for
 // their configuration, as between a sandboxd's requests, so the run pays
 // only what happens after its request. CPU is RUSAGE_CHILDREN around each
-// run: the helper that served the run and its command (reaped inside Run;
-// the refill that replaces it is not), bwrap and its children; "self" is
+// run: the helper that served the run and its command (reaped just after
+// Run returns, which Settle awaits outside the wall time; the refill that
+// replaces it is not), bwrap and its children; "self" is
 // this process's own CPU over the run (sandboxd's side, the refill's
 // spawn included). Every figure is reported beside bwrap's in the same
 // loop; nothing is asserted on time:
@@ -62,6 +63,7 @@ func BenchmarkPooledVsBwrap(b *testing.B) {
 			if err != nil {
 				b.Fatalf("%s: %v", k, err)
 			}
+			Settle() // the helper exits after the answer: its CPU is the run's
 			cpu[k] = append(cpu[k], rusage(syscall.RUSAGE_CHILDREN)-c0)
 			if k == "pooled" {
 				self += rusage(syscall.RUSAGE_SELF) - s0

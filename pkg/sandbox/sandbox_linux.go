@@ -181,8 +181,8 @@ func launch(ctx context.Context, spec *Spec, cfg *inside.Config) (*Result, error
 		}
 		st, err = begin()
 	}
-	defer h.release()
 	if err != nil {
+		h.release()
 		return nil, err
 	}
 	waitOutput := h.attach(spec.Stdin, stdout, stderr)
@@ -191,6 +191,10 @@ func launch(ctx context.Context, spec *Spec, cfg *inside.Config) (*Result, error
 	res := &Result{Isolation: append(st.Isolation, cg.describe()...)}
 	done := make(chan error, 1)
 	go func() { done <- h.wait() }()
+	ended := make(chan ending, 1)
+	go func() { ended <- h.outcome() }()
+	var end ending
+	var endRead bool
 	timer := time.NewTimer(spec.timeout())
 	defer timer.Stop()
 	cpuTick := time.NewTicker(100 * time.Millisecond)
@@ -201,6 +205,11 @@ wait:
 		select {
 		case waitErr = <-done:
 			break wait
+		case end = <-ended:
+			endRead, ended = true, nil
+			if end.alone {
+				break wait
+			}
 		case <-timer.C:
 			res.TimedOut = true
 			cmd.Process.Kill() // the namespace's init: the whole tree goes with it
@@ -218,13 +227,26 @@ wait:
 			}
 		}
 	}
-	cg.killAll() // nothing outlives the run
+	if !endRead {
+		end = <-ended
+	}
+	// Nothing outlives the run. Alone, the init has reaped the rest and
+	// exits next: it is sent SIGKILL all the same, and goes off the
+	// run's path (finishLater). Otherwise what is left is killed and
+	// awaited here.
+	if end.alone {
+		cg.killNow()
+		defer h.finishLater()
+	} else {
+		cg.killAll()
+		defer h.release()
+	}
 	waitOutput()
 	var exitErr *exec.ExitError
-	if waitErr != nil && !errors.As(waitErr, &exitErr) {
+	if !end.alone && waitErr != nil && !errors.As(waitErr, &exitErr) {
 		return nil, fmt.Errorf("wait for the command: %w", waitErr)
 	}
-	res.ExitCode, res.Signal, res.Usage, res.Syscalls = h.outcome()
+	res.ExitCode, res.Signal, res.Usage, res.Syscalls = end.code, end.signal, end.usage, end.refused
 	if cpu := cg.cpuUsed(); cpu > 0 {
 		res.Usage.UserUS = max(res.Usage.UserUS, cpu.Microseconds()-res.Usage.SysUS)
 	}

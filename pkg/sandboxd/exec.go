@@ -78,6 +78,9 @@ func Exec(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		spec.Stdout, spec.Stderr = stdout, stderr
 	}
 	res, err := sandbox.Run(ctx, spec)
+	// The run's helper exits after the answer; its group goes with it
+	// before this process does.
+	defer sandbox.Settle()
 	if err != nil {
 		return fail(err)
 	}

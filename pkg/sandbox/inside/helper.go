@@ -62,6 +62,13 @@ type Exit struct {
 	Usage  Usage `json:"usage"`
 	// Refused is every kind of system call the seccomp filter refused.
 	Refused []SyscallDenial `json:"refused,omitempty"`
+	// Alone: before this report the init killed and reaped every other
+	// process of its namespace and closed its ends of the output pipes;
+	// nothing of the run is left but the init, which exits next. sandboxd
+	// may answer without waiting for that exit (the tearing down of the
+	// namespaces). False when the init could not make sure of it: sandboxd
+	// then waits for its exit, which ends the rest (the kernel's doing).
+	Alone bool `json:"alone,omitempty"`
 }
 
 // Fixed file descriptors of the helper.

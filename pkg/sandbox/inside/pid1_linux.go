@@ -20,9 +20,9 @@ var forwarded = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM
 
 // supervise starts the command and stays PID 1 of the run's pid namespace,
 // as a real init: it forwards signals to the command, reaps every orphan
-// that is reparented to it, and when the command ends reports the command's
-// own status on the status pipe and exits with it (the kernel then ends
-// whatever the command left behind). The command is not PID 1, so it dies
+// that is reparented to it, and when the command ends kills and reaps
+// whatever the command left behind (endRest), reports the command's own
+// status on the status pipe and exits with it. The command is not PID 1, so it dies
 // of its own signals (`kill -9 $$` is 137, as outside) and its orphans do
 // not pile up as zombies.
 //
@@ -74,6 +74,7 @@ func supervise(status *os.File, path string, cfg *Config, listener int, sigs <-c
 			}
 		case ex := <-exited:
 			ex.Refused = sup.stop()
+			ex.Alone = endRest()
 			json.NewEncoder(status).Encode(Status{Exit: ex})
 			return ex.Code
 		}
@@ -107,4 +108,35 @@ func reap(pid int, exited chan<- *Exit) {
 		exited <- ex
 		return
 	}
+}
+
+// endRest ends what the command left in the namespace — background jobs,
+// daemons, a session of their own — before the report, rather than by
+// the init's own exit: SIGKILL to every other process (kill(-1) spares
+// only the init), each reaped as it dies, until kill(-1) finds none (a
+// zombie still counts). Then the init closes its standard output and error,
+// so sandboxd's readers of the command's output reach its end. It is true
+// when the init is alone; false, having closed nothing, when a process
+// refused the signal or would not go within the rounds, and the init's
+// exit ends the rest as before (the kernel's doing, which sandboxd waits
+// for).
+func endRest() bool {
+	for round := 0; round < 10000; round++ {
+		switch err := unix.Kill(-1, unix.SIGKILL); err {
+		case unix.ESRCH:
+			unix.Close(1)
+			unix.Close(2)
+			return true
+		case nil:
+		default: // EPERM: none left that it may signal, yet some left
+			return false
+		}
+		// A process not yet its child (its parent is dying too) is
+		// handed to the init in a moment: ECHILD, then look again.
+		_, err := unix.Wait4(-1, nil, unix.WALL, nil)
+		if err == unix.ECHILD {
+			unix.Nanosleep(&unix.Timespec{Nsec: 50_000}, nil)
+		}
+	}
+	return false
 }
