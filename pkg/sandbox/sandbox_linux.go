@@ -231,10 +231,11 @@ wait:
 		end = <-ended
 	}
 	// Nothing outlives the run. Alone, the init has reaped the rest and
-	// exits next: it is sent SIGKILL all the same, and goes off the
-	// run's path (finishLater). Otherwise what is left is killed and
-	// awaited here.
+	// exits next: it is sent SIGKILL all the same (by its pidfd; under v2
+	// the whole group is), and goes off the run's path (finishLater).
+	// Otherwise what is left is killed and awaited here.
 	if end.alone {
+		cmd.Process.Kill()
 		cg.killNow()
 		defer h.finishLater()
 	} else {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -113,30 +114,46 @@ func reap(pid int, exited chan<- *Exit) {
 // endRest ends what the command left in the namespace — background jobs,
 // daemons, a session of their own — before the report, rather than by
 // the init's own exit: SIGKILL to every other process (kill(-1) spares
-// only the init), each reaped as it dies, until kill(-1) finds none (a
-// zombie still counts). Then the init closes its standard output and error,
-// so sandboxd's readers of the command's output reach its end. It is true
-// when the init is alone; false, having closed nothing, when a process
-// refused the signal or would not go within the rounds, and the init's
-// exit ends the rest as before (the kernel's doing, which sandboxd waits
-// for).
+// only the init), what has died reaped without waiting, again until
+// kill(-1) finds none (a zombie still counts). Then the init closes its
+// standard output and error, so sandboxd's readers of the command's output
+// reach its end. It is true when the init is alone. It is false, having
+// closed nothing, when kill(-1) fails or the rest is still there after
+// endRestFor (kill(-1) returns 0 even when a process refused the signal):
+// the init's exit then ends the rest, as the kernel does for a pid
+// namespace's init, and sandboxd waits for that exit.
 func endRest() bool {
-	for round := 0; round < 10000; round++ {
+	deadline := time.Now().Add(endRestFor)
+	for {
 		switch err := unix.Kill(-1, unix.SIGKILL); err {
 		case unix.ESRCH:
 			unix.Close(1)
 			unix.Close(2)
 			return true
 		case nil:
-		default: // EPERM: none left that it may signal, yet some left
+		default:
 			return false
 		}
-		// A process not yet its child (its parent is dying too) is
-		// handed to the init in a moment: ECHILD, then look again.
-		_, err := unix.Wait4(-1, nil, unix.WALL, nil)
-		if err == unix.ECHILD {
+		reaped := false
+		for {
+			pid, err := unix.Wait4(-1, nil, unix.WALL|unix.WNOHANG, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || pid <= 0 {
+				break
+			}
+			reaped = true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		if !reaped {
+			// Dying, or not yet handed to the init (a parent dying too).
 			unix.Nanosleep(&unix.Timespec{Nsec: 50_000}, nil)
 		}
 	}
-	return false
 }
+
+// endRestFor bounds endRest: past it the init stops trying and exits.
+const endRestFor = 100 * time.Millisecond
