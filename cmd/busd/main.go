@@ -17,6 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/moatsec/moat/pkg/bus"
+	"github.com/moatsec/moat/pkg/daemon"
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
 )
@@ -53,7 +54,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	drain := fs.Duration("drain", bus.DefaultDrain, "on SIGTERM, how long to wait for moat's daemons to finish, record and answer what they are doing before the bus stops")
 	fs.StringVar(&t.StoreDir, "store", "", "JetStream store directory (default MOAT_HOME/bus, or MOAT_HOME/bus/<name> in a cluster)")
 	fs.BoolVar(&t.LeaveCluster, "leave-cluster", false, "run alone on a store a cluster left (its streams lowered to one replica, from this copy); without it busd alone refuses such a store")
+	procs := daemon.ProcsFlag(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := daemon.SetProcs(*procs); err != nil {
 		return err
 	}
 	if *config != "" {

@@ -54,7 +54,7 @@ type Spec struct {
 	// its log lines, its errors and the busd stopping message it obeys.
 	Role string
 	// Flags registers the daemon's own flags; --bus, --creds and
-	// --call-timeout are there already. Optional.
+	// --call-timeout and --procs are there already. Optional.
 	Flags func(fs *flag.FlagSet)
 	// Prepare does what needs no bus, after the flags are parsed and before
 	// the bus is dialled (Env.Client is nil): load files, check the host.
@@ -134,6 +134,7 @@ func Run(ctx context.Context, spec Spec, args []string, stderr io.Writer) error 
 	fs := flag.NewFlagSet(spec.Role, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	opts := client.Flags(fs, spec.Role)
+	procs := ProcsFlag(fs)
 	if spec.Flags != nil {
 		spec.Flags(fs)
 	}
@@ -141,6 +142,10 @@ func Run(ctx context.Context, spec Spec, args []string, stderr io.Writer) error 
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
+		return usageError{err}
+	}
+	if err := SetProcs(*procs); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", spec.Role, err)
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
