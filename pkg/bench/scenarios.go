@@ -525,16 +525,29 @@ func auditFlood(ctx context.Context, e *Env) ([]Result, error) {
 		return nil, err
 	}
 	defer c.Close()
-	stats := func() *client.AuditStats {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		st, err := c.AuditStats(sctx)
-		if err != nil {
-			return &client.AuditStats{}
+	// The flood is timed from a store that has caught up (nothing of the
+	// scenarios before it still in the stream) to one that has stored the
+	// flood and caught up again: records counted while an earlier backlog
+	// drains would be counted for the flood.
+	caughtUp := func(enough func(*client.AuditStats) bool) (*client.AuditStats, error) {
+		var last error
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			st, err := c.AuditStats(sctx)
+			cancel()
+			if err == nil && st.Lag == 0 && enough(st) {
+				return st, nil
+			}
+			if last = err; err == nil {
+				last = fmt.Errorf("%d records, %d messages not yet stored", st.Records, st.Lag)
+			}
 		}
-		return st
+		return nil, fmt.Errorf("audit: auditd did not catch up within 2 minutes (%v)", last)
 	}
-	before := stats()
+	before, err := caughtUp(func(*client.AuditStats) bool { return true })
+	if err != nil {
+		return nil, err
+	}
 	pub, err := audit.NewPublisher(c.Conn(), "benchd", wire.NewID())
 	if err != nil {
 		return nil, err
@@ -551,13 +564,9 @@ func auditFlood(ctx context.Context, e *Env) ([]Result, error) {
 			rec.Observe(0, err)
 		}
 	}
-	var after *client.AuditStats
-	for {
-		after = stats()
-		if after.Records >= before.Records+uint64(n) || time.Since(t0) > 2*time.Minute {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	after, err := caughtUp(func(st *client.AuditStats) bool { return st.Records >= before.Records+uint64(n) })
+	if err != nil {
+		return nil, err
 	}
 	elapsed := time.Since(t0)
 	stored := after.Records - before.Records
