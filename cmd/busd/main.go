@@ -58,13 +58,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := daemon.SetProcs(*procs); err != nil {
-		return err
-	}
 	if *config != "" {
 		if err := loadConfig(fs, *config); err != nil {
 			return err
 		}
+	}
+	if err := daemon.SetProcs(*procs); err != nil { // the file's procs too
+		return err
 	}
 	t.Routes, t.Hub = list(*routes), list(*hub)
 	log := slog.New(slog.NewTextHandler(stderr, nil))

@@ -37,3 +37,14 @@ func TestConfigFileUnknownKey(t *testing.T) {
 		t.Fatalf("err = %v, want the unknown key named", err)
 	}
 }
+
+// TestConfigFileProcs: procs from the file is applied as the flag is — a
+// negative count refused before anything starts.
+func TestConfigFileProcs(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "busd.toml")
+	os.WriteFile(file, []byte("procs = -1\n"), 0o600)
+	err := run(context.Background(), []string{"--config", file}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--procs -1") {
+		t.Fatalf("procs = -1 in the file: %v, want it refused", err)
+	}
+}

@@ -19,7 +19,7 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "exec" {
-		daemon.SetProcs(0) // one P, as the daemon (pkg/daemon/procs.go)
+		_ = daemon.SetProcs(0) // one P, as the daemon (pkg/daemon/procs.go)
 		// The command hears the signals and ends as it chooses.
 		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)

@@ -178,6 +178,10 @@ func (p *Publisher) PublishAsync(ev *wire.AuditEvent) error {
 	return nil
 }
 
+// Acked is closed once every event PublishAsync has sent so far has its
+// ack, or its failure counted in Lost.
+func (p *Publisher) Acked() <-chan struct{} { return p.js.PublishAsyncComplete() }
+
 // message stamps ev and builds its message.
 func (p *Publisher) message(ev *wire.AuditEvent) (*nats.Msg, error) {
 	p.Stamp(ev)

@@ -528,19 +528,30 @@ func auditFlood(ctx context.Context, e *Env) ([]Result, error) {
 	// The flood is timed from a store that has caught up (nothing of the
 	// scenarios before it still in the stream) to one that has stored the
 	// flood and caught up again: records counted while an earlier backlog
-	// drains would be counted for the flood.
+	// drains would be counted for the flood. Caught up is two readings in a
+	// row with nothing in the stream and the same records (a lag auditd
+	// could not read is reported as 0).
 	caughtUp := func(enough func(*client.AuditStats) bool) (*client.AuditStats, error) {
 		var last error
+		var prev *client.AuditStats
 		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			st, err := c.AuditStats(sctx)
 			cancel()
-			if err == nil && st.Lag == 0 && enough(st) {
+			switch {
+			case err != nil:
+				last, prev = err, nil
+				continue
+			case !st.Consuming:
+				return nil, fmt.Errorf("audit: auditd is not storing events (%s)", st.Problem)
+			}
+			if st.Lag == 0 && enough(st) && prev != nil && prev.Records == st.Records {
 				return st, nil
 			}
-			if last = err; err == nil {
-				last = fmt.Errorf("%d records, %d messages not yet stored", st.Records, st.Lag)
-			}
+			last, prev = fmt.Errorf("%d records, %d messages not yet stored", st.Records, st.Lag), st
 		}
 		return nil, fmt.Errorf("audit: auditd did not catch up within 2 minutes (%v)", last)
 	}
@@ -556,15 +567,26 @@ func auditFlood(ctx context.Context, e *Env) ([]Result, error) {
 	e.progress(fmt.Sprintf("audit %d events", n))
 	rec := NewRecorder("events")
 	t0 := time.Now()
+	sent := 0
 	for i := 0; i < n; i++ {
 		ev := &wire.AuditEvent{Kind: wire.KindRunExit, Profile: "workspace-write", Argv: []string{"go", "test", "./..."},
 			Cwd: "~/proj", Verdict: wire.VerdictAllow, SessionID: "bench", RequestID: wire.NewID(),
 			Reasons: []wire.Reason{{Rule: "default.sandboxed", Message: "no rule names go; it runs confined by profile workspace-write"}}}
 		if err := pub.PublishAsync(ev); err != nil {
 			rec.Observe(0, err)
+			continue
 		}
+		sent++
 	}
-	after, err := caughtUp(func(st *client.AuditStats) bool { return st.Records >= before.Records+uint64(n) })
+	select {
+	case <-pub.Acked():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(2 * time.Minute):
+		return nil, errors.New("audit: the flood's acks did not all come within 2 minutes")
+	}
+	acked := uint64(sent) - min(pub.Lost(), uint64(sent))
+	after, err := caughtUp(func(st *client.AuditStats) bool { return st.Records >= before.Records+acked })
 	if err != nil {
 		return nil, err
 	}
@@ -575,8 +597,8 @@ func auditFlood(ctx context.Context, e *Env) ([]Result, error) {
 	r := rec.Result("audit")
 	r.Count = int64(stored)
 	r.PerSecond = float64(stored) / elapsed.Seconds()
-	r.Extra = map[string]float64{"published": float64(n), "stored": float64(stored), "lost_acks": float64(pub.Lost()),
-		"lag_after": float64(after.Lag), "ratio_vs_json": after.Ratio}
+	r.Extra = map[string]float64{"published": float64(n), "sent": float64(sent), "stored": float64(stored),
+		"lost_acks": float64(pub.Lost()), "ratio_vs_json": after.Ratio}
 	if after.Records > 0 {
 		r.Extra["bytes_per_event"] = float64(after.DiskBytes) / float64(after.Records)
 	}

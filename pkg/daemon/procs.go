@@ -8,17 +8,18 @@ import (
 )
 
 // DefaultProcs is how many threads a moat daemon runs Go code on at once
-// (the runtime's GOMAXPROCS) unless --procs or the GOMAXPROCS environment
-// variable says otherwise. A daemon's work is short request/response hops
-// over the bus: with one P, the goroutine a message wakes runs on the
+// (the runtime's GOMAXPROCS) unless --procs or a valid GOMAXPROCS in the
+// environment says otherwise. A daemon's work is short request/response
+// hops over the bus: with one P, the goroutine a message wakes runs on the
 // thread that read the message; with more, the runtime first wakes another
 // thread to take it — a futex wake and, on a virtual machine, an idle vCPU
 // brought back — on every hop. On the 2-vCPU machine of docs/performance.md
-// one P halved a bus round trip ($SRV.PING 0.150 → 0.074 ms) and took 12 %
-// off a whole run; a daemon's blocking system calls still leave its P to
-// another thread, so sandboxd's sandboxes and busd's disk writes run beside
-// its Go code. A host where one daemon has more Go work than a core can do
-// raises it.
+// one P took $SRV.PING from 0.157 to 0.113 ms p50 and 12 % off a whole run.
+// A blocking system call hands the P to another thread within a scheduler
+// tick, but a raw one holds it: sandboxd starting a sandbox helper (the
+// clone that makes its namespaces) stalls its other goroutines for 2–3 ms,
+// which the measurements above include. A host where one daemon has more
+// Go work than a core can do raises it.
 const DefaultProcs = 1
 
 // ProcsFlag registers --procs on fs. Apply it with SetProcs once parsed.
