@@ -530,15 +530,17 @@ func auditFlood(ctx context.Context, e *Env) ([]Result, error) {
 	// flood and caught up again: records counted while an earlier backlog
 	// drains would be counted for the flood. Caught up is two readings in a
 	// row with nothing in the stream and the same records (a lag auditd
-	// could not read is reported as 0).
-	caughtUp := func(enough func(*client.AuditStats) bool) (*client.AuditStats, error) {
+	// could not read is reported as 0); it is dated by the first of them.
+	caughtUp := func(enough func(*client.AuditStats) bool) (*client.AuditStats, time.Time, error) {
 		var last error
 		var prev *client.AuditStats
+		var prevAt time.Time
 		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return nil, time.Time{}, err
 			}
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			at := time.Now()
 			st, err := c.AuditStats(sctx)
 			cancel()
 			switch {
@@ -546,16 +548,19 @@ func auditFlood(ctx context.Context, e *Env) ([]Result, error) {
 				last, prev = err, nil
 				continue
 			case !st.Consuming:
-				return nil, fmt.Errorf("audit: auditd is not storing events (%s)", st.Problem)
+				return nil, time.Time{}, fmt.Errorf("audit: auditd is not storing events (%s)", st.Problem)
+			case st.Lag != 0 || !enough(st):
+				last, prev = fmt.Errorf("%d records, %d messages not yet stored", st.Records, st.Lag), nil
+				continue
 			}
-			if st.Lag == 0 && enough(st) && prev != nil && prev.Records == st.Records {
-				return st, nil
+			if prev != nil && prev.Records == st.Records {
+				return prev, prevAt, nil
 			}
-			last, prev = fmt.Errorf("%d records, %d messages not yet stored", st.Records, st.Lag), st
+			prev, prevAt = st, at
 		}
-		return nil, fmt.Errorf("audit: auditd did not catch up within 2 minutes (%v)", last)
+		return nil, time.Time{}, fmt.Errorf("audit: auditd did not catch up within 2 minutes (%v)", last)
 	}
-	before, err := caughtUp(func(*client.AuditStats) bool { return true })
+	before, _, err := caughtUp(func(*client.AuditStats) bool { return true })
 	if err != nil {
 		return nil, err
 	}
@@ -586,11 +591,11 @@ func auditFlood(ctx context.Context, e *Env) ([]Result, error) {
 		return nil, errors.New("audit: the flood's acks did not all come within 2 minutes")
 	}
 	acked := uint64(sent) - min(pub.Lost(), uint64(sent))
-	after, err := caughtUp(func(st *client.AuditStats) bool { return st.Records >= before.Records+acked })
+	after, end, err := caughtUp(func(st *client.AuditStats) bool { return st.Records >= before.Records+acked })
 	if err != nil {
 		return nil, err
 	}
-	elapsed := time.Since(t0)
+	elapsed := end.Sub(t0)
 	stored := after.Records - before.Records
 	rec.Observe(elapsed, nil)
 	rec.Stop()
