@@ -7,19 +7,13 @@ package main
 import (
 	"context"
 	"os"
-	"runtime"
 
 	"github.com/moatsec/moat/pkg/cli"
 	"github.com/moatsec/moat/pkg/cli/mcpserver"
 )
 
 func main() {
-	// One thread running Go code (unless GOMAXPROCS says otherwise): a
-	// client mostly waits on the bus, and a second one only adds a thread
-	// woken for every answer (docs/performance.md, sixth round).
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
+	cli.OneThread()
 	ctx, stop := cli.SignalContext(context.Background())
 	code := mcpserver.Main(ctx, os.Args[1:], os.Stderr)
 	stop()

@@ -8,18 +8,12 @@ package main
 import (
 	"context"
 	"os"
-	"runtime"
 
 	"github.com/moatsec/moat/pkg/cli"
 )
 
 func main() {
-	// One thread running Go code (unless GOMAXPROCS says otherwise): a
-	// client mostly waits on the bus, and a second one only adds a thread
-	// woken for every answer (docs/performance.md, sixth round).
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
+	cli.OneThread()
 	ctx, stop := cli.SignalContext(context.Background())
 	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
