@@ -49,7 +49,8 @@ type Config struct {
 	Store     *store.Store
 	Sanitizer *audit.Sanitizer
 	PublicKey ed25519.PublicKey // checks checkpoints in verify
-	Batch     int               // events per fetch (default 1024)
+	Batch     int               // messages per fetch (default 1024)
+	FetchWait time.Duration     // how long one fetch stays open (default 250 ms)
 	Logger    *slog.Logger
 	// Anchor keeps the store's latest checkpoint outside it, for verify;
 	// nil: none.
@@ -80,6 +81,9 @@ type Daemon struct {
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 1024
+	}
+	if cfg.FetchWait <= 0 {
+		cfg.FetchWait = 250 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -178,36 +182,63 @@ func (d *Daemon) Stop() error {
 	return d.svc.Shutdown(context.Background())
 }
 
-// drain moves batches from the stream to the store until ctx ends.
+// drain moves events from the stream to the store until ctx ends. A fetch
+// asks for up to Batch messages and stays open up to FetchWait, but what
+// it delivered is stored at once, with whatever else has arrived by then
+// (one fsync for all of them): an event waits neither for the fetch to
+// fill nor for it to expire. Stop ends the fetch; what it delivered before
+// is still stored.
 func (d *Daemon) drain(ctx context.Context) {
 	for ctx.Err() == nil {
-		batch, err := d.cons.Fetch(d.cfg.Batch, jetstream.FetchMaxWait(250*time.Millisecond))
+		fctx, cancel := context.WithTimeout(ctx, d.cfg.FetchWait)
+		batch, err := d.cons.Fetch(d.cfg.Batch, jetstream.FetchContext(fctx))
 		if err != nil {
+			cancel()
 			if ctx.Err() == nil {
 				d.log.Warn("fetch", "err", err)
 				time.Sleep(100 * time.Millisecond)
 			}
 			continue
 		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
+		ok := d.store(batch.Messages())
+		cancel()
+		if !ok {
+			return
 		}
-		if len(msgs) == 0 {
-			continue
+	}
+}
+
+// store stores and acks the messages of one fetch as they come, each time
+// all that have arrived, until the fetch ends. False: the store failed
+// (reported on stopped), and the drain must end.
+func (d *Daemon) store(ch <-chan jetstream.Msg) bool {
+	var msgs []jetstream.Msg
+	for m := range ch {
+		msgs = append(msgs[:0], m)
+	more:
+		for len(msgs) < d.cfg.Batch {
+			select {
+			case m, open := <-ch:
+				if !open {
+					break more
+				}
+				msgs = append(msgs, m)
+			default:
+				break more
+			}
 		}
 		evs := make([]*wire.AuditEvent, 0, len(msgs))
 		for _, m := range msgs {
 			evs = d.events(evs, m)
 		}
 		if _, err := d.cfg.Store.Append(evs); err != nil {
-			// Nothing of this batch is acked: it comes again after a restart.
+			// Nothing of these is acked: they come again after a restart.
 			d.stopped <- fmt.Errorf("store: %w", err)
-			return
+			return false
 		}
-		// Now that the batch is on disk, ack each message (a work-queue
-		// stream takes explicit acks only). A lost ack means the event comes
-		// again and is de-duplicated.
+		// Now that they are on disk, ack each message (a work-queue stream
+		// takes explicit acks only). A lost ack means the event comes again
+		// and is de-duplicated.
 		for _, m := range msgs {
 			if err := m.Ack(); err != nil {
 				d.log.Warn("ack (the event will come again and be de-duplicated)", "err", err)
@@ -215,6 +246,7 @@ func (d *Daemon) drain(ctx context.Context) {
 			}
 		}
 	}
+	return true
 }
 
 // events appends the events of one message: an event alone, or each event
