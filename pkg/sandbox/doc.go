@@ -15,11 +15,12 @@
 // binary, whose all-thread calls (capabilities, Landlock) go through the Go
 // runtime. A helper is spawned with its run's cgroup, which it joins as it
 // starts; before its configuration arrives (ahead of the request, for a
-// pooled one) it also locks what execve may gain, reads the seccomp filters
-// and ignores the signals it forwards: it takes them once its configuration
-// arrives, so one sent to an idle helper reaches no run. The run's limits are written into
-// the group at the request, before the configuration. Then, before it
-// executes the command, the helper, in this order:
+// pooled one) it also locks what execve may gain, sets no_new_privs, reads
+// the seccomp filters and ignores the signals it forwards: it takes them
+// once its configuration arrives, so one sent to an idle helper reaches no
+// run. The run's limits are written into the group at the request, before
+// the configuration. Then, before it executes the command, the helper, in
+// this order:
 //
 //  1. builds the mount namespace: everything read-only, everything outside
 //     the system covered but the workspace, the writable roots and the
@@ -29,8 +30,8 @@
 //     /tmp, a fresh /proc and a minimal /dev;
 //  2. sets rlimits, then drops to the workspace owner with no capability at
 //     all (every set empty, securebits locked so execve cannot hand any back);
-//  3. sets no_new_privs, enforces Landlock at a pinned ABI (refusing to run
-//     when the kernel lacks it) and loads the seccomp filter last;
+//  3. enforces Landlock at a pinned ABI (refusing to run when the kernel
+//     lacks it) and loads the seccomp filter last;
 //  4. starts the command and stays its init: it forwards signals to it,
 //     reaps orphans, and when the command ends kills and reaps what it left,
 //     closes the output and reports the command's own status. Reported alone

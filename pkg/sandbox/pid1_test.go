@@ -171,26 +171,32 @@ func (w *lineWaiter) Write(p []byte) (int, error) {
 }
 
 // TestInitHoldsNothing: the init that lives beside the command has no
-// capability on any of its threads, and its memory, environment and root
-// are out of the command's reach.
+// capability on any of its threads, each has no_new_privs and the seccomp
+// filter, as the command does, and its memory, environment and root are out
+// of the command's reach — spawned or pooled (a pooled helper sets
+// no_new_privs before its run, on each thread it has then).
 func TestInitHoldsNothing(t *testing.T) {
-	_, p := initWorkspace(t, "offline")
-	script := `grep -h '^Cap\(Eff\|Prm\)' /proc/1/task/*/status | sort | uniq -c
+	script := `grep -h '^\(Cap\(Eff\|Prm\)\|NoNewPrivs\|Seccomp\):' /proc/1/task/*/status /proc/self/status | tr -s ' \t' ' ' | sort | uniq
 cat /proc/1/environ >/dev/null 2>&1 && echo environ-read
 readlink /proc/1/root >/dev/null 2>&1 && echo root-read
 exit 0`
-	res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", script}, Profile: p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(res.Stdout)), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("got %q (stderr %q), want only the capability lines, all empty", res.Stdout, res.Stderr)
-	}
-	for _, l := range lines {
-		if !strings.HasSuffix(l, "0000000000000000") {
-			t.Errorf("a thread of the init holds capabilities: %q", l)
-		}
+	want := "CapEff: 0000000000000000\nCapPrm: 0000000000000000\nNoNewPrivs: 1\nSeccomp: 2"
+	for _, pooled := range []bool{false, true} {
+		t.Run(map[bool]string{false: "spawned", true: "pooled"}[pooled], func(t *testing.T) {
+			_, p := initWorkspace(t, "offline")
+			if pooled {
+				EnablePool(1)
+				defer EnablePool(0)
+				waitPooled(t, true)
+			}
+			res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", script}, Profile: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSpace(string(res.Stdout)); got != want {
+				t.Fatalf("the init's threads and the command have\n%s\n(stderr %q), want only\n%s", got, res.Stderr, want)
+			}
+		})
 	}
 }
 

@@ -116,10 +116,7 @@ func helper(status *os.File, pre *prepared) (int, error) {
 		return 125, err
 	}
 	applied = append(applied, fmt.Sprintf("uid:%d", cfg.UID), "caps:none")
-	// On every thread: Landlock is enforced on each (see allThreads).
-	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
-		return 125, fmt.Errorf("no_new_privs: %v", err)
-	}
+	// Set on every thread while the helper waited (prepare).
 	applied = append(applied, "no_new_privs")
 	ll, err := restrictLandlock(&cfg)
 	if err != nil {
@@ -171,11 +168,12 @@ type prepared struct {
 // cgroupFiles (see Arg0), brings loopback up in its network namespace when
 // it has one of its own (ownNet), empties the bounding and ambient
 // capability sets and locks the securebits of the thread the command will
-// be started from (lockExec), parks the signals the init forwards until
-// its configuration arrives (see park and supervise; the runtime's signal
-// goroutines and their thread are started here), reads the prelude (the
-// seccomp filters), and builds encoding/json's per-type caches for the
-// configuration and the reports, by decoding and encoding one of each.
+// be started from (lockExec), sets no_new_privs on every thread, parks the
+// signals the init forwards until its configuration arrives (see park and
+// supervise; the runtime's signal goroutines and their thread are started
+// here), reads the prelude (the seccomp filters), and builds
+// encoding/json's per-type caches for the configuration and the reports,
+// by decoding and encoding one of each.
 //
 // A forwarded signal that arrives while the sandbox is being built waits
 // in the channel and reaches the command once it has started (an init
@@ -196,6 +194,14 @@ func prepare(ownNet bool, cgroupFiles []string) *prepared {
 	}
 	if p.err == nil {
 		p.err = lockExec()
+	}
+	// no_new_privs on every thread (Landlock is enforced on each, see
+	// allThreads): nothing the helper does before the command's execve
+	// executes anything, so it costs a run nothing to set it here.
+	if p.err == nil {
+		if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
+			p.err = fmt.Errorf("no_new_privs: %v", err)
+		}
 	}
 	// While it waits for its run the helper takes no forwarded signal: the
 	// kernel discards them (one then was meant for no run). See park.
