@@ -12,6 +12,10 @@
 // [Anchor]), is opened read-only (see [OpenStore]); the daemon then drains
 // nothing and keeps answering queries, verify and stats.
 //
+// Events are stored in blocks that gather for up to Linger (group commit,
+// for the compression); a query first has everything the stream held when
+// it was asked stored (upToDate), so it sees every event acked before it.
+//
 // The drain is the daemon's one goroutine: Stop cancels it and waits for
 // it, so the store may be closed once Stop returns.
 package auditd
@@ -50,7 +54,8 @@ type Config struct {
 	Sanitizer *audit.Sanitizer
 	PublicKey ed25519.PublicKey // checks checkpoints in verify
 	Batch     int               // messages per fetch (default 1024)
-	FetchWait time.Duration     // how long one fetch stays open (default 250 ms)
+	FetchWait time.Duration     // how long one fetch stays open (default 1 s)
+	Linger    time.Duration     // how long events wait for others to share their block (default Linger)
 	Logger    *slog.Logger
 	// Anchor keeps the store's latest checkpoint outside it, for verify;
 	// nil: none.
@@ -68,6 +73,8 @@ type Daemon struct {
 	cfg     Config
 	nc      *nats.Conn
 	cons    jetstream.Consumer // nil when read-only
+	js      jetstream.JetStream
+	flush   chan struct{} // a query asks the drain to store what it gathered
 	svc     *service.Service
 	log     *slog.Logger
 	stopped chan error
@@ -83,7 +90,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 		cfg.Batch = 1024
 	}
 	if cfg.FetchWait <= 0 {
-		cfg.FetchWait = 250 * time.Millisecond
+		cfg.FetchWait = time.Second
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = Linger
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -95,7 +105,11 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d := &Daemon{cfg: cfg, nc: nc, cons: cons, log: cfg.Logger, stopped: make(chan error, 1)}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, nc: nc, cons: cons, js: js, flush: make(chan struct{}, 1), log: cfg.Logger, stopped: make(chan error, 1)}
 	svc, err := service.New(nc, service.Config{Name: wire.ServiceAuditd, Version: Version, Logger: cfg.Logger,
 		Description: "keeps the sanitized, compressed, tamper-evident audit store"})
 	if err != nil {
@@ -182,12 +196,22 @@ func (d *Daemon) Stop() error {
 	return d.svc.Shutdown(context.Background())
 }
 
+// Group commit. The store compresses each Append as one block, and a block
+// of one event takes ~7 times the disk of one among hundreds (350 against
+// 49 bytes an event): events wait up to Linger after the first of them
+// arrived for others to share their block, as a run's events and those of
+// the runs after it do. A flood is stored as it comes: a block goes as soon
+// as it holds FullBlock events and nothing more has arrived, or Batch. A
+// query asks for what was gathered to be stored at once (see upToDate).
+const (
+	Linger    = 250 * time.Millisecond
+	FullBlock = 64 // events enough to compress well (~60 bytes an event)
+)
+
 // drain moves events from the stream to the store until ctx ends. A fetch
-// asks for up to Batch messages and stays open up to FetchWait, but what
-// it delivered is stored at once, with whatever else has arrived by then
-// (one fsync for all of them): an event waits neither for the fetch to
-// fill nor for it to expire. Stop ends the fetch; what it delivered before
-// is still stored.
+// asks for up to Batch messages and stays open up to FetchWait; what it
+// delivers is stored in blocks as they gather (store). Stop ends the fetch
+// and what it delivered before is still stored.
 func (d *Daemon) drain(ctx context.Context) {
 	for ctx.Err() == nil {
 		fctx, cancel := context.WithTimeout(ctx, d.cfg.FetchWait)
@@ -208,25 +232,14 @@ func (d *Daemon) drain(ctx context.Context) {
 	}
 }
 
-// store stores and acks the messages of one fetch as they come, each time
-// all that have arrived, until the fetch ends. False: the store failed
-// (reported on stopped), and the drain must end.
+// store stores and acks the messages of one fetch, a block at a time (see
+// Linger), until the fetch ends. False: the store failed (reported on
+// stopped), and the drain must end.
 func (d *Daemon) store(ch <-chan jetstream.Msg) bool {
-	var msgs []jetstream.Msg
-	for m := range ch {
-		msgs = append(msgs[:0], m)
-	more:
-		for len(msgs) < d.cfg.Batch {
-			select {
-			case m, open := <-ch:
-				if !open {
-					break more
-				}
-				msgs = append(msgs, m)
-			default:
-				break more
-			}
-		}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for first := range ch {
+		msgs := d.gather(ch, first, timer)
 		evs := make([]*wire.AuditEvent, 0, len(msgs))
 		for _, m := range msgs {
 			evs = d.events(evs, m)
@@ -247,6 +260,80 @@ func (d *Daemon) store(ch <-chan jetstream.Msg) bool {
 		}
 	}
 	return true
+}
+
+// gather returns first and the messages that join its block: those that
+// arrive within Linger of it, until the block holds Batch, or FullBlock
+// with nothing more waiting, or a query asks for it, or the fetch ends.
+func (d *Daemon) gather(ch <-chan jetstream.Msg, first jetstream.Msg, timer *time.Timer) []jetstream.Msg {
+	msgs := []jetstream.Msg{first}
+	timer.Reset(d.cfg.Linger)
+	wait, flush := timer.C, d.flush
+	for len(msgs) < d.cfg.Batch {
+		select {
+		case m, open := <-ch:
+			if !open {
+				return msgs
+			}
+			msgs = append(msgs, m)
+			continue
+		default:
+		}
+		if len(msgs) >= FullBlock {
+			return msgs // nothing more has arrived
+		}
+		select {
+		case m, open := <-ch:
+			if !open {
+				return msgs
+			}
+			msgs = append(msgs, m)
+		case <-wait:
+			return msgs
+		case <-flush:
+			return msgs
+		}
+	}
+	return msgs
+}
+
+// BarrierWait bounds how long a query waits for the events published
+// before it to be stored (upToDate).
+const BarrierWait = 2 * time.Second
+
+// upToDate waits until every event in MOAT_AUDIT when it was called is
+// stored — a work-queue stream holds exactly the messages not yet acked,
+// so that is when none at or below its last sequence is left — asking the
+// drain to store what it has gathered rather than linger. So a query sees
+// every event acked before it was asked (a run's, once the run was
+// answered). After BarrierWait, or without a drain, it returns anyway: the
+// query then answers with what is stored.
+func (d *Daemon) upToDate(ctx context.Context) {
+	if d.cons == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, BarrierWait)
+	defer cancel()
+	s, err := d.js.Stream(ctx, wire.AuditStream)
+	if err != nil {
+		return
+	}
+	info := s.CachedInfo()
+	target := info.State.LastSeq
+	for info.State.Msgs > 0 && info.State.FirstSeq <= target {
+		select {
+		case d.flush <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+		if info, err = s.Info(ctx); err != nil {
+			return
+		}
+	}
 }
 
 // events appends the events of one message: an event alone, or each event
@@ -299,6 +386,7 @@ func (d *Daemon) query(ctx context.Context, req *service.Request) (any, error) {
 	if err := req.Decode(&q); err != nil {
 		return nil, err
 	}
+	d.upToDate(ctx)
 	return d.cfg.Store.Query(q)
 }
 
@@ -325,10 +413,8 @@ func (d *Daemon) stats(ctx context.Context, req *service.Request) (any, error) {
 	if d.cons == nil {
 		// Read-only: no consumer; the work-queue stream holds exactly the
 		// messages not yet stored.
-		if js, err := jetstream.New(d.nc); err == nil {
-			if s, err := js.Stream(ictx, wire.AuditStream); err == nil {
-				st.Lag = s.CachedInfo().State.Msgs
-			}
+		if s, err := d.js.Stream(ictx, wire.AuditStream); err == nil {
+			st.Lag = s.CachedInfo().State.Msgs
 		}
 		return st, nil
 	}

@@ -568,7 +568,7 @@ func auditFlood(ctx context.Context, e *Env) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := e.Opts.Count * 20
+	n := e.Opts.Count * 200 // enough that the store's linger at the end is a small part of it
 	e.progress(fmt.Sprintf("audit %d events", n))
 	rec := NewRecorder("events")
 	t0 := time.Now()
