@@ -54,8 +54,8 @@ type Config struct {
 	Sanitizer *audit.Sanitizer
 	PublicKey ed25519.PublicKey // checks checkpoints in verify
 	Batch     int               // messages per fetch (default 1024)
-	FetchWait time.Duration     // how long one fetch stays open (default 1 s)
-	Linger    time.Duration     // how long events wait for others to share their block (default Linger)
+	FetchWait time.Duration     // how long one fetch stays open (default 500 ms; Stop waits for it)
+	Linger    time.Duration     // how long events wait for others to share their block (default Linger, at most MaxLinger)
 	Logger    *slog.Logger
 	// Anchor keeps the store's latest checkpoint outside it, for verify;
 	// nil: none.
@@ -75,6 +75,11 @@ type Daemon struct {
 	cons    jetstream.Consumer // nil when read-only
 	js      jetstream.JetStream
 	flush   chan struct{} // a query asks the drain to store what it gathered
+	drained chan struct{} // closed when the drain has ended
+	commits struct {
+		sync.Mutex
+		ch chan struct{} // closed, and made anew, at each block stored
+	}
 	svc     *service.Service
 	log     *slog.Logger
 	stopped chan error
@@ -90,11 +95,12 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 		cfg.Batch = 1024
 	}
 	if cfg.FetchWait <= 0 {
-		cfg.FetchWait = time.Second
+		cfg.FetchWait = 500 * time.Millisecond
 	}
 	if cfg.Linger <= 0 {
 		cfg.Linger = Linger
 	}
+	cfg.Linger = min(cfg.Linger, MaxLinger)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -109,7 +115,9 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, nc: nc, cons: cons, js: js, flush: make(chan struct{}, 1), log: cfg.Logger, stopped: make(chan error, 1)}
+	d := &Daemon{cfg: cfg, nc: nc, cons: cons, js: js, flush: make(chan struct{}, 1), drained: make(chan struct{}),
+		log: cfg.Logger, stopped: make(chan error, 1)}
+	d.commits.ch = make(chan struct{})
 	svc, err := service.New(nc, service.Config{Name: wire.ServiceAuditd, Version: Version, Logger: cfg.Logger,
 		Description: "keeps the sanitized, compressed, tamper-evident audit store"})
 	if err != nil {
@@ -194,146 +202,6 @@ func (d *Daemon) Stop() error {
 	}
 	d.wg.Wait()
 	return d.svc.Shutdown(context.Background())
-}
-
-// Group commit. The store compresses each Append as one block, and a block
-// of one event takes ~7 times the disk of one among hundreds (350 against
-// 49 bytes an event): events wait up to Linger after the first of them
-// arrived for others to share their block, as a run's events and those of
-// the runs after it do. A flood is stored as it comes: a block goes as soon
-// as it holds FullBlock events and nothing more has arrived, or Batch. A
-// query asks for what was gathered to be stored at once (see upToDate).
-const (
-	Linger    = 250 * time.Millisecond
-	FullBlock = 64 // events enough to compress well (~60 bytes an event)
-)
-
-// drain moves events from the stream to the store until ctx ends. A fetch
-// asks for up to Batch messages and stays open up to FetchWait; what it
-// delivers is stored in blocks as they gather (store). Stop ends the fetch
-// and what it delivered before is still stored.
-func (d *Daemon) drain(ctx context.Context) {
-	for ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, d.cfg.FetchWait)
-		batch, err := d.cons.Fetch(d.cfg.Batch, jetstream.FetchContext(fctx))
-		if err != nil {
-			cancel()
-			if ctx.Err() == nil {
-				d.log.Warn("fetch", "err", err)
-				time.Sleep(100 * time.Millisecond)
-			}
-			continue
-		}
-		ok := d.store(batch.Messages())
-		cancel()
-		if !ok {
-			return
-		}
-	}
-}
-
-// store stores and acks the messages of one fetch, a block at a time (see
-// Linger), until the fetch ends. False: the store failed (reported on
-// stopped), and the drain must end.
-func (d *Daemon) store(ch <-chan jetstream.Msg) bool {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for first := range ch {
-		msgs := d.gather(ch, first, timer)
-		evs := make([]*wire.AuditEvent, 0, len(msgs))
-		for _, m := range msgs {
-			evs = d.events(evs, m)
-		}
-		if _, err := d.cfg.Store.Append(evs); err != nil {
-			// Nothing of these is acked: they come again after a restart.
-			d.stopped <- fmt.Errorf("store: %w", err)
-			return false
-		}
-		// Now that they are on disk, ack each message (a work-queue stream
-		// takes explicit acks only). A lost ack means the event comes again
-		// and is de-duplicated.
-		for _, m := range msgs {
-			if err := m.Ack(); err != nil {
-				d.log.Warn("ack (the event will come again and be de-duplicated)", "err", err)
-				break
-			}
-		}
-	}
-	return true
-}
-
-// gather returns first and the messages that join its block: those that
-// arrive within Linger of it, until the block holds Batch, or FullBlock
-// with nothing more waiting, or a query asks for it, or the fetch ends.
-func (d *Daemon) gather(ch <-chan jetstream.Msg, first jetstream.Msg, timer *time.Timer) []jetstream.Msg {
-	msgs := []jetstream.Msg{first}
-	timer.Reset(d.cfg.Linger)
-	wait, flush := timer.C, d.flush
-	for len(msgs) < d.cfg.Batch {
-		select {
-		case m, open := <-ch:
-			if !open {
-				return msgs
-			}
-			msgs = append(msgs, m)
-			continue
-		default:
-		}
-		if len(msgs) >= FullBlock {
-			return msgs // nothing more has arrived
-		}
-		select {
-		case m, open := <-ch:
-			if !open {
-				return msgs
-			}
-			msgs = append(msgs, m)
-		case <-wait:
-			return msgs
-		case <-flush:
-			return msgs
-		}
-	}
-	return msgs
-}
-
-// BarrierWait bounds how long a query waits for the events published
-// before it to be stored (upToDate).
-const BarrierWait = 2 * time.Second
-
-// upToDate waits until every event in MOAT_AUDIT when it was called is
-// stored — a work-queue stream holds exactly the messages not yet acked,
-// so that is when none at or below its last sequence is left — asking the
-// drain to store what it has gathered rather than linger. So a query sees
-// every event acked before it was asked (a run's, once the run was
-// answered). After BarrierWait, or without a drain, it returns anyway: the
-// query then answers with what is stored.
-func (d *Daemon) upToDate(ctx context.Context) {
-	if d.cons == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, BarrierWait)
-	defer cancel()
-	s, err := d.js.Stream(ctx, wire.AuditStream)
-	if err != nil {
-		return
-	}
-	info := s.CachedInfo()
-	target := info.State.LastSeq
-	for info.State.Msgs > 0 && info.State.FirstSeq <= target {
-		select {
-		case d.flush <- struct{}{}:
-		default:
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(2 * time.Millisecond):
-		}
-		if info, err = s.Info(ctx); err != nil {
-			return
-		}
-	}
 }
 
 // events appends the events of one message: an event alone, or each event

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -176,7 +177,8 @@ func (w *lineWaiter) Write(p []byte) (int, error) {
 // of the command's reach — spawned or pooled (a pooled helper sets
 // no_new_privs before its run, on each thread it has then).
 func TestInitHoldsNothing(t *testing.T) {
-	script := `grep -h '^\(Cap\(Eff\|Prm\)\|NoNewPrivs\|Seccomp\):' /proc/1/task/*/status /proc/self/status | tr -s ' \t' ' ' | sort | uniq
+	script := `readlink /proc/self/ns/net
+grep -h '^\(Cap\(Eff\|Prm\)\|NoNewPrivs\|Seccomp\):' /proc/1/task/*/status /proc/self/status | tr -s ' \t' ' ' | sort | uniq
 cat /proc/1/environ >/dev/null 2>&1 && echo environ-read
 readlink /proc/1/root >/dev/null 2>&1 && echo root-read
 exit 0`
@@ -184,16 +186,25 @@ exit 0`
 	for _, pooled := range []bool{false, true} {
 		t.Run(map[bool]string{false: "spawned", true: "pooled"}[pooled], func(t *testing.T) {
 			_, p := initWorkspace(t, "offline")
+			helperNet := ""
 			if pooled {
 				EnablePool(1)
 				defer EnablePool(0)
-				waitPooled(t, true)
+				pid := waitPooled(t, true)
+				var err error
+				if helperNet, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			res, err := Run(context.Background(), &Spec{Argv: []string{"sh", "-c", script}, Profile: p})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := strings.TrimSpace(string(res.Stdout)); got != want {
+			ns, got, _ := strings.Cut(strings.TrimSpace(string(res.Stdout)), "\n")
+			if pooled && ns != helperNet {
+				t.Fatalf("the run's network namespace is %q, not the pooled helper's %q: the run did not take it", ns, helperNet)
+			}
+			if got != want {
 				t.Fatalf("the init's threads and the command have\n%s\n(stderr %q), want only\n%s", got, res.Stderr, want)
 			}
 		})
