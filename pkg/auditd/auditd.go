@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moatsec/moat/pkg/audit"
@@ -76,6 +77,7 @@ type Daemon struct {
 	js      jetstream.JetStream
 	flush   chan struct{} // a query asks the drain to store what it gathered
 	drained chan struct{} // closed when the drain has ended
+	storing atomic.Bool   // a block is being stored
 	commits struct {
 		sync.Mutex
 		ch chan struct{} // closed, and made anew, at each block stored

@@ -36,52 +36,73 @@ type block struct {
 	due   <-chan time.Time // fires Linger after the first message; nil when empty
 }
 
+// drainState is the drain's: the block it gathers, and whether it stops.
+type drainState struct {
+	b      block
+	linger time.Duration
+	done   <-chan struct{} // the drain's context's; nil once stopping
+}
+
 // drain moves events from the stream to the store until ctx ends, then
-// reads the fetch in progress to its end, stores what it held and returns.
+// reads the fetch in progress to its end, stores what it held, and flushes
+// its acks to the server before it returns.
 func (d *Daemon) drain(ctx context.Context) {
 	defer close(d.drained)
-	b := &block{timer: time.NewTimer(time.Hour)}
-	b.timer.Stop()
-	defer b.timer.Stop()
-	linger, done := d.cfg.Linger, ctx.Done()
-	for done != nil {
-		if ctx.Err() != nil {
-			break
-		}
+	s := &drainState{b: block{timer: time.NewTimer(time.Hour)}, linger: d.cfg.Linger, done: ctx.Done()}
+	s.b.timer.Stop()
+	defer s.b.timer.Stop()
+	for s.done != nil && ctx.Err() == nil {
 		batch, err := d.cons.Fetch(d.cfg.Batch, jetstream.FetchMaxWait(d.cfg.FetchWait))
-		if err != nil {
-			d.log.Warn("fetch", "err", err)
-			select {
-			case <-done:
-				done = nil
-			case <-time.After(100 * time.Millisecond):
+		if err == nil {
+			if !d.gather(s, batch.Messages(), nil) {
+				return
 			}
-			continue
+			err = batch.Error() // a fetch a status ended (no responders, a leader changing)
 		}
-		ch := batch.Messages()
-		for open := true; open; {
-			now := false
-			select {
-			case m, ok := <-ch:
-				if open = ok; ok {
-					b.add(m, linger)
-					now = done == nil || d.full(b, ch)
-				}
-			case <-b.due:
-				now = true
-			case <-d.flush:
-				now = true
-			case <-done:
-				// Stopping: store what is held, then the rest of this
-				// fetch as it comes.
-				done, linger, now = nil, 0, true
-			}
-			if now && !d.commit(b) {
+		if err != nil && s.done != nil {
+			d.log.Warn("fetch", "err", err)
+			if !d.gather(s, nil, time.After(100*time.Millisecond)) {
 				return
 			}
 		}
 	}
-	d.commit(b)
+	if d.commit(&s.b) {
+		d.nc.FlushTimeout(2 * time.Second) // the acks reach the server before Stop returns
+	}
+}
+
+// gather adds the messages of ch to the block, and stores the block when
+// it should go (see Linger), until ch closes or until fires; with ch nil
+// (a pause after a failed fetch), a stop ends it too. False: the store
+// failed (reported on stopped), and the drain must end.
+func (d *Daemon) gather(s *drainState, ch <-chan jetstream.Msg, until <-chan time.Time) bool {
+	for {
+		now := false
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				return true
+			}
+			s.b.add(m, s.linger)
+			now = d.full(&s.b, ch) || s.done == nil
+		case <-until:
+			return true
+		case <-s.b.due:
+			now = true
+		case <-d.flush:
+			now = true
+		case <-s.done:
+			// Stopping: store what is held, then the rest of this fetch as
+			// it comes; without a fetch, nothing more comes.
+			s.done, s.linger, now = nil, 0, true
+			if ch == nil {
+				return d.commit(&s.b)
+			}
+		}
+		if now && !d.commit(&s.b) {
+			return false
+		}
+	}
 }
 
 // add puts m in b, starting b's linger with its first message.
@@ -109,17 +130,19 @@ func (d *Daemon) full(b *block, ch <-chan jetstream.Msg) bool {
 	return true
 }
 
-// commit stores b's events and acks its messages, then empties b; it meets
-// any query's request to store (flush), even with nothing held. False: the
+// commit stores b's events and acks its messages, then empties b, and
+// meets any query's request to store (flush) made until then. False: the
 // store failed (reported on stopped), and the drain must end.
 func (d *Daemon) commit(b *block) bool {
-	select {
-	case <-d.flush:
-	default:
-	}
 	if len(b.msgs) == 0 {
+		select {
+		case <-d.flush:
+		default:
+		}
 		return true
 	}
+	d.storing.Store(true)
+	defer d.storing.Store(false)
 	b.timer.Stop()
 	b.due = nil
 	evs := make([]*wire.AuditEvent, 0, len(b.msgs))
@@ -141,6 +164,10 @@ func (d *Daemon) commit(b *block) bool {
 		}
 	}
 	b.msgs = b.msgs[:0]
+	select { // met: a query still waiting asks again
+	case <-d.flush:
+	default:
+	}
 	d.commits.Lock()
 	close(d.commits.ch)
 	d.commits.ch = make(chan struct{})
@@ -150,12 +177,12 @@ func (d *Daemon) commit(b *block) bool {
 
 // BarrierWait bounds how long a query waits for the events published
 // before it to be stored (upToDate); barrierIdle is how long it waits while
-// the drain stores nothing before it answers with what is stored, looking
-// at the stream every barrierPoll (an ack reaches the stream a little
-// after the block it acks is stored).
+// the drain neither stores nor has stored anything before it answers with
+// what is stored, looking at the stream every barrierPoll (an ack reaches
+// the stream a little after the block it acks is stored).
 const (
 	BarrierWait = 2 * time.Second
-	barrierIdle = 60 * time.Millisecond
+	barrierIdle = 250 * time.Millisecond
 	barrierPoll = 2 * time.Millisecond
 )
 
@@ -166,8 +193,9 @@ const (
 // every event acked before it was asked (a run's, once the run was
 // answered). It gives up, and the query answers with what is stored, after
 // BarrierWait, when there is no drain (read-only, stopped), or when the
-// drain stored nothing for barrierIdle (what is left is not being
-// delivered: held by a lost auditd, it comes again after AckWait).
+// drain was storing nothing and stored nothing for barrierIdle (what is
+// left is then most likely not being delivered: held by a lost auditd, it
+// comes again after AckWait).
 func (d *Daemon) upToDate(ctx context.Context) {
 	if d.cons == nil {
 		return
@@ -181,7 +209,9 @@ func (d *Daemon) upToDate(ctx context.Context) {
 	info := s.CachedInfo()
 	target := info.State.LastSeq
 	for progress := time.Now(); info.State.Msgs > 0 && info.State.FirstSeq <= target; {
-		if time.Since(progress) > barrierIdle {
+		if d.storing.Load() {
+			progress = time.Now()
+		} else if time.Since(progress) > barrierIdle {
 			return
 		}
 		d.commits.Lock()
