@@ -54,7 +54,7 @@ type Config struct {
 	Store     *store.Store
 	Sanitizer *audit.Sanitizer
 	PublicKey ed25519.PublicKey // checks checkpoints in verify
-	Batch     int               // messages per fetch (default 1024)
+	Batch     int               // messages in a block at most (default 1024; a fetch asks for twice as many)
 	FetchWait time.Duration     // how long one fetch stays open (default 500 ms; Stop waits for it)
 	Linger    time.Duration     // how long events wait for others to share their block (default Linger, at most MaxLinger)
 	Logger    *slog.Logger

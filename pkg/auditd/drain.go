@@ -13,10 +13,12 @@ import (
 // of one event takes ~7 times the disk of one among hundreds (350 against
 // 49 bytes an event): the messages the stream delivers wait up to Linger
 // after the first of them arrived for others to share their block, as a
-// run's events and those of the runs after it do, across fetches. A flood
-// is stored as it comes: a block goes as soon as it holds FullBlock
-// messages and nothing more has arrived, or Batch. A query asks for what
-// was gathered to be stored at once (upToDate).
+// run's events and those of the runs after it do, across fetches. A block
+// goes sooner once it holds FullBlock messages and none has come for Quiet
+// (a flood's end), or at Batch; a steady stream is stored in blocks of
+// Batch or Linger, so that auditd's fsyncs stay few (each one also commits
+// the filesystem journal the bus writes its streams through). A query asks
+// for what was gathered to be stored at once (upToDate).
 //
 // Invariants: a message is acked only once its events are fsynced; the
 // drain reads every fetch to its end, after Stop too (the server ends it
@@ -24,6 +26,7 @@ import (
 const (
 	Linger    = 250 * time.Millisecond
 	FullBlock = 64 // messages enough to compress well (~60 bytes an event)
+	Quiet     = 5 * time.Millisecond
 	// MaxLinger bounds Config.Linger well inside AckWait: a message held
 	// longer would be delivered again while it waits.
 	MaxLinger = AckWait / 10
@@ -34,6 +37,8 @@ type block struct {
 	msgs  []jetstream.Msg
 	timer *time.Timer
 	due   <-chan time.Time // fires Linger after the first message; nil when empty
+	quiet *time.Timer
+	still <-chan time.Time // fires Quiet after the last message, from FullBlock on
 }
 
 // drainState is the drain's: the block it gathers, and whether it stops.
@@ -48,11 +53,14 @@ type drainState struct {
 // its acks to the server before it returns.
 func (d *Daemon) drain(ctx context.Context) {
 	defer close(d.drained)
-	s := &drainState{b: block{timer: time.NewTimer(time.Hour)}, linger: d.cfg.Linger, done: ctx.Done()}
+	s := &drainState{b: block{timer: time.NewTimer(time.Hour), quiet: time.NewTimer(time.Hour)}, linger: d.cfg.Linger, done: ctx.Done()}
 	s.b.timer.Stop()
+	s.b.quiet.Stop()
 	defer s.b.timer.Stop()
+	defer s.b.quiet.Stop()
 	for s.done != nil && ctx.Err() == nil {
-		batch, err := d.cons.Fetch(d.cfg.Batch, jetstream.FetchMaxWait(d.cfg.FetchWait))
+		// Twice a block: the server goes on delivering while one is stored.
+		batch, err := d.cons.Fetch(2*d.cfg.Batch, jetstream.FetchMaxWait(d.cfg.FetchWait))
 		if err == nil {
 			if !d.gather(s, batch.Messages(), nil) {
 				return
@@ -89,6 +97,8 @@ func (d *Daemon) gather(s *drainState, ch <-chan jetstream.Msg, until <-chan tim
 			return true
 		case <-s.b.due:
 			now = true
+		case <-s.b.still:
+			now = true
 		case <-d.flush:
 			now = true
 		case <-s.done:
@@ -114,20 +124,24 @@ func (b *block) add(m jetstream.Msg, linger time.Duration) {
 	b.msgs = append(b.msgs, m)
 }
 
-// full reports whether b should go now: it holds Batch messages, or
-// FullBlock and nothing more is waiting in ch (what is waiting joins it).
+// full takes into b what is waiting in ch, and reports whether b holds
+// Batch messages; from FullBlock on it (re)starts b's quiet timer.
 func (d *Daemon) full(b *block, ch <-chan jetstream.Msg) bool {
-	for len(b.msgs) < d.cfg.Batch {
-		if len(ch) == 0 {
-			return len(b.msgs) >= FullBlock
-		}
+	for len(b.msgs) < d.cfg.Batch && len(ch) > 0 {
 		m, ok := <-ch // there, and the drain is its one reader
 		if !ok {
-			return false
+			break
 		}
 		b.msgs = append(b.msgs, m)
 	}
-	return true
+	if len(b.msgs) >= d.cfg.Batch {
+		return true
+	}
+	if len(b.msgs) >= FullBlock {
+		b.quiet.Reset(Quiet)
+		b.still = b.quiet.C
+	}
+	return false
 }
 
 // commit stores b's events and acks its messages, then empties b, and
@@ -144,7 +158,8 @@ func (d *Daemon) commit(b *block) bool {
 	d.storing.Store(true)
 	defer d.storing.Store(false)
 	b.timer.Stop()
-	b.due = nil
+	b.quiet.Stop()
+	b.due, b.still = nil, nil
 	evs := make([]*wire.AuditEvent, 0, len(b.msgs))
 	for _, m := range b.msgs {
 		evs = d.events(evs, m)
