@@ -2,6 +2,7 @@ package auditd_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"log/slog"
 	"strconv"
 	"testing"
@@ -21,32 +22,12 @@ import (
 // stays open for 4 s and asks for more events than are sent: the events
 // must still be stored within 2 s, one round after another.
 func TestStoresBeforeTheFetchEnds(t *testing.T) {
-	s := bustest.Start(t)
-	san, err := audit.LoadSanitizer(s.Home.HMACKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := store.LoadSigningKey(s.Home.SigningKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(store.Options{Dir: t.TempDir(), SigningKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	r := newRig(t)
+	st := r.st
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d, err := auditd.Start(ctx, s.Conn(t, home.RoleAuditd), auditd.Config{Store: st, Sanitizer: san,
-		FetchWait: 4 * time.Second, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
-	pub, err := audit.NewPublisher(s.Conn(t, home.RoleSandboxd), home.RoleSandboxd, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r.run(ctx, auditd.Config{FetchWait: 4 * time.Second})
+	pub := r.publisher()
 	for round, n := range []int{1, 3, 40} {
 		before := st.Stats().Records
 		for range n {
@@ -70,33 +51,18 @@ func TestStoresBeforeTheFetchEnds(t *testing.T) {
 // is left to come again after the ack wait, as after a crash — round after
 // round, and the next auditd stores the rest, each event once.
 func TestStopLeavesNothingUnacked(t *testing.T) {
-	s := bustest.Start(t)
-	san, err := audit.LoadSanitizer(s.Home.HMACKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := store.LoadSigningKey(s.Home.SigningKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(store.Options{Dir: t.TempDir(), SigningKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	r := newRig(t)
+	st := r.st
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pub, err := audit.NewPublisher(s.Conn(t, home.RoleSandboxd), home.RoleSandboxd, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(s.Conn(t, home.RoleAdmin))
+	pub := r.publisher()
+	js, err := jetstream.New(r.s.Conn(t, home.RoleAdmin))
 	if err != nil {
 		t.Fatal(err)
 	}
 	sent := 0
 	for round := range 4 {
-		d, err := auditd.Start(ctx, s.Conn(t, home.RoleAuditd), auditd.Config{Store: st, Sanitizer: san, Logger: slog.New(slog.DiscardHandler)})
+		d, err := r.start(ctx, auditd.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,11 +98,7 @@ func TestStopLeavesNothingUnacked(t *testing.T) {
 			}
 		}
 	}
-	d, err := auditd.Start(ctx, s.Conn(t, home.RoleAuditd), auditd.Config{Store: st, Sanitizer: san, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	r.run(ctx, auditd.Config{})
 	for st.Stats().Records < uint64(sent) {
 		if ctx.Err() != nil {
 			t.Fatalf("%d of %d events stored", st.Stats().Records, sent)
@@ -155,34 +117,14 @@ func TestStopLeavesNothingUnacked(t *testing.T) {
 // its own message, within a linger of 2 s, take less than half of what the
 // same events take stored one by one.
 func TestEventsThatArriveTogetherShareABlock(t *testing.T) {
-	s := bustest.Start(t)
-	san, err := audit.LoadSanitizer(s.Home.HMACKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := store.LoadSigningKey(s.Home.SigningKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(store.Options{Dir: t.TempDir(), SigningKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	r := newRig(t)
+	st := r.st
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d, err := auditd.Start(ctx, s.Conn(t, home.RoleAuditd), auditd.Config{Store: st, Sanitizer: san,
-		Linger: 2 * time.Second, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	r.run(ctx, auditd.Config{Linger: 2 * time.Second})
 	// One event first, so the burst's bytes are counted from a store that
 	// exists.
-	pub, err := audit.NewPublisher(s.Conn(t, home.RoleSandboxd), home.RoleSandboxd, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub := r.publisher()
 	if err := pub.Publish(ctx, &wire.AuditEvent{Kind: wire.KindRunExit}); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +155,7 @@ func TestEventsThatArriveTogetherShareABlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := store.Open(store.Options{Dir: t.TempDir(), SigningKey: key})
+	ref, err := store.Open(store.Options{Dir: t.TempDir(), SigningKey: r.key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,35 +178,15 @@ func TestEventsThatArriveTogetherShareABlock(t *testing.T) {
 
 // TestQuerySeesWhatWasAcked: a query answers with every event the stream
 // acked before it was asked, even while the drain lingers (here 3 s, in
-// fetches open for 4 s): the query has what was gathered stored first. Round after round, each query is asked at once after the publish.
+// fetches open for 4 s): the query has what was gathered stored first.
+// Round after round, each query is asked at once after the publish.
 func TestQuerySeesWhatWasAcked(t *testing.T) {
-	s := bustest.Start(t)
-	san, err := audit.LoadSanitizer(s.Home.HMACKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := store.LoadSigningKey(s.Home.SigningKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(store.Options{Dir: t.TempDir(), SigningKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	r := newRig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	d, err := auditd.Start(ctx, s.Conn(t, home.RoleAuditd), auditd.Config{Store: st, Sanitizer: san,
-		FetchWait: 4 * time.Second, Linger: auditd.MaxLinger, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
-	pub, err := audit.NewPublisher(s.Conn(t, home.RoleSandboxd), home.RoleSandboxd, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := s.Client(t, home.RoleAdmin)
+	r.run(ctx, auditd.Config{FetchWait: 4 * time.Second, Linger: auditd.MaxLinger})
+	pub := r.publisher()
+	c := r.s.Client(t, home.RoleAdmin)
 	for round := range 5 {
 		ev := &wire.AuditEvent{Kind: wire.KindRunExit, RequestID: wire.NewID(), Argv: []string{"true"}}
 		if err := pub.Publish(ctx, ev); err != nil {
@@ -278,4 +200,54 @@ func TestQuerySeesWhatWasAcked(t *testing.T) {
 			t.Fatalf("round %d: the query right after the event's ack found %d events, want it", round, len(page.Events))
 		}
 	}
+}
+
+// rig is a bus and a store for auditd, with the keys it needs.
+type rig struct {
+	t   *testing.T
+	s   *bustest.Stack
+	san *audit.Sanitizer
+	key ed25519.PrivateKey
+	st  *store.Store
+}
+
+func newRig(t *testing.T) *rig {
+	r := &rig{t: t, s: bustest.Start(t)}
+	var err error
+	if r.san, err = audit.LoadSanitizer(r.s.Home.HMACKey()); err != nil {
+		t.Fatal(err)
+	}
+	if r.key, err = store.LoadSigningKey(r.s.Home.SigningKey()); err != nil {
+		t.Fatal(err)
+	}
+	if r.st, err = store.Open(store.Options{Dir: t.TempDir(), SigningKey: r.key}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.st.Close() })
+	return r
+}
+
+// run starts auditd as start does, and stops it when the test ends.
+func (r *rig) run(ctx context.Context, cfg auditd.Config) *auditd.Daemon {
+	d, err := r.start(ctx, cfg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { d.Stop() })
+	return d
+}
+
+// publisher publishes as sandboxd.
+func (r *rig) publisher() *audit.Publisher {
+	pub, err := audit.NewPublisher(r.s.Conn(r.t, home.RoleSandboxd), home.RoleSandboxd, "t")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return pub
+}
+
+// start starts auditd on the rig's store with cfg's other settings.
+func (r *rig) start(ctx context.Context, cfg auditd.Config) (*auditd.Daemon, error) {
+	cfg.Store, cfg.Sanitizer, cfg.Logger = r.st, r.san, slog.New(slog.DiscardHandler)
+	return auditd.Start(ctx, r.s.Conn(r.t, home.RoleAuditd), cfg)
 }
