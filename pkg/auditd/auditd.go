@@ -55,7 +55,7 @@ type Config struct {
 	Sanitizer *audit.Sanitizer
 	PublicKey ed25519.PublicKey // checks checkpoints in verify
 	Batch     int               // messages in a block at most (default 1024; a fetch asks for twice as many)
-	FetchWait time.Duration     // how long one fetch stays open (default 500 ms; Stop waits for it)
+	FetchWait time.Duration     // how long one fetch stays open (default 500 ms, at most MaxFetchWait; Stop waits for it)
 	Linger    time.Duration     // how long events wait for others to share their block (default Linger, at most MaxLinger)
 	Logger    *slog.Logger
 	// Anchor keeps the store's latest checkpoint outside it, for verify;
@@ -78,6 +78,8 @@ type Daemon struct {
 	flush   chan struct{} // a query asks the drain to store what it gathered
 	drained chan struct{} // closed when the drain has ended
 	storing atomic.Bool   // a block is being stored
+	begun   atomic.Uint64 // blocks begun to be stored
+	low     atomic.Uint64 // the lowest stream sequence of the latest block begun
 	commits struct {
 		sync.Mutex
 		ch chan struct{} // closed, and made anew, at each block stored
@@ -99,6 +101,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Daemon, error) {
 	if cfg.FetchWait <= 0 {
 		cfg.FetchWait = 500 * time.Millisecond
 	}
+	cfg.FetchWait = min(cfg.FetchWait, MaxFetchWait)
 	if cfg.Linger <= 0 {
 		cfg.Linger = Linger
 	}

@@ -3,6 +3,7 @@ package auditd
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
@@ -16,8 +17,9 @@ import (
 // run's events and those of the runs after it do, across fetches. A block
 // goes sooner once it holds FullBlock messages and none has come for Quiet
 // (a flood's end), or at Batch; a steady stream is stored in blocks of
-// Batch or Linger, so that auditd's fsyncs stay few (each one also commits
-// the filesystem journal the bus writes its streams through). A query asks
+// Batch or Linger, so that auditd's fsyncs stay few (where the store shares
+// a filesystem with the bus's streams, each may also commit the journal
+// they are written through). A query asks
 // for what was gathered to be stored at once (upToDate).
 //
 // Invariants: a message is acked only once its events are fsynced; the
@@ -30,6 +32,8 @@ const (
 	// MaxLinger bounds Config.Linger well inside AckWait: a message held
 	// longer would be delivered again while it waits.
 	MaxLinger = AckWait / 10
+	// MaxFetchWait bounds Config.FetchWait: Stop waits for the open fetch.
+	MaxFetchWait = 5 * time.Second
 )
 
 // block is the messages gathered for one Append.
@@ -60,7 +64,8 @@ func (d *Daemon) drain(ctx context.Context) {
 	defer s.b.quiet.Stop()
 	for s.done != nil && ctx.Err() == nil {
 		// Twice a block: the server goes on delivering while one is stored.
-		batch, err := d.cons.Fetch(2*d.cfg.Batch, jetstream.FetchMaxWait(d.cfg.FetchWait))
+		wait := jetstream.FetchMaxWait(d.cfg.FetchWait)
+		batch, err := d.cons.Fetch(2*d.cfg.Batch, wait)
 		if err == nil {
 			if !d.gather(s, batch.Messages(), nil) {
 				return
@@ -155,7 +160,15 @@ func (d *Daemon) commit(b *block) bool {
 		}
 		return true
 	}
+	low := uint64(math.MaxUint64) // the block's lowest stream sequence, for upToDate
+	for _, m := range b.msgs {
+		if md, err := m.Metadata(); err == nil {
+			low = min(low, md.Sequence.Stream)
+		}
+	}
+	d.low.Store(low)
 	d.storing.Store(true)
+	d.begun.Add(1)
 	defer d.storing.Store(false)
 	b.timer.Stop()
 	b.quiet.Stop()
@@ -178,6 +191,7 @@ func (d *Daemon) commit(b *block) bool {
 			break
 		}
 	}
+	clear(b.msgs) // acked: their payloads may go
 	b.msgs = b.msgs[:0]
 	select { // met: a query still waiting asks again
 	case <-d.flush:
@@ -207,10 +221,12 @@ const (
 // drain to store what it has gathered rather than linger. So a query sees
 // every event acked before it was asked (a run's, once the run was
 // answered). It gives up, and the query answers with what is stored, after
-// BarrierWait, when there is no drain (read-only, stopped), or when the
-// drain was storing nothing and stored nothing for barrierIdle (what is
+// BarrierWait, when there is no drain (read-only, stopped), or when for
+// barrierIdle neither the stream's first message moved on nor the drain
+// began or was storing a block holding one of the messages awaited (what is
 // left is then most likely not being delivered: held by a lost auditd, it
-// comes again after AckWait).
+// comes again after AckWait; the drain's commits of later events do not
+// count).
 func (d *Daemon) upToDate(ctx context.Context) {
 	if d.cons == nil {
 		return
@@ -222,11 +238,9 @@ func (d *Daemon) upToDate(ctx context.Context) {
 		return
 	}
 	info := s.CachedInfo()
-	target := info.State.LastSeq
+	target, first, seen := info.State.LastSeq, info.State.FirstSeq, d.begun.Load()
 	for progress := time.Now(); info.State.Msgs > 0 && info.State.FirstSeq <= target; {
-		if d.storing.Load() {
-			progress = time.Now()
-		} else if time.Since(progress) > barrierIdle {
+		if time.Since(progress) > barrierIdle {
 			return
 		}
 		d.commits.Lock()
@@ -242,11 +256,16 @@ func (d *Daemon) upToDate(ctx context.Context) {
 		case <-d.drained:
 			return
 		case <-next:
-			progress = time.Now()
 		case <-time.After(barrierPoll):
 		}
 		if info, err = s.Info(ctx); err != nil {
 			return
 		}
+		begun := d.begun.Load()
+		awaited := d.low.Load() <= target && (begun != seen || d.storing.Load())
+		if info.State.FirstSeq > first || awaited {
+			progress = time.Now()
+		}
+		first, seen = max(first, info.State.FirstSeq), begun
 	}
 }
