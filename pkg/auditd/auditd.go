@@ -54,10 +54,16 @@ type Config struct {
 	Store     *store.Store
 	Sanitizer *audit.Sanitizer
 	PublicKey ed25519.PublicKey // checks checkpoints in verify
-	Batch     int               // messages in a block at most (default 1024; a fetch asks for twice as many)
-	FetchWait time.Duration     // how long one fetch stays open (default 500 ms, at most MaxFetchWait; Stop waits for it)
-	Linger    time.Duration     // how long events wait for others to share their block (default Linger, at most MaxLinger)
 	Logger    *slog.Logger
+	// Batch is the most messages in a block (default 1024); a fetch asks
+	// for twice as many.
+	Batch int
+	// FetchWait is how long one fetch stays open (default 500 ms, at most
+	// MaxFetchWait); Stop waits for the open one.
+	FetchWait time.Duration
+	// Linger is how long messages wait for others to share their block
+	// (default Linger, at most MaxLinger; see drain.go).
+	Linger time.Duration
 	// Anchor keeps the store's latest checkpoint outside it, for verify;
 	// nil: none.
 	Anchor *Anchor
