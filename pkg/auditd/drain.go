@@ -19,8 +19,8 @@ import (
 // (a flood's end), or at Batch; a steady stream is stored in blocks of
 // Batch or Linger, so that auditd's fsyncs stay few (where the store shares
 // a filesystem with the bus's streams, each may also commit the journal
-// they are written through). A query asks
-// for what was gathered to be stored at once (upToDate).
+// they are written through). A query asks for what was gathered to be
+// stored at once (upToDate).
 //
 // Invariants: a message is acked only once its events are fsynced; the
 // drain reads every fetch to its end, after Stop too (the server ends it
@@ -205,10 +205,10 @@ func (d *Daemon) commit(b *block) bool {
 }
 
 // BarrierWait bounds how long a query waits for the events published
-// before it to be stored (upToDate); barrierIdle is how long it waits while
-// the drain neither stores nor has stored anything before it answers with
-// what is stored, looking at the stream every barrierPoll (an ack reaches
-// the stream a little after the block it acks is stored).
+// before it to be stored (upToDate); barrierIdle is how long it waits
+// without progress towards them before it answers with what is stored,
+// looking at the stream every barrierPoll (an ack reaches the stream a
+// little after the block it acks is stored).
 const (
 	BarrierWait = 2 * time.Second
 	barrierIdle = 250 * time.Millisecond
