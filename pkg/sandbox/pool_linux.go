@@ -178,6 +178,10 @@ var pool struct {
 	// coming counts the refills starting a helper now, by noNet: the
 	// pool is short only of what is neither idle nor coming.
 	coming map[bool]int
+	// failed is why the latest refill could not start a helper (nil once
+	// one starts): runs then spawn their own, and a test waiting for the
+	// pool can say why it stays empty.
+	failed error
 }
 
 // spawned counts the helpers this process has started (the pool's tests
@@ -340,6 +344,7 @@ func refill(noNet bool) {
 		pool.mu.Lock()
 		pool.coming[noNet]--
 		keep := err == nil && len(pool.idle[noNet]) < pool.size // the pool may have shrunk meanwhile
+		pool.failed = err
 		if keep {
 			pool.idle[noNet] = append(pool.idle[noNet], h)
 		}

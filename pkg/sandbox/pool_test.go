@@ -348,7 +348,10 @@ func waitPooled(t *testing.T, noNet bool) int {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("the pool held no helper after 60s")
+	pool.mu.Lock()
+	why := pool.failed
+	pool.mu.Unlock()
+	t.Fatalf("the pool held no helper after 60s (the latest refill: %v)", why)
 	return 0
 }
 

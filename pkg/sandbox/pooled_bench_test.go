@@ -137,7 +137,10 @@ func poolReady(b *testing.B, noNet bool, n int) {
 		}
 		time.Sleep(500 * time.Microsecond)
 	}
-	b.Fatal("the pool was not ready after 60s")
+	pool.mu.Lock()
+	why := pool.failed
+	pool.mu.Unlock()
+	b.Fatalf("the pool was not ready after 60s (the latest refill: %v)", why)
 }
 
 func rusage(who int) time.Duration {
