@@ -28,6 +28,9 @@ type Publisher struct {
 	log      *slog.Logger
 	san      *Sanitizer
 	batches  atomic.Uint64 // batch messages sent
+	// steady is 1 + the connection's reconnects when the stream last
+	// acked a message sent here; 0 before that and after a failure.
+	steady atomic.Uint64
 
 	mu       sync.Mutex // guards the batches below (batch.go)
 	open     *batch     // gathering events; nil when none
@@ -130,10 +133,12 @@ func (p *Publisher) send(deadline time.Time, msg *nats.Msg) error {
 		_, err := p.js.PublishMsg(actx, msg, jetstream.WithExpectStream(wire.AuditStream))
 		cancel()
 		if err == nil {
+			p.steady.Store(p.js.Conn().Stats().Reconnects + 1)
 			return nil
 		}
 		left := time.Until(deadline)
 		if !transient(err) || left <= 0 {
+			p.steady.Store(0)
 			return unrecorded(err)
 		}
 		time.Sleep(min(left, 100*time.Millisecond))
@@ -154,9 +159,15 @@ func transient(err error) bool {
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrDisconnected):
 		return true
 	case errors.As(err, &apiErr):
-		return apiErr.Code == 503
+		return apiErr.Code == 503 && !Full(apiErr.Description) // JetStream says a full stream with a 503 too
 	}
 	return false
+}
+
+// Full reports whether a JetStream error text says the stream is full (its
+// bytes or messages limit, with new messages discarded).
+func Full(text string) bool {
+	return strings.Contains(text, "maximum bytes") || strings.Contains(text, "maximum messages")
 }
 
 // PublishAsync stamps ev and sends it without waiting for the ack, for
@@ -231,10 +242,37 @@ func unrecorded(err error) error {
 	switch {
 	case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders):
 		return wire.Errorf(wire.CodeUnavailable, "audit stream %s is not answering, so nothing can be recorded: check busd", wire.AuditStream)
-	case strings.Contains(err.Error(), "maximum bytes") || strings.Contains(err.Error(), "maximum messages"):
+	case Full(err.Error()):
 		return wire.Errorf(wire.CodeUnavailable, "audit stream %s is full, so nothing can be recorded: start auditd to drain it", wire.AuditStream)
 	case errors.Is(err, context.DeadlineExceeded):
 		return wire.Errorf(wire.CodeUnavailable, "audit stream %s did not acknowledge in time: check busd", wire.AuditStream)
 	}
 	return wire.Errorf(wire.CodeUnavailable, "audit event not recorded: %v", err)
+}
+
+// Steady reports whether the stream acked the last message Publish sent
+// and the connection has not been re-established since. A record whose ack
+// goes elsewhere (PublishAckedTo) is sent once, never again: while not
+// steady (a bus just restarted, a stream just elected, a failure), send it
+// with Publish, which sends it again until the stream answers.
+func (p *Publisher) Steady() bool {
+	n := p.steady.Load()
+	return n != 0 && n == p.js.Conn().Stats().Reconnects+1
+}
+
+// PublishAckedTo stamps ev and sends it alone, its JetStream ack going to
+// subject instead of this process: for a record whose ack someone else
+// awaits before acting (a check's caller, wire.HeaderRecordAck). An error
+// means it was not even sent; whether it was stored only subject learns.
+func (p *Publisher) PublishAckedTo(ev *wire.AuditEvent, subject string) error {
+	msg, err := p.message(ev)
+	if err != nil {
+		return err
+	}
+	msg.Reply = subject
+	msg.Header[jetstream.ExpectedStreamHeader] = []string{wire.AuditStream}
+	if err := p.js.Conn().PublishMsg(msg); err != nil {
+		return unrecorded(err)
+	}
+	return nil
 }

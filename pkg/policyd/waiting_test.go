@@ -130,18 +130,31 @@ func waitApprovals(t *testing.T, s *stack, n int) []wire.ApprovalAsk {
 
 // TestStreamFullDeniesResolved: with the audit stream full, a check that
 // carries its own resolved profile (so profiled records nothing) is denied,
-// not allowed unrecorded.
+// not allowed unrecorded: by policyd, whose record failed (its first), or,
+// once its records go steadily, by the caller, whose record's ack says the
+// stream refused it (wire.HeaderRecordAck).
 func TestStreamFullDeniesResolved(t *testing.T) {
-	s := start(t, policyd.Config{})
-	c := s.Client(t, home.RoleClient)
-	p, err := c.Resolve(context.Background(), &wire.ResolveRequest{Profile: "workspace-write", Workspace: s.ws})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fillStream(t, s)
-	d := c.Check(context.Background(), &wire.CheckRequest{Argv: []string{"ls"}, Profile: wire.RefResolved(p)})
-	if d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonAuditUnavailable {
-		t.Fatalf("a check with the stream full: %+v", d)
+	for _, steady := range []bool{false, true} {
+		t.Run(fmt.Sprintf("steady=%v", steady), func(t *testing.T) {
+			s := start(t, policyd.Config{})
+			c := s.Client(t, home.RoleClient)
+			p, err := c.Resolve(context.Background(), &wire.ResolveRequest{Profile: "workspace-write", Workspace: s.ws})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if steady {
+				if d := c.Check(context.Background(), &wire.CheckRequest{Argv: []string{"ls"}, Profile: wire.RefResolved(p)}); d.Verdict != wire.VerdictAllow {
+					t.Fatalf("a check with room in the stream: %+v", d)
+				}
+			}
+			fillStream(t, s)
+			for i := 0; i < 3; i++ {
+				d := c.Check(context.Background(), &wire.CheckRequest{Argv: []string{"ls"}, Profile: wire.RefResolved(p)})
+				if d.Verdict != wire.VerdictDeny || d.Reasons[0].Rule != wire.ReasonAuditUnavailable || !strings.Contains(d.Reasons[0].Message, "is full") {
+					t.Fatalf("check %d with the stream full: %+v", i, d)
+				}
+			}
+		})
 	}
 }
 
