@@ -23,7 +23,9 @@ const ApprovalGrace = 5 * time.Second
 // policy-timeout, policy-error). The deadline is the context's, else the
 // client's timeout; while policyd waits for a person to answer a prompt, it
 // stretches to the approval's expiry plus ApprovalGrace. A check whose
-// answer the bus lost in a restart is asked for again (resumer).
+// answer the bus lost in a restart is asked for again (resumer). An allow
+// is returned only once its record is in the audit stream: policyd answers
+// after its ack, or at once with the ack sent here (recordack.go).
 func (c *Client) Check(ctx context.Context, req *wire.CheckRequest) wire.Decision {
 	return c.CheckWaiting(ctx, req, nil)
 }
@@ -44,13 +46,23 @@ func (c *Client) CheckResolved(ctx context.Context, req *wire.CheckRequest, wait
 }
 
 func (c *Client) check(ctx context.Context, subject string, req *wire.CheckRequest, waiting func(wire.ApprovalWait)) wire.Decision {
+	d, again := c.ask(ctx, subject, req, waiting, true)
+	if again { // on a fresh reply subject: a new call to policyd, not a resend
+		d, _ = c.ask(ctx, subject, req, waiting, false)
+	}
+	return d
+}
+
+// ask is one call of check. With recordAck it lets policyd send an allow's
+// record's ack here (recordack.go), and says whether to ask again without.
+func (c *Client) ask(ctx context.Context, subject string, req *wire.CheckRequest, waiting func(wire.ApprovalWait), recordAck bool) (wire.Decision, bool) {
 	if req.RequestID == "" {
 		req.RequestID = wire.NewID()
 	}
 	out := c.outgoing(req)
 	body, err := out.body(false)
 	if err != nil {
-		return denied(wire.ReasonPolicyError, "cannot encode the request: %v", err)
+		return denied(wire.ReasonPolicyError, "cannot encode the request: %v", err), false
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -58,20 +70,23 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 	}
 	reply, msgs, done, err := c.replies(nil)
 	if err != nil {
-		return denied(wire.ReasonPolicyUnavailable, "cannot wait for policyd's answer: %v", err)
+		return denied(wire.ReasonPolicyUnavailable, "cannot wait for policyd's answer: %v", err), false
 	}
 	defer done()
 	var last []byte // the body last sent, whole or by hash
 	send := func(body []byte, whole, resent bool) error {
 		last = body
 		// The header's values share one array: an allocation, not one each.
-		vals := [...]string{wire.ContentMsgpack, req.RequestID, "1", req.SessionID, "", ""}
-		keys := [...]string{wire.HeaderContentType, wire.HeaderRequestID, wire.HeaderAcceptInterim, wire.HeaderSessionID, wire.HeaderProfileHash, wire.HeaderResent}
+		vals := [...]string{wire.ContentMsgpack, req.RequestID, "1", "", req.SessionID, "", ""}
+		if recordAck {
+			vals[3] = wire.RecordAckAsk
+		}
+		keys := [...]string{wire.HeaderContentType, wire.HeaderRequestID, wire.HeaderAcceptInterim, wire.HeaderRecordAck, wire.HeaderSessionID, wire.HeaderProfileHash, wire.HeaderResent}
 		if whole {
-			vals[4] = out.hash
+			vals[5] = out.hash
 		}
 		if resent {
-			vals[5] = "1"
+			vals[6] = "1"
 		}
 		hdr := make(nats.Header, len(keys))
 		for i, k := range keys {
@@ -83,41 +98,72 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 	}
 	rs := c.resumer(wire.SubjectCheckResume, reply, req.RequestID, func() error { return send(last, !out.byHash, true) })
 	if err := send(body, !out.byHash, false); err != nil {
-		return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)
+		return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err), false
 	}
 	ctl := "" // the approval's control subject, once a person is asked
+	ackTo := wire.RecordAckSubject(reply)
+	var (
+		allowed *wire.Decision // an allow whose record's ack is still to come
+		acked   *nats.Msg      // that ack, if it came first
+		ackBy   time.Time      // when to stop waiting for it
+	)
+	unacked := func() (wire.Decision, bool) {
+		again := recordAck && ctl == "" && time.Until(deadline) > 0
+		return denied(wire.ReasonAuditUnavailable, "policyd allowed it, but the decision's record was not acked within %s, so nothing may run", recordAckWait), again
+	}
 	for {
+		if allowed != nil && acked != nil {
+			d, again := recordAcked(*allowed, acked)
+			return d, again && recordAck && ctl == "" // a person asked is not asked twice
+		}
 		m := msgs.next()
 		if m == nil {
-			timer := time.NewTimer(min(time.Until(deadline), resumePoll))
+			wait := min(time.Until(deadline), resumePoll)
+			if allowed != nil {
+				wait = min(wait, time.Until(ackBy))
+			}
+			timer := time.NewTimer(wait)
 			select {
 			case <-msgs.ready:
 				timer.Stop()
 				continue
 			case <-timer.C:
-				if time.Until(deadline) > 0 {
+				switch {
+				case allowed != nil && (time.Until(ackBy) <= 0 || time.Until(deadline) <= 0):
+					return unacked()
+				case allowed != nil:
+					continue // the answer came: only its record's ack is awaited
+				case time.Until(deadline) > 0:
 					rs.poll()
 					continue
 				}
-				return denied(wire.ReasonPolicyTimeout, "no decision from policyd in time (deadline %s)", deadline.Format(time.RFC3339Nano))
+				return denied(wire.ReasonPolicyTimeout, "no decision from policyd in time (deadline %s)", deadline.Format(time.RFC3339Nano)), false
 			case <-ctx.Done():
 				timer.Stop()
+				if allowed != nil {
+					d, _ := unacked()
+					return d, false
+				}
 				if ctl != "" { // nobody should answer for a caller who left
 					bye := nats.NewMsg(ctl)
 					bye.Header.Set(wire.HeaderCancel, context.Cause(ctx).Error())
 					c.nc.PublishMsg(bye)
 				}
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-					return denied(wire.ReasonPolicyTimeout, "no decision from policyd before the caller's deadline")
+					return denied(wire.ReasonPolicyTimeout, "no decision from policyd before the caller's deadline"), false
 				}
-				return denied(wire.ReasonPolicyUnavailable, "waiting for policyd: %v", ctx.Err())
+				return denied(wire.ReasonPolicyUnavailable, "waiting for policyd: %v", ctx.Err()), false
 			}
+		}
+		if m.Subject == ackTo {
+			acked = m
+			continue
 		}
 		if m.Header.Get("Status") == "503" {
 			if rs.notBack() {
 				continue // nobody heard the check or the resume yet (policyd not back): keep waiting
 			}
-			return denied(wire.ReasonPolicyUnavailable, "no policyd is running: start it (moat status shows what is missing)")
+			return denied(wire.ReasonPolicyUnavailable, "no policyd is running: start it (moat status shows what is missing)"), false
 		}
 		rs.heard = time.Now()
 		if id := m.Header.Get(wire.HeaderApprovalID); id != "" && len(m.Data) == 0 && m.Header.Get(wire.HeaderErrorCode) == "" {
@@ -144,14 +190,22 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 				err = send(body, true, false)
 			}
 			if err != nil {
-				return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err)
+				return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err), false
 			}
 			continue
 		}
 		if h := m.Header.Get(wire.HeaderProfileCached); h != "" && h == out.hash {
 			c.kept.add(h)
 		}
-		return c.decisionOf(m)
+		d := c.decisionOf(m)
+		if to := m.Header.Get(wire.HeaderRecordAck); to != "" && d.Verdict == wire.VerdictAllow {
+			if to != ackTo {
+				return denied(wire.ReasonPolicyUnavailable, "policyd said the allow's record is acked on %q, not this check's %q", to, ackTo), false
+			}
+			allowed, ackBy = &d, time.Now().Add(recordAckWait)
+			continue
+		}
+		return d, false
 	}
 }
 

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -66,8 +67,10 @@ func (c *Client) replies(tap func(*nats.Msg)) (string, *queue, func(), error) {
 		m.prefix = c.nc.NewInbox() + "."
 		m.calls = map[string]*queue{}
 		var sub *nats.Subscription
-		sub, m.err = c.nc.Subscribe(m.prefix+"*", func(msg *nats.Msg) {
-			token := msg.Subject[len(m.prefix):]
+		sub, m.err = c.nc.Subscribe(m.prefix+">", func(msg *nats.Msg) {
+			// A call's subject, or one below it (an allow's record acked
+			// to its caller, wire.RecordAckSubject).
+			token, _, _ := strings.Cut(msg.Subject[len(m.prefix):], ".")
 			m.mu.Lock()
 			q := m.calls[token]
 			m.mu.Unlock()

@@ -6,7 +6,10 @@
 // Invariants:
 //   - every decision is sent to the audit stream before it is answered; an
 //     allow is answered only once its record is acked (a caller may act on
-//     it), a deny or prompt's ack is awaited asynchronously; if the event
+//     it) — or, to a caller that asks from an inbox (wire.HeaderRecordAck),
+//     answered at once with JetStream's ack of its record sent to that
+//     caller, whose allow stands only once the ack has come — a deny or
+//     prompt's ack is awaited asynchronously; if the event
 //     cannot be recorded, the answer is a deny (audit-unavailable). An allow
 //     for a run sandboxd asked about (moat.policy.check.resolved, not a
 //     network ask) is acted on only by sandboxd, which runs nothing before
@@ -38,6 +41,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -261,8 +265,12 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 		Profile: prof.Name, Argv: cr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,
 		DurationUS: dec.ElapsedUS, Detail: map[string]any{"rules": ruleIDs(dec.Reasons), "workspace": prof.Workspace}}
 	// An allow may be acted on by whoever asked (a hook lets an agent run
-	// the command on it): it is answered only once its record is acked. A
-	// deny or a prompt lets nothing happen: its ack is awaited asynchronously.
+	// the command on it): it is answered only once its record is acked, or,
+	// to a caller that asked from an inbox, at once, the record's ack going
+	// to that caller, who waits for it before taking the allow — while the
+	// stream is steady: the record then goes once, not sent again through
+	// a restart as Publish sends it. A deny or a
+	// prompt lets nothing happen: its ack is awaited asynchronously.
 	// An allow sandboxd asked for is recorded in the background: the run
 	// waits for sandboxd's own record of the decision, acked before
 	// anything runs — unless a grant gave it, whose use is on record
@@ -271,6 +279,15 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 	switch {
 	case dec.Verdict == wire.VerdictAllow && fromSandboxd && !fromGrant(&dec):
 		publish = func() error { d.recordLater(ev); return nil }
+	case dec.Verdict == wire.VerdictAllow && !fromGrant(&dec) && ackToCaller(req) && d.audit.Steady():
+		publish = func() error {
+			to := wire.RecordAckSubject(req.ReplySubject())
+			if err := d.audit.PublishAckedTo(ev, to); err != nil {
+				return err
+			}
+			req.SetReplyHeader(wire.HeaderRecordAck, to)
+			return nil
+		}
 	case dec.Verdict == wire.VerdictAllow:
 		publish = func() error {
 			// Within the evaluation deadline, so the caller hears the deny
@@ -386,4 +403,10 @@ func (d *Daemon) sentProfile(req *service.Request, cr *wire.CheckRequest) (*wire
 		}
 	}
 	return prof, nil
+}
+
+// ackToCaller reports whether req asked that an allow's record be acked to
+// it (wire.HeaderRecordAck) from an inbox, where alone the ack may go.
+func ackToCaller(req *service.Request) bool {
+	return req.Header(wire.HeaderRecordAck) == wire.RecordAckAsk && strings.HasPrefix(req.ReplySubject(), "_INBOX")
 }

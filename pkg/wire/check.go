@@ -241,3 +241,21 @@ const (
 	ApprovalHeartbeat     = time.Second
 	ApprovalCallerSilence = 10 * time.Second
 )
+
+// The record's ack to the caller (docs/bus.md, "An allow's record acked to
+// its caller"). A check that sets HeaderRecordAck to RecordAckAsk lets
+// policyd answer an allow before its record is acked: policyd sends the
+// record with RecordAckSubject(reply) as its reply subject, so JetStream's
+// ack of it goes to the caller, and answers at once with HeaderRecordAck set
+// to that subject. Such an allow stands only once that ack has come and
+// names AuditStream; an error there, or no ack by the deadline, makes it a
+// deny (audit-unavailable). An answer without the header is final, as
+// before. policyd honours the ask only for a reply subject under an inbox
+// prefix, so the ack goes nowhere but to an inbox.
+const (
+	HeaderRecordAck = "Moat-Record-Ack"
+	RecordAckAsk    = "1"
+)
+
+// RecordAckSubject is where the record of an allow answered on reply is acked.
+func RecordAckSubject(reply string) string { return reply + ".r" }
