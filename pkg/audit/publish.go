@@ -55,6 +55,7 @@ func NewPublisher(nc *nats.Conn, source, instance string) (*Publisher, error) {
 		jetstream.WithPublishAsyncTimeout(AckTimeout),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
 			p.lost.Add(1)
+			p.steady.Store(0)
 			p.log.Error("audit event not acked", "subject", m.Subject, "id", m.Header.Get(wire.HeaderMsgID), "err", err)
 		}))
 	if err != nil {
@@ -250,8 +251,9 @@ func unrecorded(err error) error {
 	return wire.Errorf(wire.CodeUnavailable, "audit event not recorded: %v", err)
 }
 
-// Steady reports whether the stream acked the last message Publish sent
-// and the connection has not been re-established since. A record whose ack
+// Steady reports whether the stream acked the last message Publish sent,
+// no message PublishAsync sent since went unacked, and the connection has
+// not been re-established since. A record whose ack
 // goes elsewhere (PublishAckedTo) is sent once, never again: while not
 // steady (a bus just restarted, a stream just elected, a failure), send it
 // with Publish, which sends it again until the stream answers.

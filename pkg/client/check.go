@@ -46,16 +46,21 @@ func (c *Client) CheckResolved(ctx context.Context, req *wire.CheckRequest, wait
 }
 
 func (c *Client) check(ctx context.Context, subject string, req *wire.CheckRequest, waiting func(wire.ApprovalWait)) wire.Decision {
-	d, again := c.ask(ctx, subject, req, waiting, true)
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(c.timeout)
+	}
+	d, again := c.ask(ctx, subject, req, waiting, deadline, true)
 	if again { // on a fresh reply subject: a new call to policyd, not a resend
-		d, _ = c.ask(ctx, subject, req, waiting, false)
+		d, _ = c.ask(ctx, subject, req, waiting, deadline, false)
 	}
 	return d
 }
 
-// ask is one call of check. With recordAck it lets policyd send an allow's
-// record's ack here (recordack.go), and says whether to ask again without.
-func (c *Client) ask(ctx context.Context, subject string, req *wire.CheckRequest, waiting func(wire.ApprovalWait), recordAck bool) (wire.Decision, bool) {
+// ask is one call of check, by deadline unless a person is asked. With
+// recordAck it lets policyd send an allow's record's ack here
+// (recordack.go), and says whether to ask again without.
+func (c *Client) ask(ctx context.Context, subject string, req *wire.CheckRequest, waiting func(wire.ApprovalWait), deadline time.Time, recordAck bool) (wire.Decision, bool) {
 	if req.RequestID == "" {
 		req.RequestID = wire.NewID()
 	}
@@ -64,23 +69,22 @@ func (c *Client) ask(ctx context.Context, subject string, req *wire.CheckRequest
 	if err != nil {
 		return denied(wire.ReasonPolicyError, "cannot encode the request: %v", err), false
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(c.timeout)
-	}
 	reply, msgs, done, err := c.replies(nil)
 	if err != nil {
 		return denied(wire.ReasonPolicyUnavailable, "cannot wait for policyd's answer: %v", err), false
 	}
 	defer done()
+	token, ackTo := "", "" // the allow's record is acked on ackTo (recordack.go)
+	if recordAck {
+		token = wire.NewToken()
+		ackTo = wire.RecordAckSubject(reply, token)
+		defer c.also(ackTo, msgs)()
+	}
 	var last []byte // the body last sent, whole or by hash
 	send := func(body []byte, whole, resent bool) error {
 		last = body
 		// The header's values share one array: an allocation, not one each.
-		vals := [...]string{wire.ContentMsgpack, req.RequestID, "1", "", req.SessionID, "", ""}
-		if recordAck {
-			vals[3] = wire.RecordAckAsk
-		}
+		vals := [...]string{wire.ContentMsgpack, req.RequestID, "1", token, req.SessionID, "", ""}
 		keys := [...]string{wire.HeaderContentType, wire.HeaderRequestID, wire.HeaderAcceptInterim, wire.HeaderRecordAck, wire.HeaderSessionID, wire.HeaderProfileHash, wire.HeaderResent}
 		if whole {
 			vals[5] = out.hash
@@ -101,7 +105,6 @@ func (c *Client) ask(ctx context.Context, subject string, req *wire.CheckRequest
 		return denied(wire.ReasonPolicyUnavailable, "cannot reach policyd: %v", err), false
 	}
 	ctl := "" // the approval's control subject, once a person is asked
-	ackTo := wire.RecordAckSubject(reply)
 	var (
 		allowed *wire.Decision // an allow whose record's ack is still to come
 		acked   *nats.Msg      // that ack, if it came first
@@ -109,7 +112,7 @@ func (c *Client) ask(ctx context.Context, subject string, req *wire.CheckRequest
 	)
 	unacked := func() (wire.Decision, bool) {
 		again := recordAck && ctl == "" && time.Until(deadline) > 0
-		return denied(wire.ReasonAuditUnavailable, "policyd allowed it, but the decision's record was not acked within %s, so nothing may run", recordAckWait), again
+		return denied(wire.ReasonAuditUnavailable, "policyd allowed it, but the decision's record was not acked in time, so nothing may run"), again
 	}
 	for {
 		if allowed != nil && acked != nil {
@@ -155,9 +158,12 @@ func (c *Client) ask(ctx context.Context, subject string, req *wire.CheckRequest
 				return denied(wire.ReasonPolicyUnavailable, "waiting for policyd: %v", ctx.Err()), false
 			}
 		}
-		if m.Subject == ackTo {
+		if recordAck && m.Subject == ackTo {
 			acked = m
 			continue
+		}
+		if allowed != nil {
+			continue // answered: only the record's ack is awaited
 		}
 		if m.Header.Get("Status") == "503" {
 			if rs.notBack() {
@@ -199,7 +205,7 @@ func (c *Client) ask(ctx context.Context, subject string, req *wire.CheckRequest
 		}
 		d := c.decisionOf(m)
 		if to := m.Header.Get(wire.HeaderRecordAck); to != "" && d.Verdict == wire.VerdictAllow {
-			if to != ackTo {
+			if !recordAck || to != ackTo {
 				return denied(wire.ReasonPolicyUnavailable, "policyd said the allow's record is acked on %q, not this check's %q", to, ackTo), false
 			}
 			allowed, ackBy = &d, time.Now().Add(recordAckWait)

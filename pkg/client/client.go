@@ -18,7 +18,6 @@ import (
 	"github.com/moatsec/moat/pkg/home"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 )
 
 // Options say where the bus is and which key to use.
@@ -98,7 +97,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	case slices.Contains(wire.CallerRoles, role):
 		// An inbox of this connection's own: busd lets no other connection,
 		// even with the same key, read what comes there (wire.CallerRoles).
-		id := nuid.Next()
+		id := wire.NewToken() // not a NUID: one inbox seen gives away no other
 		opts = append(opts, nats.Token(id), nats.CustomInboxPrefix(wire.CallerInbox(role, id)))
 	case slices.Contains(home.Roles, role):
 		opts = append(opts, nats.CustomInboxPrefix(wire.InboxPrefix(role)))

@@ -1,11 +1,10 @@
 package client
 
 import (
-	"strings"
 	"sync"
 
+	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 )
 
 // mux routes replies that may come more than once (interim messages,
@@ -68,9 +67,9 @@ func (c *Client) replies(tap func(*nats.Msg)) (string, *queue, func(), error) {
 		m.calls = map[string]*queue{}
 		var sub *nats.Subscription
 		sub, m.err = c.nc.Subscribe(m.prefix+">", func(msg *nats.Msg) {
-			// A call's subject, or one below it (an allow's record acked
-			// to its caller, wire.RecordAckSubject).
-			token, _, _ := strings.Cut(msg.Subject[len(m.prefix):], ".")
+			// A call's subject, or one it routes here too (also): nothing
+			// else under the prefix reaches a call.
+			token := msg.Subject[len(m.prefix):]
 			m.mu.Lock()
 			q := m.calls[token]
 			m.mu.Unlock()
@@ -87,7 +86,7 @@ func (c *Client) replies(tap func(*nats.Msg)) (string, *queue, func(), error) {
 	if m.err != nil {
 		return "", nil, nil, m.err
 	}
-	token := nuid.Next()
+	token := wire.NewToken() // not a NUID: a reply subject seen gives away no other
 	q := &queue{ready: make(chan struct{}, 1), tap: tap}
 	m.mu.Lock()
 	m.calls[token] = q
@@ -97,4 +96,20 @@ func (c *Client) replies(tap func(*nats.Msg)) (string, *queue, func(), error) {
 		delete(m.calls, token)
 		m.mu.Unlock()
 	}, nil
+}
+
+// also routes name, a reply subject under the call's (reply + "." + a
+// token), to the call's queue q as well, until the function it returns is
+// called.
+func (c *Client) also(name string, q *queue) func() {
+	m := &c.mux
+	key := name[len(m.prefix):]
+	m.mu.Lock()
+	m.calls[key] = q
+	m.mu.Unlock()
+	return func() {
+		m.mu.Lock()
+		delete(m.calls, key)
+		m.mu.Unlock()
+	}
 }

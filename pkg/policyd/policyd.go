@@ -6,10 +6,11 @@
 // Invariants:
 //   - every decision is sent to the audit stream before it is answered; an
 //     allow is answered only once its record is acked (a caller may act on
-//     it) — or, to a caller that asks from an inbox (wire.HeaderRecordAck),
-//     answered at once with JetStream's ack of its record sent to that
-//     caller, whose allow stands only once the ack has come — a deny or
-//     prompt's ack is awaited asynchronously; if the event
+//     it) — or, to a caller that asks with a token from its inbox
+//     (wire.HeaderRecordAck), while the stream is steady and no person
+//     gave it, at once, JetStream's ack of its record going to that caller
+//     under the token, whose allow stands only once the ack has come — a
+//     deny or prompt's ack is awaited asynchronously; if the event
 //     cannot be recorded, the answer is a deny (audit-unavailable). An allow
 //     for a run sandboxd asked about (moat.policy.check.resolved, not a
 //     network ask) is acted on only by sandboxd, which runs nothing before
@@ -41,7 +42,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,6 +244,7 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 		return nil, err
 	}
 	dec := d.evaluate(dctx, in)
+	personAsked := false
 	if dec.Verdict == wire.VerdictPrompt && cr.Approval == wire.ApprovalOnRequest && vouched {
 		dec = d.fromGrant(dctx, &cr, prof, dec) // only a prompt: a grant never lifts a deny
 	}
@@ -253,7 +254,7 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 			dec = withFirst(wire.VerdictDeny, wire.Reason{Rule: wire.ReasonApprovalNever,
 				Message: "the command needs a person's approval and the caller allows none"}, dec)
 		case wire.ApprovalOnRequest:
-			dec = d.ask(req, &cr, prof, dec, vouched)
+			dec, personAsked = d.ask(req, &cr, prof, dec, vouched), true
 		}
 	}
 	if dec.Verdict == wire.VerdictAllow {
@@ -265,27 +266,30 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 		Profile: prof.Name, Argv: cr.Argv, Cwd: prof.Cwd, Verdict: dec.Verdict, Reasons: dec.Reasons,
 		DurationUS: dec.ElapsedUS, Detail: map[string]any{"rules": ruleIDs(dec.Reasons), "workspace": prof.Workspace}}
 	// An allow may be acted on by whoever asked (a hook lets an agent run
-	// the command on it): it is answered only once its record is acked, or,
-	// to a caller that asked from an inbox, at once, the record's ack going
-	// to that caller, who waits for it before taking the allow — while the
-	// stream is steady: the record then goes once, not sent again through
-	// a restart as Publish sends it. A deny or a
-	// prompt lets nothing happen: its ack is awaited asynchronously.
-	// An allow sandboxd asked for is recorded in the background: the run
-	// waits for sandboxd's own record of the decision, acked before
-	// anything runs — unless a grant gave it, whose use is on record
-	// before the answer, as for any caller (grants_serve.go).
+	// the command on it): it is answered only once its record is acked —
+	// or at once to a caller that asked for the ack itself (ackTo), who
+	// waits for it before taking the allow. That record goes once, so only
+	// while the stream is steady, and never for an allow a person gave
+	// (asked again, they would be asked twice). A deny or a prompt lets
+	// nothing happen: its ack is awaited asynchronously. An allow sandboxd
+	// asked for is recorded in the background: the run waits for
+	// sandboxd's own record of the decision, acked before anything runs —
+	// unless a grant gave it, whose use is on record before the answer, as
+	// for any caller (grants_serve.go).
+	ackTo := ""
+	if dec.Verdict == wire.VerdictAllow && !fromSandboxd && !fromGrant(&dec) && !personAsked && d.audit.Steady() {
+		ackTo = ackToCaller(req)
+	}
 	publish := func() error { return d.audit.PublishAsync(ev) }
 	switch {
 	case dec.Verdict == wire.VerdictAllow && fromSandboxd && !fromGrant(&dec):
 		publish = func() error { d.recordLater(ev); return nil }
-	case dec.Verdict == wire.VerdictAllow && !fromGrant(&dec) && ackToCaller(req) && d.audit.Steady():
+	case ackTo != "":
 		publish = func() error {
-			to := wire.RecordAckSubject(req.ReplySubject())
-			if err := d.audit.PublishAckedTo(ev, to); err != nil {
+			if err := d.audit.PublishAckedTo(ev, ackTo); err != nil {
 				return err
 			}
-			req.SetReplyHeader(wire.HeaderRecordAck, to)
+			req.SetReplyHeader(wire.HeaderRecordAck, ackTo)
 			return nil
 		}
 	case dec.Verdict == wire.VerdictAllow:
@@ -405,8 +409,13 @@ func (d *Daemon) sentProfile(req *service.Request, cr *wire.CheckRequest) (*wire
 	return prof, nil
 }
 
-// ackToCaller reports whether req asked that an allow's record be acked to
-// it (wire.HeaderRecordAck) from an inbox, where alone the ack may go.
-func ackToCaller(req *service.Request) bool {
-	return req.Header(wire.HeaderRecordAck) == wire.RecordAckAsk && strings.HasPrefix(req.ReplySubject(), "_INBOX")
+// ackToCaller is where req asked that an allow's record be acked
+// (wire.HeaderRecordAck), or "": a well-formed token, under a caller's
+// inbox, where alone the ack may go.
+func ackToCaller(req *service.Request) string {
+	token, reply := req.Header(wire.HeaderRecordAck), req.ReplySubject()
+	if !wire.ValidToken(token) || !wire.CallerReply(reply) {
+		return ""
+	}
+	return wire.RecordAckSubject(reply, token)
 }

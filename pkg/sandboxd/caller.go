@@ -14,7 +14,6 @@ import (
 	"github.com/moatsec/moat/pkg/truncate"
 	"github.com/moatsec/moat/pkg/wire"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 )
 
 // errCallerCancelled and errCallerGone are the causes of a run's context
@@ -135,7 +134,7 @@ func (cs *callers) start(ctx context.Context, req *service.Request, requestID st
 		c.cancel(err)
 		return nil, nil, fmt.Errorf("listen for the caller: %w", err)
 	}
-	c.token = nuid.Next()
+	c.token = wire.NewToken() // not a NUID: one control subject seen gives away no other
 	c.ctlSubj = cs.prefix + c.token
 	cs.mu.Lock()
 	cs.runs[c.token] = c

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -243,19 +244,32 @@ const (
 )
 
 // The record's ack to the caller (docs/bus.md, "An allow's record acked to
-// its caller"). A check that sets HeaderRecordAck to RecordAckAsk lets
-// policyd answer an allow before its record is acked: policyd sends the
-// record with RecordAckSubject(reply) as its reply subject, so JetStream's
-// ack of it goes to the caller, and answers at once with HeaderRecordAck set
-// to that subject. Such an allow stands only once that ack has come and
-// names AuditStream; an error there, or no ack by the deadline, makes it a
-// deny (audit-unavailable). An answer without the header is final, as
-// before. policyd honours the ask only for a reply subject under an inbox
-// prefix, so the ack goes nowhere but to an inbox.
-const (
-	HeaderRecordAck = "Moat-Record-Ack"
-	RecordAckAsk    = "1"
-)
+// its caller"). A check that sets HeaderRecordAck to a token of its own
+// (NewToken) lets policyd answer an allow before its record is acked:
+// policyd sends the record with RecordAckSubject(reply, token) as its reply
+// subject, so JetStream's ack of it goes to the caller, and answers at once
+// with HeaderRecordAck set to that subject. Such an allow stands only once
+// that ack has come and names AuditStream. An answer without the header is
+// final, as before. policyd honours the ask only for a well-formed token
+// (ValidToken) and a reply subject under a caller's inbox (CallerReply), so
+// the ack goes nowhere but there, under a name only the caller and policyd
+// know.
+const HeaderRecordAck = "Moat-Record-Ack"
 
-// RecordAckSubject is where the record of an allow answered on reply is acked.
-func RecordAckSubject(reply string) string { return reply + ".r" }
+// RecordAckSubject is where the record of an allow answered on reply is
+// acked, for the caller's token.
+func RecordAckSubject(reply, token string) string { return reply + "." + token }
+
+// CallerReply reports whether reply is under a caller's inbox: the standard
+// _INBOX. prefix, or CallerInbox of one of CallerRoles.
+func CallerReply(reply string) bool {
+	if strings.HasPrefix(reply, "_INBOX.") {
+		return true
+	}
+	for _, r := range CallerRoles {
+		if strings.HasPrefix(reply, InboxPrefix(r)+".") {
+			return true
+		}
+	}
+	return false
+}

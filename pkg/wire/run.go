@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"crypto/rand"
 	"syscall"
 	"time"
 )
@@ -90,17 +91,35 @@ func CallerInbox(role, id string) string { return InboxPrefix(role) + "." + id }
 const InboxIDLen = 22
 
 // ValidInboxID reports whether id can be a caller's inbox id.
-func ValidInboxID(id string) bool {
-	if len(id) != InboxIDLen {
+func ValidInboxID(id string) bool { return ValidToken(id) }
+
+// ValidToken reports whether t is InboxIDLen characters from [0-9A-Za-z],
+// the shape NewToken gives.
+func ValidToken(t string) bool {
+	if len(t) != InboxIDLen {
 		return false
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
+	for i := 0; i < len(t); i++ {
+		c := t[i]
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
 			return false
 		}
 	}
 	return true
+}
+
+// NewToken returns InboxIDLen characters from [0-9A-Za-z] drawn from
+// crypto/rand (~130 bits): a name nobody can guess from others seen, for
+// an inbox id or a reply subject's last token. (A NUID counts up from a
+// random prefix: two seen give away the next.)
+func NewToken() string {
+	const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	var b [InboxIDLen]byte
+	rand.Read(b[:])
+	for i := range b {
+		b[i] = digits[int(b[i])%len(digits)] // 256 % 62: a slight bias, ~5.95 bits a character
+	}
+	return string(b[:])
 }
 
 // RunSignals are the signals a caller may pass on to its run's command
