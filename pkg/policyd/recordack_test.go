@@ -226,19 +226,5 @@ func TestAllowRidesOutAnAbsentStream(t *testing.T) {
 	if d.Verdict != wire.VerdictAllow {
 		t.Fatalf("a check while the stream was away for 1 s: %+v, want an allow once it is back", d)
 	}
-	st, err := admin.Stream(ctx, wire.AuditStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := st.GetLastMsgForSubject(ctx, wire.AuditSubject(wire.ServicePolicyd, wire.KindPolicyDecision))
-	if err != nil {
-		t.Fatalf("no decision on record: %v", err)
-	}
-	var ev wire.AuditEvent
-	if err := wire.Decode(wire.Msgpack, raw.Data, &ev); err != nil {
-		t.Fatal(err)
-	}
-	if ev.RequestID != "req-absent" || ev.Verdict != wire.VerdictAllow {
-		t.Fatalf("last decision on record: %s %s, want req-absent's allow", ev.RequestID, ev.Verdict)
-	}
+	lastDecisionIs(t, s, "req-absent", wire.VerdictAllow)
 }

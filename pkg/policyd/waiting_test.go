@@ -219,24 +219,32 @@ func TestSandboxdAllowOnRecord(t *testing.T) {
 	if err := s.policy.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	lastDecisionIs(t, s, "req-sandboxd", wire.VerdictAllow)
+}
+
+// lastDecisionIs fails t unless the last policy.decision in MOAT_AUDIT is
+// request id's, with verdict.
+func lastDecisionIs(t *testing.T, s *stack, id, verdict string) {
+	t.Helper()
+	ctx := context.Background()
 	js, err := jetstream.New(s.Conn(t, home.RoleAdmin))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := js.Stream(context.Background(), wire.AuditStream)
+	st, err := js.Stream(ctx, wire.AuditStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := st.GetLastMsgForSubject(context.Background(), wire.AuditSubject(wire.ServicePolicyd, wire.KindPolicyDecision))
+	m, err := st.GetLastMsgForSubject(ctx, wire.AuditSubject(wire.ServicePolicyd, wire.KindPolicyDecision))
 	if err != nil {
-		t.Fatalf("no decision on record once policyd stopped: %v", err)
+		t.Fatalf("no decision on record: %v", err)
 	}
 	var ev wire.AuditEvent
 	if err := wire.Decode(wire.Msgpack, m.Data, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev.RequestID != "req-sandboxd" || ev.Verdict != wire.VerdictAllow {
-		t.Fatalf("last decision on record: %s %s, want req-sandboxd's allow", ev.RequestID, ev.Verdict)
+	if ev.RequestID != id || ev.Verdict != verdict {
+		t.Fatalf("last decision on record: %s %s, want %s's %s", ev.RequestID, ev.Verdict, id, verdict)
 	}
 }
 
