@@ -131,10 +131,11 @@ func (p *Publisher) send(deadline time.Time, msg *nats.Msg) error {
 			until = deadline
 		}
 		actx, cancel := context.WithDeadline(context.Background(), until)
+		reconnects := p.js.Conn().Stats().Reconnects // before: a reconnect during the wait is not steady
 		_, err := p.js.PublishMsg(actx, msg, jetstream.WithExpectStream(wire.AuditStream))
 		cancel()
 		if err == nil {
-			p.steady.Store(p.js.Conn().Stats().Reconnects + 1)
+			p.steady.Store(reconnects + 1)
 			return nil
 		}
 		left := time.Until(deadline)

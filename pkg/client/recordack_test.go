@@ -53,7 +53,7 @@ func TestAllowStandsOnItsRecordAck(t *testing.T) {
 		{name: "answer names another ack subject", elsewhere: true, ack: good, verdict: wire.VerdictDeny, rule: wire.ReasonPolicyUnavailable, msg: "not this check's"},
 		{name: "stream full", ack: failed(503, "maximum bytes exceeded"), verdict: wire.VerdictDeny, rule: wire.ReasonAuditUnavailable, msg: "is full: start auditd"},
 		{name: "refused", ack: failed(400, "expected stream does not match"), verdict: wire.VerdictDeny, rule: wire.ReasonAuditUnavailable, msg: "expected stream does not match"},
-		{name: "no stream", status: "503", again: true, verdict: wire.VerdictAllow, rule: "again"},
+		{name: "a 503 status", status: "503", again: true, verdict: wire.VerdictAllow, rule: "again"},
 		{name: "stream busy", ack: failed(503, "JetStream system temporarily unavailable"), again: true, verdict: wire.VerdictAllow, rule: "again"},
 		{name: "another stream", ack: `{"stream":"OTHER","seq":7}`, verdict: wire.VerdictDeny, rule: wire.ReasonAuditUnavailable, msg: `stream "OTHER"`},
 		{name: "no sequence", ack: `{"stream":"` + wire.AuditStream + `","seq":0}`, verdict: wire.VerdictDeny, rule: wire.ReasonAuditUnavailable, msg: "acked by stream"},

@@ -21,7 +21,8 @@ import (
 // (the reply subject and the token); JetStream's ack reaches the caller
 // there, and the record it names is that check's decision. Every other
 // answer is final, no ack going to the caller: policyd's first record, a
-// reply subject outside a caller's inbox (a daemon's), a malformed token,
+// reply subject outside a caller connection's inbox (a daemon's, the
+// standard _INBOX.), a malformed token,
 // a deny, an allow a person gave, an allow a grant gave.
 func TestAllowRecordAckedToCaller(t *testing.T) {
 	s := start(t, policyd.Config{ApprovalTimeout: 10 * time.Second})
@@ -154,6 +155,11 @@ func TestAllowRecordAckedToCaller(t *testing.T) {
 		final(t, answer, ack, "req-daemon", wire.VerdictAllow)
 	})
 
+	t.Run("from the standard inbox", func(t *testing.T) { // every connection without an inbox id reads there
+		answer, ack := ask(t, "_INBOX.x", wire.NewToken(), resolved("req-standard", "ls"))
+		final(t, answer, ack, "req-standard", wire.VerdictAllow)
+	})
+
 	t.Run("outside an inbox", func(t *testing.T) {
 		answer, ack := ask(t, "moat.test.reply", wire.NewToken(), resolved("req-outside", "ls"))
 		final(t, answer, ack, "req-outside", wire.VerdictAllow)
@@ -189,9 +195,10 @@ func TestAllowRecordAckedToCaller(t *testing.T) {
 }
 
 // TestAllowRidesOutAnAbsentStream: with policyd's records going steadily,
-// the audit stream gone for a moment (a cluster electing its leader) makes
-// the caller's ack a 503; the caller asks again without it, and policyd
-// answers once the record is in the stream back: an allow, on record.
+// the audit stream gone for a moment (a cluster electing its leader) leaves
+// the caller without an ack (the bus tells policyd, the publisher, that
+// nobody took the record); after 2 s the caller asks again without it, and
+// policyd answers once the record is in the stream back: an allow, on record.
 func TestAllowRidesOutAnAbsentStream(t *testing.T) {
 	s := start(t, policyd.Config{})
 	ctx := context.Background()

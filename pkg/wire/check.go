@@ -260,12 +260,11 @@ const HeaderRecordAck = "Moat-Record-Ack"
 // acked, for the caller's token.
 func RecordAckSubject(reply, token string) string { return reply + "." + token }
 
-// CallerReply reports whether reply is under a caller's inbox: the standard
-// _INBOX. prefix, or CallerInbox of one of CallerRoles.
+// CallerReply reports whether reply is under the inbox of a caller
+// connection (CallerInbox of one of CallerRoles), which no other connection
+// may read. Not the standard _INBOX. prefix: every connection that claims
+// no inbox id (the NATS CLI, busd's own) may read there.
 func CallerReply(reply string) bool {
-	if strings.HasPrefix(reply, "_INBOX.") {
-		return true
-	}
 	for _, r := range CallerRoles {
 		if strings.HasPrefix(reply, InboxPrefix(r)+".") {
 			return true

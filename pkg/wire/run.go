@@ -86,8 +86,8 @@ var CallerRoles = []string{"client", "approver", "benchd"}
 // CallerInbox is the inbox prefix of one caller connection.
 func CallerInbox(role, id string) string { return InboxPrefix(role) + "." + id }
 
-// InboxIDLen is the length of a caller's inbox id: a NUID, 22 characters
-// from [0-9A-Za-z], random enough that nobody guesses another's.
+// InboxIDLen is the length of a caller's inbox id: 22 characters from
+// [0-9A-Za-z] (NewToken), random enough that nobody guesses another's.
 const InboxIDLen = 22
 
 // ValidInboxID reports whether id can be a caller's inbox id.
