@@ -14,9 +14,10 @@ import (
 // (wire.RecordAckSubject) and names the audit stream: check waits for both,
 // in either order, within the check's deadline, and denies otherwise. A
 // record the stream did not take for a moment (no leader yet, a bus coming
-// back: a 503, or no ack within recordAckWait) is asked for once more
-// without the ack to the caller, as long as no person was asked: policyd then answers once the record is acked,
-// sending it again while the stream does not answer.
+// back: no ack within recordAckWait, or a 503) is asked for once more
+// without the ack to the caller, as long as no person was asked: policyd
+// then answers once the record is acked, sending it again while the stream
+// does not answer.
 
 // recordAckWait bounds the wait for an allow's record's ack, as
 // audit.AckTimeout bounds a publisher's: past it the check is asked again
