@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,12 +25,18 @@ import (
 
 // setPolicy puts every thread of process pid under policy. It lists the
 // threads again until a pass finds none it has not seen: a thread cloned
-// from one already set starts with the policy.
-func setPolicy(pid int, policy uint32) error {
+// from one already set starts with the policy. A thread whose clone began
+// before its parent was set starts without it, and shows in the list only
+// once that clone is done, which a parent just put at SCHED_IDLE may take
+// long to finish on a busy host. With settle, a quiet pass is trusted only
+// when no thread seen waits in clone or clone3; else it looks again settle
+// later. (A thread on a CPU is not looked into: /proc says "running" then;
+// its clone, going on, is not the one left waiting.)
+func setPolicy(pid int, policy uint32, settle time.Duration) error {
 	attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: policy}
 	dir := "/proc/" + strconv.Itoa(pid) + "/task"
 	seen := map[int]bool{}
-	for round := 0; round < 16; round++ {
+	for round := 0; round < 64; round++ {
 		tasks, err := os.ReadDir(dir)
 		if err != nil {
 			return err
@@ -44,18 +52,47 @@ func setPolicy(pid int, policy uint32) error {
 				return fmt.Errorf("thread %d: %w", tid, err)
 			}
 		}
-		if !fresh {
+		switch {
+		case fresh:
+		case settle <= 0 || !cloning(dir, seen):
 			return nil
+		default:
+			time.Sleep(settle)
 		}
 	}
 	return fmt.Errorf("its threads kept multiplying")
 }
 
+// cloning reports whether a thread of tids, under the process's task
+// directory dir, waits in clone or clone3, off a CPU. A thread gone or not
+// readable counts as not.
+func cloning(dir string, tids map[int]bool) bool {
+	for tid := range tids {
+		b, err := os.ReadFile(dir + "/" + strconv.Itoa(tid) + "/syscall")
+		if err != nil {
+			continue
+		}
+		nr, _, _ := strings.Cut(string(b), " ")
+		if nr == strconv.Itoa(unix.SYS_CLONE) || nr == strconv.Itoa(unix.SYS_CLONE3) {
+			return true
+		}
+	}
+	return false
+}
+
+// lowerSettle is how often lower looks again while a thread of the helper
+// may be making one: a pool's refill, off every run's path, while the
+// helper's runtime starts its first threads. Waking a waiting helper, whose
+// threads make none, is on a run's path and looks no further.
+const lowerSettle = time.Millisecond
+
 // lower puts a freshly started helper at SCHED_IDLE (as root only: only
-// root can wake it again).
+// root can wake it again). Whatever it managed, wake puts every thread
+// back: a thread lowered and one not are both at the run's priority then.
 func (h *helperProc) lower() {
-	if os.Geteuid() == 0 && setPolicy(h.cmd.Process.Pid, unix.SCHED_IDLE) == nil {
+	if os.Geteuid() == 0 {
 		h.idle = true
+		setPolicy(h.cmd.Process.Pid, unix.SCHED_IDLE, lowerSettle) // what it missed only competes with the runs a little
 	}
 }
 
@@ -64,7 +101,7 @@ func (h *helperProc) wake() error {
 	if !h.idle {
 		return nil
 	}
-	if err := setPolicy(h.cmd.Process.Pid, unix.SCHED_NORMAL); err != nil {
+	if err := setPolicy(h.cmd.Process.Pid, unix.SCHED_NORMAL, 0); err != nil {
 		return fmt.Errorf("wake the sandbox helper: %w", err)
 	}
 	h.idle = false
