@@ -254,10 +254,10 @@ func unrecorded(err error) error {
 
 // Steady reports whether the stream acked the last message Publish sent,
 // no message PublishAsync sent since went unacked, and the connection has
-// not been re-established since. A record whose ack
-// goes elsewhere (PublishAckedTo) is sent once, never again: while not
-// steady (a bus just restarted, a stream just elected, a failure), send it
-// with Publish, which sends it again until the stream answers.
+// not been re-established since. A record whose ack goes elsewhere
+// (PublishAckedTo) is sent once, never again: while not steady (a bus just
+// restarted, a stream just elected, a failure), send it with Publish, which
+// sends it again until the stream answers.
 func (p *Publisher) Steady() bool {
 	n := p.steady.Load()
 	return n != 0 && n == p.js.Conn().Stats().Reconnects+1
