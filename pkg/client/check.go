@@ -50,7 +50,9 @@ func (c *Client) check(ctx context.Context, subject string, req *wire.CheckReque
 	if !ok {
 		deadline = time.Now().Add(c.timeout)
 	}
-	d, again := c.ask(ctx, subject, req, waiting, deadline, true)
+	// policyd answers sandboxd's allows at once anyway (wire.SubjectCheckResolved):
+	// only a check on wire.SubjectCheck asks for its record's ack.
+	d, again := c.ask(ctx, subject, req, waiting, deadline, subject == wire.SubjectCheck)
 	if again { // on a fresh reply subject: a new call to policyd, not a resend
 		d, _ = c.ask(ctx, subject, req, waiting, deadline, false)
 	}
