@@ -149,9 +149,10 @@ func (k *kept) againLocked(req *Request, key keptKey) bool {
 	return false
 }
 
-// keep remembers msg, the answer to req (nil: none was sent), once its
-// handler is done. Answers out of their time, then the oldest while over a
-// bound, make room first.
+// keep remembers msg, the answer to req (nil: none is sent), once its
+// handler is done and before msg is sent: a resume the caller sends as
+// soon as it could have seen the answer finds it. Answers out of their
+// time, then the oldest while over a bound, make room first.
 func (k *kept) keep(req *Request, msg *nats.Msg) {
 	key := keptKey{req.reply, req.RequestID}
 	if key.reply == "" || key.requestID == "" {

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -172,5 +173,32 @@ func TestKeptAnswerIsItsCallers(t *testing.T) {
 	cb.send(t, wire.SubjectResolveResume, "")
 	if got := cb.answer(t, "b's resume"); got != "for-b" {
 		t.Fatalf("b's resume: %q; want for-b", got)
+	}
+}
+
+// TestKeptBeforeSent: a kept answer can be resumed as soon as its caller
+// could have seen it: a resume sent the moment the answer arrives gets it
+// again. (Kept after sending, a resume could fall between the two and
+// get nothing.)
+func TestKeptBeforeSent(t *testing.T) {
+	s := bustest.Start(t)
+	keptService(t, s)
+	a := s.Conn(t, home.RoleClient)
+	for i := range 300 {
+		id := fmt.Sprintf("req-soon-%d", i)
+		c := ask(t, a, wire.SubjectResolve, id, `{"profile":"a"}`)
+		if got := c.answer(t, "the request"); got != "for-a" {
+			t.Fatalf("%s: %q; want for-a", id, got)
+		}
+		c.send(t, wire.SubjectResolveResume, "")
+		m, err := c.sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("%s: resume sent as the answer arrived: %v", id, err)
+		}
+		var e echo
+		if err := wire.Decode(wire.JSON, m.Data, &e); err != nil || e.Profile != "for-a" {
+			t.Fatalf("%s: resume: %q, %v; want for-a", id, m.Data, err)
+		}
+		c.sub.Unsubscribe()
 	}
 }

@@ -361,10 +361,11 @@ func (s *Service) dispatch(r micro.Request, h Handler, keep bool) {
 		defer s.finish()
 		defer req.Detach()
 		v, err := s.run(h, req)
-		msg := s.reply(r.Reply(), req, v, err)
-		if keep {
+		msg := s.answer(r.Reply(), req, v, err)
+		if keep { // kept before it is sent: a resume it prompts finds it
 			s.kept.keep(req, msg)
 		}
+		s.send(req, msg)
 	}()
 }
 
@@ -397,8 +398,23 @@ const replyHeadroom = 4 << 10
 
 // reply answers on the request's reply subject directly (not through micro's
 // Request, whose error bookkeeping is not safe from another goroutine).
-// It returns the message sent, nil when there is nobody to answer.
-func (s *Service) reply(to string, req *Request, v any, err error) *nats.Msg {
+func (s *Service) reply(to string, req *Request, v any, err error) {
+	s.send(req, s.answer(to, req, v, err))
+}
+
+// send publishes msg, the answer to req; nil is nobody to answer.
+func (s *Service) send(req *Request, msg *nats.Msg) {
+	if msg == nil {
+		return
+	}
+	if err := s.nc.PublishMsg(msg); err != nil {
+		s.log.Warn("reply failed", "subject", req.Subject, "err", err)
+	}
+}
+
+// answer counts req answered and builds its answer to to: v, or err as a
+// wire error. It returns nil when there is nobody to answer.
+func (s *Service) answer(to string, req *Request, v any, err error) *nats.Msg {
 	s.done.Add(1)
 	if to == "" {
 		return nil
@@ -432,9 +448,6 @@ func (s *Service) reply(to string, req *Request, v any, err error) *nats.Msg {
 		msg.Header.Set(wire.HeaderErrorCode, strconv.Itoa(we.Code))
 		msg.Header.Set(wire.HeaderError, we.Message)
 		msg.Data, _ = wire.Encode(req.Format, wire.ErrorBody{Error: we})
-	}
-	if perr := s.nc.PublishMsg(msg); perr != nil {
-		s.log.Warn("reply failed", "subject", req.Subject, "err", perr)
 	}
 	return msg
 }
