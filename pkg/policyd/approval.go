@@ -41,7 +41,15 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 		return withFirst(wire.VerdictDeny, wire.Reason{Rule: rule, Message: fmt.Sprintf(format, args...)}, dec)
 	}
 
-	w := &wait{answers: make(chan wire.ApprovalAnswer, 1), gone: make(chan string, 1)}
+	// Nobody may approve what is not on record: the question is recorded
+	// before anyone can see it (listed, published or answered).
+	if err := d.audit.Publish(context.Background(), &wire.AuditEvent{Kind: wire.KindApprovalAsked, RequestID: q.RequestID,
+		SessionID: q.SessionID, Profile: q.Profile, Argv: q.Argv, Cwd: q.Cwd, Verdict: wire.VerdictPrompt,
+		Reasons: q.Reasons, Detail: map[string]any{"approval_id": q.ID, "expires_at": q.ExpiresAt}}); err != nil {
+		return denied(wire.ReasonAuditUnavailable, "the approval request could not be recorded: %v", err)
+	}
+
+	w := &wait{answers: make(chan wire.ApprovalAnswer, 1), gone: make(chan string, 1), freed: make(chan struct{}, 1)}
 	sub, err := d.nc.Subscribe(wire.ApprovalAnswerSubject(q.ID), func(m *nats.Msg) {
 		w.answer(m, q.ID, func(a *wire.ApprovalAnswer) (*wire.Grant, error) { return d.answerGrant(q, a, vouched) })
 	})
@@ -75,12 +83,6 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 	if err := d.nc.PublishMsg(msg); err != nil {
 		return denied(wire.ReasonApprovalTimeout, "cannot ask for approval: %v", err)
 	}
-	if err := d.audit.Publish(context.Background(), &wire.AuditEvent{Kind: wire.KindApprovalAsked, RequestID: q.RequestID,
-		SessionID: q.SessionID, Profile: q.Profile, Argv: q.Argv, Cwd: q.Cwd, Verdict: wire.VerdictPrompt,
-		Reasons: q.Reasons, Detail: map[string]any{"approval_id": q.ID, "expires_at": q.ExpiresAt}}); err != nil {
-		// Nobody may approve what is not on record.
-		return denied(wire.ReasonAuditUnavailable, "the approval request could not be recorded: %v", err)
-	}
 	d.log.Info("waiting for approval", "approval_id", q.ID, "request_id", q.RequestID, "timeout", timeout)
 
 	hdr := map[string]string{wire.HeaderApprovalID: q.ID, wire.HeaderApprovalExpires: q.ExpiresAt.Format(time.RFC3339Nano),
@@ -93,36 +95,48 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 	defer beat.Stop()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	answered := func(a wire.ApprovalAnswer) wire.Decision {
+		by := a.By
+		if by == "" {
+			by = "an approver"
+		}
+		msg := fmt.Sprintf("%s %s approval %s", by, map[string]string{wire.VerdictAllow: "granted", wire.VerdictDeny: "refused"}[a.Verdict], q.ID)
+		if a.Reason != "" {
+			msg += ": " + a.Reason
+		}
+		if a.Verdict == wire.VerdictAllow {
+			dec = withFirst(wire.VerdictAllow, wire.Reason{Rule: "approval.granted", Message: msg}, dec)
+			dec.Scope = a.For
+			return dec
+		}
+		return withFirst(wire.VerdictDeny, wire.Reason{Rule: "approval.denied", Message: msg}, dec)
+	}
+	// An answer being taken as the wait ends (its grant being made, the
+	// approver about to be told) is the outcome: what the approver is told
+	// and what the caller gets never differ.
+	unanswered := func(rule, format string, args ...any) wire.Decision {
+		if a, ok := w.end(); ok {
+			return answered(a)
+		}
+		return denied(rule, format, args...)
+	}
 	for {
 		select {
 		case a := <-w.answers:
-			by := a.By
-			if by == "" {
-				by = "an approver"
-			}
-			msg := fmt.Sprintf("%s %s approval %s", by, map[string]string{wire.VerdictAllow: "granted", wire.VerdictDeny: "refused"}[a.Verdict], q.ID)
-			if a.Reason != "" {
-				msg += ": " + a.Reason
-			}
-			if a.Verdict == wire.VerdictAllow {
-				dec = withFirst(wire.VerdictAllow, wire.Reason{Rule: "approval.granted", Message: msg}, dec)
-				dec.Scope = a.For
-				return dec
-			}
-			return withFirst(wire.VerdictDeny, wire.Reason{Rule: "approval.denied", Message: msg}, dec)
+			return answered(a)
 		case <-timer.C:
-			return denied(wire.ReasonApprovalTimeout, "nobody answered approval %s within %s", q.ID, timeout)
+			return unanswered(wire.ReasonApprovalTimeout, "nobody answered approval %s within %s", q.ID, timeout)
 		case why := <-w.gone:
 			d.log.Info("approval abandoned", "approval_id", q.ID, "request_id", q.RequestID, "why", why)
-			return denied(wire.ReasonApprovalCancelled, "approval %s ended unanswered: %s", q.ID, why)
+			return unanswered(wire.ReasonApprovalCancelled, "approval %s ended unanswered: %s", q.ID, why)
 		case <-d.stopping:
-			return denied(wire.ReasonApprovalCancelled, "approval %s ended unanswered: policyd is stopping; ask again", q.ID)
+			return unanswered(wire.ReasonApprovalCancelled, "approval %s ended unanswered: policyd is stopping; ask again", q.ID)
 		case <-beat.C:
 			if !interim {
 				continue
 			}
 			if w.acked(&lastAck); time.Since(lastAck) > wire.ApprovalCallerSilence {
-				return denied(wire.ReasonApprovalCancelled, "approval %s ended unanswered: the caller stopped answering for %s",
+				return unanswered(wire.ReasonApprovalCancelled, "approval %s ended unanswered: the caller stopped answering for %s",
 					q.ID, wire.ApprovalCallerSilence)
 			}
 			req.InterimReply(hdr, ctl)
@@ -131,10 +145,14 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 }
 
 // wait is one approval's mailbox: the answer, and the caller's side of the
-// wait (acks, a cancel, or its absence).
+// wait (acks, a cancel, or its absence). An answer is taken (taken set)
+// before its grant is made and the approver told; once the wait has ended
+// (end) none is.
 type wait struct {
 	taken   atomic.Bool
-	answers chan wire.ApprovalAnswer // one, once taken
+	ended   atomic.Bool
+	answers chan wire.ApprovalAnswer // one, once taken and its grant made
+	freed   chan struct{}            // an answer whose grant failed let go of taken
 	gone    chan string              // why the caller is gone, once
 	ack     atomic.Int64             // unix nanoseconds of the latest ack
 }
@@ -153,11 +171,18 @@ func (w *wait) answer(m *nats.Msg, id string, grant func(*wire.ApprovalAnswer) (
 	}
 	if err == nil && !w.taken.CompareAndSwap(false, true) {
 		err = wire.Errorf(wire.CodeDenied, "approval %s was already answered", id)
+		if w.ended.Load() {
+			err = wire.Errorf(wire.CodeNotFound, "approval %s no longer waits: it ended unanswered", id)
+		}
 	}
 	var gr *wire.Grant
 	if err == nil {
 		if gr, err = grant(&a); err != nil {
 			w.taken.Store(false) // not taken: the approver may answer again
+			select {
+			case w.freed <- struct{}{}:
+			default:
+			}
 		}
 	}
 	if err != nil {
@@ -166,6 +191,21 @@ func (w *wait) answer(m *nats.Msg, id string, grant func(*wire.ApprovalAnswer) (
 	}
 	respond(m, &wire.ApprovalAck{ID: id, Verdict: a.Verdict, Grant: gr})
 	w.answers <- a
+}
+
+// end closes the wait to answers. One being taken as it ends is waited
+// for: end returns it if its grant was made (its approver is told so),
+// else nothing, and no answer is taken after.
+func (w *wait) end() (wire.ApprovalAnswer, bool) {
+	w.ended.Store(true)
+	for !w.taken.CompareAndSwap(false, true) {
+		select {
+		case a := <-w.answers:
+			return a, true
+		case <-w.freed:
+		}
+	}
+	return wire.ApprovalAnswer{}, false
 }
 
 // control reads the caller's side, on the approval's control subject.
