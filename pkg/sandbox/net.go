@@ -28,9 +28,18 @@ type NetHooks struct {
 }
 
 // egressOn reports whether a run's network goes through the egress proxy:
-// every profile with network but trusted.
+// every profile with network but trusted, and trusted too once its network
+// is narrowed (an allowlist or a deny list, from profiles.toml or a
+// .moat-profile): only the proxy can hold a run to its lists, and the
+// host's own network would hold it to none.
 func egressOn(p *wire.Profile) bool {
-	return p.Base != "trusted" && (p.Net.Mode == wire.NetFull || p.Net.Mode == wire.NetAllowlist)
+	switch p.Net.Mode {
+	case wire.NetAllowlist:
+		return true
+	case wire.NetFull:
+		return p.Base != "trusted" || len(p.Net.Deny) > 0
+	}
+	return false
 }
 
 // proxyVars are the variables that send a command's traffic to the proxy.
