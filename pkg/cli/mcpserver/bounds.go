@@ -63,6 +63,15 @@ func wider(p, max *wire.Profile) string {
 			return "it writes " + m
 		}
 	}
+	// The write_deny patterns are checked against what a run created, after
+	// it: p keeps every one of max's, unless it writes nothing.
+	if len(p.FS.Write) > 0 {
+		for _, g := range max.FS.WriteDenyGlobs {
+			if !slices.Contains(p.FS.WriteDenyGlobs, g) {
+				return "it does not keep " + g + " read-only"
+			}
+		}
+	}
 	rank := map[string]int{wire.NetNone: 0, wire.NetAllowlist: 1, wire.NetFull: 2}
 	pr, ok1 := rank[p.Net.Mode]
 	mr, ok2 := rank[max.Net.Mode]
@@ -75,6 +84,18 @@ func wider(p, max *wire.Profile) string {
 				return "it reaches " + h
 			}
 		}
+	}
+	if pr > 0 {
+		for _, h := range max.Net.Deny {
+			if !slices.Contains(p.Net.Deny, h) {
+				return "it reaches " + h + ", which " + max.Name + " denies"
+			}
+		}
+	}
+	// Irreversible operations: allow < prompt (unset) < deny.
+	strict := map[string]int{wire.VerdictAllow: 0, "": 1, wire.VerdictPrompt: 1, wire.VerdictDeny: 2}
+	if ps, ok := strict[p.Irreversible]; !ok || ps < strict[max.Irreversible] {
+		return "it lets irreversible operations through (irreversible = " + p.Irreversible + ")"
 	}
 	pl, ml := p.Limits, max.Limits
 	for _, l := range []struct {

@@ -9,10 +9,12 @@ import (
 func TestWider(t *testing.T) {
 	base := func() *wire.Profile {
 		return &wire.Profile{Name: "max", Base: "workspace-write",
-			FS:     wire.FS{Write: []string{"/ws"}, Read: []string{"/home/u/.gitconfig"}, ReadDeny: []string{"/home/u/.ssh"}, WriteDeny: []string{"/ws/.git/hooks"}},
-			Net:    wire.Net{Mode: wire.NetAllowlist, Allow: []string{"proxy.golang.org:443"}},
-			Limits: wire.Limits{TimeoutMS: 1000, MemoryBytes: 1 << 30, Pids: 100, CPUMS: 1000, OutputBytes: 1 << 20, FileBytes: 1 << 20},
-			Env:    wire.Env{Pass: []string{"PATH"}, Set: map[string]string{"TMPDIR": "/tmp"}}}
+			FS: wire.FS{Write: []string{"/ws"}, Read: []string{"/home/u/.gitconfig"}, ReadDeny: []string{"/home/u/.ssh"}, WriteDeny: []string{"/ws/.git/hooks"},
+				WriteDenyGlobs: []string{"/ws/**/*.pem"}},
+			Net:          wire.Net{Mode: wire.NetAllowlist, Allow: []string{"proxy.golang.org:443", "*.github.com"}, Deny: []string{"gist.github.com"}},
+			Irreversible: "prompt",
+			Limits:       wire.Limits{TimeoutMS: 1000, MemoryBytes: 1 << 30, Pids: 100, CPUMS: 1000, OutputBytes: 1 << 20, FileBytes: 1 << 20},
+			Env:          wire.Env{Pass: []string{"PATH"}, Set: map[string]string{"TMPDIR": "/tmp"}}}
 	}
 	cases := []struct {
 		name   string
@@ -42,6 +44,15 @@ func TestWider(t *testing.T) {
 		{"more output", func(p *wire.Profile) { p.Limits.OutputBytes++ }, true},
 		{"passes a variable", func(p *wire.Profile) { p.Env.Pass = append(p.Env.Pass, "GITHUB_TOKEN") }, true},
 		{"sets a variable", func(p *wire.Profile) { p.Env.Set = map[string]string{"LD_PRELOAD": "/x.so"} }, true},
+		{"drops a net_deny entry", func(p *wire.Profile) { p.Net.Deny = nil }, true},
+		{"full network without max's net_deny", func(p *wire.Profile) { p.Net = wire.Net{Mode: wire.NetFull} }, true},
+		{"more net_deny", func(p *wire.Profile) { p.Net.Deny = append(p.Net.Deny, "x.example") }, false},
+		{"lets irreversible operations through", func(p *wire.Profile) { p.Irreversible = "allow" }, true},
+		{"an unknown irreversible", func(p *wire.Profile) { p.Irreversible = "maybe" }, true},
+		{"denies irreversible operations", func(p *wire.Profile) { p.Irreversible = "deny" }, false},
+		{"irreversible unset is prompt", func(p *wire.Profile) { p.Irreversible = "" }, false},
+		{"drops a write_deny pattern", func(p *wire.Profile) { p.FS.WriteDenyGlobs = nil }, true},
+		{"writes nothing, so needs no write_deny pattern", func(p *wire.Profile) { p.FS.Write, p.FS.WriteDeny, p.FS.WriteDenyGlobs = nil, nil, nil }, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
