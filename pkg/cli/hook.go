@@ -103,6 +103,10 @@ func runHook(ctx context.Context, e *env, args []string) int {
 		return e.hookAnswer(hookDeny, refusalText(ref), nil)
 	case *sandbox == "" && d.Verdict == wire.VerdictPrompt:
 		return e.hookAnswer(hookAsk, refusalText(ref), nil)
+	case *sandbox == "" && wire.RestsOnConfinement(&d):
+		// The allow holds for a confined run, and this one would not be.
+		return e.hookAnswer(hookAsk, "moat: "+reasonText(d)+". That allow holds only for a confined run, and this hook runs "+
+			"without --sandbox: Claude Code would run the command unconfined, so it asks you (or use --sandbox PROFILE)", nil)
 	case *sandbox == "":
 		return e.hookAnswer(hookAllow, "moat: "+reasonText(d), nil)
 	}

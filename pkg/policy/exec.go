@@ -3,6 +3,8 @@ package policy
 import (
 	"slices"
 	"strings"
+
+	"github.com/moatsec/moat/pkg/wire"
 )
 
 var shells = []string{"bash", "sh", "zsh", "dash", "ksh", "mksh", "ash", "yash", "posh", "rbash", "fish", "csh", "tcsh"}
@@ -61,11 +63,11 @@ func shellCmd(j *judge, name string, args []arg, dir string, in stdin) {
 	case i < len(args) && args[i].dyn:
 		j.add(prompt, "shell.dynamic-script", "", "%s runs a script only known at run time (%s)", name, short(args[i].s))
 	case i < len(args):
-		j.add(allow, "default.sandboxed", "", "%s runs the script file %s, confined by profile %s", name, args[i].s, j.in.Profile.Name)
+		j.add(allow, wire.ReasonSandboxed, "", "%s runs the script file %s, confined by profile %s", name, args[i].s, j.in.Profile.Name)
 	case in.present:
 		j.fromStdin(name, in, dir, true)
 	default:
-		j.add(allow, "default.sandboxed", "", "an interactive %s, confined by profile %s", name, j.in.Profile.Name)
+		j.add(allow, wire.ReasonSandboxed, "", "an interactive %s, confined by profile %s", name, j.in.Profile.Name)
 	}
 }
 
@@ -138,7 +140,7 @@ func interpCmd(j *judge, name string, args []arg, dir string, in stdin) {
 		j.fromStdin(name, in, dir, false)
 		return
 	}
-	j.add(allow, "default.sandboxed", "", "%s runs a program file, confined by profile %s", name, j.in.Profile.Name)
+	j.add(allow, wire.ReasonSandboxed, "", "%s runs a program file, confined by profile %s", name, j.in.Profile.Name)
 }
 
 func denoCmd(j *judge, name string, args []arg, dir string, in stdin) {
@@ -155,7 +157,7 @@ func denoCmd(j *judge, name string, args []arg, dir string, in stdin) {
 func awkCmd(j *judge, name string, args []arg, dir string, in stdin) {
 	prog := ""
 	if f, ok := optionValue(args, 'f', "file"); ok {
-		j.add(allow, "default.sandboxed", "", "%s runs the program file %s, confined by profile %s", name, f.s, j.in.Profile.Name)
+		j.add(allow, wire.ReasonSandboxed, "", "%s runs the program file %s, confined by profile %s", name, f.s, j.in.Profile.Name)
 		return
 	}
 	if l, ok := optionValue(args, 'l', "load"); ok {
@@ -198,7 +200,7 @@ func sourceCmd(j *judge, name string, args []arg, dir string, in stdin) {
 	case f.dyn || f.s == "/dev/stdin" || f.s == "-":
 		j.add(prompt, "shell.dynamic-script", "", "%s runs a script only known at run time", name)
 	default:
-		j.add(allow, "default.sandboxed", "", "%s runs the script file %s, confined by profile %s", name, f.s, j.in.Profile.Name)
+		j.add(allow, wire.ReasonSandboxed, "", "%s runs the script file %s, confined by profile %s", name, f.s, j.in.Profile.Name)
 	}
 }
 

@@ -116,7 +116,7 @@ func (j *judge) unknown(name string) {
 		j.add(prompt, "default.unknown", "", "no rule names %s; policyd asks for commands it does not know", name)
 		return
 	}
-	j.add(allow, "default.sandboxed", "", "no rule names %s; it runs confined by profile %s", name, j.in.Profile.Name)
+	j.add(allow, wire.ReasonSandboxed, "", "no rule names %s; it runs confined by profile %s", name, j.in.Profile.Name)
 }
 
 // hasFlag reports whether a short flag letter or a long option is present

@@ -89,7 +89,7 @@ func netCmd(j *judge, name string, args []arg, dir string, in stdin) {
 		}
 	case "openssl":
 		if ops := operands(args, ""); len(ops) == 0 || (ops[0].s != "s_client" && ops[0].s != "s_time" && ops[0].s != "ocsp") {
-			j.add(allow, "default.sandboxed", "", "openssl without a network subcommand, confined by profile %s", j.in.Profile.Name)
+			j.add(allow, wire.ReasonSandboxed, "", "openssl without a network subcommand, confined by profile %s", j.in.Profile.Name)
 			return
 		}
 	}
@@ -139,7 +139,7 @@ func (j *judge) network(what string, hosts []string) {
 		n.Allow = append(slices.Clip(n.Allow), j.rs.egressAllows()...)
 		if len(hosts) == 0 {
 			// The sandbox's egress proxy holds the command to the list by name.
-			j.add(allow, "net.allowlist-unknown", "", "%s contacts hosts not named in its arguments: moat's egress proxy lets it reach only profile %s's allowlist (%s)", what, j.in.Profile.Name, strings.Join(n.Allow, ", "))
+			j.add(allow, wire.ReasonNetAllowlistUnknown, "", "%s contacts hosts not named in its arguments: moat's egress proxy lets it reach only profile %s's allowlist (%s)", what, j.in.Profile.Name, strings.Join(n.Allow, ", "))
 			return
 		}
 		for _, h := range hosts {

@@ -382,6 +382,21 @@ func TestHookClaudeCode(t *testing.T) {
 			t.Fatalf("prompted: %+v\n%+v", d, r)
 		}
 	})
+	t.Run("allowed only confined", func(t *testing.T) {
+		// No rule names the program: policyd allows it because a run is
+		// confined. Without --sandbox nothing confines it, so Claude Code
+		// asks; with --sandbox it is allowed, rewritten to moat run.
+		in := preToolUse(e.ws, "Bash", bash("./install.sh"))
+		d := decode(hook(in)).HookSpecificOutput
+		if d.PermissionDecision != "ask" || d.UpdatedInput != nil || !strings.Contains(d.PermissionDecisionReason, "default.sandboxed") ||
+			!strings.Contains(d.PermissionDecisionReason, "without --sandbox") {
+			t.Fatalf("judge only: %+v", d)
+		}
+		d = decode(hook(in, "--sandbox", "workspace-write")).HookSpecificOutput
+		if d.PermissionDecision != "allow" || d.UpdatedInput == nil {
+			t.Fatalf("with --sandbox: %+v", d)
+		}
+	})
 	t.Run("malformed", func(t *testing.T) {
 		got := hook(`{"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": `)
 		want := `{"hookSpecificOutput":{"hookEventName":"PreToolUse","permissionDecision":"deny","permissionDecisionReason":"moat hook: the hook input is not Claude Code's PreToolUse JSON: unexpected end of JSON input; the command was not run (moat fails closed)"}}` + "\n"
