@@ -126,7 +126,7 @@ func (r *Resolver) applyDirFile(cat *Catalog, p *wire.Profile, path string, data
 
 // Meet is the greatest profile both a and b allow: writes only where both
 // write, reads beyond the system only where both read, every denied path of either, the smaller network, the lower limits,
-// only the variables both pass. It keeps a's name, source and fixed variables,
+// only the variables both pass, the stricter irreversible setting. It keeps a's name, source and fixed variables,
 // and a's base unless that is trusted and b's is not: the sandbox confines
 // nothing for base trusted, so the meet takes b's.
 func Meet(a, b *wire.Profile) *wire.Profile {
@@ -170,8 +170,24 @@ func Meet(a, b *wire.Profile) *wire.Profile {
 		}
 	}
 	m.Env = wire.Env{Pass: pass, Set: cloneMap(a.Env.Set)}
+	m.Irreversible = stricter(a.Irreversible, b.Irreversible)
 	meetCaches(&m, a)
 	return &m
+}
+
+// stricter is the stricter of two irreversible settings: allow < prompt
+// (also written empty) < deny.
+func stricter(a, b string) string {
+	rank := map[string]int{wire.VerdictAllow: 0, "": 1, wire.VerdictPrompt: 1, wire.VerdictDeny: 2}
+	switch ra, rb := rank[a], rank[b]; {
+	case ra > rb:
+		return a
+	case rb > ra:
+		return b
+	case a == "":
+		return b
+	}
+	return a
 }
 
 // meetRead is what both a and b let a command read beyond the system and

@@ -298,3 +298,25 @@ func ceilingRead(t *testing.T, f fixture) []string {
 	}
 	return p.FS.Read
 }
+
+// TestMeetKeepsTheStricterIrreversible: what policyd makes of irreversible
+// operations narrows like everything else: a ceiling that denies them
+// denies them in the meet, whichever side it is on (allow < prompt < deny).
+func TestMeetKeepsTheStricterIrreversible(t *testing.T) {
+	for _, tc := range []struct{ a, b, want string }{
+		{"allow", "deny", "deny"},
+		{"", "deny", "deny"},
+		{"allow", "", ""}, // unset is prompt
+		{"allow", "prompt", "prompt"},
+		{"allow", "allow", "allow"},
+		{"", "", ""},
+	} {
+		a := &wire.Profile{Name: "a", Irreversible: tc.a}
+		b := &wire.Profile{Name: "b", Irreversible: tc.b}
+		for _, m := range []*wire.Profile{Meet(a, b), Meet(b, a)} {
+			if m.Irreversible != tc.want {
+				t.Errorf("meet of irreversible %q and %q: %q, want %q", tc.a, tc.b, m.Irreversible, tc.want)
+			}
+		}
+	}
+}
