@@ -61,6 +61,10 @@ type Input struct {
 	Cwd       string // absolute; default the profile's cwd
 	Workspace string // default the profile's workspace
 	Profile   *wire.Profile
+	// Env are the variables the run sets beside its command (moat run
+	// --env, moat sh's environment): judged as assignments written before
+	// it, since that is what the command gets.
+	Env map[string]string
 }
 
 // Validate checks what Decide needs; errors are 400s.
@@ -74,6 +78,11 @@ func (in *Input) Validate() error {
 	for _, a := range in.Argv {
 		if strings.ContainsRune(a, 0) {
 			return wire.Errorf(wire.CodeBadRequest, "argv contains a NUL byte, which no command can receive")
+		}
+	}
+	for k, v := range in.Env {
+		if !wire.ValidVarName(k) || strings.ContainsRune(v, 0) {
+			return wire.Errorf(wire.CodeBadRequest, "env: %q is not a variable a command can receive (a name of letters, digits and _, a value without NUL)", short(k))
 		}
 	}
 	if in.Workspace == "" {
@@ -102,6 +111,7 @@ func (e *Engine) Decide(in *Input) (wire.Decision, error) {
 	if j.home == "" {
 		j.home = "/nonexistent-home"
 	}
+	j.environment(in.Env, in.Cwd)
 	j.command(statics(in.Argv), in.Cwd, stdin{})
 	if p := e.problem.Load(); p != nil {
 		j.add(allow, "file.not-reloaded", "", "%s", *p)

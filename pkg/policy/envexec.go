@@ -2,6 +2,7 @@ package policy
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -28,6 +29,21 @@ var envCode = map[string]bool{
 }
 
 var gitConfigKeyVar = regexp.MustCompile(`^GIT_CONFIG_KEY_[0-9]+$`)
+
+// environment judges the variables a run sets beside its command, in name
+// order, as the assignments they amount to.
+func (j *judge) environment(env map[string]string, dir string) {
+	names := make([]string, 0, len(env))
+	for n := range env {
+		if envCommand[n] || envCode[n] || strings.HasPrefix(n, "GIT_CONFIG") {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		j.envAssign(n, arg{s: env[n]}, dir)
+	}
+}
 
 // envAssign judges NAME=value given to a command or exported.
 func (j *judge) envAssign(name string, value arg, dir string) {

@@ -239,7 +239,7 @@ func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd b
 		}
 		prof, vouched = p, true
 	}
-	in := &policy.Input{Argv: cr.Argv, Cwd: cr.Cwd, Workspace: cr.Workspace, Profile: prof}
+	in := &policy.Input{Argv: cr.Argv, Cwd: cr.Cwd, Workspace: cr.Workspace, Profile: prof, Env: cr.Env}
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}

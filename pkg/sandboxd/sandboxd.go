@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,7 +191,7 @@ func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	// While a person is asked, the caller hears who is asked and until when.
 	wait := &approvalWait{caller: caller, req: req}
 	dec := d.bus.CheckResolved(ctx, &wire.CheckRequest{RequestID: rr.RequestID, SessionID: rr.SessionID, Argv: rr.Argv,
-		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: wire.RefResolved(prof), Approval: approval}, wait.tell)
+		Cwd: prof.Cwd, Workspace: prof.Workspace, Profile: wire.RefResolved(prof), Approval: approval, Env: reaching(rr.Env)}, wait.tell)
 	// An allowed run is claimed before its decision is recorded (once.go):
 	// a request id runs once, and an allow on record always has a claim
 	// that gets closed, by this sandboxd or, if it is lost, by another. The
@@ -338,4 +339,20 @@ func (d *Daemon) record(ev *wire.AuditEvent) error {
 		d.log.Error("AUDIT GAP: event not recorded", "kind", ev.Kind, "request_id", ev.RequestID, "err", err)
 	}
 	return err
+}
+
+// reaching are the variables of a run's request that reach its command
+// (sandbox.Environ keeps the same): policyd judges them with its argv.
+// Credentials are left out; they never reach a command, nor policyd.
+func reaching(env map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range env {
+		if wire.ValidVarName(k) && !wire.SecretVar(k) && !strings.ContainsRune(v, 0) {
+			if out == nil {
+				out = make(map[string]string, len(env))
+			}
+			out[k] = v
+		}
+	}
+	return out
 }

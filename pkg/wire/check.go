@@ -71,6 +71,9 @@ type CheckRequest struct {
 	// Net, from sandboxd only, asks a person for a network destination
 	// instead of judging Argv (netask.go).
 	Net *NetAsk `json:"net,omitempty"`
+	// Env are the variables the run sets beside Argv (a RunRequest's env,
+	// credentials left out): judged as assignments written before it.
+	Env map[string]string `json:"env,omitempty"`
 }
 
 // ProfileRef is a profile given by name (resolved by policyd through

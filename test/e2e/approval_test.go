@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -122,4 +123,38 @@ func TestPromptingRunsHoldNothing(t *testing.T) {
 		p.Kill()
 	}
 	testbin.Eventually(t, 60*time.Second, "the approvals of killed callers ended", pending(0))
+}
+
+// TestRunEnvironmentJudged: what `moat run --env` sets reaches the command
+// as if written before it, so policyd judges it so: a variable that makes
+// programs load code is a prompt (under --approval never, a refusal, and
+// the command does not run), while an ordinary one changes nothing.
+func TestRunEnvironmentJudged(t *testing.T) {
+	e := newEnv(t)
+	_, url := startBus(t, e)
+	start(t, e.cmd("profiled"))
+	start(t, e.cmd("policyd"))
+	start(t, e.cmd("sandboxd"))
+	c := dialWait(t, e, url)
+	waitService(t, c, "sandboxd", 1)
+	marker := filepath.Join(e.ws, "ran")
+	run := func(env string) (string, error) {
+		r := e.cmd("moat", "run", "--profile", "workspace-write", "--approval", "never", "--env", env, "--", "touch", marker)
+		r.Dir = e.ws
+		out, err := r.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("LD_PRELOAD=" + filepath.Join(e.ws, "x.so"))
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 77 || !strings.Contains(out, "LD_PRELOAD") {
+		t.Fatalf("moat run --env LD_PRELOAD=…: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Fatalf("the refused command ran: %v", err)
+	}
+	if out, err := run("LANG=C"); err != nil {
+		t.Fatalf("moat run --env LANG=C: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the allowed command did not run: %v", err)
+	}
 }
