@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/moatsec/moat/pkg/smallfile"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -122,14 +123,11 @@ func rulesFiles(paths []string) ([]string, error) {
 }
 
 func readLimited(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
+	data, err := smallfile.Read(path, maxRulesFileBytes)
+	if errors.Is(err, smallfile.ErrTooLarge) {
+		return nil, fmt.Errorf("%s is over the %d-byte limit for a rules file; split it", path, maxRulesFileBytes)
 	}
-	if fi.Size() > maxRulesFileBytes {
-		return nil, fmt.Errorf("%s: %d bytes is over the %d-byte limit for a rules file; split it", path, fi.Size(), maxRulesFileBytes)
-	}
-	return os.ReadFile(path)
+	return data, err
 }
 
 func (rs *Ruleset) add(r *prefixRule) {

@@ -1,8 +1,9 @@
 package policy
 
 import (
-	"os"
 	"strings"
+
+	"github.com/moatsec/moat/pkg/smallfile"
 )
 
 // maxSedScript bounds a sed -f script read to judge it.
@@ -113,12 +114,7 @@ func (j *judge) sedFile(f arg, dir string) arg {
 	if f.dyn || f.s == "-" || f.s == "/dev/stdin" {
 		return arg{s: "sed -f " + f.s, dyn: true}
 	}
-	p := j.abs(f.s, dir)
-	fi, err := os.Stat(p)
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() > maxSedScript {
-		return arg{s: "sed -f " + f.s, dyn: true}
-	}
-	data, err := os.ReadFile(p)
+	data, err := smallfile.Read(j.abs(f.s, dir), maxSedScript)
 	if err != nil {
 		return arg{s: "sed -f " + f.s, dyn: true}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/moatsec/moat/pkg/gitconfig"
+	"github.com/moatsec/moat/pkg/smallfile"
 )
 
 // gitWorkspace returns the write roots and protected paths the workspace's
@@ -67,8 +68,8 @@ func surfaces(gd string) []string {
 // relative to the file's directory, and returns it absolute with symlinks
 // resolved; "" when it is anything else.
 func pointer(file, prefix string) string {
-	data, err := os.ReadFile(file)
-	if err != nil || len(data) > 4096 {
+	data, err := smallfile.Read(file, 4096)
+	if err != nil {
 		return ""
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
@@ -90,9 +91,13 @@ func pointer(file, prefix string) string {
 	return real
 }
 
+// maxGitConfig bounds the git configuration read for core.worktree; one
+// larger, or not a regular file, names none (a run may leave either).
+const maxGitConfig = 1 << 20
+
 // worktreeOf is a git directory's core.worktree, absolute; "" when unset.
 func worktreeOf(gd string) string {
-	data, err := os.ReadFile(filepath.Join(gd, "config"))
+	data, err := smallfile.Read(filepath.Join(gd, "config"), maxGitConfig)
 	if err != nil {
 		return ""
 	}

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/BurntSushi/toml"
+	"github.com/moatsec/moat/pkg/smallfile"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -33,11 +34,14 @@ type dirTOML struct {
 	Limits    limitsTOML `toml:"limits"`
 }
 
+// maxDirFile bounds a .moat-profile: a few lines of TOML.
+const maxDirFile = 64 << 10
+
 // narrow applies every .moat-profile from the workspace up to the root.
 func (r *Resolver) narrow(cat *Catalog, p *wire.Profile, homes []string) (*wire.Profile, error) {
 	for dir := p.Workspace; ; dir = filepath.Dir(dir) {
 		path := filepath.Join(dir, DirFile)
-		data, err := os.ReadFile(path)
+		data, err := smallfile.Read(path, maxDirFile)
 		switch {
 		case err == nil:
 			if p, err = r.applyDirFile(cat, p, path, data, homes); err != nil {
@@ -46,6 +50,10 @@ func (r *Resolver) narrow(cat *Catalog, p *wire.Profile, homes []string) (*wire.
 		case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR):
 			// A directory by that name narrows nothing (sandboxd puts one
 			// there, read-only, while a run must not create the file).
+		case errors.Is(err, smallfile.ErrNotRegular) || errors.Is(err, smallfile.ErrTooLarge):
+			// A FIFO, a device or a huge file (a run may leave one) may
+			// narrow too: refuse, having read none or little of it.
+			return nil, wire.Errorf(wire.CodeBadRequest, "%s is %v: a .moat-profile is a short regular file; fix or remove it", path, unwrapPath(err))
 		default:
 			// A file we cannot read may narrow: refuse rather than guess.
 			return nil, wire.Errorf(wire.CodeDenied, "cannot read %s (%v), so the profile cannot be narrowed as it asks: fix its permissions", path, unwrapPath(err))

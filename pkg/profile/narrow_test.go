@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,6 +233,34 @@ func TestDirFileRefusals(t *testing.T) {
 		_, err := r.Resolve(&wire.ResolveRequest{Profile: "workspace-write", Workspace: f.ws})
 		wantCode(t, err, tt.code, tt.msg)
 	}
+	// What a run may leave in a subdirectory, for a later resolution there:
+	// neither blocks, nor is read past the bound.
+	sub := filepath.Join(f.ws, "sub")
+	os.MkdirAll(sub, 0o755)
+	os.Remove(filepath.Join(f.ws, DirFile))
+	for name, plant := range map[string]func(string) error{
+		"a FIFO":              func(p string) error { return syscall.Mkfifo(p, 0o644) },
+		"a link to /dev/zero": func(p string) error { return os.Symlink("/dev/zero", p) },
+		"a file of 1 MiB":     func(p string) error { return os.WriteFile(p, make([]byte, 1<<20), 0o644) },
+	} {
+		path := filepath.Join(sub, DirFile)
+		os.Remove(path)
+		if err := plant(path); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.Resolve(&wire.ResolveRequest{Profile: "workspace-write", Workspace: sub})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			wantCode(t, err, wire.CodeBadRequest, "fix or remove")
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s as %s: the resolution still reads it after 20 s", name, DirFile)
+		}
+	}
+	os.Remove(filepath.Join(sub, DirFile))
 	if os.Geteuid() != 0 { // root reads any file; the unreadable case needs a user
 		write(t, filepath.Join(f.ws, DirFile), `profile = "offline"`)
 		os.Chmod(filepath.Join(f.ws, DirFile), 0)

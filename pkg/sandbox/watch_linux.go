@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/gitconfig"
+	"github.com/moatsec/moat/pkg/smallfile"
 	"github.com/moatsec/moat/pkg/wire"
 	"golang.org/x/sys/unix"
 )
@@ -119,9 +120,11 @@ func existingSurfaces(gd string, roots []string) []string {
 	return out
 }
 
-// hooksPath is the hook directory gd's configuration names, absolute.
+// hooksPath is the hook directory gd's configuration names, absolute. A
+// config that is not a regular file, or over maxConfig, names none: a run
+// may leave a FIFO or a link to a device there.
 func hooksPath(gd string) string {
-	data, err := os.ReadFile(gd + "/config")
+	data, err := smallfile.Read(gd+"/config", maxConfig)
 	if err != nil {
 		return ""
 	}

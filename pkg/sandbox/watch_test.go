@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,5 +159,31 @@ func TestCheckerFollowsNoLink(t *testing.T) {
 	c.gitDir(ws + "/link/.git")
 	if len(c.found) != 0 {
 		t.Errorf("found through a link: %v", c.found)
+	}
+}
+
+// TestWatchSkipsAFifoConfig: a run may leave a git directory whose config
+// is a FIFO (or a link to a device); the next run's watch reads configs
+// for their hooksPath and must neither block on one nor read it forever.
+func TestWatchSkipsAFifoConfig(t *testing.T) {
+	ws := t.TempDir()
+	put(t, ws+"/x/.git/HEAD", "ref: refs/heads/main\n")
+	if err := syscall.Mkfifo(ws+"/x/.git/config", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	put(t, ws+"/y/.git/HEAD", "ref: refs/heads/main\n")
+	os.Symlink("/dev/zero", ws+"/y/.git/config")
+	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}}}
+	done := make(chan []string, 1)
+	go func() { _, extra := watchRun(p); done <- extra }()
+	select {
+	case extra := <-done:
+		for _, want := range []string{ws + "/x/.git/config", ws + "/y/.git/config"} {
+			if !slices.Contains(extra, want) {
+				t.Errorf("%s not protected: %v", want, extra)
+			}
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the watch was still reading a git directory's config after 20 s")
 	}
 }
