@@ -28,6 +28,14 @@ func (j *judge) script(src, dir string) {
 		j.add(prompt, "shell.too-deep", "", "scripts nested more than %d deep cannot be judged", maxDepth)
 		return
 	}
+	switch most, work := nesting(src); {
+	case most > maxNesting:
+		j.add(prompt, "shell.too-deep", "", "the script nests brackets %d deep, past the %d that can be judged", most, maxNesting)
+		return
+	case work > maxNestedWork:
+		j.add(prompt, "shell.too-deep", "", "the script is too large for how deep it nests (%d KiB, up to %d deep) to be judged in time", len(src)>>10, most)
+		return
+	}
 	p := parsers.Get().(*syntax.Parser)
 	f, err := p.Parse(strings.NewReader(src), "")
 	parsers.Put(p)
@@ -38,6 +46,39 @@ func (j *judge) script(src, dir string) {
 	j.depth++
 	defer func() { j.depth-- }()
 	j.file(f, dir)
+}
+
+// maxNesting bounds how deep a script's brackets may nest before it is
+// parsed: the parser and the judge recurse once or more per level, and a
+// script of a few hundred KiB nested all the way down overflows any stack
+// (a fatal error, past every recover). maxNestedWork bounds the sum over
+// its bytes of how deep each is: judging a word walks what is nested in it
+// again at every level, so that sum is what a script costs (40-60 ns a
+// unit here: 8 Mi units, under half a second). A flat script of the
+// bus's largest size is a quarter of it.
+const (
+	maxNesting    = 256
+	maxNestedWork = 8 << 20
+)
+
+// nesting is how deep src's parentheses and braces nest at most, quotes
+// and all, and the sum over its bytes of their depth plus one.
+func nesting(src string) (most, work int) {
+	depth := 0
+	for i := 0; i < len(src); i++ {
+		switch src[i] {
+		case '(', '{':
+			if depth++; depth > most {
+				most = depth
+			}
+		case ')', '}':
+			if depth > 0 {
+				depth--
+			}
+		}
+		work += depth + 1
+	}
+	return most, work
 }
 
 // scriptArg judges a script given as an argument (bash -c, su -c, eval).
