@@ -16,26 +16,42 @@ import (
 	"time"
 )
 
-// maxHead bounds a request's line and headers (and the client's read buffer).
+// maxHead bounds a request's or an answer's line and headers (and the
+// client's and an upstream's read buffers).
 const maxHead = 64 << 10
 
-// errHeadTooLarge is a request head past maxHead.
-var errHeadTooLarge = errors.New("request head too large")
+// errHeadTooLarge is a request or answer head past maxHead.
+var errHeadTooLarge = errors.New("head too large")
 
-// head peeks at the next request's head — the request line and headers —
-// without consuming it, so the Host lines can be read as sent (net/http
-// drops the Host header of an absolute-URI request, which is the one to
-// check). The slice is valid until br is read.
+// head peeks at the next request's (or answer's) head — the first line and
+// headers — without consuming it, so the Host lines can be read as sent
+// (net/http drops the Host header of an absolute-URI request, which is the
+// one to check), and so that net/http, which bounds neither, reads only a
+// head that fits in br. The slice is valid until br is read. Each byte is
+// looked at a bounded number of times, however the peer trickles it.
 func head(br *bufio.Reader) ([]byte, error) {
+	from := 0 // where an end not yet seen could start
 	for n := 1; ; {
 		_, err := br.Peek(n)
 		b, _ := br.Peek(br.Buffered())
 		// The head ends at the first empty line, CRLF or bare LF.
-		if i := bytes.Index(b, []byte("\n\r\n")); i >= 0 && !bytes.Contains(b[:i+1], []byte("\n\n")) {
-			return b[:i+3], nil
+		for i := from; i < len(b); i++ {
+			if b[i] != '\n' {
+				continue
+			}
+			if i+1 < len(b) && b[i+1] == '\n' {
+				return b[:i+2], nil
+			}
+			if i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n' {
+				return b[:i+3], nil
+			}
+			if i+2 >= len(b) {
+				break // the end, if any, is not all here yet
+			}
+			from = i + 1
 		}
-		if i := bytes.Index(b, []byte("\n\n")); i >= 0 {
-			return b[:i+2], nil
+		if from < len(b)-2 {
+			from = max(from, len(b)-2)
 		}
 		if err != nil {
 			return nil, err
@@ -225,7 +241,7 @@ func (p *Proxy) forward(ctx context.Context, c net.Conn, br *bufio.Reader, req *
 			writeStatus(c, http.StatusBadGateway, err.Error())
 			return false
 		}
-		up = &upstream{key: key, dst: dst, br: bufio.NewReaderSize(dst.conn, 32<<10)}
+		up = &upstream{key: key, dst: dst, br: bufio.NewReaderSize(dst.conn, maxHead)}
 		return true
 	}
 	if up == nil && !dial() {
@@ -293,14 +309,23 @@ func (p *Proxy) roundTrip(up *upstream, req *http.Request) (*http.Response, erro
 	if err != nil {
 		return nil, fmt.Errorf("sending the request upstream: %w", err)
 	}
-	resp, err := http.ReadResponse(up.br, req)
+	resp, err := readResponse(up.br, req)
 	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-		resp, err = http.ReadResponse(up.br, req)
+		resp, err = readResponse(up.br, req)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the answer upstream: %w", err)
 	}
 	return resp, nil
+}
+
+// readResponse reads an answer whose head fits in br (maxHead): the
+// upstream is the command's choice, and net/http bounds no answer's head.
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	if _, err := head(br); err != nil {
+		return nil, err
+	}
+	return http.ReadResponse(br, req)
 }
 
 // retryable: a request without a body whose kept connection ended before

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -608,4 +609,46 @@ func TestConnectionLimit(t *testing.T) {
 		t.Fatalf("after a slot freed: %v", err)
 	}
 	resp.Body.Close()
+}
+
+// TestUpstreamHeadBounded: the command chooses the upstream too, and one
+// that answers with a header line that never ends is read no further than
+// a request head would be: the client gets a 502 and the proxy stops
+// reading (the server's writes fail long before it has sent 64 MiB).
+func TestUpstreamHeadBounded(t *testing.T) {
+	n := egresstest.New(t)
+	var sent atomic.Int64
+	n.TCP("endless.test", 80, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Endless: ")
+		chunk := []byte(strings.Repeat("a", 64<<10))
+		c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		for sent.Load() < 64<<20 {
+			k, err := c.Write(chunk)
+			sent.Add(int64(k))
+			if err != nil {
+				return
+			}
+		}
+	})
+	f := start(t, n, false, []string{"endless.test"}, nil)
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	io.WriteString(c, "GET http://endless.test/ HTTP/1.1\r\nHost: endless.test\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v (the upstream sent %d bytes)", err, sent.Load())
+	}
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", resp.StatusCode)
+	}
+	if s := sent.Load(); s >= 64<<20 {
+		t.Fatalf("the proxy read all %d bytes of the upstream's head", s)
+	}
 }
