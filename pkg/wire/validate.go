@@ -10,6 +10,10 @@ const (
 	MaxEnvVars   = 1024 // variables of a run's env
 	MaxPathBytes = 4096 // workspace, cwd (PATH_MAX)
 	MaxNameBytes = 256  // profile names, approval modes
+	// MaxProfileEntries bounds the list entries of a resolved profile a
+	// check carries, all lists together: what it holds decoded grows with
+	// them (16 bytes and more an entry, an empty one too).
+	MaxProfileEntries = 65536
 )
 
 // validator is a request that checks its own fields. Decode calls it, so
@@ -84,18 +88,7 @@ func (r *RunRequest) Validate() error {
 	default:
 		return Errorf(CodeBadRequest, "approval %q: want %q or %q (the default)", r.Approval, ApprovalNever, ApprovalOnRequest)
 	}
-	if len(r.Env) > MaxEnvVars {
-		return Errorf(CodeBadRequest, "env has %d variables; the limit is %d", len(r.Env), MaxEnvVars)
-	}
-	for k, v := range r.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return Errorf(CodeBadRequest, "env name %q: a name is not empty and has no '=' or NUL", k)
-		}
-		if strings.IndexByte(v, 0) >= 0 {
-			return Errorf(CodeBadRequest, "env %s has a NUL byte in its value", k)
-		}
-	}
-	return nil
+	return checkEnv(r.Env)
 }
 
 // Validate checks a check request's fields (called by Decode).
@@ -119,6 +112,32 @@ func (r *CheckRequest) Validate() error {
 	}
 	if r.ApprovalTimeoutMS < 0 {
 		return Errorf(CodeBadRequest, "approval_timeout_ms is %d: give a positive number or leave it out", r.ApprovalTimeoutMS)
+	}
+	if err := checkEnv(r.Env); err != nil {
+		return err
+	}
+	if p := r.Profile.Resolved; p != nil {
+		n := len(p.FS.Write) + len(p.FS.ReadDeny) + len(p.FS.WriteDeny) + len(p.FS.WriteDenyGlobs) + len(p.FS.Read) +
+			len(p.Net.Allow) + len(p.Net.Deny) + len(p.Env.Pass) + len(p.Env.Set) + len(p.Caches) + len(p.NarrowedBy)
+		if n > MaxProfileEntries {
+			return Errorf(CodeBadRequest, "the profile has %d list entries; the limit is %d: send it by name", n, MaxProfileEntries)
+		}
+	}
+	return nil
+}
+
+// checkEnv says why a run's variables cannot be sent, or nil.
+func checkEnv(env map[string]string) error {
+	if len(env) > MaxEnvVars {
+		return Errorf(CodeBadRequest, "env has %d variables; the limit is %d", len(env), MaxEnvVars)
+	}
+	for k, v := range env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return Errorf(CodeBadRequest, "env name %q: a name is not empty and has no '=' or NUL", k)
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return Errorf(CodeBadRequest, "env %s has a NUL byte in its value", k)
+		}
 	}
 	return nil
 }

@@ -25,6 +25,9 @@ func TestRequestsValidated(t *testing.T) {
 		{"check argv [\"\"]", &CheckRequest{Argv: []string{""}}, func() any { return &CheckRequest{} }, "argv[0] is empty"},
 		{"check NUL", &CheckRequest{Argv: []string{"a\x00"}}, func() any { return &CheckRequest{} }, "NUL byte"},
 		{"check approval mode", &CheckRequest{Argv: []string{"ls"}, Approval: "sometimes"}, func() any { return &CheckRequest{} }, `approval "sometimes"`},
+		{"check env name with =", &CheckRequest{Argv: []string{"ls"}, Env: map[string]string{"A=B": "c"}}, func() any { return &CheckRequest{} }, "env name"},
+		{"check profile of 70,000 empty entries", &CheckRequest{Argv: []string{"ls"}, Profile: RefResolved(&Profile{Name: "p", FS: FS{Write: make([]string, 70_000)}})},
+			func() any { return &CheckRequest{} }, "70000 list entries"},
 		{"resolve long id", &ResolveRequest{RequestID: strings.Repeat("r", 200)}, func() any { return &ResolveRequest{} }, "request_id is 200 bytes"},
 		{"resolve NUL workspace", &ResolveRequest{Workspace: "/w\x00"}, func() any { return &ResolveRequest{} }, "workspace has a NUL"},
 	}
