@@ -216,7 +216,18 @@ func Parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	return 0, true
 }
 
-func readAll(r io.Reader) ([]byte, error) { return io.ReadAll(r) }
+// readRunStdin reads what a run request will carry as its command's standard
+// input: up to wire.MaxStdinBytes, and an error saying so past it.
+func readRunStdin(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, wire.MaxStdinBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read standard input: %w", err)
+	}
+	if len(b) > wire.MaxStdinBytes {
+		return nil, fmt.Errorf("standard input is over %d MiB: a run carries at most that; pass a file in the workspace instead", wire.MaxStdinBytes>>20)
+	}
+	return b, nil
+}
 
 func join(l []string) string {
 	if len(l) == 0 {

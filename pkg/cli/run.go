@@ -56,7 +56,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		req.Env[k] = v
 	}
 	if *stdin {
-		if req.Stdin, err = readAll(os.Stdin); err != nil {
+		if req.Stdin, err = readRunStdin(os.Stdin); err != nil {
 			return e.fail(err)
 		}
 	}

@@ -22,8 +22,8 @@ const (
 )
 
 // shStdinMax bounds the standard input moat sh forwards: the run request
-// carries it whole, and the bus carries at most 8 MiB.
-const shStdinMax = 4 << 20
+// carries it whole (wire.MaxStdinBytes).
+const shStdinMax = wire.MaxStdinBytes
 
 // shUsage is moat sh's help.
 const shUsage = `usage: moat sh [--profile P] [--workspace DIR] [--session ID] [--timeout D] [--json] [SHELL-OPTIONS] -c SCRIPT [NAME [ARG...]]

@@ -148,7 +148,7 @@ func (d *Daemon) ID() string { return d.svc.ID() }
 
 func (d *Daemon) run(ctx context.Context, req *service.Request) (any, error) {
 	var rr wire.RunRequest
-	if err := req.Decode(&rr); err != nil {
+	if err := req.DecodeLimit(&rr, wire.MaxRunRequestBytes); err != nil {
 		return nil, err
 	}
 	req.FillIDs(&rr.RequestID, &rr.SessionID)

@@ -124,6 +124,12 @@ func (r *Request) Header(key string) string { return r.hdr.Get(key) }
 // Decode reads the body into v (strict; 400/413 on bad input).
 func (r *Request) Decode(v any) error { return wire.Decode(r.Format, r.Data, v) }
 
+// DecodeLimit is Decode with a body limit of the endpoint's own (a run
+// request carries its command's stdin: wire.MaxRunRequestBytes).
+func (r *Request) DecodeLimit(v any, limit int) error {
+	return wire.DecodeLimit(r.Format, r.Data, v, limit)
+}
+
 // Service is a running micro service.
 type Service struct {
 	ctx   context.Context // every handler's; cancelled by Stop or Shutdown's end

@@ -12,8 +12,14 @@ import (
 )
 
 // MaxRequestBytes bounds every request body a service accepts; requests
-// over it are refused with 413 before they are decoded.
-const MaxRequestBytes = 512 << 10
+// over it are refused with 413 before they are decoded. A run request,
+// which carries its command's standard input (up to MaxStdinBytes), is
+// bounded by MaxRunRequestBytes instead.
+const (
+	MaxRequestBytes    = 512 << 10
+	MaxStdinBytes      = 4 << 20
+	MaxRunRequestBytes = MaxStdinBytes + MaxRequestBytes
+)
 
 // Replies are bounded separately, by the bus: a reply may be as large as the
 // bus's max payload (the client reads it from the connection), and output

@@ -83,6 +83,9 @@ func (r *RunRequest) Validate() error {
 	if r.TimeoutMS < 0 {
 		return Errorf(CodeBadRequest, "timeout_ms is %d: give a positive number, or leave it out for the profile's", r.TimeoutMS)
 	}
+	if len(r.Stdin) > MaxStdinBytes {
+		return Errorf(CodeTooLarge, "stdin is %d bytes; the limit is %d (4 MiB): pass a file in the workspace instead", len(r.Stdin), MaxStdinBytes)
+	}
 	switch r.Approval {
 	case "", ApprovalNever, ApprovalOnRequest:
 	default:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +111,43 @@ func TestArgvEnvStdinFidelity(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestLargeStdin: the standard input moat sh and moat run --stdin say they
+// pass on (up to 4 MiB) reaches the command whole, and the MCP run tool's
+// (up to 1 MiB) too; past the limit, the caller says so before sending.
+func TestLargeStdin(t *testing.T) {
+	e := newEnv(t)
+	_, url := startBus(t, e)
+	start(t, e.cmd("profiled"))
+	start(t, e.cmd("policyd"))
+	start(t, e.cmd("sandboxd"))
+	c := dialWait(t, e, url)
+	waitService(t, c, "sandboxd", 1)
+	const big = 3 << 20
+	for name, args := range map[string][]string{
+		"moat sh":          {"sh", "-c", "wc -c"},
+		"moat run --stdin": {"run", "--stdin", "--", "wc", "-c"},
+	} {
+		cmd := e.cmd("moat", args...)
+		cmd.Dir = e.ws
+		cmd.Stdin = strings.NewReader(strings.Repeat("x", big))
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != strconv.Itoa(big) {
+			t.Errorf("%s with %d bytes of stdin: %v\n%.300s", name, big, err, out)
+		}
+		cmd = e.cmd("moat", args...)
+		cmd.Dir = e.ws
+		cmd.Stdin = strings.NewReader(strings.Repeat("x", 5<<20))
+		out, err = cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "4 MiB") {
+			t.Errorf("%s with 5 MiB of stdin: %v\n%.300s", name, err, out)
+		}
+	}
+	ms := mcpSession(t, e, nil, "--workspace", e.ws, "--profile", "offline")
+	var mr mcpResult
+	call(t, ms, "run", map[string]any{"argv": []string{"wc", "-c"}, "stdin": strings.Repeat("y", 1<<20)}, &mr)
+	if strings.TrimSpace(mr.Stdout) != strconv.Itoa(1<<20) || mr.ExitCode != 0 {
+		t.Errorf("moat mcp's run with 1 MiB of stdin: exit %d, %q %q", mr.ExitCode, mr.Stdout, mr.Stderr)
+	}
 }
