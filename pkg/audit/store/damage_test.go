@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -167,4 +168,28 @@ func secondBlock(t *testing.T, data []byte) int64 {
 		t.Fatal("no second block")
 	}
 	return at
+}
+
+// TestDeclaredLengthsChecked: a segment whose header declares a 1 GiB
+// prev_hash in 30 bytes (a damaged or altered file) is read as damage,
+// not a gigabyte allocated for what it claims.
+func TestDeclaredLengthsChecked(t *testing.T) {
+	dir := t.TempDir()
+	// {"prev_hash": bin32 of 1 GiB}: map of one, key, bin32 header.
+	payload := append([]byte{0x81, 0xa9}, "prev_hash"...)
+	payload = append(payload, 0xc6, 0x40, 0x00, 0x00, 0x00)
+	seg := appendFrame(nil, frameHeader, payload)
+	if err := os.WriteFile(filepath.Join(dir, "seg-00000001.log"), seg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s, err := OpenReadOnly(dir)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		s.Close()
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("opening it allocated %d MiB", grew>>20)
+	}
 }

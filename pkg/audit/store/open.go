@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Open opens (or creates) the store in opts.Dir. Damage is never repaired
@@ -169,7 +168,7 @@ func (s *Store) loadFrame(name string, fr frame) error {
 	switch fr.typ {
 	case frameHeader:
 		var h segmentHeader
-		if err := msgpack.Unmarshal(fr.payload, &h); err != nil {
+		if err := unmarshal(fr.payload, &h); err != nil {
 			return fmt.Errorf("segment header: %w", err)
 		}
 		if s.seq == 0 && len(s.head) == 0 { // the oldest retained segment
@@ -187,7 +186,7 @@ func (s *Store) loadFrame(name string, fr frame) error {
 			}
 			s.seq, s.head = r.Seq, r.Hash
 			var ev wire.AuditEvent
-			if err := msgpack.Unmarshal(r.Event, &ev); err != nil {
+			if err := unmarshal(r.Event, &ev); err != nil {
 				return fmt.Errorf("record %d: %w", r.Seq, err)
 			}
 			s.remember(name, fr.offset, r.Seq, &ev)

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/moatsec/moat/pkg/wire"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 func matches(q *wire.AuditQuery, it *IndexItem) bool {
@@ -61,7 +60,7 @@ func (s *Store) Query(q wire.AuditQuery) (*wire.AuditPage, error) {
 					continue
 				}
 				var ev wire.AuditEvent
-				if err := msgpack.Unmarshal(r.Event, &ev); err != nil {
+				if err := unmarshal(r.Event, &ev); err != nil {
 					return nil, fmt.Errorf("record %d: %w", r.Seq, err)
 				}
 				if q.Text != "" && !containsText(&ev, q.Text) {

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/moatsec/moat/pkg/wire"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Record is one stored event: its place in the store, its link in the hash
@@ -115,4 +117,14 @@ func decodeBlock(payload []byte) ([]Record, error) {
 		raw = raw[k+int(n):]
 	}
 	return recs, nil
+}
+
+// unmarshal decodes msgpack read back from the store, its declared lengths
+// checked against the bytes present first (wire.CheckMsgpack): a damaged
+// or altered segment is an error, never an allocation of what it claims.
+func unmarshal(b []byte, v any) error {
+	if err := wire.CheckMsgpack(b); err != nil {
+		return err
+	}
+	return msgpack.Unmarshal(b, v)
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Verify checks a store directory end to end: every frame's CRC, every
@@ -61,7 +60,7 @@ func Verify(dir string, pub ed25519.PublicKey, anchor *Checkpoint) (*wire.AuditV
 			switch fr.typ {
 			case frameHeader:
 				var h segmentHeader
-				if err := msgpack.Unmarshal(fr.payload, &h); err != nil {
+				if err := unmarshal(fr.payload, &h); err != nil {
 					return fail(0, "unreadable segment header: %v", err)
 				}
 				if fr.offset != 0 || sawHeader {
@@ -99,7 +98,7 @@ func Verify(dir string, pub ed25519.PublicKey, anchor *Checkpoint) (*wire.AuditV
 				}
 			case frameCheckpoint:
 				var c Checkpoint
-				if err := msgpack.Unmarshal(fr.payload, &c); err != nil {
+				if err := unmarshal(fr.payload, &c); err != nil {
 					return fail(0, "unreadable checkpoint: %v", err)
 				}
 				if c.Size != seq || !bytes.Equal(c.Root, head) {
@@ -163,7 +162,7 @@ const maxOpenRunIDs = 20
 
 func (o *openRuns) see(event []byte) {
 	var ev struct{ Kind, RequestID, Verdict string }
-	if msgpack.Unmarshal(event, &ev) != nil || ev.RequestID == "" {
+	if unmarshal(event, &ev) != nil || ev.RequestID == "" {
 		return
 	}
 	switch ev.Kind {
