@@ -44,6 +44,8 @@ type judge struct {
 	seen    map[string]bool
 	hits    int // reasons added, duplicates included: did a rule speak?
 	depth   int
+	work    int                    // bytes of words taken in (spent)
+	srcs    []string               // the scripts being judged, innermost last (text)
 	pipeIn  map[*syntax.Stmt]stdin // what pipeline stages read
 	words   map[*syntax.Word]wordsAt
 	cfg     *expand.Config

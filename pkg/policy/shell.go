@@ -28,12 +28,8 @@ func (j *judge) script(src, dir string) {
 		j.add(prompt, "shell.too-deep", "", "scripts nested more than %d deep cannot be judged", maxDepth)
 		return
 	}
-	switch most, work := nesting(src); {
-	case most > maxNesting:
-		j.add(prompt, "shell.too-deep", "", "the script nests brackets %d deep, past the %d that can be judged", most, maxNesting)
-		return
-	case work > maxNestedWork:
-		j.add(prompt, "shell.too-deep", "", "the script is too large for how deep it nests (%d KiB, up to %d deep) to be judged in time", len(src)>>10, most)
+	if n := opens(src); n > maxOpens {
+		j.add(prompt, "shell.too-deep", "", "the script opens %d brackets, past the %d that can be judged", n, maxOpens)
 		return
 	}
 	p := parsers.Get().(*syntax.Parser)
@@ -44,41 +40,42 @@ func (j *judge) script(src, dir string) {
 		return
 	}
 	j.depth++
-	defer func() { j.depth-- }()
+	j.srcs = append(j.srcs, src)
+	defer func() { j.depth--; j.srcs = j.srcs[:len(j.srcs)-1] }()
 	j.file(f, dir)
 }
 
-// maxNesting bounds how deep a script's brackets may nest before it is
-// parsed: the parser and the judge recurse once or more per level, and a
-// script of a few hundred KiB nested all the way down overflows any stack
-// (a fatal error, past every recover). maxNestedWork bounds the sum over
-// its bytes of how deep each is: judging a word walks what is nested in it
-// again at every level, so that sum is what a script costs (40-60 ns a
-// unit here: 8 Mi units, under half a second). A flat script of the
-// bus's largest size is a quarter of it.
-const (
-	maxNesting    = 256
-	maxNestedWork = 8 << 20
-)
+// maxOpens bounds the brackets a script may hold before it is parsed: the
+// parser recurses once or more per level of nesting, and a script of a few
+// hundred KiB nested all the way down overflows any stack (a fatal error,
+// past every recover). Nesting is no deeper than the count of '(', '{' and
+// '`' in the script, quoted or not: a count no quoting, escape or closing
+// bracket (a case pattern's closes nothing) can hide anything from.
+const maxOpens = 4096
 
-// nesting is how deep src's parentheses and braces nest at most, quotes
-// and all, and the sum over its bytes of their depth plus one.
-func nesting(src string) (most, work int) {
-	depth := 0
-	for i := 0; i < len(src); i++ {
-		switch src[i] {
-		case '(', '{':
-			if depth++; depth > most {
-				most = depth
-			}
-		case ')', '}':
-			if depth > 0 {
-				depth--
-			}
-		}
-		work += depth + 1
+// opens counts the bytes of src that may open a level of nesting.
+func opens(src string) int {
+	return strings.Count(src, "(") + strings.Count(src, "{") + strings.Count(src, "`")
+}
+
+// maxWork bounds the bytes of words a judgement takes in (wordArg): a word
+// is printed and walked again at every level it is nested in, so a script
+// nested deep costs far more than its length (40-60 ns a byte here: 16 MiB
+// is under a second). Past it, the rest is not judged and the command is a
+// prompt. The bus's largest flat script is a thirtieth of it.
+const maxWork = 16 << 20
+
+// spent counts w's bytes against maxWork; true once over it (the prompt
+// is added once).
+func (j *judge) spent(w *syntax.Word) bool {
+	if j.work > maxWork {
+		return true
 	}
-	return most, work
+	if j.work += int(w.End().Offset() - w.Pos().Offset()); j.work > maxWork {
+		j.add(prompt, "shell.too-deep", "", "the script is too large for how deep it nests to be judged in time")
+		return true
+	}
+	return false
 }
 
 // scriptArg judges a script given as an argument (bash -c, su -c, eval).
@@ -98,6 +95,9 @@ func (j *judge) scriptArg(a arg, dir string) {
 func (j *judge) file(f *syntax.File, dir string) {
 	sc := &scope{dirs: []string{dir}}
 	syntax.Walk(f, func(n syntax.Node) bool {
+		if j.work > maxWork {
+			return false
+		}
 		switch n := n.(type) {
 		case *syntax.Stmt:
 			j.stmt(n, sc)
@@ -338,6 +338,10 @@ func (j *judge) argsOf(ws []*syntax.Word, dir string) []arg {
 			out = append(out, arg{s: s})
 			continue
 		}
+		if j.spent(w) {
+			out = append(out, arg{dyn: true})
+			continue
+		}
 		fetches := fetchesIn(w)
 		if isStatic(w) {
 			if fields, err := expand.Fields(j.expandCfg(dir), w); err == nil {
@@ -347,7 +351,7 @@ func (j *judge) argsOf(ws []*syntax.Word, dir string) []arg {
 				continue
 			}
 		}
-		out = append(out, arg{s: printWord(w), dyn: true, fetches: fetches})
+		out = append(out, arg{s: j.text(w), dyn: true, fetches: fetches})
 	}
 	if len(ws) > 0 {
 		if j.words == nil {
@@ -386,13 +390,26 @@ func plainWord(w *syntax.Word) (string, bool) {
 
 // wordArg is one word as a single arg (redirect targets are not split).
 func (j *judge) wordArg(w *syntax.Word) arg {
-	if w == nil {
+	if w == nil || j.spent(w) {
 		return arg{s: "", dyn: true}
 	}
 	if s, ok := j.literal(w); ok {
 		return arg{s: s, fetches: fetchesIn(w)}
 	}
-	return arg{s: printWord(w), dyn: true, fetches: fetchesIn(w)}
+	return arg{s: j.text(w), dyn: true, fetches: fetchesIn(w)}
+}
+
+// text is w as written: its span of the script being judged. Printing it
+// instead costs as much again at every level it is nested in, and the
+// printer indents each nested line by its depth.
+func (j *judge) text(w *syntax.Word) string {
+	if n := len(j.srcs); n > 0 {
+		src, from, to := j.srcs[n-1], int(w.Pos().Offset()), int(w.End().Offset())
+		if from <= to && to <= len(src) {
+			return src[from:to]
+		}
+	}
+	return printWord(w)
 }
 
 func (j *judge) literal(w *syntax.Word) (string, bool) {
@@ -415,6 +432,9 @@ func (j *judge) fieldsOf(a arg) []arg {
 	if a.dyn {
 		return []arg{a}
 	}
+	if opens(a.s) > maxOpens {
+		return []arg{{s: a.s, dyn: true}}
+	}
 	p := parsers.Get().(*syntax.Parser)
 	defer parsers.Put(p)
 	var ws []*syntax.Word
@@ -424,6 +444,8 @@ func (j *judge) fieldsOf(a arg) []arg {
 		}
 		ws = append(ws, w)
 	}
+	j.srcs = append(j.srcs, a.s) // the words' offsets are in a.s
+	defer func() { j.srcs = j.srcs[:len(j.srcs)-1] }()
 	return j.argsOf(ws, j.in.Cwd)
 }
 
