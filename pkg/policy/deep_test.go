@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,13 @@ func TestDeeplyNestedScript(t *testing.T) {
 		"substitutions within the brackets": strings.Repeat("echo $(:\\);", 3000) + strings.Repeat(")", 3000),
 	} {
 		start := time.Now()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		d := w.decide(t, e, "workspace-write", sh(src))
+		runtime.ReadMemStats(&after)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<30 {
+			t.Errorf("%s: judging it allocated %d MiB", name, grew>>20)
+		}
 		if d.Verdict != wire.VerdictPrompt || d.Reasons[0].Rule != "shell.too-deep" {
 			t.Errorf("%s nested %d deep: %s %v", name, n, d.Verdict, d.Reasons)
 		}
