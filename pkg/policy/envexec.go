@@ -34,8 +34,13 @@ var gitConfigKeyVar = regexp.MustCompile(`^GIT_CONFIG_KEY_[0-9]+$`)
 // order, as the assignments they amount to.
 func (j *judge) environment(env map[string]string, dir string) {
 	names := make([]string, 0, len(env))
-	for n := range env {
-		if envCommand[n] || envCode[n] || strings.HasPrefix(n, "GIT_CONFIG") {
+	for n, v := range env {
+		switch {
+		case envCommand[n] && plainCommand(v):
+			// EDITOR=vim, PAGER="less -R", LESSOPEN="||lesspipe.sh %s": a
+			// program the command may start, confined as it is; what moat
+			// sh passes on from a terminal, judged on every run otherwise.
+		case envCommand[n] || envCode[n] || strings.HasPrefix(n, "GIT_CONFIG"):
 			names = append(names, n)
 		}
 	}
@@ -45,11 +50,18 @@ func (j *judge) environment(env map[string]string, dir string) {
 	}
 }
 
+// plainCommand reports whether v names a program and its words only: no
+// shell syntax that could make it more than starting that program.
+func plainCommand(v string) bool {
+	v = strings.TrimLeft(v, "|")
+	return v != "" && !strings.ContainsAny(v, "|&;<>()$`\\\"'\n*?[]{}~=#!")
+}
+
 // envAssign judges NAME=value given to a command or exported.
 func (j *judge) envAssign(name string, value arg, dir string) {
 	switch {
 	case envCommand[name]:
-		v := strings.TrimPrefix(value.s, "|") // LESSOPEN="|cmd %s"
+		v := strings.TrimLeft(value.s, "|") // LESSOPEN="|cmd %s", "||cmd %s"
 		j.scriptArg(arg{s: v, dyn: value.dyn, fetches: value.fetches}, dir)
 	case envCode[name] && !(value.s == "/dev/null" && !value.dyn):
 		j.add(prompt, "exec.inline-code", "", "%s=%s makes programs load code or options a person should read first", name, short(value.s))

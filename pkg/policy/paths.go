@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/moatsec/moat/pkg/wire"
 )
 
 // abs makes p absolute against dir, expanding ~; it does not touch the disk.
@@ -114,7 +116,7 @@ func (j *judge) write(what string, target arg, dir string) {
 	// The sandbox's /tmp is a private tmpfs; only the workspace, when it
 	// lives under /tmp, is the host's own there.
 	if within(real, "/tmp") && !within(real, j.in.Workspace) {
-		j.add(allow, "fs.write-tmp", "", "%s writes %s, in the sandbox's private /tmp", what, shown)
+		j.add(allow, wire.ReasonWriteTmp, "", "%s writes %s, in the sandbox's private /tmp", what, shown)
 		return
 	}
 	roots := "nothing"

@@ -225,18 +225,20 @@ const (
 	// ReasonApprovalCancelled: the caller went away or cancelled while a
 	// person was asked, or policyd stopped; nobody may act on the answer.
 	ReasonApprovalCancelled = "approval-cancelled"
-	// ReasonSandboxed and ReasonNetAllowlistUnknown are allows that rest on
-	// the run's confinement (no rule names the command; hosts the egress
-	// proxy holds to the allowlist): a caller that will not confine the
-	// command must not take them as allows (moat hook without --sandbox).
+	// ReasonSandboxed, ReasonNetAllowlistUnknown and ReasonWriteTmp are
+	// allows that rest on the run's confinement (no rule names the command;
+	// hosts the egress proxy holds to the allowlist; a write to the run's
+	// private /tmp): a caller that will not confine the command must not
+	// take them as allows (moat hook without --sandbox).
 	ReasonSandboxed           = "default.sandboxed"
 	ReasonNetAllowlistUnknown = "net.allowlist-unknown"
+	ReasonWriteTmp            = "fs.write-tmp" // the sandbox's /tmp is private
 )
 
 // RestsOnConfinement reports whether allow d holds only for a confined run.
 func RestsOnConfinement(d *Decision) bool {
 	for _, r := range d.Reasons {
-		if r.Rule == ReasonSandboxed || r.Rule == ReasonNetAllowlistUnknown {
+		if r.Rule == ReasonSandboxed || r.Rule == ReasonNetAllowlistUnknown || r.Rule == ReasonWriteTmp {
 			return true
 		}
 	}

@@ -396,6 +396,11 @@ func TestHookClaudeCode(t *testing.T) {
 		if d.PermissionDecision != "allow" || d.UpdatedInput == nil {
 			t.Fatalf("with --sandbox: %+v", d)
 		}
+		// /tmp is the run's own only when confined: unconfined it is the host's.
+		d = decode(hook(preToolUse(e.ws, "Bash", bash("rm -rf /tmp/moat-hook-test")))).HookSpecificOutput
+		if d.PermissionDecision != "ask" || !strings.Contains(d.PermissionDecisionReason, "fs.write-tmp") {
+			t.Fatalf("judge only, a write to /tmp: %+v", d)
+		}
 	})
 	t.Run("malformed", func(t *testing.T) {
 		got := hook(`{"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": `)
