@@ -207,7 +207,13 @@ func (d *Daemon) Stop() error {
 func (d *Daemon) check(ctx context.Context, req *service.Request, fromSandboxd bool) (any, error) {
 	start := time.Now()
 	var cr wire.CheckRequest
-	if err := req.Decode(&cr); err != nil {
+	// sandboxd's check carries its run's environment, which a run request
+	// may hold up to its own limit.
+	limit := wire.MaxRequestBytes
+	if fromSandboxd {
+		limit = wire.MaxRunRequestBytes
+	}
+	if err := req.DecodeLimit(&cr, limit); err != nil {
 		return nil, err
 	}
 	req.FillIDs(&cr.RequestID, &cr.SessionID)

@@ -157,4 +157,18 @@ func TestRunEnvironmentJudged(t *testing.T) {
 	if _, err := os.Stat(marker); err != nil {
 		t.Fatalf("the allowed command did not run: %v", err)
 	}
+	// An environment larger than a check's usual limit is still judged.
+	os.Remove(marker)
+	args := []string{"run", "--profile", "workspace-write", "--approval", "never"}
+	for i := range 6 {
+		args = append(args, "--env", fmt.Sprintf("BIG%d=%s", i, strings.Repeat("x", 100<<10)))
+	}
+	r := e.cmd("moat", append(args, "--", "touch", marker)...)
+	r.Dir = e.ws
+	if out, err := r.CombinedOutput(); err != nil {
+		t.Fatalf("moat run with 600 KiB of env: %v\n%.400s", err, out)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the command with 600 KiB of env did not run: %v", err)
+	}
 }
