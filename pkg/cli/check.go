@@ -20,6 +20,8 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 	ws := fs.String("workspace", "", "workspace directory (default the current directory)")
 	cwd := fs.String("cwd", "", "working directory inside the workspace (default the current directory when inside it)")
 	approval := fs.String("approval", "", "what a prompt becomes: never (deny), on-request (ask a person and wait); default report it")
+	var extra envList
+	fs.Var(&extra, "env", "NAME=VALUE the command would get, judged as moat run --env is (repeatable)")
 	if code, ok := Parse(fs, args); !ok {
 		return code
 	}
@@ -41,8 +43,15 @@ func runCheck(ctx context.Context, e *env, args []string) int {
 		return ExitError
 	}
 	defer c.Close()
-	d := c.CheckWaiting(ctx, &wire.CheckRequest{Argv: argv, Workspace: workspace, Cwd: dir, Profile: wire.RefName(*name), Approval: *approval},
-		e.waiting(*js))
+	req := &wire.CheckRequest{Argv: argv, Workspace: workspace, Cwd: dir, Profile: wire.RefName(*name), Approval: *approval}
+	for _, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		if req.Env == nil {
+			req.Env = map[string]string{}
+		}
+		req.Env[k] = v
+	}
+	d := c.CheckWaiting(ctx, req, e.waiting(*js))
 	if *js {
 		e.json(d)
 	} else {

@@ -43,5 +43,5 @@ func printRefusal(w io.Writer, r *wire.Refusal) {
 
 // CheckOf is the dry-run question a run request asks, for client.Explain.
 func CheckOf(req *wire.RunRequest) wire.CheckRequest {
-	return wire.CheckRequest{SessionID: req.SessionID, Argv: req.Argv, Cwd: req.Cwd, Workspace: req.Workspace, Profile: wire.RefName(req.Profile)}
+	return wire.CheckRequest{SessionID: req.SessionID, Argv: req.Argv, Cwd: req.Cwd, Workspace: req.Workspace, Profile: wire.RefName(req.Profile), Env: req.Env}
 }

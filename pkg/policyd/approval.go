@@ -150,6 +150,7 @@ func (d *Daemon) ask(req *service.Request, cr *wire.CheckRequest, prof *wire.Pro
 // (end) none is.
 type wait struct {
 	taken   atomic.Bool
+	given   atomic.Bool // an answer was taken and its grant made
 	ended   atomic.Bool
 	answers chan wire.ApprovalAnswer // one, once taken and its grant made
 	freed   chan struct{}            // an answer whose grant failed let go of taken
@@ -171,7 +172,7 @@ func (w *wait) answer(m *nats.Msg, id string, grant func(*wire.ApprovalAnswer) (
 	}
 	if err == nil && !w.taken.CompareAndSwap(false, true) {
 		err = wire.Errorf(wire.CodeDenied, "approval %s was already answered", id)
-		if w.ended.Load() {
+		if w.ended.Load() && !w.given.Load() {
 			err = wire.Errorf(wire.CodeNotFound, "approval %s no longer waits: it ended unanswered", id)
 		}
 	}
@@ -189,6 +190,7 @@ func (w *wait) answer(m *nats.Msg, id string, grant func(*wire.ApprovalAnswer) (
 		respondError(m, err)
 		return
 	}
+	w.given.Store(true)
 	respond(m, &wire.ApprovalAck{ID: id, Verdict: a.Verdict, Grant: gr})
 	w.answers <- a
 }

@@ -151,6 +151,14 @@ func TestRunEnvironmentJudged(t *testing.T) {
 	if _, err := os.Stat(marker); !os.IsNotExist(err) {
 		t.Fatalf("the refused command ran: %v", err)
 	}
+	// moat check judges it as moat run does.
+	chk := e.cmd("moat", "check", "--profile", "workspace-write", "--env", "LD_PRELOAD="+filepath.Join(e.ws, "x.so"), "--", "touch", marker)
+	chk.Dir = e.ws
+	if out, err := chk.CombinedOutput(); !strings.Contains(string(out), "LD_PRELOAD") {
+		t.Fatalf("moat check --env LD_PRELOAD=…: %v\n%s", err, out)
+	} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 78 {
+		t.Fatalf("moat check --env LD_PRELOAD=…: %v, want exit 78 (a prompt)\n%s", err, out)
+	}
 	if out, err := run("LANG=C"); err != nil {
 		t.Fatalf("moat run --env LANG=C: %v\n%s", err, out)
 	}
