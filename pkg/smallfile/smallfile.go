@@ -3,8 +3,9 @@
 // without trusting them to be regular, small or ever to end.
 //
 // Invariants: only a regular file is read (a FIFO, a device, a socket is an
-// error: nothing blocks on a writer that never comes, nothing opens a device
-// for its side effects, nothing reads /dev/zero forever); never more than
+// error: nothing blocks on a writer that never comes, nothing reads
+// /dev/zero forever; a device seen at the first look is never opened, one
+// swapped in after it is opened without blocking and not read); never more than
 // the caller's bound is read or allocated, however the file grows while it
 // is read; a directory is an error wrapping syscall.EISDIR, as os.ReadFile
 // gives.
