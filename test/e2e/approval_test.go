@@ -130,13 +130,7 @@ func TestPromptingRunsHoldNothing(t *testing.T) {
 // programs load code is a prompt (under --approval never, a refusal, and
 // the command does not run), while an ordinary one changes nothing.
 func TestRunEnvironmentJudged(t *testing.T) {
-	e := newEnv(t)
-	_, url := startBus(t, e)
-	start(t, e.cmd("profiled"))
-	start(t, e.cmd("policyd"))
-	start(t, e.cmd("sandboxd"))
-	c := dialWait(t, e, url)
-	waitService(t, c, "sandboxd", 1)
+	e, _, _ := runStack(t)
 	marker := filepath.Join(e.ws, "ran")
 	run := func(env string) (string, error) {
 		r := e.cmd("moat", "run", "--profile", "workspace-write", "--approval", "never", "--env", env, "--", "touch", marker)

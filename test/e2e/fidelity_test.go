@@ -117,13 +117,7 @@ func TestArgvEnvStdinFidelity(t *testing.T) {
 // pass on (up to 4 MiB) reaches the command whole, and the MCP run tool's
 // (up to 1 MiB) too; past the limit, the caller says so before sending.
 func TestLargeStdin(t *testing.T) {
-	e := newEnv(t)
-	_, url := startBus(t, e)
-	start(t, e.cmd("profiled"))
-	start(t, e.cmd("policyd"))
-	start(t, e.cmd("sandboxd"))
-	c := dialWait(t, e, url)
-	waitService(t, c, "sandboxd", 1)
+	e, _, _ := runStack(t)
 	const big = 3 << 20
 	for name, args := range map[string][]string{
 		"moat sh":          {"sh", "-c", "wc -c"},
