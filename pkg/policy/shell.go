@@ -58,10 +58,10 @@ func opens(src string) int {
 	return strings.Count(src, "(") + strings.Count(src, "{") + strings.Count(src, "`")
 }
 
-// maxWork bounds the bytes of words a judgement takes in (wordArg): a word
-// is printed and walked again at every level it is nested in, so a script
-// nested deep costs far more than its length (40-60 ns a byte here: 16 MiB
-// is under a second). Past it, the rest is not judged and the command is a
+// maxWork bounds the bytes of words a judgement takes in (wordArg, argsOf):
+// a word is walked again at every level it is nested in, so a script nested
+// deep costs far more than its length (reaching 16 MiB took about a quarter
+// of a second here). Past it, the rest is not judged and the command is a
 // prompt. The bus's largest flat script is a thirtieth of it.
 const maxWork = 16 << 20
 
