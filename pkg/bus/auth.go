@@ -49,7 +49,7 @@ func (a *keyAuth) Check(c server.ClientAuthentication) bool {
 	}
 	perms := u.Permissions
 	if role := a.roles[o.Nkey]; slices.Contains(wire.CallerRoles, role) {
-		if o.Token != "" && !wire.ValidInboxID(o.Token) {
+		if o.Token != "" && !wire.ValidToken(o.Token) {
 			return false
 		}
 		perms = CallerPermissions(role, o.Token)

@@ -40,7 +40,7 @@ func (j *judge) environment(env map[string]string, dir string) {
 			// EDITOR=vim, PAGER="less -R", LESSOPEN="||lesspipe.sh %s": a
 			// program the command may start, confined as it is; what moat
 			// sh passes on from a terminal, judged on every run otherwise.
-		case envCommand[n] || envCode[n] || strings.HasPrefix(n, "GIT_CONFIG"):
+		case judgedVar(n):
 			names = append(names, n)
 		}
 	}
@@ -48,6 +48,12 @@ func (j *judge) environment(env map[string]string, dir string) {
 	for _, n := range names {
 		j.envAssign(n, arg{s: env[n]}, dir)
 	}
+}
+
+// judgedVar reports whether an assignment to n is judged (envAssign): a
+// variable whose value a program runs, one that loads code, git's config.
+func judgedVar(n string) bool {
+	return envCommand[n] || envCode[n] || strings.HasPrefix(n, "GIT_CONFIG")
 }
 
 // plainCommand reports whether v names a program and its words only: no

@@ -184,7 +184,7 @@ func (j *judge) assigns(as []*syntax.Assign, sc *scope) {
 		if a.Name == nil || a.Value == nil {
 			continue
 		}
-		if n := a.Name.Value; envCommand[n] || envCode[n] || strings.HasPrefix(n, "GIT_CONFIG") {
+		if n := a.Name.Value; judgedVar(n) {
 			j.envAssign(n, j.wordArg(a.Value), sc.dir())
 		}
 	}

@@ -201,6 +201,19 @@ func TestEgressDenied(t *testing.T) {
 	}
 }
 
+// acceptAll accepts on ln until it is closed, telling heard of each
+// connection and closing it at once.
+func acceptAll(ln net.Listener, heard chan<- struct{}) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		heard <- struct{}{}
+		c.Close()
+	}
+}
+
 func TestEgressNoOtherRoute(t *testing.T) {
 	for _, tool := range []string{"curl", "python3"} {
 		egresstest.Tool(t, tool)
@@ -215,17 +228,7 @@ func TestEgressNoOtherRoute(t *testing.T) {
 	var hostConns sync.WaitGroup
 	accepted := make(chan struct{}, 16)
 	hostConns.Add(1)
-	go func() {
-		defer hostConns.Done()
-		for {
-			c, err := host.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- struct{}{}
-			c.Close()
-		}
-	}()
+	go func() { defer hostConns.Done(); acceptAll(host, accepted) }()
 	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -243,17 +246,7 @@ func TestEgressNoOtherRoute(t *testing.T) {
 	}
 	defer elsewhere.Close()
 	hostConns.Add(1)
-	go func() {
-		defer hostConns.Done()
-		for {
-			c, err := elsewhere.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- struct{}{}
-			c.Close()
-		}
-	}()
+	go func() { defer hostConns.Done(); acceptAll(elsewhere, accepted) }()
 	elsewherePort := elsewhere.Addr().(*net.TCPAddr).Port
 
 	script := fmt.Sprintf(`

@@ -30,16 +30,7 @@ func TestTrustedNarrowedNetwork(t *testing.T) {
 	}
 	defer host.Close()
 	accepted := make(chan struct{}, 16)
-	go func() {
-		for {
-			c, err := host.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- struct{}{}
-			c.Close()
-		}
-	}()
+	go acceptAll(host, accepted)
 	heard := func() int {
 		// The script's connect is done when it exits; the accept may lag.
 		n := 0

@@ -90,11 +90,8 @@ func CallerInbox(role, id string) string { return InboxPrefix(role) + "." + id }
 // [0-9A-Za-z] (NewToken), random enough that nobody guesses another's.
 const InboxIDLen = 22
 
-// ValidInboxID reports whether id can be a caller's inbox id.
-func ValidInboxID(id string) bool { return ValidToken(id) }
-
 // ValidToken reports whether t is InboxIDLen characters from [0-9A-Za-z],
-// the shape NewToken gives.
+// the shape NewToken gives (a caller's inbox id, a record-ack token).
 func ValidToken(t string) bool {
 	if len(t) != InboxIDLen {
 		return false
