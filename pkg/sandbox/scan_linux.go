@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/moatsec/moat/pkg/gitconfig"
@@ -201,6 +202,15 @@ func (c *checker) fresh(p string) (os.FileInfo, error) {
 // beside cannot turn a parent into a link and have sandboxd read a host
 // file in its place.
 func (c *checker) open(p string, flags int) (*os.File, error) {
+	if slices.Contains(c.w.roots, p) {
+		// A root itself (the workspace, listed for the patterns): sandboxd
+		// resolved it before the run, as openBeneath opens it.
+		fd, err := unix.Open(p, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		return os.NewFile(uintptr(fd), p), nil
+	}
 	dir, err := openBeneath(filepath.Dir(p), c.w.roots)
 	if err != nil {
 		return nil, err

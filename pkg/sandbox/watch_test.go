@@ -87,11 +87,12 @@ func TestWatch(t *testing.T) {
 	os.Symlink(outside, ws+"/linked/.git")
 	put(t, ws+"/vendor/lib/.git/commondir", "../../../made/.git\n")
 	put(t, ws+"/src/key.pem", "x")
+	put(t, ws+"/root.pem", "x") // in the workspace's own directory
 	// Setting the times back hides nothing: ctime moves on.
 	os.Chtimes(ws+"/src", old, old)
 	os.Chtimes(ws+"/vendor/lib/.git", old, old)
 
-	want := []string{ws + "/away/.git", ws + "/linked/.git", ws + "/made/.git/config", ws + "/made/.git/hooks/post-checkout", ws + "/src/key.pem"}
+	want := []string{ws + "/away/.git", ws + "/linked/.git", ws + "/made/.git/config", ws + "/made/.git/hooks/post-checkout", ws + "/root.pem", ws + "/src/key.pem"}
 	if got := foundPaths(b.check()); !slices.Equal(got, want) {
 		t.Errorf("run b found\n %v, want\n %v", got, want)
 	}
