@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/moatsec/moat/pkg/glob"
 	"github.com/moatsec/moat/pkg/wire"
 )
 
@@ -62,6 +63,24 @@ func withinAny(p string, roots []string) (string, bool) {
 	return "", false
 }
 
+// matchingPattern is the first of patterns that p, or a directory p lies
+// in, matches. Only the paths that start with a pattern's literal part are
+// matched against it.
+func matchingPattern(p string, patterns []string) (string, bool) {
+	for _, g := range patterns {
+		lit := g[:strings.IndexAny(g+"*", `*?[\`)]
+		for q := p; strings.HasPrefix(q, lit) || strings.HasPrefix(lit, q+"/"); q = filepath.Dir(q) {
+			if glob.Match(g, q) {
+				return g, true
+			}
+			if q == "/" {
+				break
+			}
+		}
+	}
+	return "", false
+}
+
 var windowsPath = regexp.MustCompile(`^[A-Za-z]:[\\/]|^\\\\`)
 
 // blockDevice matches the disks a write would destroy.
@@ -107,6 +126,10 @@ func (j *judge) write(what string, target arg, dir string) {
 	}
 	if r, ok := withinAny(real, fs.WriteDeny); ok {
 		j.add(deny, "fs.write-protected", "", "%s writes %s, inside %s, which profile %s keeps read-only", what, shown, r, j.in.Profile.Name)
+		return
+	}
+	if g, ok := matchingPattern(real, fs.WriteDenyGlobs); ok {
+		j.add(deny, "fs.write-protected", "", "%s writes %s, which profile %s keeps read-only (write_deny %s)", what, shown, j.in.Profile.Name, g)
 		return
 	}
 	if _, ok := withinAny(real, fs.Write); ok {

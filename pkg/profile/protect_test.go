@@ -15,7 +15,7 @@ import (
 // profile may release an entry by name, a .moat-profile may not.
 func TestAgentConfigProtected(t *testing.T) {
 	f := newFixture(t)
-	r := f.resolver(t, false, "[profiles.subs]\nextends = \"workspace-write\"\nrelease = [\".gitmodules\"]\n")
+	r := f.resolver(t, false, "[profiles.subs]\nextends = \"workspace-write\"\nrelease = [\".gitmodules\", \".husky\"]\n")
 	agents := []string{".mcp.json", ".claude", ".cursor", ".gemini", ".devcontainer", ".gitmodules", ".codex", ".vscode"}
 	for _, name := range []string{"workspace-write", "workspace-net"} {
 		p, err := r.Resolve(&wire.ResolveRequest{Profile: name, Workspace: f.ws})
@@ -27,6 +27,11 @@ func TestAgentConfigProtected(t *testing.T) {
 				t.Errorf("%s: %s not write-denied", name, rel)
 			}
 		}
+		for _, rel := range []string{".husky", ".pre-commit-config.y*ml", ".aider.conf.yml", "lefthook.*"} {
+			if !slices.Contains(p.FS.WriteDenyGlobs, filepath.Join(f.ws, rel)) {
+				t.Errorf("%s: %s not guarded", name, rel)
+			}
+		}
 	}
 	p, err := r.Resolve(&wire.ResolveRequest{Profile: "subs", Workspace: f.ws})
 	if err != nil {
@@ -34,6 +39,19 @@ func TestAgentConfigProtected(t *testing.T) {
 	}
 	if slices.Contains(p.FS.WriteDeny, filepath.Join(f.ws, ".gitmodules")) || !slices.Contains(p.FS.WriteDeny, filepath.Join(f.ws, ".mcp.json")) {
 		t.Fatalf("release = [\".gitmodules\"]: write deny = %v", p.FS.WriteDeny)
+	}
+	if slices.Contains(p.FS.WriteDenyGlobs, filepath.Join(f.ws, ".husky")) || !slices.Contains(p.FS.WriteDenyGlobs, filepath.Join(f.ws, ".zed")) {
+		t.Fatalf("release = [\".husky\"]: write deny patterns = %v", p.FS.WriteDenyGlobs)
+	}
+	open := f.resolver(t, true, "")
+	for _, name := range []string{"offline", "trusted"} {
+		p, err := open.Resolve(&wire.ResolveRequest{Profile: name, Workspace: f.ws})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.FS.WriteDenyGlobs) != 0 {
+			t.Errorf("%s writes no workspace, yet guards %v", name, p.FS.WriteDenyGlobs)
+		}
 	}
 	for _, bad := range []string{".git/config", ".moat-profile", ".moat", "src"} {
 		_, err := LoadCatalog(writeTemp(t, "[profiles.x]\nextends = \"workspace-write\"\nrelease = [\""+bad+"\"]\n"))

@@ -125,13 +125,18 @@ func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []strin
 		Workspace: ws, Cwd: cwd, Source: spec.Source, Limits: spec.Limits, Irreversible: spec.Irreversible,
 		Net: wire.Net{Mode: spec.Net.Mode, Allow: slices.Clone(spec.Net.Allow), Deny: slices.Clone(spec.Net.Deny)},
 		Env: wire.Env{Pass: slices.Clone(spec.Env.Pass), Set: cloneMap(spec.Env.Set)}}
-	var write, writeDeny []string
+	var write, writeDeny, guarded []string
 	switch spec.scope {
 	case writeWorkspace:
 		write = append(write, ws)
 		for _, rel := range Protected {
 			if !slices.Contains(spec.Release, rel) {
 				writeDeny = append(writeDeny, filepath.Join(ws, rel))
+			}
+		}
+		for _, rel := range Guarded {
+			if !slices.Contains(spec.Release, rel) {
+				guarded = append(guarded, filepath.Join(ws, rel))
 			}
 		}
 		gw, gd := gitWorkspace(ws)
@@ -170,7 +175,7 @@ func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []strin
 		return nil, err
 	}
 	p.FS = wire.FS{Write: tidy(write), ReadDeny: slices.Clone(readDeny), WriteDeny: tidy(writeDeny),
-		WriteDenyGlobs: patterns(spec.WriteDeny, homes)}
+		WriteDenyGlobs: append(patterns(spec.WriteDeny, homes), guarded...)}
 	if len(read) > 0 && spec.Base != Trusted {
 		p.FS.Read = tidy(read)
 	}

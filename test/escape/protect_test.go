@@ -50,6 +50,52 @@ mv .mcp.json .mcp.old; echo evil > .mcp.json`))
 	}
 }
 
+// TestHookManagerConfigHolds: the configuration a git hook manager or an
+// agent on the host runs commands from (pre-commit's, husky's hooks,
+// Aider's lint and test commands, lefthook's, mise's, further agents' MCP
+// servers and hooks) is unchanged after a run that tried to change it, and
+// what the run created of it is moved to the quarantine; the run's other
+// files stay.
+func TestHookManagerConfigHolds(t *testing.T) {
+	existing := map[string]string{
+		".pre-commit-config.yaml":  "repos: []\n",
+		".husky/pre-commit":        "npm test\n",
+		".husky/_/h":               "# husky\n",
+		"config/lefthook.yml":      "pre-commit: {}\n", // lefthook.yml links here
+		".github/workflows/ci.yml": "on: push\n",
+	}
+	for _, p := range writable {
+		w := newWorld(t)
+		for rel, content := range existing {
+			path := filepath.Join(w.ws, rel)
+			os.MkdirAll(filepath.Dir(path), 0o755)
+			os.WriteFile(path, []byte(content), 0o644)
+		}
+		os.Symlink("config/lefthook.yml", filepath.Join(w.ws, "lefthook.yml"))
+		r := w.run(t, p, sh(`printf 'repos:\n- repo: local\n  hooks:\n  - {id: x, name: x, entry: touch /x, language: system}\n' > .pre-commit-config.yaml
+echo 'touch /x' > .husky/pre-commit; echo 'touch /x' > .husky/post-merge; echo 'touch /x' > .husky/_/h
+printf 'lint-cmd: "python: touch /x"\nauto-lint: true\n' > .aider.conf.yml
+echo 'pre-commit: {commands: {x: {run: touch /x}}}' > lefthook.yml
+rm -f lefthook.yml; echo 'pre-commit: {commands: {x: {run: touch /x}}}' > lefthook.yml
+echo '[hooks]' > mise.toml; echo 'enter = "touch /x"' >> mise.toml
+mkdir -p .kiro/settings .github/hooks; echo '{"mcpServers":{"x":{"command":"sh"}}}' > .kiro/settings/mcp.json
+echo '{"hooks":{"sessionStart":[{"bash":"touch /x"}]}}' > .github/hooks/x.json
+echo '{"mcp":{"x":{"type":"local","command":["sh"]}}}' > opencode.json
+echo 'package main' > main.go
+mv .husky .husky.old; mkdir -p .husky/_ && echo 'touch /x' > .husky/pre-commit`))
+		for rel, content := range existing {
+			unchanged(t, filepath.Join(w.ws, rel), content)
+		}
+		for _, rel := range []string{".husky/post-merge", ".husky.old", ".aider.conf.yml", "lefthook.yml", "mise.toml", ".kiro", ".github/hooks", "opencode.json"} {
+			absent(t, filepath.Join(w.ws, rel))
+		}
+		unchanged(t, filepath.Join(w.ws, "main.go"), "package main\n")
+		if !strings.Contains(r.stderr, "mise.toml") || !strings.Contains(r.stderr, "quarantine") {
+			t.Errorf("%s: the run was not told what was moved aside:\n%s", p, r)
+		}
+	}
+}
+
 // TestHomeInWorkspaceRefused: a workspace that holds the home directory is
 // refused before anything runs, and the home's dotfiles stay as they were.
 func TestHomeInWorkspaceRefused(t *testing.T) {
