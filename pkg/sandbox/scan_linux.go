@@ -68,6 +68,7 @@ func (w *watch) check() []finding {
 				c.patterns(d)
 			}
 		}
+		c.linkedPatternDirs()
 	}
 	return c.found
 }
@@ -263,6 +264,34 @@ func (c *checker) patterns(dir string) {
 				c.add(p, "matches the write_deny pattern %s", g)
 				return
 			}
+			if st.Mode&unix.S_IFMT == unix.S_IFLNK && strings.HasPrefix(g, p+"/") {
+				c.add(p, "a link where the write_deny pattern %s looks", g)
+				return
+			}
 		}
 	})
+}
+
+// linkedPatternDirs finds, where a pattern's directory is reached through a
+// link that stays in the roots (.config → cfg, there before the run), what
+// the run made where the link leads that the pattern's last element
+// matches: the host reads it through the link.
+func (c *checker) linkedPatternDirs() {
+	since := c.w.start.Add(-settle).UnixNano()
+	for _, g := range c.w.globs {
+		dir, base := filepath.Dir(g), filepath.Base(g)
+		if glob.Meta(dir) || !insideAny(dir, c.w.roots) {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil || real == dir || !insideAny(real, c.w.roots) || c.w.held[real] || c.belowHeld(real) {
+			continue
+		}
+		c.entries(real, func(name string, st *unix.Stat_t) {
+			p := real + "/" + name
+			if !c.w.held[p] && st.Ctim.Nano() >= since && glob.Match(base, name) && !slices.ContainsFunc(c.found, func(f finding) bool { return f.path == p }) {
+				c.add(p, "matches the write_deny pattern %s through the link %s", g, dir)
+			}
+		})
+	}
 }

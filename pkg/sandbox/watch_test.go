@@ -188,3 +188,34 @@ func TestWatchSkipsAFifoConfig(t *testing.T) {
 		t.Fatal("the watch was still reading a git directory's config after 20 s")
 	}
 }
+
+// TestPatternThroughLink: a pattern's directory reached through a link
+// (.config → cfg) shows the host what lies where the link leads. What the
+// run made there that the pattern matches is found, whether the link was
+// there before the run or the run made it; a link the run made where a
+// pattern's directory lies is found itself, wherever it leads.
+func TestPatternThroughLink(t *testing.T) {
+	ws, outside := t.TempDir(), t.TempDir()
+	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}, WriteDenyGlobs: []string{ws + "/.config/mise*", ws + "/.github/hooks"}}}
+
+	os.MkdirAll(ws+"/cfg", 0o755)
+	os.Symlink("cfg", ws+"/.config")
+	time.Sleep(2 * settle) // the user's link, made before the run
+	w := begin(p)
+	put(t, ws+"/cfg/mise.toml", "[hooks]\n")
+	put(t, ws+"/cfg/other.toml", "x\n")
+	if got, want := foundPaths(w.check()), []string{ws + "/cfg/mise.toml"}; !slices.Equal(got, want) {
+		t.Errorf("a link there before the run: found %v, want %v", got, want)
+	}
+
+	os.RemoveAll(ws + "/cfg")
+	os.Remove(ws + "/.config")
+	w = begin(p)
+	put(t, ws+"/gh/hooks/x.json", "{}\n")
+	os.Symlink("gh", ws+"/.github")
+	os.Symlink(outside, ws+"/.config")
+	want := []string{ws + "/.config", ws + "/.github", ws + "/gh/hooks"}
+	if got := foundPaths(w.check()); !slices.Equal(got, want) {
+		t.Errorf("links the run made: found %v, want %v", got, want)
+	}
+}

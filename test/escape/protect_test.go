@@ -81,12 +81,13 @@ echo '[hooks]' > mise.toml; echo 'enter = "touch /x"' >> mise.toml
 mkdir -p .kiro/settings .github/hooks; echo '{"mcpServers":{"x":{"command":"sh"}}}' > .kiro/settings/mcp.json
 echo '{"hooks":{"sessionStart":[{"bash":"touch /x"}]}}' > .github/hooks/x.json
 echo '{"mcp":{"x":{"type":"local","command":["sh"]}}}' > opencode.json
+mkdir cfg; echo '[hooks]' > cfg/mise.toml; ln -s cfg .config
 echo 'package main' > main.go
 mv .husky .husky.old; mkdir -p .husky/_ && echo 'touch /x' > .husky/pre-commit`))
 		for rel, content := range existing {
 			unchanged(t, filepath.Join(w.ws, rel), content)
 		}
-		for _, rel := range []string{".husky/post-merge", ".husky.old", ".aider.conf.yml", "lefthook.yml", "mise.toml", ".kiro", ".github/hooks", "opencode.json"} {
+		for _, rel := range []string{".husky/post-merge", ".husky.old", ".aider.conf.yml", "lefthook.yml", "mise.toml", ".kiro", ".github/hooks", "opencode.json", ".config", "cfg/mise.toml"} {
 			absent(t, filepath.Join(w.ws, rel))
 		}
 		unchanged(t, filepath.Join(w.ws, "main.go"), "package main\n")
