@@ -53,7 +53,7 @@ func quarantine(dir string, roots []string, found []finding) []wire.Quarantined 
 		q := wire.Quarantined{Path: f.path, Reason: f.reason}
 		parent, err := openBeneath(filepath.Dir(f.path), roots)
 		if err != nil {
-			q.Reason += fmt.Sprintf(" (NOT REMOVED: %v: remove it by hand before using git there)", err)
+			q.Reason += fmt.Sprintf(" (NOT REMOVED: %v: remove it by hand before git or another tool on the host reads it)", err)
 			out = append(out, q)
 			continue
 		}
@@ -67,8 +67,8 @@ func quarantine(dir string, roots []string, found []finding) []wire.Quarantined 
 			}
 		}
 		if err != nil {
-			if rmErr := unix.Unlinkat(parent, name, 0); rmErr != nil && rmErr != unix.ENOENT {
-				q.Reason += fmt.Sprintf(" (NOT REMOVED: %v; %v: remove it by hand before using git there)", err, rmErr)
+			if rmErr := removeAt(parent, name, 0); rmErr != nil && rmErr != unix.ENOENT {
+				q.Reason += fmt.Sprintf(" (NOT REMOVED: %v; %v: remove it by hand before git or another tool on the host reads it)", err, rmErr)
 			} else {
 				q.Reason += fmt.Sprintf(" (deleted, not kept: %v)", err)
 			}
@@ -145,6 +145,48 @@ func moveOut(parent int, name, dst string) error {
 		return fmt.Errorf("%s is neither a file nor a link", name)
 	}
 	return unix.Unlinkat(parent, name, 0)
+}
+
+// maxRemoveDepth bounds how deep removeAt descends (each level holds a
+// descriptor open).
+const maxRemoveDepth = 64
+
+// removeAt deletes parent/name, a directory with everything in it (the
+// files of each level before its directories), following no link.
+func removeAt(parent int, name string, depth int) error {
+	err := unix.Unlinkat(parent, name, 0)
+	if err != unix.EISDIR {
+		return err
+	}
+	if depth >= maxRemoveDepth {
+		return fmt.Errorf("%s: more than %d directories deep", name, maxRemoveDepth)
+	}
+	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	dir := os.NewFile(uintptr(fd), name)
+	defer dir.Close()
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	var subdirs []string
+	for _, n := range names {
+		switch err := unix.Unlinkat(fd, n, 0); err {
+		case nil, unix.ENOENT:
+		case unix.EISDIR:
+			subdirs = append(subdirs, n)
+		default:
+			return err
+		}
+	}
+	for _, n := range subdirs {
+		if err := removeAt(fd, n, depth+1); err != nil && err != unix.ENOENT {
+			return err
+		}
+	}
+	return unix.Unlinkat(parent, name, unix.AT_REMOVEDIR)
 }
 
 func copyTo(in io.Reader, dst string) error {
