@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/moatsec/moat/pkg/glob"
@@ -63,22 +64,51 @@ func withinAny(p string, roots []string) (string, bool) {
 	return "", false
 }
 
-// matchingPattern is the first of patterns that p, or a directory p lies
-// in, matches. Only the paths that start with a pattern's literal part are
-// matched against it.
+// guarded is the write_deny pattern, or the name the profile guards in its
+// workspace (wire.Guarded), that p lies in, as written or where its links
+// lead (real): the host may read it through either.
+func (j *judge) guarded(p, real string) (string, bool) {
+	prof := j.in.Profile
+	for _, x := range []string{real, p} {
+		if g, ok := matchingPattern(x, prof.FS.WriteDenyGlobs); ok {
+			return g, true
+		}
+		if ws := prof.Workspace; len(x) > len(ws)+1 && x[len(ws)] == '/' && strings.HasPrefix(x, ws) && prof.GuardsWorkspace() {
+			if g, ok := matchingPattern(x[len(ws)+1:], wire.Guarded); ok && !slices.Contains(prof.FS.Unguarded, g) {
+				return filepath.Join(ws, g), true
+			}
+		}
+		if p == real {
+			break
+		}
+	}
+	return "", false
+}
+
+// matchingPattern is the first of patterns that the clean path p, or a
+// directory p lies in, matches (both absolute, or both relative). Only
+// the paths that start with a pattern's literal part are matched against it.
 func matchingPattern(p string, patterns []string) (string, bool) {
 	for _, g := range patterns {
-		lit := g[:strings.IndexAny(g+"*", `*?[\`)]
-		for q := p; strings.HasPrefix(q, lit) || strings.HasPrefix(lit, q+"/"); q = filepath.Dir(q) {
+		lit := g
+		if i := strings.IndexAny(g, `*?[\`); i >= 0 {
+			lit = g[:i]
+		}
+		for q := p; strings.HasPrefix(q, lit) || isParent(q, lit); q = filepath.Dir(q) {
 			if glob.Match(g, q) {
 				return g, true
 			}
-			if q == "/" {
+			if q == "/" || q == "." {
 				break
 			}
 		}
 	}
 	return "", false
+}
+
+// isParent reports whether dir is a directory above p.
+func isParent(dir, p string) bool {
+	return len(p) > len(dir) && p[len(dir)] == '/' && strings.HasPrefix(p, dir)
 }
 
 var windowsPath = regexp.MustCompile(`^[A-Za-z]:[\\/]|^\\\\`)
@@ -128,7 +158,7 @@ func (j *judge) write(what string, target arg, dir string) {
 		j.add(deny, "fs.write-protected", "", "%s writes %s, inside %s, which profile %s keeps read-only", what, shown, r, j.in.Profile.Name)
 		return
 	}
-	if g, ok := matchingPattern(real, fs.WriteDenyGlobs); ok {
+	if g, ok := j.guarded(p, real); ok {
 		j.add(deny, "fs.write-protected", "", "%s writes %s, which profile %s keeps read-only (write_deny %s)", what, shown, j.in.Profile.Name, g)
 		return
 	}

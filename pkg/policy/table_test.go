@@ -43,6 +43,9 @@ func newWorld(t testing.TB) *world {
 	for _, f := range []string{"README.md", "file.txt", "src.txt", "malicious.txt", ".git/config"} {
 		os.WriteFile(filepath.Join(w.ws, f), []byte("x\n"), 0o644)
 	}
+	if err := os.Symlink("gh", filepath.Join(w.ws, ".github")); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink("/etc", filepath.Join(w.ws, "escape")); err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +222,8 @@ func TestCommandTable(t *testing.T) {
 		{argv("cp evil.yml .pre-commit-config.yaml"), "DDDA"},
 		{sh("echo x > .husky/pre-commit"), "DDDA"},
 		{sh("echo x > .config/mise.toml"), "DDDA"},
+		{sh("echo x > .github/hooks/x.json"), "DDDA"}, // .github → gh
+		{sh("echo x > .pre-commit-config.yaml.bak; echo x > src/mise.toml"), "DAAA"},
 		{argv("mv .git/hooks /tmp/h"), "DDDA"},
 		{sh(`echo x > "$OUT"`), "PPPP"},
 		{sh("cat < /etc/passwd"), "AAAA"},

@@ -80,7 +80,7 @@ func heapSize(p *wire.Profile) int {
 	for _, s := range []string{p.Name, p.Base, p.Description, p.Workspace, p.Cwd, p.Source, p.Irreversible} {
 		n += len(s)
 	}
-	for _, l := range [][]string{p.FS.Write, p.FS.ReadDeny, p.FS.WriteDeny, p.FS.WriteDenyGlobs, p.FS.Read,
+	for _, l := range [][]string{p.FS.Write, p.FS.ReadDeny, p.FS.WriteDeny, p.FS.WriteDenyGlobs, p.FS.Unguarded, p.FS.Read,
 		p.Net.Allow, p.Net.Deny, p.Env.Pass, p.NarrowedBy} {
 		n += slice + str*len(l)
 		for _, s := range l {

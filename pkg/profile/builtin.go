@@ -104,26 +104,6 @@ var DefaultReadDeny = []string{
 var Protected = []string{".moat", ".moat-profile", ".codex", ".vscode", ".idea", ".envrc",
 	".mcp.json", ".claude", ".cursor", ".gemini", ".devcontainer", ".gitmodules"}
 
-// Guarded lists what git hook managers and further agents on the host read
-// commands from, as write_deny patterns relative to the workspace (see
-// package glob). Unlike a Protected path, a guarded one is not made when
-// missing: sandboxd holds what matches read-only when a run starts, and what
-// a run creates that matches is moved to the quarantine when it ends. It
-// exists on the host only while the run that made it lasts, and a pattern
-// costs no placeholder, so the list may be long.
-var Guarded = []string{
-	// git hook managers: run at the next commit on the host
-	".pre-commit-config.y*ml", "prek.toml", ".husky",
-	"lefthook.*", "lefthook-local.*", ".lefthook*", ".config/lefthook.*", ".config/lefthook-local.*",
-	// mise: hooks and templates run at the shell's prompt
-	"mise.*toml", ".mise*", ".config/mise*",
-	// agents: lint and test commands, MCP servers, plugins and hooks
-	".aider.conf.yml", "opencode.json*", ".opencode", ".continue", ".kiro", ".amazonq", ".roo",
-	".windsurf", ".clinerules", ".qwen", ".junie", ".github/hooks",
-	// editors that start language servers a project names
-	".zed", ".helix",
-}
-
 // fixed are the protected paths no profile can release: moat's own.
 var fixed = []string{".moat", ".moat-profile"}
 

@@ -169,7 +169,7 @@ func (c *Catalog) custom(name string, t customTOML, path string) (*Spec, error) 
 	s.ReadDeny = concat(base.ReadDeny, t.ReadDeny)
 	s.WriteDeny = concat(base.WriteDeny, t.WriteDeny)
 	for _, r := range t.Release {
-		if !slices.Contains(Protected, r) && !slices.Contains(Guarded, r) || slices.Contains(fixed, r) {
+		if !slices.Contains(Protected, r) && !slices.Contains(wire.Guarded, r) || slices.Contains(fixed, r) {
 			return nil, fmt.Errorf("release %q: a profile can release only one of %s, by that name", r, strings.Join(releasable(), ", "))
 		}
 	}
@@ -254,7 +254,7 @@ func releasable() []string {
 			out = append(out, p)
 		}
 	}
-	return append(out, Guarded...)
+	return append(out, wire.Guarded...)
 }
 
 func concat(a, b []string) []string {

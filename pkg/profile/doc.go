@@ -18,6 +18,9 @@
 //     config and hooks, or its .git file and the git directories it leads
 //     to) are write-denied even when they do not exist yet; a custom profile
 //     may release the agents' entries by name, never moat's or git's;
+//   - a profile that writes its workspace guards wire.Guarded there (what
+//     hook managers and further agents run commands from), but for the
+//     entries a custom profile releases, listed in FS.Unguarded;
 //   - no workspace holds a home directory (its dotfiles would be writable);
 //   - read_deny and write_deny patterns ("**" is zero or more directories,
 //     see package glob) are expanded, and write_deny's travel as

@@ -162,6 +162,11 @@ func Meet(a, b *wire.Profile) *wire.Profile {
 	if g := concat(a.FS.WriteDenyGlobs, b.FS.WriteDenyGlobs); len(g) > 0 {
 		m.FS.WriteDenyGlobs = tidy(g)
 	}
+	for _, u := range a.FS.Unguarded { // guarded unless both leave it
+		if slices.Contains(b.FS.Unguarded, u) {
+			m.FS.Unguarded = append(m.FS.Unguarded, u)
+		}
+	}
 	m.Net = meetNet(a.Net, b.Net)
 	m.Limits = wire.Limits{
 		TimeoutMS:   min(a.Limits.TimeoutMS, b.Limits.TimeoutMS),

@@ -28,7 +28,7 @@ func TestAgentConfigProtected(t *testing.T) {
 			}
 		}
 		for _, rel := range []string{".husky", ".pre-commit-config.y*ml", ".aider.conf.yml", "lefthook.*"} {
-			if !slices.Contains(p.FS.WriteDenyGlobs, filepath.Join(f.ws, rel)) {
+			if !slices.Contains(p.Guards(f.ws), filepath.Join(f.ws, rel)) {
 				t.Errorf("%s: %s not guarded", name, rel)
 			}
 		}
@@ -40,8 +40,8 @@ func TestAgentConfigProtected(t *testing.T) {
 	if slices.Contains(p.FS.WriteDeny, filepath.Join(f.ws, ".gitmodules")) || !slices.Contains(p.FS.WriteDeny, filepath.Join(f.ws, ".mcp.json")) {
 		t.Fatalf("release = [\".gitmodules\"]: write deny = %v", p.FS.WriteDeny)
 	}
-	if slices.Contains(p.FS.WriteDenyGlobs, filepath.Join(f.ws, ".husky")) || !slices.Contains(p.FS.WriteDenyGlobs, filepath.Join(f.ws, ".zed")) {
-		t.Fatalf("release = [\".husky\"]: write deny patterns = %v", p.FS.WriteDenyGlobs)
+	if !slices.Equal(p.FS.Unguarded, []string{".husky"}) || slices.Contains(p.Guards(f.ws), filepath.Join(f.ws, ".husky")) || !slices.Contains(p.Guards(f.ws), filepath.Join(f.ws, ".zed")) {
+		t.Fatalf("release = [\".husky\"]: unguarded %v, guards %v", p.FS.Unguarded, p.Guards(f.ws))
 	}
 	open := f.resolver(t, true, "")
 	for _, name := range []string{"offline", "trusted"} {
@@ -49,8 +49,8 @@ func TestAgentConfigProtected(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(p.FS.WriteDenyGlobs) != 0 {
-			t.Errorf("%s writes no workspace, yet guards %v", name, p.FS.WriteDenyGlobs)
+		if g := p.Guards(f.ws); len(g) != 0 || len(p.FS.WriteDenyGlobs) != 0 {
+			t.Errorf("%s guards %v %v", name, g, p.FS.WriteDenyGlobs)
 		}
 	}
 	for _, bad := range []string{".git/config", ".moat-profile", ".moat", "src"} {

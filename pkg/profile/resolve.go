@@ -125,7 +125,7 @@ func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []strin
 		Workspace: ws, Cwd: cwd, Source: spec.Source, Limits: spec.Limits, Irreversible: spec.Irreversible,
 		Net: wire.Net{Mode: spec.Net.Mode, Allow: slices.Clone(spec.Net.Allow), Deny: slices.Clone(spec.Net.Deny)},
 		Env: wire.Env{Pass: slices.Clone(spec.Env.Pass), Set: cloneMap(spec.Env.Set)}}
-	var write, writeDeny, guarded []string
+	var write, writeDeny, unguarded []string
 	switch spec.scope {
 	case writeWorkspace:
 		write = append(write, ws)
@@ -134,9 +134,9 @@ func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []strin
 				writeDeny = append(writeDeny, filepath.Join(ws, rel))
 			}
 		}
-		for _, rel := range Guarded {
-			if !slices.Contains(spec.Release, rel) {
-				guarded = append(guarded, filepath.Join(ws, rel))
+		for _, rel := range wire.Guarded {
+			if slices.Contains(spec.Release, rel) {
+				unguarded = append(unguarded, rel)
 			}
 		}
 		gw, gd := gitWorkspace(ws)
@@ -175,7 +175,7 @@ func (r *Resolver) build(cat *Catalog, spec *Spec, ws, cwd string, homes []strin
 		return nil, err
 	}
 	p.FS = wire.FS{Write: tidy(write), ReadDeny: slices.Clone(readDeny), WriteDeny: tidy(writeDeny),
-		WriteDenyGlobs: append(patterns(spec.WriteDeny, homes), guarded...)}
+		WriteDenyGlobs: patterns(spec.WriteDeny, homes), Unguarded: unguarded}
 	if len(read) > 0 && spec.Base != Trusted {
 		p.FS.Read = tidy(read)
 	}

@@ -42,9 +42,12 @@
 // before the run it finds every git directory in the writable workspace
 // (watch_linux.go, through a per-workspace cache of directories and their
 // ctimes, tree_linux.go) and adds their code-running files to the protected
-// paths; after the command ends, before the result, it checks what the
-// run's mounts did not hold (scan_linux.go) and moves what could make git
-// run a program on the host into the quarantine (quarantine_linux.go).
+// paths, with what the guarded names (wire.Guarded, at the workspace's top
+// and each repository's) and the write_deny patterns match then
+// (patterns_linux.go); after the command ends, before the result, it
+// checks what the run's mounts did not hold (scan_linux.go) and moves what
+// could make git or another tool run a program on the host into the
+// quarantine (quarantine_linux.go).
 //
 // Every step that fails stops the run with a message naming it: nothing runs
 // with less isolation than its profile asks. sandboxd's death kills the

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/moatsec/moat/pkg/glob"
 	"github.com/moatsec/moat/pkg/sandbox/inside"
 	"github.com/moatsec/moat/pkg/wire"
 )
@@ -130,6 +131,16 @@ func classify(path, code string, p, orig *wire.Profile) (wire.PathDenial, bool) 
 			d.Rule, d.Entry, d.Reason = "write_deny", e, "protected by its write_deny "+e
 			if !slices.Contains(orig.FS.WriteDeny, e) {
 				d.Reason = "protected in every profile: a git directory's hooks and configuration"
+				for _, g := range orig.FS.WriteDenyGlobs {
+					if glob.Match(g, e) {
+						d.Reason = "protected by its write_deny pattern " + g
+					}
+				}
+				for _, g := range wire.Guarded {
+					if glob.Match("/**/"+g, e) {
+						d.Reason = "guarded: a tool on the host runs commands from " + g + " (a custom profile may release it)"
+					}
+				}
 			}
 			return d, true
 		}

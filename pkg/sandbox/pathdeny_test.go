@@ -31,11 +31,14 @@ func TestPathDenials(t *testing.T) {
 	os.MkdirAll(filepath.Join(ws, "secrets"), 0o755)
 	os.WriteFile(filepath.Join(ws, "secrets", "key"), []byte("k"), 0o644)
 	os.WriteFile(filepath.Join(ws, "locked.txt"), []byte("as it was\n"), 0o644)
+	os.MkdirAll(filepath.Join(ws, ".husky"), 0o755)
+	os.WriteFile(filepath.Join(ws, ".husky", "pre-commit"), []byte("npm test\n"), 0o644)
 	os.WriteFile(filepath.Join(base, "outside.txt"), []byte("host\n"), 0o644)
 	q := *p
 	q.FS.ReadDeny = append(slices.Clone(p.FS.ReadDeny), filepath.Join(ws, "secrets"))
 	q.FS.WriteDeny = append(slices.Clone(p.FS.WriteDeny), filepath.Join(ws, "locked.txt"))
 
+	reasons := map[string]string{"guarded": "guarded: a tool on the host runs commands from .husky"}
 	for _, tc := range []struct {
 		name   string
 		argv   []string
@@ -50,6 +53,9 @@ func TestPathDenials(t *testing.T) {
 		{"write_deny", []string{"python3", "-c", "open('locked.txt', 'w')"},
 			&wire.PathDenial{Path: filepath.Join(ws, "locked.txt"), Access: "write", Error: "EROFS", Rule: "write_deny",
 				Entry: filepath.Join(ws, "locked.txt")}, ""},
+		{"guarded", []string{"sh", "-c", "echo x > .husky/pre-commit"},
+			&wire.PathDenial{Path: filepath.Join(ws, ".husky/pre-commit"), Access: "write", Error: "EROFS", Rule: "write_deny",
+				Entry: filepath.Join(ws, ".husky")}, ""},
 		{"read_deny", []string{"ls", "secrets"},
 			&wire.PathDenial{Path: filepath.Join(ws, "secrets"), Access: "read", Error: "EACCES", Rule: "read_deny",
 				Entry: filepath.Join(ws, "secrets")}, ""},
@@ -70,6 +76,9 @@ func TestPathDenials(t *testing.T) {
 				t.Fatalf("exit %d, paths %+v, stderr %q", res.ExitCode, res.Paths, res.Stderr)
 			}
 			got := res.Paths[0]
+			if want := reasons[tc.name]; !strings.Contains(got.Reason, want) {
+				t.Errorf("reason %q, want it to say %q", got.Reason, want)
+			}
 			got.Reason = ""
 			if got != *tc.want {
 				t.Fatalf("named %+v, want %+v (stderr %q)", res.Paths[0], *tc.want, res.Stderr)

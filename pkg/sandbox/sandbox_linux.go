@@ -100,10 +100,9 @@ func Run(ctx context.Context, spec *Spec) (*Result, error) {
 
 // protectGitDirs starts the run's watch and returns the profile with every
 // git directory of its writable trees protected besides, and what the
-// write_deny patterns match at the run's start.
+// guard patterns match at the run's start (see watchRun).
 func protectGitDirs(p *wire.Profile) (*watch, *wire.Profile) {
 	w, extra := watchRun(p)
-	extra = append(extra, patternMatches(p.FS.WriteDenyGlobs, p.FS.Write)...)
 	if len(extra) == 0 {
 		return w, p
 	}

@@ -5,6 +5,7 @@ package sandbox
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,8 +26,11 @@ const maxConfig = 1 << 20
 // configuration (core.fsmonitor, core.hooksPath, core.sshCommand, filter,
 // diff and merge drivers, ! aliases, include, … see package gitconfig),
 // hooks with content, a commondir leading out of the trees; every .git file
-// or link leading out of them; and, in the directories that changed during
-// the run, new files a write_deny pattern matches. It ends the watch.
+// or link leading out of them; in the directories that changed during the
+// run, new files a write_deny pattern matches (every file of a directory
+// that was not there before: one renamed into place keeps its files'
+// times); and every match of the guard patterns its mounts did not hold.
+// It ends the watch.
 func (w *watch) check() []finding {
 	c := &checker{w: w, seen: map[string]bool{}}
 	for _, t := range w.trees {
@@ -56,19 +60,17 @@ func (w *watch) check() []finding {
 			}
 		}
 	}
-	if len(w.globs) > 0 {
+	if len(w.globs) > 0 || len(w.guard) > 0 {
 		w.mu.Lock()
-		dirs := make([]string, 0, len(w.changed))
-		for d := range w.changed {
-			dirs = append(dirs, d)
-		}
+		dirs := make(map[string]bool, len(w.changed))
+		maps.Copy(dirs, w.changed)
 		w.mu.Unlock()
-		for _, d := range dirs {
+		for d, fresh := range dirs {
 			if !c.belowHeld(d) {
-				c.patterns(d)
+				c.patterns(d, fresh)
 			}
 		}
-		c.linkedPatternDirs()
+		c.unheld()
 	}
 	return c.found
 }
@@ -77,9 +79,17 @@ type checker struct {
 	w     *watch
 	seen  map[string]bool
 	found []finding
+	at    map[string]bool // the paths found
 }
 
 func (c *checker) add(path, format string, args ...any) {
+	if c.at[path] {
+		return
+	}
+	if c.at == nil {
+		c.at = map[string]bool{}
+	}
+	c.at[path] = true
 	c.found = append(c.found, finding{path: path, reason: fmt.Sprintf(format, args...)})
 }
 
@@ -251,9 +261,13 @@ func (c *checker) entries(dir string, fn func(name string, st *unix.Stat_t)) {
 }
 
 // patterns lists the entries of dir created or changed since the run began
-// that a write_deny pattern matches.
-func (c *checker) patterns(dir string) {
+// (every entry, when dir is fresh) that a write_deny pattern matches, and
+// the links it made where a pattern looks for a directory.
+func (c *checker) patterns(dir string, fresh bool) {
 	since := c.w.start.Add(-settle).UnixNano()
+	if fresh {
+		since = 0
+	}
 	c.entries(dir, func(name string, st *unix.Stat_t) {
 		p := dir + "/" + name
 		if c.w.held[p] || st.Ctim.Nano() < since {
@@ -264,34 +278,33 @@ func (c *checker) patterns(dir string) {
 				c.add(p, "matches the write_deny pattern %s", g)
 				return
 			}
-			if st.Mode&unix.S_IFMT == unix.S_IFLNK && strings.HasPrefix(g, p+"/") {
-				c.add(p, "a link where the write_deny pattern %s looks", g)
-				return
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			return
+		}
+		for _, l := range [][]string{c.w.globs, c.w.guard} {
+			for _, g := range l {
+				if strings.HasPrefix(g, p+"/") {
+					c.add(p, "a link where the write_deny pattern %s looks", g)
+					return
+				}
 			}
 		}
 	})
 }
 
-// linkedPatternDirs finds, where a pattern's directory is reached through a
-// link that stays in the roots (.config → cfg, there before the run), what
-// the run made where the link leads that the pattern's last element
-// matches: the host reads it through the link.
-func (c *checker) linkedPatternDirs() {
-	since := c.w.start.Add(-settle).UnixNano()
-	for _, g := range c.w.globs {
-		dir, base := filepath.Dir(g), filepath.Base(g)
-		if glob.Meta(dir) || !insideAny(dir, c.w.roots) {
-			continue
+// unheld finds every match of the guard patterns that this run's mounts
+// did not hold: what the run made there, however it came (written, linked,
+// renamed into place with old times). A link to nothing is left (the host
+// reads nothing there); the entry itself is what moves, never a file it
+// leads to.
+func (c *checker) unheld() {
+	for _, m := range matches(c.w.guard) {
+		switch {
+		case c.w.held[m.entry], m.target != "" && c.w.held[m.target], m.target == "":
+		case c.belowHeld(m.entry), !insideAny(m.entry, c.w.roots):
+		default:
+			c.add(m.entry, "matches the write_deny pattern %s", m.pattern)
 		}
-		real, err := filepath.EvalSymlinks(dir)
-		if err != nil || real == dir || !insideAny(real, c.w.roots) || c.w.held[real] || c.belowHeld(real) {
-			continue
-		}
-		c.entries(real, func(name string, st *unix.Stat_t) {
-			p := real + "/" + name
-			if !c.w.held[p] && st.Ctim.Nano() >= since && glob.Match(base, name) && !slices.ContainsFunc(c.found, func(f finding) bool { return f.path == p }) {
-				c.add(p, "matches the write_deny pattern %s through the link %s", g, dir)
-			}
-		})
 	}
 }

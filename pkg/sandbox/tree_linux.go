@@ -110,7 +110,7 @@ var readDir = os.ReadDir
 func (t *tree) refresh() map[string]dirState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var changed []string
+	var changed []changedDir
 	if t.unreadable == nil {
 		t.unreadable = map[string]error{}
 	}
@@ -125,7 +125,15 @@ func (t *tree) refresh() map[string]dirState {
 	return marks
 }
 
-func (t *tree) visit(path string, now time.Time, changed *[]string) {
+// changedDir is a directory a refresh found changed; fresh when it was
+// not there before, as that directory (made, or renamed into place, during
+// the run): its entries may be older than the run.
+type changedDir struct {
+	path  string
+	fresh bool
+}
+
+func (t *tree) visit(path string, now time.Time, changed *[]changedDir) {
 	var st unix.Stat_t
 	if unix.Lstat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		t.forget(path)
@@ -177,7 +185,7 @@ func (t *tree) visit(path string, now time.Time, changed *[]string) {
 	} else {
 		delete(t.marks, path)
 	}
-	*changed = append(*changed, path)
+	*changed = append(*changed, changedDir{path, old == nil || old.ino != st.Ino || old.dev != st.Dev})
 	for _, s := range d.subdirs {
 		t.visit(path+"/"+s, now, changed)
 	}

@@ -27,11 +27,12 @@ type watch struct {
 	start time.Time
 	roots []string
 	trees []*tree
-	globs []string
+	globs []string        // the write_deny patterns, checked where a directory changed
+	guard []string        // the patterns checked by what matches (guardPatterns)
 	held  map[string]bool // the paths this run's mounts held read-only
 
 	mu      sync.Mutex
-	changed map[string]struct{}
+	changed map[string]bool // directories changed during the run: fresh ones true (see changedDir)
 }
 
 // gitSurfaces are the files of a git directory through which git runs a
@@ -40,17 +41,27 @@ var gitSurfaces = []string{"config", "config.worktree", "commondir", "hooks", "i
 
 // watchRun starts watching p's writable trees and returns the paths to
 // protect besides p's own: the code-running files of every git directory in
-// them, the .git files, and hook directories the configurations name.
+// them, the .git files, hook directories the configurations name, and what
+// the guard patterns match now (held where it leads).
 func watchRun(p *wire.Profile) (*watch, []string) {
-	w := &watch{start: time.Now(), globs: p.FS.WriteDenyGlobs, changed: map[string]struct{}{}}
+	w := &watch{start: time.Now(), globs: p.FS.WriteDenyGlobs, changed: map[string]bool{}}
 	w.roots = walkRoots(p)
 	var protect []string
+	tops := []string{p.Workspace} // the workspace, and each repository's top in it
 	for _, r := range w.roots {
 		t := treeFor(r, w)
 		w.trees = append(w.trees, t)
 		for dir, d := range t.refresh() {
 			protect = append(protect, marked(dir, d, w.roots)...)
+			if d.dotgit != 0 && dir != p.Workspace {
+				tops = append(tops, dir)
+			}
 		}
+	}
+	if len(w.roots) > 0 {
+		slices.Sort(tops[1:]) // the same patterns in the same order, run after run
+		w.guard = guardPatterns(p, tops)
+		protect = append(protect, holds(matches(w.guard), p.FS.Write)...)
 	}
 	w.mu.Lock()
 	clear(w.changed) // what this run's first look found is what it started with
@@ -158,11 +169,11 @@ func (w *watch) hold(lists ...[]string) {
 	}
 }
 
-func (w *watch) addChanged(dirs []string) {
+func (w *watch) addChanged(dirs []changedDir) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, d := range dirs {
-		w.changed[d] = struct{}{}
+		w.changed[d.path] = w.changed[d.path] || d.fresh
 	}
 }
 

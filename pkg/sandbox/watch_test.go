@@ -219,3 +219,94 @@ func TestPatternThroughLink(t *testing.T) {
 		t.Errorf("links the run made: found %v, want %v", got, want)
 	}
 }
+
+// TestGuardedStagedRename: what an earlier run staged and this one renamed
+// into a guarded place keeps its old times; it is found all the same, at
+// the workspace's top, through a link of the user's, and under a pattern
+// with "**" (a directory renamed into place is read whole).
+func TestGuardedStagedRename(t *testing.T) {
+	ws := t.TempDir()
+	os.MkdirAll(ws+"/cfg", 0o755)
+	os.Symlink("cfg", ws+"/docs")
+	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}, WriteDenyGlobs: []string{ws + "/**/*.pem"}}}
+	w := begin(p)
+	put(t, ws+"/gstage/hooks/x.json", "{}\n")
+	put(t, ws+"/cstage/mise.toml", "[hooks]\n")
+	put(t, ws+"/cstage/lefthook.yml", "x\n")
+	put(t, ws+"/pstage/a/key.pem", "x")
+	w.check()
+	time.Sleep(2 * settle)
+
+	w = begin(p)
+	for _, mv := range [][2]string{{"gstage", ".github"}, {"cstage", ".config"}, {"pstage", "src"}} {
+		if err := os.Rename(ws+"/"+mv[0], ws+"/"+mv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{ws + "/.config/lefthook.yml", ws + "/.config/mise.toml", ws + "/.github/hooks", ws + "/src/a/key.pem"}
+	if got := foundPaths(w.check()); !slices.Equal(got, want) {
+		t.Errorf("renamed into place: found\n %v, want\n %v", got, want)
+	}
+}
+
+// TestGuardedNested: a repository inside the workspace guards its own top:
+// what is there is held, what a run makes there is found; a dangling link
+// at a guarded name refuses nothing, and is found once a run gives it a
+// target.
+func TestGuardedNested(t *testing.T) {
+	ws := t.TempDir()
+	put(t, ws+"/sub/.git/HEAD", "ref: refs/heads/main\n")
+	put(t, ws+"/sub/.pre-commit-config.yaml", "repos: []\n")
+	os.Symlink("missing.yml", ws+"/lefthook.yml")
+	time.Sleep(2 * settle)
+	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}}}
+	w, extra := watchRun(p)
+	if !slices.Contains(extra, ws+"/sub/.pre-commit-config.yaml") {
+		t.Errorf("the nested repository's pre-commit configuration is not held: %v", extra)
+	}
+	if slices.Contains(extra, ws+"/lefthook.yml") {
+		t.Errorf("a dangling link is passed on to be refused: %v", extra)
+	}
+	w.hold(extra)
+	put(t, ws+"/sub/lefthook.yml", "x\n")
+	put(t, ws+"/sub/.husky/pre-commit", "x\n")
+	put(t, ws+"/missing.yml", "pre-commit: {}\n")
+	want := []string{ws + "/lefthook.yml", ws + "/sub/.husky", ws + "/sub/lefthook.yml"}
+	if got := foundPaths(w.check()); !slices.Equal(got, want) {
+		t.Errorf("found\n %v, want\n %v", got, want)
+	}
+
+	// A profile that releases .husky leaves it.
+	p.FS.Unguarded = []string{".husky"}
+	w = begin(p)
+	if got := foundPaths(w.check()); slices.Contains(got, ws+"/sub/.husky") {
+		t.Errorf("released .husky found: %v", got)
+	}
+}
+
+// TestQuarantineDirAcrossFilesystems: a directory that cannot be moved to
+// a quarantine on another filesystem is deleted, with what it holds, and
+// nothing a link in it leads to.
+func TestQuarantineDirAcrossFilesystems(t *testing.T) {
+	ws := t.TempDir()
+	q, err := os.MkdirTemp("/dev/shm", "moat-q-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(q)
+	outside := t.TempDir()
+	put(t, outside+"/victim", "keep\n")
+	put(t, ws+"/.husky/pre-commit", "touch /x\n")
+	put(t, ws+"/.husky/a/b/c/hook", "touch /x\n")
+	os.Symlink(outside, ws+"/.husky/a/out")
+	moved := quarantine(q, []string{ws}, []finding{{ws + "/.husky", "guarded"}})
+	if len(moved) != 1 || strings.Contains(moved[0].Reason, "NOT REMOVED") {
+		t.Fatalf("moved %+v", moved)
+	}
+	if _, err := os.Lstat(ws + "/.husky"); err == nil {
+		t.Errorf(".husky is still there: %+v", moved)
+	}
+	if b, err := os.ReadFile(outside + "/victim"); err != nil || string(b) != "keep\n" {
+		t.Errorf("through a link: %v %q", err, b)
+	}
+}

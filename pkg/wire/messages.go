@@ -62,6 +62,10 @@ type FS struct {
 	// are in WriteDeny: sandboxd checks files created during a run against
 	// them afterwards (docs/profiles.md, "Patterns").
 	WriteDenyGlobs []string `json:"write_deny_globs,omitempty"`
+	// Unguarded are the entries of Guarded, as written there, that this
+	// profile leaves writable (a custom profile's release); the others it
+	// guards where it writes its workspace (see Guarded).
+	Unguarded []string `json:"unguarded,omitempty"`
 	// Read are the paths beyond the system, the workspace and the writable
 	// roots that the command may read (read-only): the per-user
 	// configuration tools read and the profile's read entries. Everything

@@ -120,7 +120,7 @@ func (r *CheckRequest) Validate() error {
 		return err
 	}
 	if p := r.Profile.Resolved; p != nil {
-		n := len(p.FS.Write) + len(p.FS.ReadDeny) + len(p.FS.WriteDeny) + len(p.FS.WriteDenyGlobs) + len(p.FS.Read) +
+		n := len(p.FS.Write) + len(p.FS.ReadDeny) + len(p.FS.WriteDeny) + len(p.FS.WriteDenyGlobs) + len(p.FS.Unguarded) + len(p.FS.Read) +
 			len(p.Net.Allow) + len(p.Net.Deny) + len(p.Env.Pass) + len(p.Env.Set) + len(p.Caches) + len(p.NarrowedBy)
 		if n > MaxProfileEntries {
 			return Errorf(CodeBadRequest, "the profile has %d list entries; the limit is %d: send it by name", n, MaxProfileEntries)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAgentConfigHolds: the agents' configuration in a writable workspace
@@ -93,6 +94,32 @@ mv .husky .husky.old; mkdir -p .husky/_ && echo 'touch /x' > .husky/pre-commit`)
 		unchanged(t, filepath.Join(w.ws, "main.go"), "package main\n")
 		if !strings.Contains(r.stderr, "mise.toml") || !strings.Contains(r.stderr, "quarantine") {
 			t.Errorf("%s: the run was not told what was moved aside:\n%s", p, r)
+		}
+	}
+}
+
+// TestGuardedAcrossRuns: what one run stages and the next renames into a
+// guarded place (whose files keep their old times) is moved aside all the
+// same; a repository inside the workspace guards its own top; a link to
+// nothing at a guarded name refuses no run.
+func TestGuardedAcrossRuns(t *testing.T) {
+	for _, p := range writable {
+		w := newWorld(t)
+		os.MkdirAll(filepath.Join(w.ws, "sub", ".git", "hooks"), 0o755)
+		os.WriteFile(filepath.Join(w.ws, "sub", ".git", "HEAD"), []byte("ref: refs/heads/main\n"), 0o644)
+		os.WriteFile(filepath.Join(w.ws, "sub", ".pre-commit-config.yaml"), []byte("repos: []\n"), 0o644)
+		os.Symlink("../shared/mise.local.toml", filepath.Join(w.ws, "mise.local.toml"))
+		w.run(t, p, sh(`mkdir -p gstage/hooks cstage; echo '{}' > gstage/hooks/x.json; printf '[hooks]\nenter="touch /x"\n' > cstage/mise.toml`))
+		time.Sleep(200 * time.Millisecond)
+		r := w.run(t, p, sh(`mv gstage .github && mv cstage .config
+echo 'repos: [evil]' > sub/.pre-commit-config.yaml; echo x > sub/lefthook.yml; mkdir sub/.husky; echo x > sub/.husky/pre-commit
+touch ran`))
+		for _, rel := range []string{".github/hooks", ".config/mise.toml", "sub/lefthook.yml", "sub/.husky"} {
+			absent(t, filepath.Join(w.ws, rel))
+		}
+		unchanged(t, filepath.Join(w.ws, "sub", ".pre-commit-config.yaml"), "repos: []\n")
+		if _, err := os.Stat(filepath.Join(w.ws, "ran")); err != nil {
+			t.Errorf("%s: the run with a dangling guarded link did not run: %v\n%s", p, err, r)
 		}
 	}
 }

@@ -72,6 +72,14 @@ func wider(p, max *wire.Profile) string {
 			}
 		}
 	}
+	// What max guards in its workspace, p guards too where it writes it.
+	if p.GuardsWorkspace() {
+		for _, u := range p.FS.Unguarded {
+			if max.GuardsWorkspace() && !slices.Contains(max.FS.Unguarded, u) {
+				return "it leaves " + u + " writable"
+			}
+		}
+	}
 	rank := map[string]int{wire.NetNone: 0, wire.NetAllowlist: 1, wire.NetFull: 2}
 	pr, ok1 := rank[p.Net.Mode]
 	mr, ok2 := rank[max.Net.Mode]

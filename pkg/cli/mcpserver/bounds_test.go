@@ -8,7 +8,7 @@ import (
 
 func TestWider(t *testing.T) {
 	base := func() *wire.Profile {
-		return &wire.Profile{Name: "max", Base: "workspace-write",
+		return &wire.Profile{Name: "max", Base: "workspace-write", Workspace: "/ws",
 			FS: wire.FS{Write: []string{"/ws"}, Read: []string{"/home/u/.gitconfig"}, ReadDeny: []string{"/home/u/.ssh"}, WriteDeny: []string{"/ws/.git/hooks"},
 				WriteDenyGlobs: []string{"/ws/**/*.pem"}},
 			Net:          wire.Net{Mode: wire.NetAllowlist, Allow: []string{"proxy.golang.org:443", "*.github.com"}, Deny: []string{"gist.github.com"}},
@@ -52,6 +52,7 @@ func TestWider(t *testing.T) {
 		{"denies irreversible operations", func(p *wire.Profile) { p.Irreversible = "deny" }, false},
 		{"irreversible unset is prompt", func(p *wire.Profile) { p.Irreversible = "" }, false},
 		{"drops a write_deny pattern", func(p *wire.Profile) { p.FS.WriteDenyGlobs = nil }, true},
+		{"leaves a guarded name writable", func(p *wire.Profile) { p.FS.Unguarded = []string{".husky"} }, true},
 		{"writes nothing, so needs no write_deny pattern", func(p *wire.Profile) { p.FS.Write, p.FS.WriteDeny, p.FS.WriteDenyGlobs = nil, nil, nil }, false},
 	}
 	for _, tc := range cases {
