@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -98,6 +99,18 @@ func printProfile(e *env, p *wire.Profile) {
 	}
 	fmt.Fprintf(tw, "caches\t%s\n", orNothing(caches, "-"))
 	fmt.Fprintf(tw, "write deny\t%s\n", orNothing(p.FS.WriteDeny, "-"))
+	if len(p.FS.WriteDenyGlobs) > 0 {
+		fmt.Fprintf(tw, "write deny patterns\t%s\n", orNothing(p.FS.WriteDenyGlobs, "-"))
+	}
+	if p.GuardsWorkspace() {
+		var guarded []string
+		for _, g := range wire.Guarded {
+			if !slices.Contains(p.FS.Unguarded, g) {
+				guarded = append(guarded, g)
+			}
+		}
+		fmt.Fprintf(tw, "guarded\tat the workspace's top and each repository's in it:\n\t%s\n", orNothing(guarded, "-"))
+	}
 	if p.Base == "trusted" {
 		fmt.Fprintf(tw, "read\teverything but the read deny\n")
 	} else {

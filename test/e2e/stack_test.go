@@ -107,7 +107,7 @@ func TestStack(t *testing.T) {
 	}
 
 	out = run(t, e.cmd("moat", "resolve", "--profile", "workspace-net", "--workspace", e.ws))
-	for _, want := range []string{"workspace-net", "network", "allowlist: proxy.golang.org", ".git/hooks", "the system, the workspace, the write roots, and", "/.gitconfig"} {
+	for _, want := range []string{"workspace-net", "network", "allowlist: proxy.golang.org", ".git/hooks", "the system, the workspace, the write roots, and", "/.gitconfig", "guarded", ".pre-commit-config.y*ml"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("moat resolve output lacks %q:\n%s", want, out)
 		}
