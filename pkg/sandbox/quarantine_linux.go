@@ -35,48 +35,95 @@ func (s *Spec) quarantineDir() string {
 }
 
 // quarantine moves each found file into a fresh directory under dir,
-// keeping its path (dir/<time>-<n>/<path>). A file that cannot be moved is
-// deleted: it must not stay where git finds it. Each file is reached from
-// the root it was found under without following any symbolic link, so a run
-// still going on beside cannot turn a parent into a link and have sandboxd
-// move or delete a file elsewhere.
+// keeping its path (dir/<time>-<n>/<path>). Each is first renamed aside in
+// its own directory (.moat-quarantined-<token>, a name no tool reads), which
+// takes it out of where the host reads it at once and never crosses a
+// filesystem; what cannot then be moved to the quarantine (a directory, or
+// a file over maxCopy, on another filesystem) stays aside, and is reported
+// there. Nothing is deleted. Each file is reached from the root it was
+// found under, and each destination from the quarantine's own directory,
+// without following any symbolic link, so a run still going on beside
+// cannot turn a parent into a link and have sandboxd move a file elsewhere.
 func quarantine(dir string, roots []string, found []finding) []wire.Quarantined {
 	if len(found) == 0 {
 		return nil
 	}
-	var run string
+	run, runFd := "", -1
 	if err := os.MkdirAll(dir, 0o700); dir != "" && err == nil {
 		run, _ = os.MkdirTemp(dir, time.Now().UTC().Format("20060102T150405")+"-")
 	}
+	if run != "" {
+		if fd, err := unix.Open(run, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+			runFd = fd
+			defer unix.Close(runFd)
+		}
+	}
 	out := make([]wire.Quarantined, 0, len(found))
 	for _, f := range found {
-		q := wire.Quarantined{Path: f.path, Reason: f.reason}
-		parent, err := openBeneath(filepath.Dir(f.path), roots)
-		if err != nil {
-			q.Reason += fmt.Sprintf(" (NOT REMOVED: %v: remove it by hand before git or another tool on the host reads it)", err)
-			out = append(out, q)
-			continue
-		}
-		name := filepath.Base(f.path)
-		if run == "" {
-			err = fmt.Errorf("quarantine %q cannot be made", dir)
-		} else {
-			dest := filepath.Join(run, strings.TrimPrefix(f.path, "/"))
-			if err = moveOut(parent, name, dest); err == nil {
-				q.MovedTo = dest
-			}
-		}
-		if err != nil {
-			if rmErr := removeAt(parent, name, 0); rmErr != nil && rmErr != unix.ENOENT {
-				q.Reason += fmt.Sprintf(" (NOT REMOVED: %v; %v: remove it by hand before git or another tool on the host reads it)", err, rmErr)
-			} else {
-				q.Reason += fmt.Sprintf(" (deleted, not kept: %v)", err)
-			}
-		}
-		unix.Close(parent)
-		out = append(out, q)
+		out = append(out, quarantineOne(f, roots, run, runFd))
 	}
 	return out
+}
+
+func quarantineOne(f finding, roots []string, run string, runFd int) wire.Quarantined {
+	q := wire.Quarantined{Path: f.path, Reason: f.reason}
+	parent, err := openBeneath(filepath.Dir(f.path), roots)
+	if err == nil {
+		defer unix.Close(parent)
+	}
+	aside := ".moat-quarantined-" + wire.NewToken()[:16]
+	if err == nil {
+		err = unix.Renameat(parent, filepath.Base(f.path), parent, aside)
+	}
+	if err != nil {
+		q.Reason += fmt.Sprintf(" (NOT REMOVED: %v: remove it by hand before git or another tool on the host reads it)", err)
+		return q
+	}
+	asidePath := filepath.Join(filepath.Dir(f.path), aside)
+	if runFd < 0 {
+		q.MovedTo = asidePath
+		q.Reason += " (left in its directory under that name: no quarantine directory could be made)"
+		return q
+	}
+	rel := strings.TrimPrefix(f.path, "/")
+	into, err := destDir(runFd, filepath.Dir(rel))
+	if err == nil {
+		err = moveOut(parent, aside, into, filepath.Base(rel))
+		unix.Close(into)
+	}
+	if err != nil {
+		q.MovedTo = asidePath
+		q.Reason += fmt.Sprintf(" (left in its directory under that name: %v)", err)
+		return q
+	}
+	q.MovedTo = filepath.Join(run, rel)
+	return q
+}
+
+// destDir opens, making what is missing, the directory rel below the
+// quarantine's directory run, following no link.
+func destDir(run int, rel string) (int, error) {
+	fd, err := unix.Dup(run)
+	if err != nil {
+		return -1, err
+	}
+	for _, c := range strings.Split(rel, "/") {
+		if c == "" || c == "." {
+			continue
+		}
+		if err := unix.Mkdirat(fd, c, 0o700); err != nil && err != unix.EEXIST {
+			unix.Close(fd)
+			return -1, err
+		}
+		next, err := unix.Openat2(fd, c, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+		unix.Close(fd)
+		if err != nil {
+			return -1, fmt.Errorf("quarantine directory %s: %w", c, err)
+		}
+		fd = next
+	}
+	return fd, nil
 }
 
 // openBeneath opens dir, which lies inside one of roots, with no symbolic
@@ -106,13 +153,14 @@ func openBeneath(dir string, roots []string) (int, error) {
 	return -1, fmt.Errorf("%s is outside the checked directories", dir)
 }
 
-// moveOut renames parent/name to dst, copying and removing across
-// filesystems.
-func moveOut(parent int, name, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
-	}
-	err := unix.Renameat(parent, name, unix.AT_FDCWD, dst)
+// maxCopy bounds a file copied to a quarantine on another filesystem (a
+// sparse file could be any size); a larger one stays aside.
+const maxCopy = 1 << 20
+
+// moveOut renames parent/name to into/base, copying a file or a link across
+// filesystems; a directory, or a file over maxCopy, it leaves.
+func moveOut(parent int, name string, into int, base string) error {
+	err := unix.Renameat(parent, name, into, base)
 	if err != unix.EXDEV {
 		return err
 	}
@@ -127,76 +175,45 @@ func moveOut(parent int, name, dst string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.Symlink(string(buf[:n]), dst); err != nil {
+		if err := unix.Symlinkat(string(buf[:n]), into, base); err != nil {
 			return err
 		}
 	case unix.S_IFREG:
-		fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-		if err != nil {
-			return err
+		if st.Size > maxCopy {
+			return fmt.Errorf("the quarantine is on another filesystem, and the file is over %d bytes", maxCopy)
 		}
-		in := os.NewFile(uintptr(fd), name)
-		err = copyTo(in, dst)
-		in.Close()
-		if err != nil {
+		if err := copyAt(parent, name, into, base); err != nil {
 			return err
 		}
 	default:
-		return fmt.Errorf("%s is neither a file nor a link", name)
+		return fmt.Errorf("the quarantine is on another filesystem, where a directory is not copied")
 	}
 	return unix.Unlinkat(parent, name, 0)
 }
 
-// maxRemoveDepth bounds how deep removeAt descends (each level holds a
-// descriptor open).
-const maxRemoveDepth = 64
-
-// removeAt deletes parent/name, a directory with everything in it (the
-// files of each level before its directories), following no link.
-func removeAt(parent int, name string, depth int) error {
-	err := unix.Unlinkat(parent, name, 0)
-	if err != unix.EISDIR {
-		return err
-	}
-	if depth >= maxRemoveDepth {
-		return fmt.Errorf("%s: more than %d directories deep", name, maxRemoveDepth)
-	}
-	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// copyAt copies the regular file parent/name to a new into/base, at most
+// maxCopy bytes; a failed copy leaves nothing behind.
+func copyAt(parent int, name string, into int, base string) error {
+	ifd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
-	dir := os.NewFile(uintptr(fd), name)
-	defer dir.Close()
-	names, err := dir.Readdirnames(-1)
+	in := os.NewFile(uintptr(ifd), name)
+	defer in.Close()
+	ofd, err := unix.Openat(into, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
 	}
-	var subdirs []string
-	for _, n := range names {
-		switch err := unix.Unlinkat(fd, n, 0); err {
-		case nil, unix.ENOENT:
-		case unix.EISDIR:
-			subdirs = append(subdirs, n)
-		default:
-			return err
-		}
+	out := os.NewFile(uintptr(ofd), base)
+	n, err := io.Copy(out, io.LimitReader(in, maxCopy+1))
+	if cerr := out.Close(); err == nil {
+		err = cerr
 	}
-	for _, n := range subdirs {
-		if err := removeAt(fd, n, depth+1); err != nil && err != unix.ENOENT {
-			return err
-		}
+	if err == nil && n > maxCopy {
+		err = fmt.Errorf("the file grew over %d bytes while copied", maxCopy)
 	}
-	return unix.Unlinkat(parent, name, unix.AT_REMOVEDIR)
-}
-
-func copyTo(in io.Reader, dst string) error {
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		unix.Unlinkat(into, base, 0)
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return err
 }

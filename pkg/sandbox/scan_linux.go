@@ -33,9 +33,18 @@ const maxConfig = 1 << 20
 // It ends the watch.
 func (w *watch) check() []finding {
 	c := &checker{w: w, seen: map[string]bool{}}
+	guard := w.guard
 	for _, t := range w.trees {
 		marks := t.refresh()
 		t.release(w)
+		// A repository or worktree the run made (git init, a .git file in
+		// a directory): nothing there was held, and a tool on the host may
+		// take it for a repository's top.
+		for dir, d := range marks {
+			if d.dotgit != 0 && w.prof != nil && !w.tops[dir] && !c.belowHeld(dir) {
+				guard = append(guard, w.prof.Guards(dir)...)
+			}
+		}
 		// A directory that cannot be listed now could hide a git directory
 		// the run planted (a run whose user is sandboxd's can chmod 000 its
 		// own directory): it is taken out like what it might hide.
@@ -70,7 +79,9 @@ func (w *watch) check() []finding {
 				c.patterns(d, fresh)
 			}
 		}
-		c.unheld()
+	}
+	if len(guard) > 0 {
+		c.unheld(guard)
 	}
 	return c.found
 }
@@ -296,12 +307,18 @@ func (c *checker) patterns(dir string, fresh bool) {
 // unheld finds every match of the guard patterns that this run's mounts
 // did not hold: what the run made there, however it came (written, linked,
 // renamed into place with old times). A link to nothing is left (the host
-// reads nothing there); the entry itself is what moves, never a file it
-// leads to.
-func (c *checker) unheld() {
-	for _, m := range matches(c.w.guard) {
+// reads nothing there), and so is one leading out of the writable roots
+// (the run wrote nothing there); the entry itself is what moves, never a
+// file it leads to.
+func (c *checker) unheld(guard []string) {
+	var writable []string
+	if c.w.prof != nil {
+		writable = c.w.prof.FS.Write
+	}
+	for _, m := range matches(guard) {
 		switch {
 		case c.w.held[m.entry], m.target != "" && c.w.held[m.target], m.target == "":
+		case !insideAny(m.target, writable):
 		case c.belowHeld(m.entry), !insideAny(m.entry, c.w.roots):
 		default:
 			c.add(m.entry, "matches the write_deny pattern %s", m.pattern)

@@ -29,6 +29,8 @@ type watch struct {
 	trees []*tree
 	globs []string        // the write_deny patterns, checked where a directory changed
 	guard []string        // the patterns checked by what matches (guardPatterns)
+	prof  *wire.Profile   // what guard and the writable roots came from
+	tops  map[string]bool // the repositories' tops guarded from the start
 	held  map[string]bool // the paths this run's mounts held read-only
 
 	mu      sync.Mutex
@@ -60,7 +62,10 @@ func watchRun(p *wire.Profile) (*watch, []string) {
 	}
 	if len(w.roots) > 0 {
 		slices.Sort(tops[1:]) // the same patterns in the same order, run after run
-		w.guard = guardPatterns(p, tops)
+		w.guard, w.prof, w.tops = guardPatterns(p, tops), p, map[string]bool{}
+		for _, t := range tops {
+			w.tops[t] = true
+		}
 		protect = append(protect, holds(matches(w.guard), p.FS.Write)...)
 	}
 	w.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/moatsec/moat/pkg/wire"
+	"golang.org/x/sys/unix"
 )
 
 func put(t *testing.T, path, data string) {
@@ -133,11 +134,42 @@ func TestQuarantine(t *testing.T) {
 	if b, err := os.ReadFile(outside + "/victim"); err != nil || string(b) != "keep\n" || moved[0].MovedTo != "" {
 		t.Errorf("through a link: %v %q, %+v", err, b, moved)
 	}
-	// No quarantine to move to: deleted all the same.
+	// No quarantine to move to: renamed aside all the same.
 	put(t, ws+"/s/.git/config", "[alias]\n\tx = !sh\n")
 	moved = quarantine("", []string{ws}, []finding{{ws + "/s/.git/config", "why"}})
-	if _, err := os.Lstat(ws + "/s/.git/config"); err == nil || !strings.Contains(moved[0].Reason, "deleted") {
+	if _, err := os.Lstat(ws + "/s/.git/config"); err == nil || !strings.Contains(moved[0].MovedTo, ws+"/s/.git/.moat-quarantined-") {
 		t.Errorf("without a quarantine: %+v", moved)
+	}
+	if _, err := os.Lstat(moved[0].MovedTo); err != nil {
+		t.Errorf("not set aside: %v", err)
+	}
+}
+
+// TestQuarantineFollowsNoLink: a destination is made below the quarantine's
+// directory without following a link there (one a finding before it moved
+// in), so nothing lands outside it.
+func TestQuarantineFollowsNoLink(t *testing.T) {
+	run, outside := t.TempDir(), t.TempDir()
+	os.Symlink(outside, run+"/ws")
+	fd, err := unix.Open(run, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if into, err := destDir(fd, "ws/.config"); err == nil {
+		unix.Close(into)
+		t.Errorf("made a destination through a link")
+	}
+	if _, err := os.Lstat(outside + "/.config"); err == nil {
+		t.Errorf("made %s/.config", outside)
+	}
+	into, err := destDir(fd, "a/b/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(into)
+	if fi, err := os.Lstat(run + "/a/b/c"); err != nil || !fi.IsDir() {
+		t.Errorf("a/b/c: %v", err)
 	}
 }
 
@@ -282,11 +314,42 @@ func TestGuardedNested(t *testing.T) {
 	if got := foundPaths(w.check()); slices.Contains(got, ws+"/sub/.husky") {
 		t.Errorf("released .husky found: %v", got)
 	}
+	p.FS.Unguarded = nil
+
+	// A repository the run makes, and a directory it makes a worktree's
+	// top with a .git file: what is guarded there is found.
+	w = begin(p)
+	put(t, ws+"/newrepo/.git/HEAD", "ref: refs/heads/main\n")
+	put(t, ws+"/newrepo/.pre-commit-config.yaml", "repos: []\n")
+	put(t, ws+"/src/.git", "gitdir: "+ws+"/sub/.git\n")
+	put(t, ws+"/src/.husky/pre-commit", "x\n")
+	got := foundPaths(w.check())
+	for _, p := range []string{ws + "/newrepo/.pre-commit-config.yaml", ws + "/src/.husky"} {
+		if !slices.Contains(got, p) {
+			t.Errorf("%s not found: %v", p, got)
+		}
+	}
 }
 
-// TestQuarantineDirAcrossFilesystems: a directory that cannot be moved to
-// a quarantine on another filesystem is deleted, with what it holds, and
-// nothing a link in it leads to.
+// TestGuardedLinkOut: a user's guarded name linked to a file outside the
+// writable roots (a shared configuration) is left, run after run: the run
+// could not have written there.
+func TestGuardedLinkOut(t *testing.T) {
+	ws, shared := t.TempDir(), t.TempDir()
+	put(t, shared+"/pc.yaml", "repos: []\n")
+	os.Symlink(shared+"/pc.yaml", ws+"/.pre-commit-config.yaml")
+	time.Sleep(2 * settle)
+	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}}}
+	w := begin(p)
+	if got := foundPaths(w.check()); len(got) != 0 {
+		t.Errorf("found %v", got)
+	}
+}
+
+// TestQuarantineDirAcrossFilesystems: what cannot be moved to a quarantine
+// on another filesystem (a directory, a file over maxCopy) is set aside in
+// its own directory, where no tool reads it, and nothing is deleted; a
+// small file is copied there.
 func TestQuarantineDirAcrossFilesystems(t *testing.T) {
 	ws := t.TempDir()
 	q, err := os.MkdirTemp("/dev/shm", "moat-q-")
@@ -299,14 +362,32 @@ func TestQuarantineDirAcrossFilesystems(t *testing.T) {
 	put(t, ws+"/.husky/pre-commit", "touch /x\n")
 	put(t, ws+"/.husky/a/b/c/hook", "touch /x\n")
 	os.Symlink(outside, ws+"/.husky/a/out")
-	moved := quarantine(q, []string{ws}, []finding{{ws + "/.husky", "guarded"}})
-	if len(moved) != 1 || strings.Contains(moved[0].Reason, "NOT REMOVED") {
+	put(t, ws+"/big.pem", "")
+	os.Truncate(ws+"/big.pem", 1<<40) // sparse: a terabyte that takes no room
+	put(t, ws+"/key.pem", "x")
+	moved := quarantine(q, []string{ws}, []finding{{ws + "/.husky", "guarded"}, {ws + "/big.pem", "pattern"}, {ws + "/key.pem", "pattern"}})
+	if len(moved) != 3 || strings.Contains(moved[0].Reason+moved[1].Reason, "NOT REMOVED") {
 		t.Fatalf("moved %+v", moved)
 	}
-	if _, err := os.Lstat(ws + "/.husky"); err == nil {
-		t.Errorf(".husky is still there: %+v", moved)
+	for _, m := range moved[:2] {
+		if _, err := os.Lstat(m.Path); err == nil {
+			t.Errorf("%s is still there: %+v", m.Path, m)
+		}
+		if !strings.HasPrefix(m.MovedTo, ws+"/.moat-quarantined-") {
+			t.Errorf("%s: not set aside in its directory: %+v", m.Path, m)
+		}
+		if _, err := os.Lstat(m.MovedTo); err != nil {
+			t.Errorf("%s: nothing where it was set aside: %v", m.Path, err)
+		}
+	}
+	if !strings.HasPrefix(moved[2].MovedTo, q) {
+		t.Errorf("a small file is copied to the quarantine: %+v", moved[2])
 	}
 	if b, err := os.ReadFile(outside + "/victim"); err != nil || string(b) != "keep\n" {
 		t.Errorf("through a link: %v %q", err, b)
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(q, &st) == nil && st.Bfree < st.Blocks/2 {
+		t.Errorf("the quarantine's filesystem filled: %d of %d blocks free", st.Bfree, st.Blocks)
 	}
 }

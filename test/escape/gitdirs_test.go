@@ -243,3 +243,41 @@ func TestHooksPathHolds(t *testing.T) {
 	unchanged(t, filepath.Join(w.ws, ".husky", "pre-commit"), hook)
 	absent(t, filepath.Join(w.ws, ".husky", "post-commit"))
 }
+
+// TestGuardedNewTop: a run that makes a directory a worktree's top (a .git
+// file leading to the workspace's git directory) or a new repository
+// leaves no guarded file there: host git in that directory, whose hooks
+// path is relative (.husky), starts no planted hook. A control planted on
+// the host does start.
+func TestGuardedNewTop(t *testing.T) {
+	w := newWorld(t)
+	marker := filepath.Join(w.base, "pwned")
+	os.RemoveAll(filepath.Join(w.ws, ".git"))
+	w.hostGit(t, w.ws, "init", "-q")
+	w.hostGit(t, w.ws, "config", "core.hooksPath", ".husky")
+	w.hostGit(t, w.ws, "add", "README.md")
+	w.hostGit(t, w.ws, "commit", "-q", "-m", "top")
+	os.MkdirAll(filepath.Join(w.ws, "src"), 0o755)
+	os.MkdirAll(filepath.Join(w.ws, "ctl"), 0o755)
+	hook := "#!/bin/sh\ntouch " + marker + "-$(basename $PWD)\n"
+	for _, p := range writable {
+		w.run(t, p, sh(`echo "gitdir: `+w.ws+`/.git" > src/.git; mkdir -p src/.husky
+printf '`+hook+`' > src/.husky/pre-commit; chmod +x src/.husky/pre-commit
+git init -q newrepo; echo 'repos: []' > newrepo/.pre-commit-config.yaml; echo 'pre-commit: {}' > newrepo/lefthook.yml`))
+		absent(t, filepath.Join(w.ws, "src", ".husky"))
+		absent(t, filepath.Join(w.ws, "newrepo", ".pre-commit-config.yaml"))
+		absent(t, filepath.Join(w.ws, "newrepo", "lefthook.yml"))
+		w.hostGitErr(filepath.Join(w.ws, "src"), "commit", "-q", "--allow-empty", "-m", "x")
+		absent(t, marker+"-src")
+		os.Remove(filepath.Join(w.ws, "src", ".git"))
+		os.RemoveAll(filepath.Join(w.ws, "newrepo"))
+	}
+	// The control: the same .git file and hook, made on the host.
+	os.WriteFile(filepath.Join(w.ws, "ctl", ".git"), []byte("gitdir: "+w.ws+"/.git\n"), 0o644)
+	os.MkdirAll(filepath.Join(w.ws, "ctl", ".husky"), 0o755)
+	os.WriteFile(filepath.Join(w.ws, "ctl", ".husky", "pre-commit"), []byte(hook), 0o755)
+	w.hostGitErr(filepath.Join(w.ws, "ctl"), "commit", "-q", "--allow-empty", "-m", "x")
+	if _, err := os.Stat(marker + "-ctl"); err != nil {
+		t.Fatalf("the control's hook did not run: the test shows nothing (%v)", err)
+	}
+}
