@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,8 +59,19 @@ func quarantine(dir string, roots []string, found []finding) []wire.Quarantined 
 			defer unix.Close(runFd)
 		}
 	}
+	// By path, so a directory goes before what it holds, which then goes
+	// with it.
+	found = slices.Clone(found)
+	slices.SortFunc(found, func(a, b finding) int { return strings.Compare(a.path, b.path) })
 	out := make([]wire.Quarantined, 0, len(found))
 	for _, f := range found {
+		if i := slices.IndexFunc(out, func(q wire.Quarantined) bool {
+			return q.MovedTo != "" && strings.HasPrefix(f.path, q.Path+"/")
+		}); i >= 0 {
+			out = append(out, wire.Quarantined{Path: f.path, MovedTo: out[i].MovedTo + f.path[len(out[i].Path):],
+				Reason: f.reason + " (moved with " + out[i].Path + ")"})
+			continue
+		}
 		out = append(out, quarantineOne(f, roots, run, runFd))
 	}
 	return out
@@ -73,7 +85,7 @@ func quarantineOne(f finding, roots []string, run string, runFd int) wire.Quaran
 	}
 	aside := ".moat-quarantined-" + wire.NewToken()[:16]
 	if err == nil {
-		err = unix.Renameat(parent, filepath.Base(f.path), parent, aside)
+		err = renameNoReplace(parent, filepath.Base(f.path), parent, aside)
 	}
 	if err != nil {
 		q.Reason += fmt.Sprintf(" (NOT REMOVED: %v: remove it by hand before git or another tool on the host reads it)", err)
@@ -160,7 +172,7 @@ const maxCopy = 1 << 20
 // moveOut renames parent/name to into/base, copying a file or a link across
 // filesystems; a directory, or a file over maxCopy, it leaves.
 func moveOut(parent int, name string, into int, base string) error {
-	err := unix.Renameat(parent, name, into, base)
+	err := renameNoReplace(parent, name, into, base)
 	if err != unix.EXDEV {
 		return err
 	}
@@ -189,6 +201,20 @@ func moveOut(parent int, name string, into int, base string) error {
 		return fmt.Errorf("the quarantine is on another filesystem, where a directory is not copied")
 	}
 	return unix.Unlinkat(parent, name, 0)
+}
+
+// renameNoReplace renames, never over what is at the destination.
+func renameNoReplace(from int, name string, to int, base string) error {
+	err := unix.Renameat2(from, name, to, base, unix.RENAME_NOREPLACE)
+	if err != unix.EINVAL {
+		return err
+	}
+	// A filesystem without RENAME_NOREPLACE: look, then rename.
+	var st unix.Stat_t
+	if unix.Fstatat(to, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		return unix.EEXIST
+	}
+	return unix.Renameat(from, name, to, base)
 }
 
 // copyAt copies the regular file parent/name to a new into/base, at most

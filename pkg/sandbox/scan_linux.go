@@ -40,10 +40,15 @@ func (w *watch) check() []finding {
 		// A repository or worktree the run made (git init, a .git file in
 		// a directory): nothing there was held, and a tool on the host may
 		// take it for a repository's top.
+		var made []string
 		for dir, d := range marks {
 			if d.dotgit != 0 && w.prof != nil && !w.tops[dir] && !c.belowHeld(dir) {
-				guard = append(guard, w.prof.Guards(dir)...)
+				made = append(made, dir)
 			}
+		}
+		slices.Sort(made)
+		for _, dir := range made {
+			guard = append(guard, w.prof.Guards(dir)...)
 		}
 		// A directory that cannot be listed now could hide a git directory
 		// the run planted (a run whose user is sandboxd's can chmod 000 its
@@ -69,7 +74,8 @@ func (w *watch) check() []finding {
 			}
 		}
 	}
-	if len(w.globs) > 0 || len(w.guard) > 0 {
+	c.guard = guard
+	if len(w.globs) > 0 || len(guard) > 0 {
 		w.mu.Lock()
 		dirs := make(map[string]bool, len(w.changed))
 		maps.Copy(dirs, w.changed)
@@ -81,7 +87,7 @@ func (w *watch) check() []finding {
 		}
 	}
 	if len(guard) > 0 {
-		c.unheld(guard)
+		c.unheld()
 	}
 	return c.found
 }
@@ -91,6 +97,7 @@ type checker struct {
 	seen  map[string]bool
 	found []finding
 	at    map[string]bool // the paths found
+	guard []string        // the watch's guard patterns and those of tops the run made
 }
 
 func (c *checker) add(path, format string, args ...any) {
@@ -199,7 +206,7 @@ func (c *checker) pointer(p, prefix, what string) {
 // held read-only (MOAT_HOME, a protected directory).
 func (c *checker) belowHeld(p string) bool {
 	for d := filepath.Dir(p); d != p && d != "/"; p, d = d, filepath.Dir(d) {
-		if c.w.held[d] {
+		if c.w.holds(d) {
 			return true
 		}
 	}
@@ -208,7 +215,7 @@ func (c *checker) belowHeld(p string) bool {
 
 // fresh is the lstat of a surface this run's mounts did not hold.
 func (c *checker) fresh(p string) (os.FileInfo, error) {
-	if c.w.held[p] {
+	if c.w.holds(p) {
 		return nil, os.ErrExist
 	}
 	f, err := c.open(p, unix.O_PATH)
@@ -281,7 +288,7 @@ func (c *checker) patterns(dir string, fresh bool) {
 	}
 	c.entries(dir, func(name string, st *unix.Stat_t) {
 		p := dir + "/" + name
-		if c.w.held[p] || st.Ctim.Nano() < since {
+		if st.Ctim.Nano() < since || c.w.holds(p) {
 			return
 		}
 		for _, g := range c.w.globs {
@@ -293,7 +300,7 @@ func (c *checker) patterns(dir string, fresh bool) {
 		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
 			return
 		}
-		for _, l := range [][]string{c.w.globs, c.w.guard} {
+		for _, l := range [][]string{c.w.globs, c.guard} {
 			for _, g := range l {
 				if strings.HasPrefix(g, p+"/") {
 					c.add(p, "a link where the write_deny pattern %s looks", g)
@@ -310,14 +317,14 @@ func (c *checker) patterns(dir string, fresh bool) {
 // reads nothing there), and so is one leading out of the writable roots
 // (the run wrote nothing there); the entry itself is what moves, never a
 // file it leads to.
-func (c *checker) unheld(guard []string) {
+func (c *checker) unheld() {
 	var writable []string
 	if c.w.prof != nil {
 		writable = c.w.prof.FS.Write
 	}
-	for _, m := range matches(guard) {
+	for _, m := range matches(c.guard) {
 		switch {
-		case c.w.held[m.entry], m.target != "" && c.w.held[m.target], m.target == "":
+		case m.target == "", c.w.holds(m.entry), c.w.holds(m.target):
 		case !insideAny(m.target, writable):
 		case c.belowHeld(m.entry), !insideAny(m.entry, c.w.roots):
 		default:

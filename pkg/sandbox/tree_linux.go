@@ -101,6 +101,12 @@ func (t *tree) release(w *watch) {
 	t.mu.Unlock()
 }
 
+// searchable reports whether sandboxd may look below dir (a variable for
+// tests: root searches every directory).
+var searchable = func(dir string) bool { return unix.Faccessat(unix.AT_FDCWD, dir, unix.X_OK, unix.AT_EACCESS) == nil }
+
+var errUnsearchable = errors.New("it can be listed but not searched")
+
 // readDir lists a directory (a variable for tests: root reads every
 // directory but on some network and FUSE filesystems).
 var readDir = os.ReadDir
@@ -155,6 +161,11 @@ func (t *tree) visit(path string, now time.Time, changed *[]changedDir) {
 		t.unreadable[path] = err
 	case err != nil:
 		d.unsettled = true // removed meanwhile: the next look forgets it
+	case !searchable(path):
+		// Listed but not searched (mode 0444, sandboxd not root): what
+		// lies below cannot be looked at, as if it could not be listed.
+		d.unsettled = true
+		t.unreadable[path] = errUnsearchable
 	default:
 		delete(t.unreadable, path)
 	}

@@ -27,11 +27,11 @@ type watch struct {
 	start time.Time
 	roots []string
 	trees []*tree
-	globs []string        // the write_deny patterns, checked where a directory changed
-	guard []string        // the patterns checked by what matches (guardPatterns)
-	prof  *wire.Profile   // what guard and the writable roots came from
-	tops  map[string]bool // the repositories' tops guarded from the start
-	held  map[string]bool // the paths this run's mounts held read-only
+	globs []string          // the write_deny patterns, checked where a directory changed
+	guard []string          // the patterns checked by what matches (guardPatterns)
+	prof  *wire.Profile     // what guard and the writable roots came from
+	tops  map[string]bool   // the repositories' tops guarded from the start
+	held  map[string]fileID // the paths this run's mounts held read-only, and what they were
 
 	mu      sync.Mutex
 	changed map[string]bool // directories changed during the run: fresh ones true (see changedDir)
@@ -166,12 +166,32 @@ func hooksPath(gd string) string {
 
 // hold records what the mounts hold read-only for this run.
 func (w *watch) hold(lists ...[]string) {
-	w.held = map[string]bool{}
+	w.held = map[string]fileID{}
 	for _, l := range lists {
 		for _, p := range l {
-			w.held[p] = true
+			var st unix.Stat_t
+			if unix.Lstat(p, &st) == nil {
+				w.held[p] = fileID{st.Dev, st.Ino}
+			}
 		}
 	}
+}
+
+// fileID tells one file from another that took its name.
+type fileID struct{ dev, ino uint64 }
+
+// holds reports whether p is what this run's mounts held read-only: the
+// same path and still the same file. Another run beside can move what this
+// one held aside (its quarantine, in the host's namespace, where this
+// run's mounts are not), and this run can then make a new file by that
+// name, which nothing held.
+func (w *watch) holds(p string) bool {
+	id, ok := w.held[p]
+	if !ok {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Lstat(p, &st) == nil && (fileID{st.Dev, st.Ino}) == id
 }
 
 func (w *watch) addChanged(dirs []changedDir) {

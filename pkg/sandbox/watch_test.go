@@ -391,3 +391,64 @@ func TestQuarantineDirAcrossFilesystems(t *testing.T) {
 		t.Errorf("the quarantine's filesystem filled: %d of %d blocks free", st.Bfree, st.Blocks)
 	}
 }
+
+// TestHeldIsTheSameFile: what this run held and another run's quarantine
+// moved aside (in the host's namespace, where this run's mounts are not)
+// no longer counts as held: a file this run made by the same name is found.
+func TestHeldIsTheSameFile(t *testing.T) {
+	ws := t.TempDir()
+	put(t, ws+"/.husky/pre-commit", "npm test\n")
+	put(t, ws+"/n/.git/HEAD", "ref: refs/heads/main\n")
+	put(t, ws+"/n/.git/config", "[core]\n\tbare = false\n")
+	time.Sleep(2 * settle)
+	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}}}
+	w := begin(p)
+	os.Rename(ws+"/.husky", ws+"/.moat-quarantined-x")
+	put(t, ws+"/.husky/pre-commit", "touch /x\n")
+	os.Rename(ws+"/n/.git/config", ws+"/n/.git/.moat-quarantined-y")
+	put(t, ws+"/n/.git/config", "[core]\n\tfsmonitor = touch /x\n")
+	got := foundPaths(w.check())
+	for _, want := range []string{ws + "/.husky", ws + "/n/.git/config"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("%s not found: %v", want, got)
+		}
+	}
+}
+
+// TestQuarantineNested: findings inside another go with it, whatever
+// order they came in, and are reported where they went.
+func TestQuarantineNested(t *testing.T) {
+	ws, q := t.TempDir(), t.TempDir()
+	put(t, ws+"/x/.husky/.husky/pre-commit", "P\n")
+	moved := quarantine(q, []string{ws}, []finding{{ws + "/x/.husky/.husky", "inner"}, {ws + "/x/.husky", "outer"}})
+	if len(moved) != 2 {
+		t.Fatalf("moved %+v", moved)
+	}
+	for _, m := range moved {
+		if strings.Contains(m.Reason, "NOT REMOVED") || !strings.HasPrefix(m.MovedTo, q) {
+			t.Errorf("%+v", m)
+		}
+		if _, err := os.Lstat(m.MovedTo); err != nil {
+			t.Errorf("%s: not where it is said to be: %v", m.Path, err)
+		}
+	}
+	if ents, _ := os.ReadDir(ws + "/x"); len(ents) != 0 {
+		t.Errorf("left in the workspace: %v", ents)
+	}
+}
+
+// TestUnsearchableDirFound: a directory the run left listable but not
+// searchable (sandboxd not root) could hide a hook or a guarded file; it
+// is found itself.
+func TestUnsearchableDirFound(t *testing.T) {
+	ws := t.TempDir()
+	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}}}
+	w := begin(p)
+	put(t, ws+"/n/.git/hooks/pre-commit", "touch /x\n")
+	put(t, ws+"/n/.husky/pre-commit", "touch /x\n")
+	defer func(f func(string) bool) { searchable = f }(searchable)
+	searchable = func(dir string) bool { return dir != ws+"/n" }
+	if got := foundPaths(w.check()); !slices.Contains(got, ws+"/n") {
+		t.Errorf("found %v, want %s", got, ws+"/n")
+	}
+}
