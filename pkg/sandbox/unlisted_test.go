@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,22 +63,26 @@ func TestUnlistedDirRefuses(t *testing.T) {
 }
 
 // TestUnlistedAfterRun: a directory that cannot be listed after the run
-// (a run whose user is sandboxd's can chmod 000 what it made) could hide a
-// git directory it planted: the check finds it, so it is taken out.
+// (a run whose user is sandboxd's can chmod 000 what it made), or can be
+// listed but not searched (chmod 0444), could hide a git directory or a
+// guarded file it planted: the check finds it, so it is taken out.
 func TestUnlistedAfterRun(t *testing.T) {
-	ws := t.TempDir()
-	p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}}}
-	w := begin(p)
-	put(t, ws+"/sub/.git/HEAD", "ref: refs/heads/main\n")
-	put(t, ws+"/sub/.git/config", "[core]\n\tfsmonitor = touch /tmp/pwned\n")
 	defer func(f func(string) ([]os.DirEntry, error)) { readDir = f }(readDir)
-	readDir = func(dir string) ([]os.DirEntry, error) {
-		if dir == ws+"/sub" {
-			return nil, &os.PathError{Op: "open", Path: dir, Err: syscall.EACCES}
+	defer func(f func(string) bool) { searchable = f }(searchable)
+	for _, unlisted := range []bool{true, false} {
+		ws := t.TempDir()
+		p := &wire.Profile{Workspace: ws, FS: wire.FS{Write: []string{ws}}}
+		w := begin(p)
+		put(t, ws+"/sub/.git/HEAD", "ref: refs/heads/main\n")
+		put(t, ws+"/sub/.git/config", "[core]\n\tfsmonitor = touch /tmp/pwned\n")
+		put(t, ws+"/sub/.husky/pre-commit", "touch /x\n")
+		readDir = func(dir string) ([]os.DirEntry, error) {
+			if unlisted && dir == ws+"/sub" {
+				return nil, &os.PathError{Op: "open", Path: dir, Err: syscall.EACCES}
+			}
+			return os.ReadDir(dir)
 		}
-		return os.ReadDir(dir)
-	}
-	if got := foundPaths(w.check()); !slices.Contains(got, ws+"/sub") {
-		t.Fatalf("found %v, want %s/sub (cannot be listed)", got, ws)
+		searchable = func(dir string) bool { return unlisted || dir != ws+"/sub" }
+		wantFound(t, w.check(), ws+"/sub")
 	}
 }

@@ -219,15 +219,22 @@ func TestWorktreeAndSubmoduleCommit(t *testing.T) {
 	}
 }
 
+// huskyWorld is a world whose workspace is a real repository running its
+// hooks from .husky, as husky sets it, and the marker a planted hook would
+// make.
+func huskyWorld(t *testing.T) (*world, string) {
+	w := newWorld(t)
+	os.RemoveAll(filepath.Join(w.ws, ".git"))
+	w.hostGit(t, w.ws, "init", "-q")
+	w.hostGit(t, w.ws, "config", "core.hooksPath", ".husky")
+	return w, filepath.Join(w.base, "pwned")
+}
+
 // TestHooksPathHolds: a repository whose own configuration runs hooks from
 // the workspace (core.hooksPath = .husky, as husky sets it) keeps them: the
 // run can neither change a hook there nor add one.
 func TestHooksPathHolds(t *testing.T) {
-	w := newWorld(t)
-	marker := filepath.Join(w.base, "pwned")
-	os.RemoveAll(filepath.Join(w.ws, ".git"))
-	w.hostGit(t, w.ws, "init", "-q")
-	w.hostGit(t, w.ws, "config", "core.hooksPath", ".husky")
+	w, marker := huskyWorld(t)
 	os.MkdirAll(filepath.Join(w.ws, ".husky"), 0o755)
 	hook := "#!/bin/sh\nexit 0\n"
 	os.WriteFile(filepath.Join(w.ws, ".husky", "pre-commit"), []byte(hook), 0o755)
@@ -250,11 +257,7 @@ func TestHooksPathHolds(t *testing.T) {
 // path is relative (.husky), starts no planted hook. A control planted on
 // the host does start.
 func TestGuardedNewTop(t *testing.T) {
-	w := newWorld(t)
-	marker := filepath.Join(w.base, "pwned")
-	os.RemoveAll(filepath.Join(w.ws, ".git"))
-	w.hostGit(t, w.ws, "init", "-q")
-	w.hostGit(t, w.ws, "config", "core.hooksPath", ".husky")
+	w, marker := huskyWorld(t)
 	w.hostGit(t, w.ws, "add", "README.md")
 	w.hostGit(t, w.ws, "commit", "-q", "-m", "top")
 	os.MkdirAll(filepath.Join(w.ws, "src"), 0o755)
