@@ -108,7 +108,7 @@ func TestGuardedAcrossRuns(t *testing.T) {
 		os.MkdirAll(filepath.Join(w.ws, "sub", ".git", "hooks"), 0o755)
 		os.WriteFile(filepath.Join(w.ws, "sub", ".git", "HEAD"), []byte("ref: refs/heads/main\n"), 0o644)
 		os.WriteFile(filepath.Join(w.ws, "sub", ".pre-commit-config.yaml"), []byte("repos: []\n"), 0o644)
-		os.Symlink("../shared/mise.local.toml", filepath.Join(w.ws, "mise.local.toml"))
+		os.Symlink("../nowhere/mise.local.toml", filepath.Join(w.ws, "mise.local.toml")) // a link to nothing
 		w.run(t, p, sh(`mkdir -p gstage/hooks cstage; echo '{}' > gstage/hooks/x.json; printf '[hooks]\nenter="touch /x"\n' > cstage/mise.toml`))
 		time.Sleep(200 * time.Millisecond)
 		r := w.run(t, p, sh(`mv gstage .github && mv cstage .config
